@@ -1,0 +1,55 @@
+/* ops.h — the transformer's layers as free functions, forward and backward side by side:
+ * outputs first, then inputs, then dimensions. Backward functions accumulate into parameter
+ * gradients. Every matmul is one cblas_sgemm. */
+#ifndef LMDISP_OPS_H
+#define LMDISP_OPS_H
+
+#include <stddef.h>
+
+/* out (B,T,C) = wte[inp] + wpe[t] */
+void lmd_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B,
+                         int T, int C);
+
+/* dwte[inp] += dout; dwpe[t] += dout */
+void lmd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T,
+                          int C);
+
+/* out (N,C) = (inp - mean) * rstd * w + b, row statistics kept for backward */
+void lmd_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                           const float *b, size_t N, int C);
+
+/* dinp += d/dinp of layernorm; dw += dout * norm; db += dout */
+void lmd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, const float *mean, const float *rstd, size_t N, int C);
+
+/* out (N,OC) = inp (N,IC) W^T + bias, or out += that when accumulate */
+void lmd_matmul_forward(float *out, const float *inp, const float *W, const float *bias, size_t N,
+                        int IC, int OC, int accumulate);
+
+/* dinp (N,IC) = dout W (overwritten); dW (OC,IC) += dout^T inp; dbias += column sums of dout */
+void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout, const float *inp,
+                         const float *W, size_t N, int IC, int OC);
+
+/* Causal multi-head attention: qkv (B,T,3C) -> out (B,T,C); att (B,NH,T,T) keeps the
+ * softmax probabilities (zeros above the diagonal) for backward. */
+void lmd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+
+/* dqkv (B,T,3C) = d/dqkv of attention (overwritten); datt is T x T scratch */
+void lmd_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                            const float *att, int B, int T, int C, int NH);
+
+/* out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+void lmd_gelu_forward(float *out, const float *inp, size_t n);
+
+/* d (in place, dout on entry) = dout * gelu'(inp) */
+void lmd_gelu_backward(float *d, const float *inp, size_t n);
+
+/* losses (N) = logsumexp(logits) - logits[target]; returns the mean */
+double lmd_crossentropy_forward(float *losses, const float *logits, const int *targets, size_t N,
+                                int V);
+
+/* dlogits (N,V) = (softmax(logits) - onehot(target)) * scale */
+void lmd_crossentropy_backward(float *dlogits, const float *logits, const int *targets, size_t N,
+                               int V, float scale);
+
+#endif

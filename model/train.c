@@ -1,0 +1,156 @@
+/* train.c — the training step shared by `lmdisp train`, `lmdisp step` and the runner. */
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+lmd_train_opts lmd_train_default(void) {
+    lmd_train_opts o;
+    memset(&o, 0, sizeof o);
+    o.B = 8;
+    o.T = 64;
+    o.steps = 200;
+    o.lr = 1e-3;
+    o.warmup_ratio = 0.2;
+    o.min_lr_ratio = 0.0;
+    o.clip = 1.0;
+    o.adamw = gpt_adamw_default();
+    o.disp = lmd_disp_default();
+    o.seed = 0;
+    return o;
+}
+
+int lmd_train_validate(const lmd_train_opts *o, const gpt_config *cfg, lmd_err *err) {
+    if (o->B < 1) return lmd_errf(err, "batch must be >= 1 (got %d)", o->B);
+    if (o->T < 1) return lmd_errf(err, "seq must be >= 1 (got %d)", o->T);
+    if (cfg && o->T > cfg->n_ctx)
+        return lmd_errf(err, "seq (%d) must not exceed the model's n_ctx (%d)", o->T, cfg->n_ctx);
+    if (o->steps < 0) return lmd_errf(err, "steps must be >= 0 (got %lld)", (long long)o->steps);
+    if (!(o->lr >= 0.0) || !isfinite(o->lr)) return lmd_errf(err, "lr must be >= 0 (got %g)", o->lr);
+    if (!(o->warmup_ratio >= 0.0 && o->warmup_ratio <= 1.0))
+        return lmd_errf(err, "warmup_ratio must be in [0, 1] (got %g)", o->warmup_ratio);
+    if (!(o->min_lr_ratio >= 0.0 && o->min_lr_ratio <= 1.0))
+        return lmd_errf(err, "min_lr_ratio must be in [0, 1] (got %g)", o->min_lr_ratio);
+    if (!(o->adamw.beta1 >= 0.0 && o->adamw.beta1 < 1.0))
+        return lmd_errf(err, "beta1 must be in [0, 1) (got %g)", o->adamw.beta1);
+    if (!(o->adamw.beta2 >= 0.0 && o->adamw.beta2 < 1.0))
+        return lmd_errf(err, "beta2 must be in [0, 1) (got %g)", o->adamw.beta2);
+    if (!(o->adamw.eps > 0.0)) return lmd_errf(err, "eps must be > 0 (got %g)", o->adamw.eps);
+    if (!(o->adamw.weight_decay >= 0.0))
+        return lmd_errf(err, "weight_decay must be >= 0 (got %g)", o->adamw.weight_decay);
+    if (!(o->clip == o->clip)) return lmd_errf(err, "clip must be a number");
+    return lmd_disp_validate(&o->disp, err);
+}
+
+lmd_losses lmd_forward_backward(gpt_model *m, const int *inputs, const int *targets, int B, int T,
+                                const lmd_disp_opts *disp, lmd_rng *rng, float *dhidden,
+                                int backward) {
+    lmd_losses out = {0.0, 0.0, 0.0};
+    gpt_forward(m, inputs, targets, B, T);
+    out.ce = m->mean_loss;
+    int L = m->cfg.n_layer;
+    int on = disp && disp->variant != DISP_OFF;
+    if (on) {
+        size_t BTC = (size_t)B * T * m->cfg.n_embd;
+        float *hidden[L + 1], *dh[L + 1];
+        for (int l = 0; l <= L; l++) {
+            hidden[l] = gpt_hidden_state(m, l);
+            dh[l] = dhidden ? dhidden + (size_t)l * BTC : NULL;
+        }
+        if (backward) memset(dhidden, 0, (size_t)(L + 1) * BTC * sizeof(float));
+        out.disp = lmd_disp_forward_backward(disp, hidden, L, B, T, m->cfg.n_embd,
+                                             backward ? dh : NULL, rng);
+        out.loss = out.ce + disp->coeff * out.disp;
+    } else {
+        out.loss = out.ce;
+    }
+    if (backward) {
+        gpt_zero_grad(m);
+        gpt_backward(m, on ? dhidden : NULL);
+    }
+    return out;
+}
+
+int lmd_trainer_init(lmd_trainer *tr, const lmd_train_opts *o, gpt_model *model, lmd_span train,
+                     const lmd_train_state *st, lmd_err *err) {
+    memset(tr, 0, sizeof *tr);
+    if (lmd_train_validate(o, &model->cfg, err)) return -1;
+    if (train.vocab_size > model->cfg.vocab_size)
+        return lmd_errf(err, "the data's vocabulary (%d) is larger than the model's vocab_size (%d)",
+                        train.vocab_size, model->cfg.vocab_size);
+    tr->opts = *o;
+    if (lmd_loader_init(&tr->loader, train, o->B, o->T, err)) return -1;
+    tr->model = *model;
+    memset(model, 0, sizeof *model);
+    if (st) {
+        tr->state = *st;
+        tr->loader.pos = st->data_pos;
+    } else {
+        tr->state.step = 0;
+        tr->state.tokens = 0;
+        tr->state.seed = (int64_t)o->seed;
+        tr->state.data_pos = 0;
+        lmd_rng_seed(&tr->state.rng_disp, o->seed, LMD_STREAM_DISPERSION);
+    }
+    size_t BT = (size_t)o->B * o->T;
+    tr->inputs = lmd_calloc(BT, sizeof(int));
+    tr->targets = lmd_calloc(BT, sizeof(int));
+    if (o->disp.variant != DISP_OFF)
+        tr->dhidden = lmd_calloc((size_t)(model->cfg.n_layer + 1) * BT * tr->model.cfg.n_embd,
+                                 sizeof(float));
+    gpt_alloc_acts(&tr->model, o->B, o->T);
+    gpt_alloc_grads(&tr->model);
+    gpt_alloc_moments(&tr->model);
+    return 0;
+}
+
+void lmd_trainer_free(lmd_trainer *tr) {
+    gpt_free(&tr->model);
+    free(tr->inputs);
+    free(tr->targets);
+    free(tr->dhidden);
+    memset(tr, 0, sizeof *tr);
+}
+
+void lmd_trainer_grads(lmd_trainer *tr) {
+    lmd_loader_next(&tr->loader, tr->inputs, tr->targets);
+    tr->last = lmd_forward_backward(&tr->model, tr->inputs, tr->targets, tr->opts.B, tr->opts.T,
+                                    &tr->opts.disp, &tr->state.rng_disp, tr->dhidden, 1);
+}
+
+void lmd_trainer_apply(lmd_trainer *tr) {
+    const lmd_train_opts *o = &tr->opts;
+    tr->grad_norm = gpt_clip_grad_norm(&tr->model, o->clip);
+    tr->lr = gpt_lr_at(tr->state.step, o->steps, o->lr, o->warmup_ratio, o->min_lr_ratio);
+    gpt_adamw_update(&tr->model, &o->adamw, tr->lr);
+    tr->state.step++;
+    tr->state.tokens += (int64_t)o->B * o->T;
+    tr->state.data_pos = tr->loader.pos;
+}
+
+int lmd_trainer_step(lmd_trainer *tr) {
+    lmd_trainer_grads(tr);
+    if (!isfinite(tr->last.loss)) return 1;
+    lmd_trainer_apply(tr);
+    if (!isfinite(tr->grad_norm)) return 1;
+    return 0;
+}
+
+double lmd_eval_loss(gpt_model *m, lmd_span span, int B, int T, int max_batches) {
+    lmd_loader ld;
+    if (lmd_loader_init(&ld, span, B, T, NULL)) return NAN;
+    size_t per = (size_t)B * T;
+    size_t avail = (span.n - 1) / per;
+    size_t nb = max_batches > 0 && (size_t)max_batches < avail ? (size_t)max_batches : avail;
+    int *inp = lmd_calloc(per, sizeof(int)), *tgt = lmd_calloc(per, sizeof(int));
+    double total = 0.0;
+    for (size_t i = 0; i < nb; i++) {
+        lmd_loader_next(&ld, inp, tgt);
+        gpt_forward(m, inp, tgt, B, T);
+        total += m->mean_loss;
+    }
+    free(inp);
+    free(tgt);
+    return nb ? total / (double)nb : NAN;
+}

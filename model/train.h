@@ -1,0 +1,72 @@
+/* train.h — one training step of one model: forward, dispersion, backward, clipping, AdamW
+ * with the cosine schedule; validation loss. Knows nothing of MPI: data-parallel callers
+ * all-reduce gradients between lmd_trainer_grads and lmd_trainer_apply. */
+#ifndef LMDISP_TRAIN_H
+#define LMDISP_TRAIN_H
+
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "data.h"
+#include "dispersion.h"
+#include "gpt.h"
+
+typedef struct {
+    int B, T;              /* batch size and sequence length */
+    int64_t steps;         /* total optimizer steps (defines the LR schedule) */
+    double lr;             /* peak learning rate */
+    double warmup_ratio;   /* default 0.2 */
+    double min_lr_ratio;   /* cosine floor as a fraction of lr, default 0 */
+    double clip;           /* global grad-norm clip, default 1.0; <= 0 disables */
+    gpt_adamw adamw;       /* betas, eps, weight decay (lr field unused) */
+    lmd_disp_opts disp;    /* dispersion regularizer (variant DISP_OFF = none) */
+    uint64_t seed;         /* init, data and dispersion streams */
+} lmd_train_opts;
+
+lmd_train_opts lmd_train_default(void);
+int lmd_train_validate(const lmd_train_opts *o, const gpt_config *cfg, lmd_err *err);
+
+/* Losses of one forward (and optional backward). */
+typedef struct {
+    double loss; /* ce + coeff * dispersion */
+    double ce;
+    double disp; /* dispersion value (0 when off) */
+} lmd_losses;
+
+/* Forward on (inputs, targets) and, if backward, zero grads then backward of the total loss.
+ * dhidden: scratch of (n_layer+1)*B*T*C floats, needed when the dispersion is on. */
+lmd_losses lmd_forward_backward(gpt_model *m, const int *inputs, const int *targets, int B, int T,
+                                const lmd_disp_opts *disp, lmd_rng *rng, float *dhidden,
+                                int backward);
+
+typedef struct {
+    gpt_model model;
+    lmd_train_opts opts;
+    lmd_train_state state;
+    lmd_loader loader;
+    int *inputs, *targets; /* B*T each */
+    float *dhidden;        /* (n_layer+1)*B*T*C when dispersion is on */
+    /* statistics of the last step */
+    lmd_losses last;
+    double grad_norm;
+    double lr;
+} lmd_trainer;
+
+/* Sets up training on `train`. The model is taken over from *model (moved: the caller must not
+ * free it). If st is NULL a fresh run starts at step 0 (moments zero, loader at 0); otherwise
+ * training continues from st (a resumed checkpoint). */
+int lmd_trainer_init(lmd_trainer *tr, const lmd_train_opts *o, gpt_model *model, lmd_span train,
+                     const lmd_train_state *st, lmd_err *err);
+void lmd_trainer_free(lmd_trainer *tr);
+/* Next batch, forward, backward: gradients in tr->model.grads, losses in tr->last. */
+void lmd_trainer_grads(lmd_trainer *tr);
+/* Clip, LR schedule and AdamW; advances step and token counters. */
+void lmd_trainer_apply(lmd_trainer *tr);
+/* Both; returns 0, or 1 if the loss or gradient norm was not finite (no update applied). */
+int lmd_trainer_step(lmd_trainer *tr);
+
+/* Mean cross-entropy over up to max_batches sequential B x T batches of span (all that fit
+ * when max_batches <= 0). Uses the model's activation buffers. */
+double lmd_eval_loss(gpt_model *m, lmd_span span, int B, int T, int max_batches);
+
+#endif

@@ -1,0 +1,11 @@
+/* commands.h — the lmdisp subcommands; each returns the process exit code
+ * (0 ok, 1 runtime failure, 2 bad usage or input). */
+#ifndef LMDISP_COMMANDS_H
+#define LMDISP_COMMANDS_H
+
+int cmd_train(int argc, char **argv);
+int cmd_step(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
+int cmd_track(int argc, char **argv);
+
+#endif
