@@ -97,7 +97,7 @@ int lmd_trainer_init(lmd_trainer *tr, const lmd_train_opts *o, gpt_model *model,
     tr->inputs = lmd_calloc(BT, sizeof(int));
     tr->targets = lmd_calloc(BT, sizeof(int));
     if (o->disp.variant != DISP_OFF)
-        tr->dhidden = lmd_calloc((size_t)(model->cfg.n_layer + 1) * BT * tr->model.cfg.n_embd,
+        tr->dhidden = lmd_calloc((size_t)(tr->model.cfg.n_layer + 1) * BT * tr->model.cfg.n_embd,
                                  sizeof(float));
     gpt_alloc_acts(&tr->model, o->B, o->T);
     gpt_alloc_grads(&tr->model);

@@ -21,23 +21,40 @@ void lmd_args_free(lmd_args *a) {
     a->used = NULL;
 }
 
-/* Finds --name or --name=value; returns the index, and *val points at the value or NULL. */
+/* Finds --name or --name=value; the last occurrence wins (so command-line flags override a
+ * --config file's), earlier ones are marked used. Returns the index, *val points at the
+ * inline value or NULL. */
+static int match(const char *s, const char *name, size_t n, const char **val) {
+    if (strncmp(s, "--", 2) != 0 || strncmp(s + 2, name, n) != 0) return 0;
+    if (s[2 + n] == '\0') {
+        *val = NULL;
+        return 1;
+    }
+    if (s[2 + n] == '=') {
+        *val = s + 3 + n;
+        return 1;
+    }
+    return 0;
+}
+
 static int find(lmd_args *a, const char *name, const char **val) {
     size_t n = strlen(name);
+    int last = -1;
+    const char *lastval = NULL;
     for (int i = 1; i < a->argc; i++) {
-        const char *s = a->argv[i];
-        if (strncmp(s, "--", 2) != 0) continue;
-        if (strncmp(s + 2, name, n) != 0) continue;
-        if (s[2 + n] == '\0') {
-            *val = NULL;
-            return i;
+        const char *v;
+        if (!match(a->argv[i], name, n, &v)) continue;
+        if (last >= 0) { /* an earlier occurrence is overridden: consume it and its value */
+            a->used[last] = 1;
+            if (!lastval && last + 1 < a->argc && last + 1 != i &&
+                strncmp(a->argv[last + 1], "--", 2) != 0)
+                a->used[last + 1] = 1;
         }
-        if (s[2 + n] == '=') {
-            *val = s + 3 + n;
-            return i;
-        }
+        last = i;
+        lastval = v;
     }
-    return -1;
+    *val = lastval;
+    return last;
 }
 
 int lmd_args_flag(lmd_args *a, const char *name) {

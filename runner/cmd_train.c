@@ -8,6 +8,7 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "datasrc.h"
+#include "flatyaml.h"
 #include "gpt.h"
 #include "train.h"
 #include "trainopts.h"
@@ -34,7 +35,10 @@ static void usage(FILE *f) {
             "  --init CK.h5            start from this checkpoint's parameters (fresh optimizer)\n"
             "  --resume CK.h5          continue a run from a full checkpoint, bit for bit\n"
             "%s"
-            "  --threads N             BLAS/OpenMP threads (default 1)\n",
+            "  --threads N             BLAS/OpenMP threads (default 1)\n"
+            "  --config FILE.yaml      flat `key: value` lines with the flags above (e.g.\n"
+            "                          `n_layer: 4`, `dispersion: angular_spread`); flags on the\n"
+            "                          command line override the file\n",
             lmd_trainopts_help());
 }
 
@@ -75,7 +79,29 @@ static int in_list(int64_t step, const int64_t *list, int nlist) {
     return 0;
 }
 
+static int train_main(int argc, char **argv);
+
+/* --config FILE: the file's `key: value` lines become flags; command-line flags override. */
 int cmd_train(int argc, char **argv) {
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9)) config = argv[i] + 9;
+    }
+    if (!config) return train_main(argc, argv);
+    int n = 0;
+    char **av = NULL;
+    lmd_err err = {{0}};
+    if (lmd_flatyaml_args(config, argc, argv, &n, &av, &err)) {
+        fprintf(stderr, "lmdisp train: %s\n", err.msg);
+        return 2;
+    }
+    int rc = train_main(n, av);
+    lmd_flatyaml_free(n, av);
+    return rc;
+}
+
+static int train_main(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "train", argc, argv);
     if (lmd_args_flag(&a, "help")) {
@@ -88,6 +114,7 @@ int cmd_train(int argc, char **argv) {
     const char *init = lmd_args_str(&a, "init");
     const char *resume = lmd_args_str(&a, "resume");
     const char *ck_steps = lmd_args_str(&a, "checkpoint-steps");
+    (void)lmd_args_str(&a, "config"); /* already expanded by cmd_train */
     int64_t every = 0, log_every = 0;
     int eval_batches = 8, threads = 1;
     double val_fraction = 0.1;

@@ -1,0 +1,390 @@
+/* geometry.c — cosine-similarity geometry, histograms and spectra of hidden states
+ * (definitions in geometry.h). */
+#include "geometry.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rankcorr.h"
+
+/* LAPACK's symmetric eigensolver (divide and conquer), Fortran interface. Debian's OpenBLAS
+ * exports it from libopenblas but ships no LAPACKE, so we declare it ourselves; the two
+ * trailing arguments are the hidden lengths of the character arguments that gfortran
+ * expects (harmless for LAPACKs built otherwise). Column-major storage. */
+extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
+                    double *w, double *work, const int *lwork, int *iwork, const int *liwork,
+                    int *info, size_t jobz_len, size_t uplo_len);
+
+/* Workspace sizes dsyevd wants for eigenvalues only of an n x n matrix (asked, not assumed,
+ * so a LAPACK with different needs still gets enough). */
+static void geom_eig_query(int n, int *lwork, int *liwork) {
+    double wq = 0.0, a = 0.0, w = 0.0;
+    int iq = 0, info = 0, m1 = -1;
+    dsyevd_("N", "L", &n, &a, &n, &w, &wq, &m1, &iq, &m1, &info, 1, 1);
+    if (info != 0) lmd_die("dsyevd workspace query failed for n=%d (info=%d)", n, info);
+    *lwork = (int)wq > 1 ? (int)wq : 1;
+    *liwork = iq > 1 ? iq : 1;
+    // The documented minimum for JOBZ='N' is 2n+1 / 1; never go below it.
+    if (*lwork < 2 * n + 1) *lwork = 2 * n + 1;
+}
+
+/* NaN-preserving clip to [-1, 1] (fmin/fmax would turn NaN into a bound). */
+static inline float geom_clip1(float v) {
+    if (v > 1.0f) return 1.0f;
+    if (v < -1.0f) return -1.0f;
+    return v;
+}
+
+static int geom_check_sizes(int n_layers, int T, int d, int nbins, lmd_err *err) {
+    if (n_layers < 1) return lmd_errf(err, "geometry: need at least 1 layer, got %d", n_layers);
+    if (T < 1) return lmd_errf(err, "geometry: sequence length must be >= 1, got %d", T);
+    if (d < 1) return lmd_errf(err, "geometry: hidden width must be >= 1, got %d", d);
+    if (nbins < 1) return lmd_errf(err, "geometry: histogram bins must be >= 1, got %d", nbins);
+    return 0;
+}
+
+int lmd_geom_acc_init(lmd_geom_acc *a, int n_layers, int T, int d, int nbins, lmd_err *err) {
+    memset(a, 0, sizeof *a);
+    if (geom_check_sizes(n_layers, T, d, nbins, err)) return -1;
+    a->n_layers = n_layers;
+    a->T = T;
+    a->d = d;
+    a->nbins = nbins;
+    size_t TT = (size_t)T * (size_t)T, Td = (size_t)T * (size_t)d;
+    int k = T < d ? T : d;
+    a->csum = lmd_calloc((size_t)n_layers * TT, sizeof *a->csum);
+    a->ent_sum = lmd_calloc((size_t)n_layers, sizeof *a->ent_sum);
+    a->mev_sum = lmd_calloc((size_t)n_layers, sizeof *a->mev_sum);
+    a->n_seq = lmd_calloc((size_t)n_layers, sizeof *a->n_seq);
+    a->xn = lmd_calloc(Td, sizeof *a->xn);
+    a->c = lmd_calloc(TT, sizeof *a->c);
+    a->xd = lmd_calloc(Td, sizeof *a->xd);
+    a->gram = lmd_calloc((size_t)k * (size_t)k, sizeof *a->gram);
+    a->eig = lmd_calloc((size_t)k, sizeof *a->eig);
+    geom_eig_query(k, &a->lwork, &a->liwork);
+    a->work = lmd_calloc((size_t)a->lwork, sizeof *a->work);
+    a->iwork = lmd_calloc((size_t)a->liwork, sizeof *a->iwork);
+    return 0;
+}
+
+void lmd_geom_acc_free(lmd_geom_acc *a) {
+    if (!a) return;
+    free(a->csum);
+    free(a->ent_sum);
+    free(a->mev_sum);
+    free(a->n_seq);
+    free(a->xn);
+    free(a->c);
+    free(a->xd);
+    free(a->gram);
+    free(a->eig);
+    free(a->work);
+    free(a->iwork);
+    memset(a, 0, sizeof *a);
+}
+
+/* Entropy and MEV from the eigenvalues lam[0..k) of XᵀX (= squared singular values of X),
+ * any order. NaN if X is zero or anything is non-finite. */
+static void geom_sv_stats(const double *lam, int k, double *entropy, double *mev) {
+    double sum_s = 0.0, sum_l = 0.0, max_l = 0.0;
+    for (int i = 0; i < k; i++) {
+        double l = lam[i] > 0.0 ? lam[i] : 0.0;  // round-off can make zero eigenvalues < 0
+        if (isnan(lam[i])) l = NAN;
+        sum_s += sqrt(l);
+        sum_l += l;
+        if (l > max_l) max_l = l;
+    }
+    if (!(sum_s > 0.0) || !isfinite(sum_s) || !isfinite(sum_l)) {
+        *entropy = NAN;
+        *mev = NAN;
+        return;
+    }
+    double h = 0.0;
+    for (int i = 0; i < k; i++) {
+        double l = lam[i] > 0.0 ? lam[i] : 0.0;
+        double p = sqrt(l) / sum_s;
+        if (p > 0.0) h -= p * log2(p);
+    }
+    *entropy = h;
+    *mev = max_l / sum_l;
+}
+
+/* Spectrum of one raw sequence matrix using caller-provided scratch.
+ * x is (T, d); xd is (T, d); gram is (k, k); eig is (k), k = min(T, d). */
+static void geom_spectrum_ws(const float *x, int T, int d, double *xd, double *gram, double *eig,
+                             double *work, int lwork, int *iwork, int liwork, double *entropy,
+                             double *mev) {
+    size_t Td = (size_t)T * (size_t)d;
+    for (size_t i = 0; i < Td; i++) {
+        if (!isfinite(x[i])) {
+            *entropy = NAN;
+            *mev = NAN;
+            return;
+        }
+        xd[i] = (double)x[i];
+    }
+    int k = T < d ? T : d;
+    // The smaller Gram matrix has the same nonzero eigenvalues s_i^2 and is cheaper to
+    // diagonalize. Row-major upper triangle == column-major lower triangle, hence "L" below.
+    if (d <= T)
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, T, 1.0, xd, d, 0.0, gram, d);
+    else
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, d, 1.0, xd, d, 0.0, gram, T);
+    int info = 0;
+    dsyevd_("N", "L", &k, gram, &k, eig, work, &lwork, iwork, &liwork, &info, 1, 1);
+    if (info < 0) lmd_die("dsyevd rejected argument %d", -info);
+    if (info > 0) {  // failed to converge: report no spectrum rather than a wrong one
+        *entropy = NAN;
+        *mev = NAN;
+        return;
+    }
+    geom_sv_stats(eig, k, entropy, mev);
+}
+
+int lmd_geom_spectrum(const float *x, int T, int d, double *entropy, double *mev,
+                      lmd_err *err) {
+    if (geom_check_sizes(1, T, d, 1, err)) return -1;
+    if (!x) return lmd_errf(err, "geometry: spectrum of NULL data");
+    int k = T < d ? T : d, lwork, liwork;
+    geom_eig_query(k, &lwork, &liwork);
+    double *xd = lmd_calloc((size_t)T * (size_t)d, sizeof *xd);
+    double *gram = lmd_calloc((size_t)k * (size_t)k, sizeof *gram);
+    double *eig = lmd_calloc((size_t)k, sizeof *eig);
+    double *work = lmd_calloc((size_t)lwork, sizeof *work);
+    int *iwork = lmd_calloc((size_t)liwork, sizeof *iwork);
+    geom_spectrum_ws(x, T, d, xd, gram, eig, work, lwork, iwork, liwork, entropy, mev);
+    free(xd);
+    free(gram);
+    free(eig);
+    free(work);
+    free(iwork);
+    return 0;
+}
+
+// x is (n_seq, T, d); adds to layer `layer` of the accumulator
+int lmd_geom_acc_add(lmd_geom_acc *a, int layer, const float *x, long n_seq, lmd_err *err) {
+    if (layer < 0 || layer >= a->n_layers)
+        return lmd_errf(err, "geometry: layer %d out of range 0..%d", layer, a->n_layers - 1);
+    if (n_seq < 0) return lmd_errf(err, "geometry: negative sequence count %ld", n_seq);
+    if (n_seq == 0) return 0;
+    if (!x) return lmd_errf(err, "geometry: NULL hidden states for layer %d", layer);
+    const int T = a->T, d = a->d;
+    const size_t TT = (size_t)T * (size_t)T, Td = (size_t)T * (size_t)d;
+    double *csum = a->csum + (size_t)layer * TT;
+    for (long s = 0; s < n_seq; s++) {
+        const float *xs = x + (size_t)s * Td;
+        // row normalization; the norm in double so long rows do not lose bits
+        for (int t = 0; t < T; t++) {
+            const float *row = xs + (size_t)t * d;
+            double ss = 0.0;
+            for (int j = 0; j < d; j++) ss += (double)row[j] * (double)row[j];
+            double nrm = sqrt(ss);
+            double inv = 1.0 / (nrm > LMD_GEOM_NORM_FLOOR ? nrm : LMD_GEOM_NORM_FLOOR);
+            float *out = a->xn + (size_t)t * d;
+            for (int j = 0; j < d; j++) out[j] = (float)((double)row[j] * inv);
+        }
+        // C = X̂ X̂ᵀ, upper triangle only (row-major)
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, d, 1.0f, a->xn, d, 0.0f, a->c,
+                    T);
+        for (int i = 0; i < T; i++) {
+            const float *ci = a->c + (size_t)i * T;
+            csum[(size_t)i * T + i] += (double)geom_clip1(ci[i]);
+            for (int j = i + 1; j < T; j++) {
+                double v = (double)geom_clip1(ci[j]);
+                csum[(size_t)i * T + j] += v;
+                csum[(size_t)j * T + i] += v;
+            }
+        }
+        double h, m;
+        geom_spectrum_ws(xs, T, d, a->xd, a->gram, a->eig, a->work, a->lwork, a->iwork,
+                         a->liwork, &h, &m);
+        a->ent_sum[layer] += h;
+        a->mev_sum[layer] += m;
+    }
+    a->n_seq[layer] += n_seq;
+    return 0;
+}
+
+int lmd_geom_alloc(lmd_geom *g, int n_layers, int nbins, lmd_err *err) {
+    memset(g, 0, sizeof *g);
+    if (n_layers < 1 || nbins < 1)
+        return lmd_errf(err, "geometry: invalid result size (%d layers, %d bins)", n_layers,
+                        nbins);
+    g->n_layers = n_layers;
+    g->nbins = nbins;
+    g->layer_mean = lmd_calloc((size_t)n_layers, sizeof(double));
+    g->offdiag_mean = lmd_calloc((size_t)n_layers, sizeof(double));
+    g->hist = lmd_calloc((size_t)n_layers * (size_t)nbins, sizeof(double));
+    g->sv_entropy = lmd_calloc((size_t)n_layers, sizeof(double));
+    g->mev = lmd_calloc((size_t)n_layers, sizeof(double));
+    for (int l = 0; l < n_layers; l++) {
+        g->layer_mean[l] = g->offdiag_mean[l] = g->sv_entropy[l] = g->mev[l] = NAN;
+    }
+    for (size_t i = 0; i < (size_t)n_layers * (size_t)nbins; i++) g->hist[i] = NAN;
+    g->spearman = g->kendall = NAN;
+    for (int i = 0; i < LMD_GEOM_NLAST; i++) g->last_n_mean[i] = NAN;
+    g->half_n = n_layers / 2;
+    return 0;
+}
+
+void lmd_geom_free(lmd_geom *g) {
+    if (!g) return;
+    free(g->layer_mean);
+    free(g->offdiag_mean);
+    free(g->hist);
+    free(g->sv_entropy);
+    free(g->mev);
+    memset(g, 0, sizeof *g);
+}
+
+static double geom_last_n(const double *m, int L1, int N) {
+    if (N < 1 || N > L1) return NAN;
+    double s = 0.0;
+    for (int l = L1 - N; l < L1; l++) s += m[l];
+    return s / N;
+}
+
+void lmd_geom_finish(lmd_geom *g) {
+    int L1 = g->n_layers;
+    double *idx = lmd_calloc((size_t)L1, sizeof *idx);
+    for (int l = 0; l < L1; l++) idx[l] = (double)l;
+    g->spearman = lmd_spearman(g->layer_mean, idx, (size_t)L1);
+    g->kendall = lmd_kendall_tau_b(g->layer_mean, idx, (size_t)L1);
+    free(idx);
+    for (int N = 1; N <= 5; N++) g->last_n_mean[N - 1] = geom_last_n(g->layer_mean, L1, N);
+    g->half_n = L1 / 2;
+    g->last_n_mean[5] = geom_last_n(g->layer_mean, L1, g->half_n);
+}
+
+/* Metrics of one layer from its averaged cosine matrix. cavg is (T, T); hist is (nbins). */
+static void geom_layer_stats(const double *cavg, int T, int nbins, double *mean,
+                             double *offdiag, double *hist) {
+    size_t TT = (size_t)T * (size_t)T;
+    double total = 0.0, trace = 0.0;
+    int finite = 1;
+    for (size_t i = 0; i < TT; i++) {
+        total += cavg[i];
+        if (!isfinite(cavg[i])) finite = 0;
+    }
+    for (int i = 0; i < T; i++) trace += cavg[(size_t)i * T + i];
+    *mean = total / (double)TT;
+    *offdiag = T > 1 ? (total - trace) / ((double)T * (double)(T - 1)) : NAN;
+    if (!finite) {
+        for (int b = 0; b < nbins; b++) hist[b] = NAN;
+        return;
+    }
+    for (int b = 0; b < nbins; b++) hist[b] = 0.0;
+    for (size_t i = 0; i < TT; i++) {
+        // (v + 1) / w with w = 2 / nbins; entries are within [-1, 1] because every summand
+        // was clipped, and the closed last bin takes v = 1.
+        long b = (long)floor((cavg[i] + 1.0) * 0.5 * (double)nbins);
+        if (b < 0) b = 0;
+        if (b >= nbins) b = nbins - 1;
+        hist[b] += 1.0;
+    }
+    double w = 2.0 / (double)nbins;
+    for (int b = 0; b < nbins; b++) hist[b] /= (double)TT * w;
+}
+
+int lmd_geom_acc_finish(const lmd_geom_acc *a, lmd_geom *g, lmd_err *err) {
+    memset(g, 0, sizeof *g);
+    for (int l = 0; l < a->n_layers; l++) {
+        if (a->n_seq[l] <= 0)
+            return lmd_errf(err, "geometry: layer %d has no sequences to average", l);
+        if (a->n_seq[l] != a->n_seq[0])
+            return lmd_errf(err,
+                            "geometry: layer %d has %ld sequences but layer 0 has %ld; every "
+                            "layer must see the same sequences",
+                            l, a->n_seq[l], a->n_seq[0]);
+    }
+    if (lmd_geom_alloc(g, a->n_layers, a->nbins, err)) return -1;
+    g->T = a->T;
+    g->d = a->d;
+    g->n_seq = a->n_seq[0];
+    size_t TT = (size_t)a->T * (size_t)a->T;
+    double *cavg = lmd_calloc(TT, sizeof *cavg);
+    for (int l = 0; l < a->n_layers; l++) {
+        const double *cs = a->csum + (size_t)l * TT;
+        double n = (double)a->n_seq[l];
+        for (size_t i = 0; i < TT; i++) cavg[i] = cs[i] / n;
+        geom_layer_stats(cavg, a->T, a->nbins, &g->layer_mean[l], &g->offdiag_mean[l],
+                         g->hist + (size_t)l * a->nbins);
+        g->sv_entropy[l] = a->ent_sum[l] / n;
+        g->mev[l] = a->mev_sum[l] / n;
+    }
+    free(cavg);
+    lmd_geom_finish(g);
+    return 0;
+}
+
+// hidden is (L1, n_seq, T, d)
+int lmd_geom_compute(lmd_geom *g, const float *hidden, int n_layers, long n_seq, int T, int d,
+                     int nbins, lmd_err *err) {
+    memset(g, 0, sizeof *g);
+    lmd_geom_acc a;
+    if (lmd_geom_acc_init(&a, n_layers, T, d, nbins, err)) return -1;
+    size_t per_layer = (size_t)n_seq * (size_t)T * (size_t)d;
+    int rc = 0;
+    for (int l = 0; l < n_layers && rc == 0; l++)
+        rc = lmd_geom_acc_add(&a, l, hidden ? hidden + (size_t)l * per_layer : NULL, n_seq, err);
+    if (rc == 0) rc = lmd_geom_acc_finish(&a, g, err);
+    lmd_geom_acc_free(&a);
+    return rc;
+}
+
+/* ---- JSON ---- */
+
+static void json_num(FILE *f, double v) {
+    if (isfinite(v))
+        fprintf(f, "%.17g", v);
+    else
+        fputs("null", f);  // JSON has no NaN/Infinity
+}
+
+static void json_array(FILE *f, const double *v, int n) {
+    fputc('[', f);
+    for (int i = 0; i < n; i++) {
+        if (i) fputs(", ", f);
+        json_num(f, v[i]);
+    }
+    fputc(']', f);
+}
+
+int lmd_geom_print_json(FILE *f, const lmd_geom *g, lmd_err *err) {
+    int L1 = g->n_layers;
+    fprintf(f, "{\n  \"n_layers\": %d,\n  \"n_sequences\": %ld,\n  \"seq_len\": %d,\n", L1,
+            g->n_seq, g->T);
+    fprintf(f, "  \"n_embd\": %d,\n  \"hist_bins\": %d,\n", g->d, g->nbins);
+    fputs("  \"layer_mean_cossim\": ", f);
+    json_array(f, g->layer_mean, L1);
+    fputs(",\n  \"offdiag_mean_cossim\": ", f);
+    json_array(f, g->offdiag_mean, L1);
+    fputs(",\n  \"spearman\": ", f);
+    json_num(f, g->spearman);
+    fputs(",\n  \"kendall\": ", f);
+    json_num(f, g->kendall);
+    fputs(",\n  \"last_n_mean\": {", f);
+    for (int N = 1; N <= 5; N++) {
+        fprintf(f, "\"%d\": ", N);
+        json_num(f, g->last_n_mean[N - 1]);
+        fputs(", ", f);
+    }
+    fputs("\"half\": ", f);
+    json_num(f, g->last_n_mean[5]);
+    fprintf(f, "},\n  \"last_n_half\": %d,\n  \"singular_value_entropy\": ", g->half_n);
+    json_array(f, g->sv_entropy, L1);
+    fputs(",\n  \"mev\": ", f);
+    json_array(f, g->mev, L1);
+    fputs(",\n  \"cossim_hist\": [", f);
+    for (int l = 0; l < L1; l++) {
+        fputs(l ? ",\n    " : "\n    ", f);
+        json_array(f, g->hist + (size_t)l * g->nbins, g->nbins);
+    }
+    fputs("\n  ]\n}", f);
+    if (ferror(f))
+        return lmd_errf(err, "writing geometry JSON failed: %s", strerror(errno));
+    return 0;
+}
