@@ -40,6 +40,11 @@ int lmd_train_validate(const lmd_train_opts *o, const gpt_config *cfg, lmd_err *
     if (!(o->adamw.weight_decay >= 0.0))
         return lmd_errf(err, "weight_decay must be >= 0 (got %g)", o->adamw.weight_decay);
     if (!(o->clip == o->clip)) return lmd_errf(err, "clip must be a number");
+    if (o->disp.variant != DISP_OFF && o->T < 2)
+        return lmd_errf(err, "the dispersion loss compares tokens, so seq must be >= 2 (got %d)",
+                        o->T);
+    if (o->disp.variant == DISP_DECORRELATION && cfg && cfg->n_embd < 2)
+        return lmd_errf(err, "decorrelation standardizes over features: n_embd must be >= 2");
     return lmd_disp_validate(&o->disp, err);
 }
 
