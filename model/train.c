@@ -86,11 +86,11 @@ int lmd_trainer_init(lmd_trainer *tr, const lmd_train_opts *o, gpt_model *model,
                         train.vocab_size, model->cfg.vocab_size);
     tr->opts = *o;
     if (lmd_loader_init(&tr->loader, train, o->B, o->T, err)) return -1;
+    if (st && lmd_loader_seek(&tr->loader, st->data_pos, err)) return -1;
     tr->model = *model;
     memset(model, 0, sizeof *model);
     if (st) {
         tr->state = *st;
-        tr->loader.pos = st->data_pos;
     } else {
         tr->state.step = 0;
         tr->state.tokens = 0;
