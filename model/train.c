@@ -120,7 +120,10 @@ void lmd_trainer_free(lmd_trainer *tr) {
 
 void lmd_trainer_grads(lmd_trainer *tr) {
     lmd_loader_next(&tr->loader, tr->inputs, tr->targets);
-    tr->last = lmd_forward_backward(&tr->model, tr->inputs, tr->targets, tr->opts.B, tr->opts.T,
+    int n = tr->nshards > 1 ? tr->nshards : 1;
+    int Bs = tr->opts.B / n;
+    size_t off = (size_t)(n > 1 ? tr->shard : 0) * Bs * tr->opts.T;
+    tr->last = lmd_forward_backward(&tr->model, tr->inputs + off, tr->targets + off, Bs, tr->opts.T,
                                     &tr->opts.disp, &tr->state.rng_disp, tr->dhidden, 1);
 }
 

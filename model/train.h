@@ -46,6 +46,7 @@ typedef struct {
     lmd_loader loader;
     int *inputs, *targets; /* B*T each */
     float *dhidden;        /* (n_layer+1)*B*T*C when dispersion is on */
+    int shard, nshards;    /* data parallel: this process computes rows [shard*B/n, (shard+1)*B/n) */
     /* statistics of the last step */
     lmd_losses last;
     double grad_norm;
@@ -58,7 +59,9 @@ typedef struct {
 int lmd_trainer_init(lmd_trainer *tr, const lmd_train_opts *o, gpt_model *model, lmd_span train,
                      const lmd_train_state *st, lmd_err *err);
 void lmd_trainer_free(lmd_trainer *tr);
-/* Next batch, forward, backward: gradients in tr->model.grads, losses in tr->last. */
+/* Next batch, forward, backward: gradients in tr->model.grads, losses in tr->last. With
+ * nshards > 1 only this shard's rows of the batch are used (B must divide evenly); the caller
+ * averages gradients and losses over the shards before lmd_trainer_apply. */
 void lmd_trainer_grads(lmd_trainer *tr);
 /* Clip, LR schedule and AdamW; advances step and token counters. */
 void lmd_trainer_apply(lmd_trainer *tr);

@@ -1,0 +1,813 @@
+/* checkpoint.c — serial HDF5 checkpoints (DESIGN.md 4.1), written by one process.
+ *
+ * File layout (the part beyond DESIGN 4.1 is this module's own design):
+ *   /                 attributes: format = "lmdisp-checkpoint" (variable-length UTF-8 string,
+ *                     what h5py writes by default), format_version = 1, vocab_size, n_ctx,
+ *                     n_layer, n_embd, n_head, mlp_dim, step, tokens, seed (all int64)
+ *   /params/<name>    float32, shapes of DESIGN 4.1 (one dataset per layer and tensor)
+ *   /optimizer        attribute adam_t (int64): number of AdamW updates taken
+ *   /optimizer/m/<name>, /optimizer/v/<name>
+ *                     AdamW first and second moments, float32, same names and shapes as
+ *                     /params (absent when the model had no moments yet, then adam_t = 0)
+ *   /state            attributes data_pos (uint64): the loader position;
+ *                     rng_disp (uint64[4]): the xoshiro256** state of the dispersion RNG
+ * Every dataset is chunked (at most CKPT_CHUNK_FLOATS floats per chunk) with the Fletcher32
+ * filter, so a flipped bit in the data is reported instead of silently trained on.
+ * A file is complete for a bitwise resume when it has both /optimizer and /state.
+ *
+ * Writing goes to "<path>.tmp.<pid>" and is renamed over path only after HDF5 closed the file
+ * and it was fsync'ed, so a crash never leaves a half-written checkpoint under the real name. */
+#define _POSIX_C_SOURCE 200809L
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CKPT_FORMAT "lmdisp-checkpoint"
+#define CKPT_VERSION 1
+/* 4 MiB chunks: whole small tensors in one chunk, large ones split by rows so each chunk
+ * stays far below HDF5's 4 GiB chunk limit and the checksum localizes damage. */
+#define CKPT_CHUNK_FLOATS ((size_t)1 << 20)
+
+static const char *const CONFIG_ATTRS[6] = {"vocab_size", "n_ctx",  "n_layer",
+                                            "n_embd",     "n_head", "mlp_dim"};
+
+/* ---- HDF5 error handling: silence the automatic stack printing, report our own text ---- */
+
+typedef struct {
+    H5E_auto2_t func;
+    void *data;
+} h5_quiet;
+
+static void h5_quiet_begin(h5_quiet *q) {
+    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+static void h5_quiet_end(const h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
+
+typedef struct {
+    char innermost[256]; /* description of the most specific error on the stack */
+    int checksum;        /* some error on the stack is a failed checksum */
+} h5_why;
+
+static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
+    h5_why *w = data;
+    const char *d = e->desc ? e->desc : "";
+    if (n == 0) snprintf(w->innermost, sizeof w->innermost, "%s", d);
+    if (strstr(d, "checksum") || strstr(d, "Fletcher32")) w->checksum = 1;
+    return 0;
+}
+
+/* Must run right after the failing HDF5 call: the next API call clears the stack. */
+static void h5_why_collect(h5_why *w) {
+    memset(w, 0, sizeof *w);
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_walk_cb, w);
+}
+
+/* lmd_errf with the innermost HDF5 error appended, e.g. "...: (HDF5: unable to open file)". */
+static int h5_errf(lmd_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int h5_errf(lmd_err *err, const char *fmt, ...) {
+    h5_why w;
+    h5_why_collect(&w);
+    char msg[LMD_ERR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (w.innermost[0]) return lmd_errf(err, "%s (HDF5: %s)", msg, w.innermost);
+    return lmd_errf(err, "%s", msg);
+}
+
+static void h5_close_all(hid_t *ids, int n) {
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0) continue;
+        switch (H5Iget_type(ids[i])) {
+        case H5I_FILE: H5Fclose(ids[i]); break;
+        case H5I_GROUP: H5Gclose(ids[i]); break;
+        case H5I_DATASET: H5Dclose(ids[i]); break;
+        case H5I_ATTR: H5Aclose(ids[i]); break;
+        case H5I_DATASPACE: H5Sclose(ids[i]); break;
+        case H5I_DATATYPE: H5Tclose(ids[i]); break;
+        case H5I_GENPROP_LST: H5Pclose(ids[i]); break;
+        default: break;
+        }
+        ids[i] = -1;
+    }
+}
+
+/* ---- the tensor table: per checkpoint dataset, where its floats live in a memory block ---- */
+
+/* Name of layer `layer` of tensor k (layer ignored for unlayered tensors). */
+static void tensor_name(const gpt_tensor_info *info, int layer, char *buf, size_t cap) {
+    if (info->layered)
+        snprintf(buf, cap, info->name, layer);
+    else
+        snprintf(buf, cap, "%s", info->name);
+}
+
+static size_t slice_numel(const gpt_tensor_info *info) {
+    return info->ndim == 1 ? info->shape[0] : info->shape[0] * info->shape[1];
+}
+
+/* Offset (in floats) of tensor k from the start of params_memory; moments share the layout. */
+static size_t tensor_offset(const gpt_model *m, int k) {
+    return (size_t)(m->params.t[k] - m->params_memory);
+}
+
+/* ---- writing ---- */
+
+static int attr_write_i64(hid_t loc, const char *name, int64_t v, const char *file, lmd_err *err) {
+    hid_t ids[2] = {-1, -1};
+    ids[0] = H5Screate(H5S_SCALAR);
+    if (ids[0] < 0) return h5_errf(err, "%s: cannot create dataspace for attribute %s", file, name);
+    ids[1] = H5Acreate2(loc, name, H5T_STD_I64LE, ids[0], H5P_DEFAULT, H5P_DEFAULT);
+    if (ids[1] < 0 || H5Awrite(ids[1], H5T_NATIVE_INT64, &v) < 0) {
+        h5_errf(err, "%s: cannot write attribute %s", file, name);
+        h5_close_all(ids, 2);
+        return -1;
+    }
+    h5_close_all(ids, 2);
+    return 0;
+}
+
+static int attr_write_u64s(hid_t loc, const char *name, const uint64_t *v, hsize_t n,
+                           const char *file, lmd_err *err) {
+    hid_t ids[2] = {-1, -1};
+    ids[0] = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+    if (ids[0] < 0) return h5_errf(err, "%s: cannot create dataspace for attribute %s", file, name);
+    ids[1] = H5Acreate2(loc, name, H5T_STD_U64LE, ids[0], H5P_DEFAULT, H5P_DEFAULT);
+    if (ids[1] < 0 || H5Awrite(ids[1], H5T_NATIVE_UINT64, v) < 0) {
+        h5_errf(err, "%s: cannot write attribute %s", file, name);
+        h5_close_all(ids, 2);
+        return -1;
+    }
+    h5_close_all(ids, 2);
+    return 0;
+}
+
+/* Variable-length UTF-8 string: h5py reads it back as str. */
+static int attr_write_str(hid_t loc, const char *name, const char *s, const char *file,
+                          lmd_err *err) {
+    hid_t ids[3] = {-1, -1, -1};
+    ids[0] = H5Tcopy(H5T_C_S1);
+    if (ids[0] < 0 || H5Tset_size(ids[0], H5T_VARIABLE) < 0 ||
+        H5Tset_cset(ids[0], H5T_CSET_UTF8) < 0 || (ids[1] = H5Screate(H5S_SCALAR)) < 0 ||
+        (ids[2] = H5Acreate2(loc, name, ids[0], ids[1], H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(ids[2], ids[0], &s) < 0) {
+        h5_errf(err, "%s: cannot write string attribute %s", file, name);
+        h5_close_all(ids, 3);
+        return -1;
+    }
+    h5_close_all(ids, 3);
+    return 0;
+}
+
+/* data is the row-major slice of shape dims[0] (x dims[1]); written as float32, chunked by
+ * whole rows, Fletcher32. `what` is the dataset's full path for messages. */
+static int dset_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims,
+                          const float *data, const char *what, const char *file, lmd_err *err) {
+    hid_t ids[3] = {-1, -1, -1};
+    hsize_t chunk[2] = {dims[0], ndim == 2 ? dims[1] : 1};
+    size_t row = ndim == 2 ? (size_t)dims[1] : 1;
+    size_t rows_per_chunk = CKPT_CHUNK_FLOATS / row;
+    if (rows_per_chunk < 1) rows_per_chunk = 1;
+    if (chunk[0] > rows_per_chunk) chunk[0] = rows_per_chunk;
+
+    if ((ids[0] = H5Screate_simple(ndim, dims, NULL)) < 0 ||
+        (ids[1] = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_chunk(ids[1], ndim, chunk) < 0 ||
+        H5Pset_fletcher32(ids[1]) < 0) {
+        h5_errf(err, "%s: cannot set up dataset %s", file, what);
+        h5_close_all(ids, 3);
+        return -1;
+    }
+    ids[2] = H5Dcreate2(loc, name, H5T_IEEE_F32LE, ids[0], H5P_DEFAULT, ids[1], H5P_DEFAULT);
+    if (ids[2] < 0) {
+        h5_errf(err, "%s: cannot create dataset %s", file, what);
+        h5_close_all(ids, 3);
+        return -1;
+    }
+    if (H5Dwrite(ids[2], H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        h5_errf(err, "%s: cannot write dataset %s (disk full?)", file, what);
+        h5_close_all(ids, 3);
+        return -1;
+    }
+    h5_close_all(ids, 3);
+    return 0;
+}
+
+/* Writes every tensor of the block `base` (params_memory layout) into group `loc`, whose path
+ * is gpath (for messages). */
+static int write_tensors(hid_t loc, const char *gpath, const gpt_model *m, const float *base,
+                         const char *file, lmd_err *err) {
+    for (int k = 0; k < GPT_NUM_TENSORS; k++) {
+        gpt_tensor_info info;
+        gpt_tensor_describe(&m->cfg, k, &info);
+        int nl = info.layered ? m->cfg.n_layer : 1;
+        size_t n = slice_numel(&info);
+        hsize_t dims[2] = {info.shape[0], info.ndim == 2 ? info.shape[1] : 1};
+        for (int l = 0; l < nl; l++) {
+            char name[128], what[256];
+            tensor_name(&info, l, name, sizeof name);
+            snprintf(what, sizeof what, "%s/%s", gpath, name);
+            const float *src = base + tensor_offset(m, k) + (size_t)l * n;
+            if (dset_write_f32(loc, name, info.ndim, dims, src, what, file, err)) return -1;
+        }
+    }
+    return 0;
+}
+
+/* Writes everything into the already created file `f`. */
+static int write_contents(hid_t f, const gpt_model *m, const lmd_train_state *st, const char *file,
+                          lmd_err *err) {
+    const gpt_config *c = &m->cfg;
+    const int64_t cfgv[6] = {c->vocab_size, c->n_ctx, c->n_layer, c->n_embd, c->n_head, c->mlp_dim};
+    if (attr_write_str(f, "format", CKPT_FORMAT, file, err) ||
+        attr_write_i64(f, "format_version", CKPT_VERSION, file, err))
+        return -1;
+    for (int i = 0; i < 6; i++)
+        if (attr_write_i64(f, CONFIG_ATTRS[i], cfgv[i], file, err)) return -1;
+    if (attr_write_i64(f, "step", st ? st->step : 0, file, err) ||
+        attr_write_i64(f, "tokens", st ? st->tokens : 0, file, err) ||
+        attr_write_i64(f, "seed", st ? st->seed : 0, file, err))
+        return -1;
+
+    hid_t g[3] = {-1, -1, -1};
+    int rc = -1;
+    if ((g[0] = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+        h5_errf(err, "%s: cannot create group /params", file);
+        goto done;
+    }
+    if (write_tensors(g[0], "/params", m, m->params_memory, file, err)) goto done;
+    h5_close_all(g, 1);
+
+    if ((g[0] = H5Gcreate2(f, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+        h5_errf(err, "%s: cannot create group /optimizer", file);
+        goto done;
+    }
+    int has_moments = m->m_memory && m->v_memory;
+    if (attr_write_i64(g[0], "adam_t", has_moments ? m->adam_t : 0, file, err)) goto done;
+    if (has_moments) {
+        if ((g[1] = H5Gcreate2(g[0], "m", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+            (g[2] = H5Gcreate2(g[0], "v", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+            h5_errf(err, "%s: cannot create groups /optimizer/m and /optimizer/v", file);
+            goto done;
+        }
+        if (write_tensors(g[1], "/optimizer/m", m, m->m_memory, file, err) ||
+            write_tensors(g[2], "/optimizer/v", m, m->v_memory, file, err))
+            goto done;
+    }
+    h5_close_all(g, 3);
+
+    if (st) {
+        if ((g[0] = H5Gcreate2(f, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+            h5_errf(err, "%s: cannot create group /state", file);
+            goto done;
+        }
+        if (attr_write_u64s(g[0], "data_pos", &st->data_pos, 1, file, err) ||
+            attr_write_u64s(g[0], "rng_disp", st->rng_disp.s, 4, file, err))
+            goto done;
+    }
+    rc = 0;
+done:
+    h5_close_all(g, 3);
+    return rc;
+}
+
+/* Makes the renamed file's contents durable before the rename publishes it. */
+static int fsync_path(const char *file, lmd_err *err) {
+    int fd = open(file, O_RDONLY);
+    if (fd < 0) return lmd_errf(err, "%s: cannot reopen to sync: %s", file, strerror(errno));
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return lmd_errf(err, "%s: fsync failed: %s", file, strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
+/* Directory part of path, for messages ("." when there is none). */
+static void dir_of(const char *path, char *buf, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(buf, cap, ".");
+    else if (slash == path)
+        snprintf(buf, cap, "/");
+    else
+        snprintf(buf, cap, "%.*s", (int)(slash - path), path);
+}
+
+int lmd_ckpt_save(const char *path, const gpt_model *m, const lmd_train_state *st, lmd_err *err) {
+    if (!m || !m->params_memory)
+        return lmd_errf(err, "cannot save checkpoint '%s': the model has no parameters", path);
+    char dir[PATH_MAX];
+    dir_of(path, dir, sizeof dir);
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return lmd_errf(err, "cannot save checkpoint '%s': directory '%s': %s", path, dir,
+                        strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return lmd_errf(err, "cannot save checkpoint '%s': '%s' is not a directory", path, dir);
+
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return lmd_errf(err, "cannot save checkpoint: path too long: '%s'", path);
+
+    h5_quiet q;
+    h5_quiet_begin(&q);
+    int rc = -1;
+    hid_t ids[2] = {-1, -1}; /* fapl, file */
+    if ((ids[0] = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fapl_sec2(ids[0]) < 0 ||
+        H5Pset_fclose_degree(ids[0], H5F_CLOSE_STRONG) < 0) {
+        h5_errf(err, "cannot save checkpoint '%s': cannot set up file access", path);
+        goto done;
+    }
+    ids[1] = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, ids[0]);
+    if (ids[1] < 0) {
+        h5_errf(err, "cannot save checkpoint: cannot create temporary file '%s'", tmp);
+        goto done;
+    }
+    if (write_contents(ids[1], m, st, tmp, err)) goto done;
+    hid_t f = ids[1];
+    ids[1] = -1;
+    if (H5Fclose(f) < 0) {
+        h5_errf(err, "cannot save checkpoint: closing '%s' failed (disk full?)", tmp);
+        goto done;
+    }
+    if (fsync_path(tmp, err)) goto done;
+    if (rename(tmp, path) != 0) {
+        lmd_errf(err, "cannot save checkpoint: rename '%s' -> '%s' failed: %s", tmp, path,
+                 strerror(errno));
+        goto done;
+    }
+    rc = 0;
+done:
+    h5_close_all(ids, 2);
+    if (rc != 0) remove(tmp); /* may not exist; nothing to report then */
+    h5_quiet_end(&q);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+/* Reads a 1-element integer attribute as int64 (any stored integer type converts). */
+static int attr_read_i64(hid_t loc, const char *where, const char *name, int64_t *v,
+                         const char *file, lmd_err *err) {
+    htri_t ex = H5Aexists(loc, name);
+    if (ex < 0)
+        return h5_errf(err, "checkpoint '%s': cannot query attribute %s%s", file, where, name);
+    if (ex == 0) return lmd_errf(err, "checkpoint '%s': missing attribute %s%s", file, where, name);
+    hid_t ids[3] = {-1, -1, -1};
+    int rc = -1;
+    if ((ids[0] = H5Aopen(loc, name, H5P_DEFAULT)) < 0 || (ids[1] = H5Aget_type(ids[0])) < 0 ||
+        (ids[2] = H5Aget_space(ids[0])) < 0) {
+        h5_errf(err, "checkpoint '%s': cannot open attribute %s%s", file, where, name);
+        goto done;
+    }
+    if (H5Tget_class(ids[1]) != H5T_INTEGER) {
+        lmd_errf(err, "checkpoint '%s': attribute %s%s must be an integer", file, where, name);
+        goto done;
+    }
+    if (H5Sget_simple_extent_npoints(ids[2]) != 1) {
+        lmd_errf(err, "checkpoint '%s': attribute %s%s must be a single integer", file, where,
+                 name);
+        goto done;
+    }
+    if (H5Aread(ids[0], H5T_NATIVE_INT64, v) < 0) {
+        h5_errf(err, "checkpoint '%s': cannot read attribute %s%s", file, where, name);
+        goto done;
+    }
+    rc = 0;
+done:
+    h5_close_all(ids, 3);
+    return rc;
+}
+
+/* Reads an integer attribute of exactly n elements as uint64. */
+static int attr_read_u64s(hid_t loc, const char *where, const char *name, uint64_t *v, size_t n,
+                          const char *file, lmd_err *err) {
+    htri_t ex = H5Aexists(loc, name);
+    if (ex < 0)
+        return h5_errf(err, "checkpoint '%s': cannot query attribute %s%s", file, where, name);
+    if (ex == 0) return lmd_errf(err, "checkpoint '%s': missing attribute %s%s", file, where, name);
+    hid_t ids[3] = {-1, -1, -1};
+    int rc = -1;
+    if ((ids[0] = H5Aopen(loc, name, H5P_DEFAULT)) < 0 || (ids[1] = H5Aget_type(ids[0])) < 0 ||
+        (ids[2] = H5Aget_space(ids[0])) < 0) {
+        h5_errf(err, "checkpoint '%s': cannot open attribute %s%s", file, where, name);
+        goto done;
+    }
+    hssize_t np = H5Sget_simple_extent_npoints(ids[2]);
+    if (H5Tget_class(ids[1]) != H5T_INTEGER || np != (hssize_t)n) {
+        lmd_errf(err, "checkpoint '%s': attribute %s%s must hold %zu integer(s), found %lld %s",
+                 file, where, name, n, (long long)np,
+                 H5Tget_class(ids[1]) == H5T_INTEGER ? "integer(s)" : "non-integer value(s)");
+        goto done;
+    }
+    if (H5Aread(ids[0], H5T_NATIVE_UINT64, v) < 0) {
+        h5_errf(err, "checkpoint '%s': cannot read attribute %s%s", file, where, name);
+        goto done;
+    }
+    rc = 0;
+done:
+    h5_close_all(ids, 3);
+    return rc;
+}
+
+/* Reads a scalar string attribute, fixed-length (null- or space-padded) or variable-length,
+ * ASCII or UTF-8, into buf (truncated to cap-1 bytes, trailing padding removed). */
+static int attr_read_str(hid_t loc, const char *name, char *buf, size_t cap, const char *file,
+                         lmd_err *err) {
+    hid_t ids[4] = {-1, -1, -1, -1}; /* attr, file type, space, memory type */
+    int rc = -1;
+    if ((ids[0] = H5Aopen(loc, name, H5P_DEFAULT)) < 0 || (ids[1] = H5Aget_type(ids[0])) < 0 ||
+        (ids[2] = H5Aget_space(ids[0])) < 0) {
+        h5_errf(err, "checkpoint '%s': cannot open attribute %s", file, name);
+        goto done;
+    }
+    if (H5Tget_class(ids[1]) != H5T_STRING || H5Sget_simple_extent_npoints(ids[2]) != 1) {
+        lmd_errf(err, "checkpoint '%s': attribute '%s' must be a single string", file, name);
+        goto done;
+    }
+    /* Same character set as stored: HDF5 refuses to convert between ASCII and UTF-8. */
+    H5T_cset_t cset = H5Tget_cset(ids[1]);
+    htri_t vl = H5Tis_variable_str(ids[1]);
+    if (vl < 0 || (ids[3] = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_cset(ids[3], cset) < 0) {
+        h5_errf(err, "checkpoint '%s': cannot inspect string attribute %s", file, name);
+        goto done;
+    }
+    if (vl) {
+        char *s = NULL;
+        if (H5Tset_size(ids[3], H5T_VARIABLE) < 0 || H5Aread(ids[0], ids[3], &s) < 0) {
+            h5_errf(err, "checkpoint '%s': cannot read attribute %s", file, name);
+            goto done;
+        }
+        snprintf(buf, cap, "%s", s ? s : "");
+        H5free_memory(s);
+    } else {
+        size_t sz = H5Tget_size(ids[1]);
+        char *tmp = lmd_calloc(sz + 1, 1);
+        if (H5Tset_size(ids[3], sz) < 0 || H5Tset_strpad(ids[3], H5T_STR_NULLPAD) < 0 ||
+            H5Aread(ids[0], ids[3], tmp) < 0) {
+            free(tmp);
+            h5_errf(err, "checkpoint '%s': cannot read attribute %s", file, name);
+            goto done;
+        }
+        snprintf(buf, cap, "%s", tmp);
+        free(tmp);
+    }
+    size_t len = strlen(buf);
+    while (len > 0 && buf[len - 1] == ' ') buf[--len] = '\0';
+    rc = 0;
+done:
+    h5_close_all(ids, 4);
+    return rc;
+}
+
+static const char *type_class_name(H5T_class_t c) {
+    switch (c) {
+    case H5T_INTEGER: return "integer";
+    case H5T_FLOAT: return "float";
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    case H5T_ENUM: return "enum";
+    case H5T_ARRAY: return "array";
+    case H5T_VLEN: return "variable-length";
+    default: return "other";
+    }
+}
+
+static void shape_str(char *buf, size_t cap, int ndim, const unsigned long long *d) {
+    if (ndim == 0)
+        snprintf(buf, cap, "[] (scalar)");
+    else if (ndim == 1)
+        snprintf(buf, cap, "[%llu]", d[0]);
+    else if (ndim == 2)
+        snprintf(buf, cap, "[%llu, %llu]", d[0], d[1]);
+    else
+        snprintf(buf, cap, "[%llu, %llu, ...] (rank %d)", d[0], d[1], ndim);
+}
+
+/* Reads dataset gpath/name of the expected shape into out (float32 in memory; any stored float
+ * type is converted by HDF5). Names the dataset and the problem on failure. */
+static int dset_read_f32(hid_t loc, const char *gpath, const char *name, int ndim,
+                         const size_t *shape, float *out, const char *file, lmd_err *err) {
+    htri_t ex = H5Lexists(loc, name, H5P_DEFAULT);
+    if (ex < 0)
+        return h5_errf(err, "checkpoint '%s': cannot look up dataset %s/%s", file, gpath, name);
+    if (ex == 0) return lmd_errf(err, "checkpoint '%s': missing dataset %s/%s", file, gpath, name);
+    hid_t ids[3] = {-1, -1, -1}; /* dataset, type, space */
+    int rc = -1;
+    if ((ids[0] = H5Dopen2(loc, name, H5P_DEFAULT)) < 0) {
+        h5_errf(err, "checkpoint '%s': cannot open %s/%s as a dataset", file, gpath, name);
+        goto done;
+    }
+    if ((ids[1] = H5Dget_type(ids[0])) < 0 || (ids[2] = H5Dget_space(ids[0])) < 0) {
+        h5_errf(err, "checkpoint '%s': cannot inspect dataset %s/%s", file, gpath, name);
+        goto done;
+    }
+    H5T_class_t cls = H5Tget_class(ids[1]);
+    if (cls != H5T_FLOAT) {
+        lmd_errf(err,
+                 "checkpoint '%s': dataset %s/%s has a non-float type (%s), expected "
+                 "float32",
+                 file, gpath, name, type_class_name(cls));
+        goto done;
+    }
+    hsize_t dims[H5S_MAX_RANK];
+    int rank = H5Sget_simple_extent_dims(ids[2], dims, NULL);
+    if (rank < 0) {
+        h5_errf(err, "checkpoint '%s': cannot read the shape of %s/%s", file, gpath, name);
+        goto done;
+    }
+    int ok = rank == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = dims[i] == (hsize_t)shape[i];
+    if (!ok) {
+        unsigned long long fd[2] = {rank > 0 ? dims[0] : 0, rank > 1 ? dims[1] : 0};
+        unsigned long long ed[2] = {shape[0], ndim > 1 ? shape[1] : 0};
+        char found[64], want[64];
+        shape_str(found, sizeof found, rank, fd);
+        shape_str(want, sizeof want, ndim, ed);
+        lmd_errf(err,
+                 "checkpoint '%s': dataset %s/%s has shape %s, expected %s for the config "
+                 "in the root attributes",
+                 file, gpath, name, found, want);
+        goto done;
+    }
+    if (H5Dread(ids[0], H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+        h5_why w;
+        h5_why_collect(&w);
+        if (w.checksum)
+            lmd_errf(err,
+                     "checkpoint '%s': checksum mismatch in dataset %s/%s: the file is "
+                     "corrupted (HDF5: %s)",
+                     file, gpath, name, w.innermost);
+        else
+            lmd_errf(err, "checkpoint '%s': cannot read dataset %s/%s (HDF5: %s)", file, gpath,
+                     name, w.innermost);
+        goto done;
+    }
+    rc = 0;
+done:
+    h5_close_all(ids, 3);
+    return rc;
+}
+
+static int read_tensors(hid_t loc, const char *gpath, gpt_model *m, float *base, const char *file,
+                        lmd_err *err) {
+    for (int k = 0; k < GPT_NUM_TENSORS; k++) {
+        gpt_tensor_info info;
+        gpt_tensor_describe(&m->cfg, k, &info);
+        int nl = info.layered ? m->cfg.n_layer : 1;
+        size_t n = slice_numel(&info);
+        for (int l = 0; l < nl; l++) {
+            char name[128];
+            tensor_name(&info, l, name, sizeof name);
+            float *dst = base + tensor_offset(m, k) + (size_t)l * n;
+            if (dset_read_f32(loc, gpath, name, info.ndim, info.shape, dst, file, err)) return -1;
+        }
+    }
+    return 0;
+}
+
+/* Opens path read-only after checking it exists, is HDF5, and carries our format and version. */
+static hid_t ckpt_open(const char *path, lmd_err *err) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        lmd_errf(err, "cannot open checkpoint '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        lmd_errf(err, "cannot open checkpoint '%s': it is a directory", path);
+        return -1;
+    }
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0) {
+        if (is < 0)
+            h5_errf(err, "cannot open checkpoint '%s': not an HDF5 file or not readable", path);
+        else
+            lmd_errf(err, "cannot open checkpoint '%s': not an HDF5 file", path);
+        return -1;
+    }
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_sec2(fapl) < 0 ||
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+        h5_errf(err, "cannot open checkpoint '%s': cannot set up file access", path);
+        if (fapl >= 0) H5Pclose(fapl);
+        return -1;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (f < 0) h5_errf(err, "cannot open checkpoint '%s' as HDF5", path);
+    H5Pclose(fapl);
+    if (f < 0) return -1;
+
+    htri_t ex = H5Aexists(f, "format");
+    if (ex <= 0) {
+        if (ex < 0)
+            h5_errf(err, "checkpoint '%s': cannot query root attribute 'format'", path);
+        else
+            lmd_errf(err,
+                     "checkpoint '%s': missing root attribute 'format' (expected \"%s\"): "
+                     "not an lmdisp checkpoint",
+                     path, CKPT_FORMAT);
+        H5Fclose(f);
+        return -1;
+    }
+    char fmt[128];
+    if (attr_read_str(f, "format", fmt, sizeof fmt, path, err)) {
+        H5Fclose(f);
+        return -1;
+    }
+    if (strcmp(fmt, CKPT_FORMAT) != 0) {
+        lmd_errf(err, "checkpoint '%s': wrong format attribute \"%s\", expected \"%s\"", path, fmt,
+                 CKPT_FORMAT);
+        H5Fclose(f);
+        return -1;
+    }
+    int64_t version;
+    if (attr_read_i64(f, "/", "format_version", &version, path, err)) {
+        H5Fclose(f);
+        return -1;
+    }
+    if (version != CKPT_VERSION) {
+        lmd_errf(err,
+                 "checkpoint '%s': unsupported format_version %lld (this lmdisp reads "
+                 "version %d)",
+                 path, (long long)version, CKPT_VERSION);
+        H5Fclose(f);
+        return -1;
+    }
+    return f;
+}
+
+static int read_config(hid_t f, const char *path, gpt_config *cfg, lmd_err *err) {
+    int *dst[6] = {&cfg->vocab_size, &cfg->n_ctx,  &cfg->n_layer,
+                   &cfg->n_embd,     &cfg->n_head, &cfg->mlp_dim};
+    for (int i = 0; i < 6; i++) {
+        int64_t v;
+        if (attr_read_i64(f, "/", CONFIG_ATTRS[i], &v, path, err)) return -1;
+        if (v < INT_MIN || v > INT_MAX)
+            return lmd_errf(err, "checkpoint '%s': invalid config: %s = %lld is out of range", path,
+                            CONFIG_ATTRS[i], (long long)v);
+        *dst[i] = (int)v;
+    }
+    if (gpt_config_validate(cfg, err))
+        return lmd_err_prefix(err, "checkpoint '%s': invalid config", path);
+    return 0;
+}
+
+int lmd_ckpt_read_config(const char *path, gpt_config *cfg, lmd_err *err) {
+    h5_quiet q;
+    h5_quiet_begin(&q);
+    memset(cfg, 0, sizeof *cfg);
+    int rc = -1;
+    hid_t f = ckpt_open(path, err);
+    if (f >= 0) {
+        rc = read_config(f, path, cfg, err);
+        H5Fclose(f);
+    }
+    h5_quiet_end(&q);
+    return rc;
+}
+
+/* Group exists? 1, 0, or -1 with a message. */
+static int has_link(hid_t loc, const char *name, const char *path, lmd_err *err) {
+    htri_t ex = H5Lexists(loc, name, H5P_DEFAULT);
+    if (ex < 0) return h5_errf(err, "checkpoint '%s': cannot look up %s", path, name);
+    return ex > 0;
+}
+
+/* /optimizer: adam_t and, when present, the moments (allocated here). */
+static int read_optimizer(hid_t f, const char *path, gpt_model *m, lmd_err *err) {
+    hid_t g[3] = {-1, -1, -1};
+    int rc = -1;
+    if ((g[0] = H5Gopen2(f, "optimizer", H5P_DEFAULT)) < 0) {
+        h5_errf(err, "checkpoint '%s': cannot open group /optimizer", path);
+        goto done;
+    }
+    int64_t t;
+    if (attr_read_i64(g[0], "/optimizer/", "adam_t", &t, path, err)) goto done;
+    if (t < 0) {
+        lmd_errf(err, "checkpoint '%s': /optimizer/adam_t = %lld is negative", path, (long long)t);
+        goto done;
+    }
+    int hm = has_link(g[0], "m", path, err), hv = has_link(g[0], "v", path, err);
+    if (hm < 0 || hv < 0) goto done;
+    if (hm != hv) {
+        lmd_errf(err, "checkpoint '%s': /optimizer has %s but not %s", path, hm ? "m" : "v",
+                 hm ? "v" : "m");
+        goto done;
+    }
+    if (!hm) {
+        /* No update taken yet: zero moments, which is what the optimizer starts from anyway. */
+        if (t != 0) {
+            lmd_errf(err,
+                     "checkpoint '%s': /optimizer has adam_t = %lld but no moments "
+                     "(/optimizer/m, /optimizer/v)",
+                     path, (long long)t);
+            goto done;
+        }
+        m->adam_t = 0;
+        rc = 0;
+        goto done;
+    }
+    if ((g[1] = H5Gopen2(g[0], "m", H5P_DEFAULT)) < 0 ||
+        (g[2] = H5Gopen2(g[0], "v", H5P_DEFAULT)) < 0) {
+        h5_errf(err, "checkpoint '%s': cannot open groups /optimizer/m and /optimizer/v", path);
+        goto done;
+    }
+    gpt_alloc_moments(m);
+    if (read_tensors(g[1], "/optimizer/m", m, m->m_memory, path, err) ||
+        read_tensors(g[2], "/optimizer/v", m, m->v_memory, path, err))
+        goto done;
+    m->adam_t = t;
+    rc = 0;
+done:
+    h5_close_all(g, 3);
+    return rc;
+}
+
+static int read_state(hid_t f, const char *path, lmd_train_state *st, lmd_err *err) {
+    hid_t g = H5Gopen2(f, "state", H5P_DEFAULT);
+    if (g < 0) return h5_errf(err, "checkpoint '%s': cannot open group /state", path);
+    int rc = -1;
+    if (attr_read_u64s(g, "/state/", "data_pos", &st->data_pos, 1, path, err) ||
+        attr_read_u64s(g, "/state/", "rng_disp", st->rng_disp.s, 4, path, err))
+        goto done;
+    if ((st->rng_disp.s[0] | st->rng_disp.s[1] | st->rng_disp.s[2] | st->rng_disp.s[3]) == 0) {
+        lmd_errf(err,
+                 "checkpoint '%s': /state/rng_disp is all zero, not a valid xoshiro256** "
+                 "state",
+                 path);
+        goto done;
+    }
+    rc = 0;
+done:
+    H5Gclose(g);
+    return rc;
+}
+
+int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *err) {
+    h5_quiet q;
+    h5_quiet_begin(&q);
+    if (st) memset(st, 0, sizeof *st);
+    int rc = -1, created = 0;
+    hid_t ids[2] = {-1, -1}; /* /params, file (closed in this order) */
+    gpt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+
+    if ((ids[1] = ckpt_open(path, err)) < 0) goto done;
+    hid_t f = ids[1];
+    if (read_config(f, path, &cfg, err)) goto done;
+    int64_t step, tokens, seed;
+    if (attr_read_i64(f, "/", "step", &step, path, err) ||
+        attr_read_i64(f, "/", "tokens", &tokens, path, err) ||
+        attr_read_i64(f, "/", "seed", &seed, path, err))
+        goto done;
+
+    int hp = has_link(f, "params", path, err);
+    if (hp < 0) goto done;
+    if (!hp) {
+        lmd_errf(err, "checkpoint '%s': missing group /params", path);
+        goto done;
+    }
+    if ((ids[0] = H5Gopen2(f, "params", H5P_DEFAULT)) < 0) {
+        h5_errf(err, "checkpoint '%s': cannot open group /params", path);
+        goto done;
+    }
+    if (gpt_create(m, &cfg, err)) {
+        lmd_err_prefix(err, "checkpoint '%s'", path);
+        goto done;
+    }
+    created = 1;
+    if (read_tensors(ids[0], "/params", m, m->params_memory, path, err)) goto done;
+
+    int ho = has_link(f, "optimizer", path, err), hs = has_link(f, "state", path, err);
+    if (ho < 0 || hs < 0) goto done;
+    if (ho && read_optimizer(f, path, m, err)) goto done;
+    if (st) {
+        st->step = step;
+        st->tokens = tokens;
+        st->seed = seed;
+        if (hs && read_state(f, path, st, err)) goto done;
+        st->has_state = ho && hs;
+    }
+    rc = 0;
+done:
+    h5_close_all(ids, 2);
+    if (rc != 0) {
+        if (created) gpt_free(m);
+        if (st) memset(st, 0, sizeof *st);
+    }
+    h5_quiet_end(&q);
+    return rc;
+}
