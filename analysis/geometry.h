@@ -76,7 +76,8 @@ typedef struct {
  * plus one sequence's worth of scratch. Not thread-safe: one accumulator per thread. */
 typedef struct {
     int n_layers, T, d, nbins;
-    double *csum;     /* (L1, T, T) sum over sequences of the clipped C */
+    double *csum;     /* (L1, T, T) sum over sequences of the clipped C; upper triangle
+                       * (j >= i) only, the lower one is mirrored in acc_finish */
     double *ent_sum;  /* (L1) sum over sequences of the entropy */
     double *mev_sum;  /* (L1) */
     long *n_seq;      /* (L1) sequences added per layer */
@@ -89,6 +90,9 @@ typedef struct {
     double *work;     /* dsyevd workspace */
     int *iwork;
     int lwork, liwork;
+    /* 0 after init. Set to 1 to skip the spectra (sv_entropy and mev then come out NaN), for
+     * callers that want only the cosine geometry, e.g. bench/bench_cossim.c. */
+    int no_spectrum;
 } lmd_geom_acc;
 
 /* Prepares an accumulator for n_layers layers of (T, d) hidden states and nbins histogram

@@ -7,5 +7,9 @@ int cmd_train(int argc, char **argv);
 int cmd_step(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_track(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_aggregate(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

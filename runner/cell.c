@@ -1,0 +1,432 @@
+/* cell.c — one cell of a study: train, track, checkpoint, resume (see cell.h).
+ *
+ * Files under the cell directory (rank 0 of the cell's group writes them):
+ *   settings              canonical settings text (compared on resume)
+ *   state                 "status: ...", "step: ...", "message: ..." lines, replaced atomically
+ *   log                   progress lines, appended
+ *   ckpt/step%07d.h5      checkpoints (DESIGN 4.1 + optimizer and state groups)
+ *   track/step%07d.h5     metrics of one tracked checkpoint (see docs/RUNNER.md) */
+#include "cell.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "geometry.h"
+#include "measure.h"
+#include "h5io.h"
+
+const char *lmd_cell_status_name(lmd_cell_status s) {
+    switch (s) {
+    case CELL_DONE: return "done";
+    case CELL_FAILED: return "failed";
+    case CELL_DIVERGED: return "diverged";
+    case CELL_INTERRUPTED: return "interrupted";
+    }
+    return "unknown";
+}
+
+/* ---- small file helpers ---- */
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (n < 0) {
+        fclose(f);
+        return NULL;
+    }
+    char *s = lmd_calloc((size_t)n + 1, 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = '\0';
+    fclose(f);
+    return s;
+}
+
+static int write_text_atomic(const char *path, const char *text, lmd_err *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return lmd_errf(err, "cannot write %s: %s", tmp, strerror(errno));
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n;
+    ok &= fflush(f) == 0;
+    ok &= fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return lmd_errf(err, "cannot write %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+static void write_state(const char *dir, const char *status, int64_t step, const char *msg) {
+    char path[4200], text[2048];
+    snprintf(path, sizeof path, "%s/state", dir);
+    snprintf(text, sizeof text, "status: %s\nstep: %lld\nmessage: %s\n", status, (long long)step,
+             msg ? msg : "");
+    lmd_err err;
+    if (write_text_atomic(path, text, &err)) fprintf(stderr, "lmdisp: warning: %s\n", err.msg);
+}
+
+static void cell_log(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void cell_log(const char *dir, const char *fmt, ...) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/log", dir);
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+    fclose(f);
+}
+
+int lmd_cell_finished(const char *cell_dir, char *status, size_t n, int64_t *step) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/state", cell_dir);
+    char *s = read_text(path);
+    if (!s) return 0;
+    char st[64] = "";
+    long long sp = -1;
+    const char *p = strstr(s, "status: ");
+    if (p) sscanf(p + 8, "%63s", st);
+    p = strstr(s, "step: ");
+    if (p) sscanf(p + 6, "%lld", &sp);
+    free(s);
+    if (status) snprintf(status, n, "%s", st);
+    if (step) *step = sp;
+    return !strcmp(st, "done") || !strcmp(st, "diverged");
+}
+
+int lmd_cell_check_settings(const lmd_cell_job *job, lmd_err *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/settings", job->dir);
+    char *old = read_text(path);
+    if (!old) return 0;
+    int rc = 0;
+    if (strcmp(old, job->settings) != 0) {
+        /* name the first differing line */
+        const char *a = old, *b = job->settings;
+        while (*a && *a == *b) a++, b++;
+        while (a > old && a[-1] != '\n') a--, b--;
+        char la[256], lb[256];
+        snprintf(la, sizeof la, "%.*s", (int)strcspn(a, "\n"), a);
+        snprintf(lb, sizeof lb, "%.*s", (int)strcspn(b, "\n"), b);
+        rc = lmd_errf(err,
+                      "cell %s already exists with different settings: was '%s', the spec now "
+                      "gives '%s'. Use a new --out directory, or delete %s to retrain it",
+                      job->id, la, lb, job->dir);
+    }
+    free(old);
+    return rc;
+}
+
+/* ---- checkpoints ---- */
+
+static void ckpt_path(char *buf, size_t n, const char *dir, int64_t step) {
+    snprintf(buf, n, "%s/ckpt/step%07lld.h5", dir, (long long)step);
+}
+
+/* Steps of the checkpoints present, descending. */
+static int list_ckpts(const char *dir, int64_t **steps) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ckpt", dir);
+    DIR *d = opendir(path);
+    *steps = NULL;
+    if (!d) return 0;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long long s;
+        char tail[8];
+        if (sscanf(e->d_name, "step%lld.%7s", &s, tail) == 2 && !strcmp(tail, "h5")) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                int64_t *ns = realloc(*steps, (size_t)cap * sizeof **steps);
+                if (!ns) lmd_die("out of memory");
+                *steps = ns;
+            }
+            (*steps)[n++] = s;
+        }
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++) /* insertion sort, descending */
+        for (int j = i; j > 0 && (*steps)[j] > (*steps)[j - 1]; j--) {
+            int64_t t = (*steps)[j];
+            (*steps)[j] = (*steps)[j - 1];
+            (*steps)[j - 1] = t;
+        }
+    return n;
+}
+
+static int is_tracked(const lmd_cell_job *job, int64_t step) {
+    for (int i = 0; i < job->n_track; i++)
+        if (job->track_steps[i] == step) return 1;
+    return 0;
+}
+
+/* ---- measurement of one tracked checkpoint ---- */
+
+static int measure_and_write(const lmd_cell_job *job, const lmd_cell_data *data, gpt_model *m,
+                             const lmd_train_state *st, double train_loss, lmd_err *err) {
+    int L1 = m->cfg.n_layer + 1;
+    lmd_geom g;
+    if (lmd_measure_model(m, data->eval_inputs, job->eval_sequences, job->eval_seq_len,
+                          job->hist_bins, LMD_MEASURE_CHUNK, &g, err))
+        return -1;
+    double val = data->val.n ? lmd_eval_loss(m, data->val, job->opts.B, job->opts.T,
+                                              job->val_batches)
+                             : NAN;
+
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/track/step%07lld.h5", job->dir, (long long)st->step);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    hid_t f = lmd_h5_create(tmp, err);
+    if (f < 0) {
+        lmd_geom_free(&g);
+        return -1;
+    }
+    hsize_t d1[1] = {(hsize_t)L1}, d2[2] = {(hsize_t)L1, (hsize_t)g.nbins},
+            d6[1] = {LMD_GEOM_NLAST};
+    float *hist = lmd_calloc((size_t)L1 * g.nbins, sizeof(float));
+    for (size_t i = 0; i < (size_t)L1 * g.nbins; i++) hist[i] = (float)g.hist[i];
+    int rc = 0;
+    rc = rc ? rc : lmd_h5_attr_i64(f, "/", "step", st->step, err);
+    rc = rc ? rc : lmd_h5_attr_i64(f, "/", "tokens", st->tokens, err);
+    rc = rc ? rc : lmd_h5_attr_str(f, "/", "cell", job->id, err);
+    rc = rc ? rc : lmd_h5_write(f, "/layer_mean_cossim", H5T_NATIVE_DOUBLE, g.layer_mean, 1, d1, err);
+    rc = rc ? rc : lmd_h5_write(f, "/offdiag_mean_cossim", H5T_NATIVE_DOUBLE, g.offdiag_mean, 1, d1, err);
+    rc = rc ? rc : lmd_h5_write(f, "/cossim_hist", H5T_NATIVE_FLOAT, hist, 2, d2, err);
+    rc = rc ? rc : lmd_h5_write(f, "/singular_value_entropy", H5T_NATIVE_DOUBLE, g.sv_entropy, 1, d1, err);
+    rc = rc ? rc : lmd_h5_write(f, "/mev", H5T_NATIVE_DOUBLE, g.mev, 1, d1, err);
+    rc = rc ? rc : lmd_h5_write(f, "/last_n_mean", H5T_NATIVE_DOUBLE, g.last_n_mean, 1, d6, err);
+    rc = rc ? rc : lmd_h5_write_scalar_f64(f, "/spearman", g.spearman, err);
+    rc = rc ? rc : lmd_h5_write_scalar_f64(f, "/kendall", g.kendall, err);
+    rc = rc ? rc : lmd_h5_write_scalar_f64(f, "/val_loss", val, err);
+    rc = rc ? rc : lmd_h5_write_scalar_f64(f, "/train_loss", train_loss, err);
+    free(hist);
+    if (H5Fclose(f) < 0 && !rc) rc = lmd_errf(err, "%s: error closing", tmp);
+    if (!rc && rename(tmp, path) != 0) rc = lmd_errf(err, "cannot rename %s: %s", tmp, strerror(errno));
+    if (rc) remove(tmp);
+    cell_log(job->dir, "track step %lld tokens %lld: val_loss %.4f last-layer cossim %.4f "
+             "spearman %.3f kendall %.3f", (long long)st->step, (long long)st->tokens, val,
+             g.layer_mean[L1 - 1], g.spearman, g.kendall);
+    lmd_geom_free(&g);
+    return rc;
+}
+
+/* ---- the cell ---- */
+
+static int save_ckpt(const lmd_cell_job *job, const lmd_trainer *tr, lmd_err *err) {
+    char path[4200];
+    ckpt_path(path, sizeof path, job->dir, tr->state.step);
+    if (lmd_ckpt_save(path, &tr->model, &tr->state, err)) return -1;
+    if (!job->keep_checkpoints) { /* keep only the newest, which resume needs */
+        int64_t *steps;
+        int n = list_ckpts(job->dir, &steps);
+        for (int i = 0; i < n; i++)
+            if (steps[i] < tr->state.step) {
+                ckpt_path(path, sizeof path, job->dir, steps[i]);
+                remove(path);
+            }
+        free(steps);
+    }
+    return 0;
+}
+
+/* All ranks of comm agree on an error: returns 1 on every rank if any rank had one. */
+static int any(MPI_Comm comm, int flag) {
+    int out = flag;
+    MPI_Allreduce(&flag, &out, 1, MPI_INT, MPI_MAX, comm);
+    return out;
+}
+
+lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data, MPI_Comm comm,
+                             volatile int *stop_flag, lmd_cell_tick tick, void *tick_ctx,
+                             lmd_err *err) {
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int bad = 0;
+    char path[4200];
+    if (rank == 0) {
+        snprintf(path, sizeof path, "%s/ckpt", job->dir);
+        bad = lmd_mkdirs(path, err);
+        snprintf(path, sizeof path, "%s/track", job->dir);
+        if (!bad) bad = lmd_mkdirs(path, err);
+        snprintf(path, sizeof path, "%s/settings", job->dir);
+        if (!bad && access(path, F_OK) != 0) bad = write_text_atomic(path, job->settings, err);
+    }
+    if (any(comm, bad)) {
+        if (!bad) lmd_errf(err, "cell %s: another rank of the group failed to set up", job->id);
+        return CELL_FAILED;
+    }
+    if (job->opts.B % size != 0) {
+        lmd_errf(err, "cell %s: batch %d is not divisible by ranks_per_model %d", job->id,
+                 job->opts.B, size);
+        return CELL_FAILED;
+    }
+
+    /* newest loadable checkpoint with full state; rank 0 chooses, everyone loads it */
+    long long resume_step = -1;
+    if (rank == 0) {
+        int64_t *steps;
+        int n = list_ckpts(job->dir, &steps);
+        for (int i = 0; i < n && resume_step < 0; i++) {
+            gpt_model probe;
+            lmd_train_state pst;
+            lmd_err perr;
+            ckpt_path(path, sizeof path, job->dir, steps[i]);
+            if (lmd_ckpt_load(path, &probe, &pst, &perr) == 0) {
+                if (pst.has_state) resume_step = steps[i];
+                gpt_free(&probe);
+            } else {
+                cell_log(job->dir, "skipping unreadable checkpoint: %s", perr.msg);
+            }
+        }
+        free(steps);
+    }
+    MPI_Bcast(&resume_step, 1, MPI_LONG_LONG, 0, comm);
+
+    gpt_model model;
+    lmd_train_state st;
+    int have_state = 0;
+    if (resume_step >= 0) {
+        ckpt_path(path, sizeof path, job->dir, resume_step);
+        bad = lmd_ckpt_load(path, &model, &st, err);
+        have_state = 1;
+        if (!bad && memcmp(&model.cfg, &job->cfg, sizeof model.cfg) != 0) {
+            bad = lmd_errf(err, "%s: model config differs from the cell's settings", path);
+            gpt_free(&model);
+        }
+    } else {
+        bad = gpt_create(&model, &job->cfg, err);
+        if (!bad) gpt_init(&model, job->opts.seed);
+    }
+    if (any(comm, bad)) {
+        if (!bad) {
+            gpt_free(&model);
+            lmd_errf(err, "cell %s: another rank of the group failed to load", job->id);
+        }
+        return CELL_FAILED;
+    }
+    lmd_trainer tr;
+    if (lmd_trainer_init(&tr, &job->opts, &model, data->train, have_state ? &st : NULL, err)) {
+        gpt_free(&model);
+        return CELL_FAILED;
+    }
+    tr.shard = rank;
+    tr.nshards = size;
+    if (rank == 0) {
+        write_state(job->dir, "running", tr.state.step, NULL);
+        if (have_state)
+            cell_log(job->dir, "resuming from step %lld", (long long)tr.state.step);
+        else
+            cell_log(job->dir, "starting: %zu parameters, %lld steps, %d rank(s)",
+                     tr.model.num_params, (long long)job->opts.steps, size);
+    }
+
+    /* Fault injection for tests: LMDISP_TEST_NAN="ID_SUBSTRING:STEP" makes the loss of that
+     * step NaN in the matching cells, to exercise the divergence path. */
+    long long inject_step = -1;
+    const char *inj = getenv("LMDISP_TEST_NAN");
+    if (inj) {
+        const char *colon = strrchr(inj, ':');
+        if (colon) {
+            char sub[160];
+            snprintf(sub, sizeof sub, "%.*s", (int)(colon - inj), inj);
+            if (strstr(job->id, sub)) inject_step = atoll(colon + 1);
+        }
+    }
+    lmd_cell_status status = CELL_DONE;
+    const int64_t total = job->opts.steps;
+    const int64_t log_every = total >= 20 ? total / 20 : 1;
+    double t0 = lmd_now();
+    for (;;) {
+        int64_t s = tr.state.step;
+        if (is_tracked(job, s) && rank == 0) {
+            snprintf(path, sizeof path, "%s/track/step%07lld.h5", job->dir, (long long)s);
+            int already = access(path, F_OK) == 0;
+            bad = 0;
+            if (!(have_state && s == resume_step)) bad = save_ckpt(job, &tr, err);
+            if (!bad && !already)
+                bad = measure_and_write(job, data, &tr.model, &tr.state, tr.last.loss, err);
+            if (!bad) write_state(job->dir, "running", s, NULL);
+        }
+        if (any(comm, bad)) {
+            if (rank != 0) lmd_errf(err, "cell %s: rank 0 of the group failed to write", job->id);
+            status = CELL_FAILED;
+            break;
+        }
+        if (s >= total) break;
+        int stop = stop_flag ? *stop_flag : 0;
+        if (any(comm, stop)) {
+            if (rank == 0) {
+                bad = save_ckpt(job, &tr, err);
+                write_state(job->dir, "interrupted", s, bad ? err->msg : "stopped on a signal");
+                cell_log(job->dir, "interrupted at step %lld, checkpoint saved", (long long)s);
+            }
+            status = bad ? CELL_FAILED : CELL_INTERRUPTED;
+            break;
+        }
+        lmd_trainer_grads(&tr);
+        if (size > 1) {
+            MPI_Allreduce(MPI_IN_PLACE, tr.model.grads_memory, (int)tr.model.num_params, MPI_FLOAT,
+                          MPI_SUM, comm);
+            float inv = 1.0f / (float)size;
+            for (size_t i = 0; i < tr.model.num_params; i++) tr.model.grads_memory[i] *= inv;
+            double l3[3] = {tr.last.loss, tr.last.ce, tr.last.disp};
+            MPI_Allreduce(MPI_IN_PLACE, l3, 3, MPI_DOUBLE, MPI_SUM, comm);
+            tr.last.loss = l3[0] / size;
+            tr.last.ce = l3[1] / size;
+            tr.last.disp = l3[2] / size;
+        }
+        if (inject_step >= 0 && tr.state.step == inject_step) tr.last.loss = NAN;
+        if (!isfinite(tr.last.loss)) {
+            status = CELL_DIVERGED;
+            break;
+        }
+        lmd_trainer_apply(&tr);
+        if (!isfinite(tr.grad_norm)) {
+            status = CELL_DIVERGED;
+            break;
+        }
+        int64_t done = tr.state.step;
+        if (rank == 0 && tick) tick(tick_ctx, done, total);
+        if (rank == 0 && (done % log_every == 0 || done == total)) {
+            double el = lmd_now() - t0;
+            cell_log(job->dir, "step %lld/%lld loss %.4f ce %.4f disp %.4f lr %.3e |g| %.3f %.1fs",
+                     (long long)done, (long long)total, tr.last.loss, tr.last.ce, tr.last.disp,
+                     tr.lr, tr.grad_norm, el);
+        }
+    }
+    if (rank == 0) {
+        if (status == CELL_DONE) write_state(job->dir, "done", tr.state.step, NULL);
+        else if (status == CELL_DIVERGED) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "non-finite loss or gradient at step %lld",
+                     (long long)tr.state.step);
+            write_state(job->dir, "diverged", tr.state.step, msg);
+            cell_log(job->dir, "diverged: %s", msg);
+        } else if (status == CELL_FAILED) {
+            write_state(job->dir, "failed", tr.state.step, err->msg);
+            cell_log(job->dir, "failed: %s", err->msg);
+        }
+    }
+    if (status == CELL_DIVERGED)
+        lmd_errf(err, "cell %s diverged at step %lld", job->id, (long long)tr.state.step);
+    lmd_trainer_free(&tr);
+    return status;
+}

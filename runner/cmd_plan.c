@@ -1,0 +1,167 @@
+/* cmd_plan.c — `lmdisp plan SPEC [--json]`: validates a spec and prints its cells with their
+ * size and estimated cost; writes nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "spec.h"
+
+/* Training throughput assumed for the time estimate, in GFLOP/s per BLAS thread. Measured:
+ * n_layer 4, n_embd 64, mlp_dim 64..512, batch 8 x 64 ran at about 7.5 GFLOP/s of
+ * gpt_flops_per_step on one core of the 2-core development machine (shared with other jobs);
+ * 6 is a slightly pessimistic round figure. Override with --gflops. */
+#define PLAN_DEFAULT_GFLOPS 6.0
+
+int cmd_plan(int argc, char **argv);
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: lmdisp plan SPEC.yaml [--json] [--gflops X]\n"
+            "\n"
+            "Validates the experiment spec and lists its cells (grid points) in run order with\n"
+            "their id, size and estimated training cost. Writes nothing.\n"
+            "\n"
+            "  --json       one JSON object: spec info, axes, cells and totals\n"
+            "  --gflops X   assumed training throughput per thread in GFLOP/s (default %g);\n"
+            "               a cell's time = its FLOPs / (X * threads_per_rank * ranks_per_model).\n"
+            "               Only training is estimated: checkpoint measurements are extra.\n"
+            "\n"
+            "Exit status: 0 ok, 2 bad usage or invalid spec (messages name file:line:column).\n",
+            PLAN_DEFAULT_GFLOPS);
+}
+
+/* Prints s as a JSON string literal. */
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void print_json(const lmd_spec *s, double gflops) {
+    double par = (double)s->ranks_per_model * s->threads_per_rank;
+    double tot_flops = 0, tot_params = 0;
+    printf("{\n  \"spec\": ");
+    json_str(stdout, s->path);
+    printf(",\n  \"name\": ");
+    json_str(stdout, s->name);
+    printf(",\n  \"spec_sha256\": \"%s\",\n", s->sha256);
+    printf("  \"ranks_per_model\": %d,\n  \"threads_per_rank\": %d,\n", s->ranks_per_model,
+           s->threads_per_rank);
+    printf("  \"assumed_gflops_per_thread\": %g,\n", gflops);
+    printf("  \"uniform_tracking\": %s,\n", s->uniform_tracking ? "true" : "false");
+    printf("  \"axes\": [");
+    for (int a = 0; a < s->n_axes; a++) {
+        printf("%s{\"names\": ", a ? ", " : "");
+        json_str(stdout, s->axes[a].names);
+        printf(", \"values\": %d}", s->axes[a].n_values);
+    }
+    printf("],\n  \"cells\": [\n");
+    for (size_t i = 0; i < s->n_cells; i++) {
+        const lmd_cell *c = &s->cells[i];
+        double secs = c->flops / (gflops * 1e9 * par);
+        tot_flops += c->flops;
+        tot_params += (double)c->n_params;
+        printf("    {\"index\": %zu, \"id\": \"%s\", \"mlp_dim\": %d, \"dispersion\": \"%s\", "
+               "\"seed\": %llu, \"n_layer\": %d, \"n_embd\": %d, \"n_head\": %d, "
+               "\"steps\": %lld, \"batch\": %d, \"seq\": %d, \"n_params\": %zu, "
+               "\"flops\": %.6e, \"est_seconds\": %.3f, \"tracking_steps\": [",
+               c->index, c->id, c->cfg.mlp_dim, lmd_disp_variant_name(c->train.disp.variant),
+               (unsigned long long)c->train.seed, c->cfg.n_layer, c->cfg.n_embd, c->cfg.n_head,
+               (long long)c->train.steps, c->train.B, c->train.T, c->n_params, c->flops, secs);
+        for (int k = 0; k < c->tracking.n_steps; k++)
+            printf("%s%lld", k ? ", " : "", (long long)c->tracking.steps[k]);
+        printf("]}%s\n", i + 1 < s->n_cells ? "," : "");
+    }
+    printf("  ],\n  \"totals\": {\"cells\": %zu, \"n_params\": %.0f, \"flops\": %.6e, "
+           "\"est_seconds\": %.3f}\n}\n",
+           s->n_cells, tot_params, tot_flops, tot_flops / (gflops * 1e9 * par));
+}
+
+static void print_table(const lmd_spec *s, double gflops) {
+    double par = (double)s->ranks_per_model * s->threads_per_rank;
+    printf("spec %s  name %s  sha256 %.16s\n", s->path, s->name, s->sha256);
+    printf("grid:");
+    for (int a = 0; a < s->n_axes; a++)
+        printf("%s %s (%d)", a ? " x" : "", s->axes[a].names, s->axes[a].n_values);
+    printf(" = %zu cells (first axis varies slowest)\n\n", s->n_cells);
+    size_t idw = 2;
+    for (size_t i = 0; i < s->n_cells; i++)
+        if (strlen(s->cells[i].id) > idw) idw = strlen(s->cells[i].id);
+    printf("%5s  %-*s %8s  %-17s %6s %12s %7s %12s %10s\n", "index", (int)idw, "id", "mlp_dim",
+           "dispersion", "seed", "n_params", "steps", "GFLOP", "est_s");
+    double tot_flops = 0, tot_params = 0;
+    for (size_t i = 0; i < s->n_cells; i++) {
+        const lmd_cell *c = &s->cells[i];
+        double secs = c->flops / (gflops * 1e9 * par);
+        tot_flops += c->flops;
+        tot_params += (double)c->n_params;
+        printf("%5zu  %-*s %8d  %-17s %6llu %12zu %7lld %12.1f %10.1f\n", c->index, (int)idw,
+               c->id, c->cfg.mlp_dim, lmd_disp_variant_name(c->train.disp.variant),
+               (unsigned long long)c->train.seed, c->n_params, (long long)c->train.steps,
+               c->flops / 1e9, secs);
+    }
+    double tot_s = tot_flops / (gflops * 1e9 * par);
+    printf("\ntotal: %zu cells, %.0f parameters, %.1f GFLOP, est. %.1f s of training "
+           "(%.1f min)\n",
+           s->n_cells, tot_params, tot_flops / 1e9, tot_s, tot_s / 60.0);
+    printf("assumed: %g GFLOP/s per thread x %d threads/rank x %d ranks/model; training only "
+           "(measurement at %d tracked steps per cell is extra); with R model groups running in "
+           "parallel, wall time is about total / R\n",
+           gflops, s->threads_per_rank, s->ranks_per_model,
+           s->n_cells ? s->cells[0].tracking.n_steps : 0);
+    if (!s->uniform_tracking)
+        printf("note: cells have different tracking steps or batch*seq, so they do not share "
+               "one /tracking/step axis\n");
+}
+
+int cmd_plan(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+    lmd_args a;
+    lmd_args_init(&a, "plan", argc, argv);
+    int json = lmd_args_flag(&a, "json");
+    double gflops = PLAN_DEFAULT_GFLOPS;
+    lmd_args_double(&a, "gflops", &gflops);
+    const char *pos[2];
+    int npos = lmd_args_positional(&a, pos, 2);
+    int bad = lmd_args_finish(&a);
+    lmd_args_free(&a);
+    if (bad) return 2;
+    if (npos != 1) {
+        fprintf(stderr, "lmdisp plan: expected exactly one spec file\n\n");
+        usage(stderr);
+        return 2;
+    }
+    if (!(gflops > 0)) {
+        fprintf(stderr, "lmdisp plan: --gflops must be > 0\n");
+        return 2;
+    }
+    lmd_spec s;
+    lmd_err err;
+    if (lmd_spec_load(&s, pos[0], &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 2;
+    }
+    if (json)
+        print_json(&s, gflops);
+    else
+        print_table(&s, gflops);
+    lmd_spec_free(&s);
+    return 0;
+}

@@ -1,0 +1,54 @@
+/* cmd_report.c — `lmdisp report DIR/study.h5 [--csv]`: the tables of a study file. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "args.h"
+#include "commands.h"
+#include "study.h"
+#include "util.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: lmdisp report STUDY.h5|DIR [--csv] [--table cells|trend|width|all]\n"
+            "\n"
+            "Prints the tables of a study file (docs/STUDY.md): per cell (status, final\n"
+            "validation loss and last-layer mean cosine similarity, Spearman/Kendall of the layer\n"
+            "trend at initialization and at the end), the cross-grid trend (rank correlation of\n"
+            "each model's rho with mlp_dim, per setting and checkpoint) and the means over seeds\n"
+            "per width. Default: all tables as text.\n"
+            "--csv: one table (default cells: one row per cell and checkpoint) as CSV, NaN as an\n"
+            "empty field, numbers with 17 significant digits.\n");
+}
+
+int cmd_report(int argc, char **argv) {
+    lmd_args a;
+    lmd_args_init(&a, "report", argc, argv);
+    int help = lmd_args_flag(&a, "help");
+    int csv = lmd_args_flag(&a, "csv");
+    const char *table = lmd_args_str(&a, "table");
+    const char *pos[2];
+    int npos = lmd_args_positional(&a, pos, 2);
+    int bad = lmd_args_finish(&a);
+    lmd_args_free(&a);
+    if (help) {
+        usage(stdout);
+        return 0;
+    }
+    if (bad || npos != 1) {
+        usage(stderr);
+        return 2;
+    }
+    char path[4200];
+    struct stat sb;
+    if (stat(pos[0], &sb) == 0 && S_ISDIR(sb.st_mode))
+        snprintf(path, sizeof path, "%s/study.h5", pos[0]);
+    else
+        snprintf(path, sizeof path, "%s", pos[0]);
+    lmd_err err = {{0}};
+    if (lmd_study_report(path, stdout, csv, table, &err)) {
+        fprintf(stderr, "lmdisp report: %s\n", err.msg);
+        return strstr(err.msg, "table") && !strstr(err.msg, path) ? 2 : 1;
+    }
+    return 0;
+}

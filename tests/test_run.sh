@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# test_run.sh — `lmdisp run` under MPI: rank-count independence, kill -9 and resume to the same
+# numbers, finished cells never retrained, changed settings refused, ranks_per_model 2 against
+# 1 rank, a diverging cell stopped while the others go on.
+set -u
+: "${LMDISP:?}" "${LMDISP_TMP:?}" "${LMDISP_TESTS:?}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+tmp="$LMDISP_TMP/test_run"
+rm -rf "$tmp" && mkdir -p "$tmp"
+spec="$LMDISP_TESTS/specs/run_tiny.yaml"
+PY=/usr/bin/python3
+fails=0 passes=0
+pass() { passes=$((passes + 1)); echo "ok: $*"; }
+fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
+mpi() { mpirun --oversubscribe -np "$@"; }
+
+# same_tracks DIR_A DIR_B: every per-cell track file identical (h5diff: data and attributes)
+same_tracks() {
+  local n=0 bad=0
+  for f in "$1"/cells/*/track/*.h5; do
+    g="$2/${f#"$1"/}"
+    n=$((n + 1))
+    h5diff -q "$f" "$g" >/dev/null 2>&1 || { bad=$((bad + 1)); echo "  differs: ${f#"$1"/}"; }
+  done
+  echo "  compared $n track files, $bad differ"
+  [ "$n" -gt 0 ] && [ "$bad" -eq 0 ]
+}
+
+# 1. one rank and two ranks give identical per-cell results
+mpi 1 "$LMDISP" run "$spec" --out "$tmp/np1" > "$tmp/np1.log" 2>&1 || fail "run -np 1 failed ($(tail -3 "$tmp/np1.log"))"
+mpi 2 "$LMDISP" run "$spec" --out "$tmp/np2" > "$tmp/np2.log" 2>&1 || fail "run -np 2 failed ($(tail -3 "$tmp/np2.log"))"
+if same_tracks "$tmp/np1" "$tmp/np2"; then pass "np 1 == np 2 (every tracked checkpoint of every cell)"
+else fail "np 1 and np 2 differ"; fi
+
+# 2. rerun of a finished study retrains nothing
+before=$(cat "$tmp"/np2/cells/*/log | grep -c starting)
+mpi 2 "$LMDISP" run "$spec" --out "$tmp/np2" > "$tmp/rerun.log" 2>&1 || fail "rerun failed"
+after=$(cat "$tmp"/np2/cells/*/log | grep -c starting)
+if [ "$before" -eq "$after" ]; then pass "rerun skipped all finished cells"; else fail "rerun retrained ($before -> $after starts)"; fi
+
+# 3. kill -9 mid-run, rerun: finished cells not retrained, results equal the uninterrupted run
+mpi 2 "$LMDISP" run "$spec" --out "$tmp/killed" > "$tmp/killed.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do # wait until at least one cell is done and one is under way
+  d=$(grep -l "status: done" "$tmp"/killed/cells/*/state 2>/dev/null | wc -l)
+  r=$(grep -l "status: running" "$tmp"/killed/cells/*/state 2>/dev/null | wc -l)
+  [ "$d" -ge 1 ] && [ "$r" -ge 1 ] && break
+  sleep 0.1
+done
+victim=$(pgrep -f "lmdisp run $spec --out $tmp/killed" | tail -1)
+[ -n "$victim" ] && kill -9 "$victim"
+wait "$pid" 2>/dev/null
+done_before=$(grep -l "status: done" "$tmp"/killed/cells/*/state 2>/dev/null | xargs -r -n1 dirname)
+echo "  killed rank $victim; done before the kill: $(echo $done_before | wc -w) cell(s)"
+mpi 2 "$LMDISP" run "$spec" --out "$tmp/killed" > "$tmp/resumed.log" 2>&1 || fail "resumed run failed"
+retrained=0
+for d in $done_before; do
+  [ "$(grep -c starting "$d/log")" -eq 1 ] || retrained=$((retrained + 1))
+done
+if [ "$retrained" -eq 0 ] && [ -n "$done_before" ]; then pass "cells finished before the kill were not retrained"
+else fail "finished cells retrained: $retrained (done before: '$done_before')"; fi
+if grep -qh "resuming from step" "$tmp"/killed/cells/*/log; then pass "an unfinished cell resumed from its checkpoint"
+else echo "  (note: no cell was mid-training at the kill)"; fi
+if same_tracks "$tmp/np1" "$tmp/killed"; then pass "killed + resumed == uninterrupted"
+else fail "resumed results differ from the uninterrupted run"; fi
+
+# 4. a spec that changes the settings of an existing cell id is refused (exit 2), nothing run
+sed 's/lr: 0.003/lr: 0.002/' "$spec" > "$tmp/changed.yaml"
+# same ids are impossible with changed settings, so force a collision: copy a cell's directory
+# under the id the changed spec gives it, then run
+"$LMDISP" plan "$tmp/changed.yaml" --json > "$tmp/changed.json"
+newid=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['cells'][0]['id'])" "$tmp/changed.json")
+oldid=$(ls "$tmp/np1/cells" | head -1)
+mkdir -p "$tmp/collide/cells" && cp -r "$tmp/np1/cells/$oldid" "$tmp/collide/cells/$newid"
+out=$(mpi 1 "$LMDISP" run "$tmp/changed.yaml" --out "$tmp/collide" 2>&1); rc=$?
+if [ "$rc" -eq 2 ] && grep -q "different settings" <<<"$out"; then pass "changed settings refused: $(grep -o "cell .*settings" <<<"$out" | head -1)"
+else fail "changed settings not refused (rc=$rc): $out"; fi
+
+# 5. ranks_per_model 2 matches 1 rank within float tolerance
+cat > "$tmp/rpm2.yaml" <<YAML
+name: rpm
+seed: 0
+model: {n_layer: 2, n_embd: 16, n_head: 2, n_ctx: 16}
+train: {steps: 40, batch: 4, seq: 16, lr: 0.003}
+tracking: {eval_sequences: 4}
+grid: {mlp_dim: [32], dispersion: [off, angular_spread]}
+resources: {ranks_per_model: 2}
+YAML
+sed 's/ranks_per_model: 2/ranks_per_model: 1/' "$tmp/rpm2.yaml" > "$tmp/rpm1.yaml"
+mpi 2 "$LMDISP" run "$tmp/rpm2.yaml" --out "$tmp/rpm2" > "$tmp/rpm2.log" 2>&1 || fail "ranks_per_model 2 run failed"
+mpi 1 "$LMDISP" run "$tmp/rpm1.yaml" --out "$tmp/rpm1" > "$tmp/rpm1.log" 2>&1 || fail "ranks_per_model 1 run failed"
+if $PY - "$tmp/rpm1" "$tmp/rpm2" <<'PY'
+import glob, os, sys
+import h5py, numpy as np
+a, b = sys.argv[1], sys.argv[2]
+worst, n = 0.0, 0
+for f in sorted(glob.glob(a + "/cells/*/track/*.h5")):
+    g = b + f[len(a):]
+    with h5py.File(f) as x, h5py.File(g) as y:
+        for k in ("val_loss", "train_loss", "layer_mean_cossim", "spearman"):
+            u, v = np.asarray(x[k][()], float), np.asarray(y[k][()], float)
+            ok = np.isfinite(u) & np.isfinite(v)
+            if ok.any():
+                worst = max(worst, float(np.max(np.abs(u[ok] - v[ok]) / (1e-3 + np.abs(u[ok])))))
+            n += 1
+print(f"  ranks_per_model 2 vs 1: {n} quantities, worst relative difference {worst:.2e} (tolerance 1e-4)")
+sys.exit(0 if n > 0 and worst < 1e-4 else 1)
+PY
+then pass "ranks_per_model 2 loss curve matches 1 rank"; else fail "ranks_per_model 2 differs from 1 rank"; fi
+
+# 6. a diverging cell is stopped and marked, the others go on
+victim_id=$(ls "$tmp/np1/cells" | grep off | head -1)
+hash=${victim_id##*-}
+LMDISP_TEST_NAN="$hash:5" mpi 2 -x LMDISP_TEST_NAN "$LMDISP" run "$spec" --out "$tmp/div" > "$tmp/div.log" 2>&1
+rc=$?
+st=$(sed -n 's/^status: //p' "$tmp/div/cells/$victim_id/state")
+step=$(sed -n 's/^step: //p' "$tmp/div/cells/$victim_id/state")
+others=$(grep -l "status: done" "$tmp"/div/cells/*/state | wc -l)
+if [ "$rc" -eq 0 ] && [ "$st" = diverged ] && [ "$step" = 5 ] && [ "$others" -eq 3 ]; then
+  pass "diverging cell marked diverged at step $step, 3 others done"
+else fail "divergence handling: rc=$rc status=$st step=$step others_done=$others"; fi
+
+# 7. a bad spec: exit 2, file:line:column, nothing written
+printf 'name: bad\nmodel:\n  n_embd: 30\n  n_head: 4\n  n_layr: 2\ngrid:\n  mlp_dim: [16]\n' > "$tmp/bad.yaml"
+out=$(mpi 2 "$LMDISP" run "$tmp/bad.yaml" --out "$tmp/badout" 2>&1); rc=$?
+if [ "$rc" -eq 2 ] && grep -q "bad.yaml:5:3" <<<"$out" && [ ! -e "$tmp/badout" ]; then pass "bad spec rejected with file:line:column, nothing written"
+else fail "bad spec: rc=$rc exists=$([ -e "$tmp/badout" ] && echo yes) out=$out"; fi
+
+echo "test_run: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]
