@@ -9,6 +9,7 @@ int cmd_measure(int argc, char **argv);
 int cmd_track(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 int cmd_aggregate(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 

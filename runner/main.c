@@ -16,6 +16,7 @@ static const command COMMANDS[] = {
     {"run", cmd_run, "run a study under MPI: train, track and write study.h5"},
     {"aggregate", cmd_aggregate, "rebuild DIR/study.h5 from DIR/spec.yaml and DIR/cells (MPI)"},
     {"report", cmd_report, "tables of a study.h5: per cell, cross-grid trend, per width"},
+    {"status", cmd_status, "state of every cell of a study directory (grid view)"},
     {"step", cmd_step, "one forward/backward on a checkpoint, dumped to HDF5 (DESIGN 4.3)"},
     {"measure", cmd_measure, "condensation metrics of one checkpoint (DESIGN 4.5)"},
     {"track", cmd_track, "condensation of a series of checkpoints -> trajectory HDF5"},

@@ -32,6 +32,11 @@ mpi 2 "$LMDISP" run "$spec" --out "$tmp/np2" > "$tmp/np2.log" 2>&1 || fail "run 
 if same_tracks "$tmp/np1" "$tmp/np2"; then pass "np 1 == np 2 (every tracked checkpoint of every cell)"
 else fail "np 1 and np 2 differ"; fi
 
+# status: grid view and JSON of the finished study
+if "$LMDISP" status "$tmp/np2" --json | $PY -c "import json,sys; d=json.load(sys.stdin); c=d['counts']; sys.exit(0 if c['done']==4 and len(d['cells'])==4 else 1)"; then
+  pass "status --json: 4 cells done"; else fail "status --json"; fi
+"$LMDISP" status "$tmp/np2" | head -8
+
 # 2. rerun of a finished study retrains nothing
 before=$(cat "$tmp"/np2/cells/*/log | grep -c starting)
 mpi 2 "$LMDISP" run "$spec" --out "$tmp/np2" > "$tmp/rerun.log" 2>&1 || fail "rerun failed"

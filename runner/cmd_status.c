@@ -1,0 +1,171 @@
+/* cmd_status.c — `lmdisp status DIR [--json]`: the state of every cell of a study directory,
+ * laid out by the grid (mlp_dim x dispersion x seed), with the latest tracked step, validation
+ * loss and condensation. Reads DIR/spec.yaml and DIR/cells/ only; needs no MPI. */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "cell.h"
+#include "commands.h"
+#include "h5io.h"
+#include "spec.h"
+
+typedef struct {
+    char status[32];
+    long long step;     /* from the state file; -1 if none */
+    long long tracked;  /* newest tracked step with metrics; -1 if none */
+    double val_loss, last_cossim, spearman, kendall;
+} cell_view;
+
+static void newest_track(const char *cell_dir, cell_view *v) {
+    char path[8800];
+    snprintf(path, sizeof path, "%s/track", cell_dir);
+    DIR *d = opendir(path);
+    v->tracked = -1;
+    v->val_loss = v->last_cossim = v->spearman = v->kendall = NAN;
+    if (!d) return;
+    struct dirent *e;
+    long long best = -1;
+    while ((e = readdir(d))) {
+        long long s;
+        char tail[8];
+        if (sscanf(e->d_name, "step%lld.%7s", &s, tail) == 2 && !strcmp(tail, "h5") && s > best)
+            best = s;
+    }
+    closedir(d);
+    if (best < 0) return;
+    snprintf(path, sizeof path, "%s/track/step%07lld.h5", cell_dir, best);
+    lmd_err err;
+    hid_t f = lmd_h5_open(path, &err);
+    if (f < 0) return;
+    double lm[1024];
+    size_t n = 0;
+    if (lmd_h5_read(f, "/layer_mean_cossim", H5T_NATIVE_DOUBLE, lm, 1024, &n, &err) == 0 && n > 0)
+        v->last_cossim = lm[n - 1];
+    lmd_h5_read(f, "/val_loss", H5T_NATIVE_DOUBLE, &v->val_loss, 1, NULL, &err);
+    lmd_h5_read(f, "/spearman", H5T_NATIVE_DOUBLE, &v->spearman, 1, NULL, &err);
+    lmd_h5_read(f, "/kendall", H5T_NATIVE_DOUBLE, &v->kendall, 1, NULL, &err);
+    H5Fclose(f);
+    v->tracked = best;
+}
+
+static void json_num(FILE *f, double x) {
+    if (isfinite(x)) fprintf(f, "%.10g", x);
+    else fputs("null", f);
+}
+
+int cmd_status(int argc, char **argv) {
+    lmd_args a;
+    lmd_args_init(&a, "status", argc, argv);
+    int help = lmd_args_flag(&a, "help");
+    int json = lmd_args_flag(&a, "json");
+    const char *pos[2];
+    int npos = lmd_args_positional(&a, pos, 2);
+    int bad = lmd_args_finish(&a);
+    lmd_args_free(&a);
+    if (help || bad || npos != 1) {
+        fprintf(help ? stdout : stderr,
+                "usage: lmdisp status DIR [--json]\n\n"
+                "State of every cell of the study in DIR (from DIR/spec.yaml and DIR/cells/):\n"
+                "pending (never started), running/interrupted (has a checkpoint to resume from),\n"
+                "done, diverged or failed, with the newest tracked step and its metrics.\n");
+        return help ? 0 : 2;
+    }
+    const char *dir = pos[0];
+    char specpath[4200];
+    snprintf(specpath, sizeof specpath, "%s/spec.yaml", dir);
+    lmd_spec spec;
+    lmd_err err = {{0}};
+    if (lmd_spec_load(&spec, specpath, &err)) {
+        fprintf(stderr, "lmdisp status: %s is not a study directory (no readable spec.yaml): %s\n",
+                dir, err.msg);
+        lmd_spec_free(&spec);
+        return 2;
+    }
+    cell_view *v = lmd_calloc(spec.n_cells ? spec.n_cells : 1, sizeof *v);
+    int counts[6] = {0};
+    const char *names[6] = {"pending", "running", "interrupted", "done", "diverged", "failed"};
+    for (size_t i = 0; i < spec.n_cells; i++) {
+        const lmd_cell *c = &spec.cells[i];
+        char cdir[4300];
+        snprintf(cdir, sizeof cdir, "%s/cells/%s", dir, c->id);
+        int64_t step = -1;
+        char st[32] = "";
+        lmd_cell_finished(cdir, st, sizeof st, &step);
+        snprintf(v[i].status, sizeof v[i].status, "%s", st[0] ? st : "pending");
+        v[i].step = step;
+        newest_track(cdir, &v[i]);
+        for (int k = 0; k < 6; k++)
+            if (!strcmp(v[i].status, names[k])) counts[k]++;
+    }
+    if (json) {
+        printf("{\"dir\": \"%s\", \"name\": \"%s\", \"n_cells\": %zu, \"counts\": {", dir, spec.name,
+               spec.n_cells);
+        for (int k = 0; k < 6; k++) printf("%s\"%s\": %d", k ? ", " : "", names[k], counts[k]);
+        printf("}, \"cells\": [");
+        for (size_t i = 0; i < spec.n_cells; i++) {
+            const lmd_cell *c = &spec.cells[i];
+            printf("%s\n  {\"index\": %zu, \"id\": \"%s\", \"mlp_dim\": %d, \"dispersion\": \"%s\", "
+                   "\"seed\": %llu, \"status\": \"%s\", \"step\": %lld, \"steps\": %lld, "
+                   "\"tracked_step\": %lld, \"val_loss\": ",
+                   i ? "," : "", c->index, c->id, c->cfg.mlp_dim,
+                   lmd_disp_variant_name(c->train.disp.variant),
+                   (unsigned long long)c->train.seed, v[i].status, v[i].step,
+                   (long long)c->train.steps, v[i].tracked);
+            json_num(stdout, v[i].val_loss);
+            printf(", \"last_layer_cossim\": ");
+            json_num(stdout, v[i].last_cossim);
+            printf(", \"spearman\": ");
+            json_num(stdout, v[i].spearman);
+            printf(", \"kendall\": ");
+            json_num(stdout, v[i].kendall);
+            printf("}");
+        }
+        printf("\n]}\n");
+    } else {
+        printf("study %s (%s): %zu cells —", spec.name, dir, spec.n_cells);
+        for (int k = 0; k < 6; k++)
+            if (counts[k]) printf(" %d %s", counts[k], names[k]);
+        printf("\n\n%8s  %-18s %6s  %-11s %13s %9s %11s %8s %8s\n", "mlp_dim", "dispersion", "seed",
+               "status", "step", "val_loss", "last_cossim", "rho", "tau");
+        /* grid order: sort by (mlp_dim, dispersion, seed), then index */
+        size_t *ord = lmd_calloc(spec.n_cells ? spec.n_cells : 1, sizeof *ord);
+        for (size_t i = 0; i < spec.n_cells; i++) ord[i] = i;
+        for (size_t i = 1; i < spec.n_cells; i++)
+            for (size_t j = i; j > 0; j--) {
+                const lmd_cell *x = &spec.cells[ord[j - 1]], *y = &spec.cells[ord[j]];
+                int cmp = x->cfg.mlp_dim != y->cfg.mlp_dim
+                              ? (x->cfg.mlp_dim > y->cfg.mlp_dim ? 1 : -1)
+                              : x->train.disp.variant != y->train.disp.variant
+                                    ? ((int)x->train.disp.variant > (int)y->train.disp.variant ? 1 : -1)
+                                    : x->train.seed != y->train.seed
+                                          ? (x->train.seed > y->train.seed ? 1 : -1)
+                                          : (x->index > y->index ? 1 : -1);
+                if (cmp <= 0) break;
+                size_t t = ord[j];
+                ord[j] = ord[j - 1];
+                ord[j - 1] = t;
+            }
+        for (size_t k = 0; k < spec.n_cells; k++) {
+            size_t i = ord[k];
+            const lmd_cell *c = &spec.cells[i];
+            char stepbuf[32];
+            if (v[i].step >= 0)
+                snprintf(stepbuf, sizeof stepbuf, "%lld/%lld", v[i].step, (long long)c->train.steps);
+            else
+                snprintf(stepbuf, sizeof stepbuf, "-/%lld", (long long)c->train.steps);
+            printf("%8d  %-18s %6llu  %-11s %13s %9.4f %11.4f %8.3f %8.3f\n", c->cfg.mlp_dim,
+                   lmd_disp_variant_name(c->train.disp.variant), (unsigned long long)c->train.seed,
+                   v[i].status, stepbuf, v[i].val_loss, v[i].last_cossim, v[i].spearman,
+                   v[i].kendall);
+        }
+        free(ord);
+        printf("\n(metrics are those of the newest tracked checkpoint of each cell)\n");
+    }
+    free(v);
+    lmd_spec_free(&spec);
+    return 0;
+}
