@@ -98,6 +98,7 @@ int lmd_trainer_init(lmd_trainer *tr, const lmd_train_opts *o, gpt_model *model,
         tr->state.data_pos = 0;
         lmd_rng_seed(&tr->state.rng_disp, o->seed, LMD_STREAM_DISPERSION);
     }
+    tr->last.loss = tr->last.ce = tr->last.disp = NAN; /* no step taken yet */
     size_t BT = (size_t)o->B * o->T;
     tr->inputs = lmd_calloc(BT, sizeof(int));
     tr->targets = lmd_calloc(BT, sizeof(int));

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "spec.h"
 #include "study.h"
+#include "studydir.h"
 #include "studyfile.h"
 #include "util.h"
 
@@ -62,7 +63,8 @@ int cmd_aggregate(int argc, char **argv) {
     int rc = 0;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         rc = lmd_errf(&err, "%s is not a directory (expected the --out directory of a run)", dir);
-    else if (lmd_spec_load(&spec, spec_path, &err))
+    else if (spec_arg ? lmd_spec_load(&spec, spec_path, &err)
+                      : lmd_studydir_load_spec(dir, &spec, &err))
         rc = lmd_err_prefix(&err, "cannot load the study's spec%s",
                             spec_arg ? "" : " (kept by `lmdisp run`; or pass --spec)");
     if (lmd_mpi_agree(MPI_COMM_WORLD, rc, &err)) {

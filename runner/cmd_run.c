@@ -22,6 +22,7 @@
 #include "run.h"
 #include "spec.h"
 #include "study.h"
+#include "studydir.h"
 #include "util.h"
 
 static volatile sig_atomic_t g_stop = 0;
@@ -336,13 +337,8 @@ int cmd_run(int argc, char **argv) {
         MPI_Finalize();
         return 1;
     }
-    if (wrank == 0) { /* keep the spec with the results: `aggregate DIR` rebuilds from it */
-        char sp[4200];
-        snprintf(sp, sizeof sp, "%s/spec.yaml", out);
-        FILE *f = fopen(sp, "wb");
-        if (!f || fwrite(spec.text, 1, spec.text_len, f) != spec.text_len || fclose(f) != 0)
-            fprintf(stderr, "lmdisp run: warning: cannot write %s\n", sp);
-    }
+    if (wrank == 0 && lmd_studydir_save_spec(out, &spec, &err)) /* for status and aggregate */
+        fprintf(stderr, "lmdisp run: warning: %s\n", err.msg);
     size_t *all = lmd_calloc(spec.n_cells, sizeof *all);
     for (size_t i = 0; i < spec.n_cells; i++) all[i] = i;
     double t_start = lmd_now();

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "h5io.h"
 #include "spec.h"
+#include "studydir.h"
 
 typedef struct {
     char status[32];
@@ -79,7 +80,7 @@ int cmd_status(int argc, char **argv) {
     snprintf(specpath, sizeof specpath, "%s/spec.yaml", dir);
     lmd_spec spec;
     lmd_err err = {{0}};
-    if (lmd_spec_load(&spec, specpath, &err)) {
+    if (lmd_studydir_load_spec(dir, &spec, &err)) {
         fprintf(stderr, "lmdisp status: %s is not a study directory (no readable spec.yaml): %s\n",
                 dir, err.msg);
         lmd_spec_free(&spec);

@@ -193,7 +193,9 @@ static void shape_build(study_shape *sh, const lmd_spec *spec) {
                     !has_line(keys[e], p, len))
                     differs = 1;
             if (differs && strncmp(p, "dispersion.variant=", 19) != 0) {
-                o += (size_t)snprintf(lab + o, cap - o, " %.*s", (int)len, p);
+                /* "dispersion.coeff=0.5" reads as "coeff=0.5" after the variant's name */
+                int skip = !strncmp(p, "dispersion.", 11) ? 11 : 0;
+                o += (size_t)snprintf(lab + o, cap - o, " %.*s", (int)len - skip, p + skip);
             }
             p += len;
             if (*p == '\n') p++;
@@ -938,8 +940,17 @@ static double last_cos(const study_view *v, size_t i, int k) {
     return v->lmc[(i * (size_t)v->K + (size_t)k) * (size_t)v->L1 + (size_t)v->n_layer[i]];
 }
 
+/* Width of the setting column: the longest label, at least 16. */
+static int label_width(const study_view *v) {
+    int w = 16;
+    for (int d = 0; d < v->D; d++)
+        if ((int)strlen(v->label[d]) > w) w = (int)strlen(v->label[d]);
+    return w;
+}
+
 static void print_cells(const study_view *v, FILE *f, int csv) {
     char b[8][48];
+    int lw = label_width(v);
     int k0 = init_col(v);
     if (csv) {
         fprintf(f, "id,mlp_dim,dispersion,seed,status,n_params,step,tokens,val_loss,"
@@ -958,13 +969,13 @@ static void print_cells(const study_view *v, FILE *f, int csv) {
             }
         return;
     }
-    fprintf(f, "%8s  %-16s %5s  %-8s %10s %9s %11s %8s %8s %8s %8s  %s\n", "mlp_dim",
-            "dispersion", "seed", "status", "n_params", "val_loss", "last_cossim", "rho@0",
+    fprintf(f, "%8s  %-*s %5s  %-8s %10s %9s %11s %8s %8s %8s %8s  %s\n", "mlp_dim", lw,
+            "setting", "seed", "status", "n_params", "val_loss", "last_cossim", "rho@0",
             "tau@0", "rho@end", "tau@end", "id");
     for (size_t i = 0; i < v->C; i++) {
         int kl = last_col(v, i);
-        fprintf(f, "%8lld  %-16s %5lld  %-8s %10lld %9s %11s %8s %8s %8s %8s  %s\n",
-                (long long)v->mlp[i], v->disp[i], (long long)v->seed[i], v->status[i],
+        fprintf(f, "%8lld  %-*s %5lld  %-8s %10lld %9s %11s %8s %8s %8s %8s  %s\n",
+                (long long)v->mlp[i], lw, v->label[v->group[i]], (long long)v->seed[i], v->status[i],
                 (long long)v->n_params[i], num(b[0], 48, at(v->val, v, i, kl), 4, 0),
                 num(b[1], 48, last_cos(v, i, kl), 4, 0), num(b[2], 48, at(v->sp, v, i, k0), 3, 0),
                 num(b[3], 48, at(v->kd, v, i, k0), 3, 0), num(b[4], 48, at(v->sp, v, i, kl), 3, 0),
@@ -978,7 +989,7 @@ static void print_trend(const study_view *v, FILE *f, int csv) {
     else
         fprintf(f, "cross-grid trend: rank correlation of each model's rho with mlp_dim "
                    "(done cells; negative = larger models condense less)\n"
-                   "  %-24s %10s %12s %4s %9s %9s\n", "setting", "step", "tokens", "n",
+                   "  %-*s %10s %12s %4s %9s %9s\n", label_width(v), "setting", "step", "tokens", "n",
                 "spearman", "kendall");
     for (int d = 0; d < v->D; d++)
         for (int k = 0; k < v->K; k++) {
@@ -988,7 +999,7 @@ static void print_trend(const study_view *v, FILE *f, int csv) {
                         (long long)v->tokens[k], (long long)v->trend_n[o],
                         num(b[0], 48, v->tsp[o], 3, 1), num(b[1], 48, v->tkd[o], 3, 1));
             else
-                fprintf(f, "  %-24s %10lld %12lld %4lld %9s %9s\n", v->label[d],
+                fprintf(f, "  %-*s %10lld %12lld %4lld %9s %9s\n", label_width(v), v->label[d],
                         (long long)v->step[k], (long long)v->tokens[k], (long long)v->trend_n[o],
                         num(b[0], 48, v->tsp[o], 3, 0), num(b[1], 48, v->tkd[o], 3, 0));
         }
@@ -1003,7 +1014,7 @@ static void print_width(const study_view *v, FILE *f, int csv) {
                    "val_loss_std\n");
     else
         fprintf(f, "per width at the final checkpoint (mean ± std over seeds, done cells)\n"
-                   "  %-24s %8s %4s %17s %17s %17s %17s\n", "setting", "mlp_dim", "n", "rho",
+                   "  %-*s %8s %4s %17s %17s %17s %17s\n", label_width(v), "setting", "mlp_dim", "n", "rho",
                 "tau", "last_cossim", "val_loss");
     for (int d = 0; d < v->D; d++)
         for (int w = 0; w < v->W; w++) {
@@ -1019,7 +1030,8 @@ static void print_width(const study_view *v, FILE *f, int csv) {
                                 num(b[1], 48, v->std[m][o], 4, 1));
                     fprintf(f, "\n");
                 } else {
-                    fprintf(f, "  %-24s %8lld %4lld", v->label[d], (long long)v->widths[w],
+                    fprintf(f, "  %-*s %8lld %4lld", label_width(v), v->label[d],
+                            (long long)v->widths[w],
                             (long long)v->n_seeds[dw]);
                     for (int m = 0; m < N_METRICS; m++) {
                         char cell[112];
