@@ -11,7 +11,7 @@
  * product). Spectra (entropy, MEV) are switched off (lmd_geom_acc.no_spectrum) since they are
  * a different computation.
  *
- *   bench_cossim [--threads N] [--seqs N] [--reps N]   (default 1 thread, 16 sequences, best of 5) */
+ *   bench_cossim [--threads N] [--seqs N] [--reps N]   (default 1 thread, 16 sequences, best of 10) */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,44 +25,28 @@ typedef struct {
     int T, d;
 } shape;
 
-/* Best-of-reps seconds for adding n_seq sequences x (n_seq, T, d) to one layer. */
-static double time_acc(const float *x, int T, int d, int n_seq, int reps) {
-    lmd_geom_acc acc;
+/* Seconds for adding n_seq sequences (n_seq, T, d) to layer 0 of acc. */
+static double time_acc(lmd_geom_acc *acc, const float *x, int n_seq) {
     lmd_err err = {{0}};
-    if (lmd_geom_acc_init(&acc, 1, T, d, LMD_GEOM_NBINS, &err)) lmd_die("%s", err.msg);
-    acc.no_spectrum = 1;
-    double best = INFINITY;
-    for (int r = 0; r < reps + 1; r++) { /* first run warms caches and BLAS buffers */
-        double t0 = lmd_now();
-        if (lmd_geom_acc_add(&acc, 0, x, n_seq, &err)) lmd_die("%s", err.msg);
-        double dt = lmd_now() - t0;
-        if (r > 0 && dt < best) best = dt;
-    }
-    lmd_geom_acc_free(&acc);
-    return best;
+    double t0 = lmd_now();
+    if (lmd_geom_acc_add(acc, 0, x, n_seq, &err)) lmd_die("%s", err.msg);
+    return lmd_now() - t0;
 }
 
-/* Best-of-reps seconds for n_seq products (T x d)·(d x N) into one (T x N) output. */
-static double time_sgemm(const float *x, int T, int d, int N, int n_seq, int reps) {
-    float *c = lmd_aligned_alloc((size_t)T * (size_t)N * sizeof(float));
-    double best = INFINITY;
-    for (int r = 0; r < reps + 1; r++) {
-        double t0 = lmd_now();
-        for (int s = 0; s < n_seq; s++) {
-            const float *xs = x + (size_t)s * T * d;
-            // B = the first N rows of the same sequence, transposed: same data as the syrk
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, d, 1.0f, xs, d, xs, d,
-                        0.0f, c, N);
-        }
-        double dt = lmd_now() - t0;
-        if (r > 0 && dt < best) best = dt;
+/* Seconds for n_seq products (T x d)·(d x N) into one (T x N) output c. */
+static double time_sgemm(const float *x, float *c, int T, int d, int N, int n_seq) {
+    double t0 = lmd_now();
+    for (int s = 0; s < n_seq; s++) {
+        const float *xs = x + (size_t)s * T * d;
+        // B = the first N rows of the same sequence, transposed: same data as the syrk
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, d, 1.0f, xs, d, xs, d, 0.0f,
+                    c, N);
     }
-    free(c);
-    return best;
+    return lmd_now() - t0;
 }
 
 int main(int argc, char **argv) {
-    int threads = 1, n_seq = 16, reps = 5;
+    int threads = 1, n_seq = 16, reps = 10;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seqs")) n_seq = atoi(argv[i + 1]);
@@ -96,8 +80,23 @@ int main(int argc, char **argv) {
         double flops = (double)n_seq * (double)T * (double)(T + 1) * (double)d;
         int N = (T + 2) / 2;
         double sgemm_flops = (double)n_seq * 2.0 * T * (double)N * d;
-        double ta = time_acc(x, T, d, n_seq, reps);
-        double tg = time_sgemm(x, T, d, N, n_seq, reps);
+        lmd_geom_acc acc;
+        lmd_err err = {{0}};
+        if (lmd_geom_acc_init(&acc, 1, T, d, LMD_GEOM_NBINS, &err)) lmd_die("%s", err.msg);
+        acc.no_spectrum = 1;
+        float *c = lmd_aligned_alloc((size_t)T * (size_t)N * sizeof(float));
+        // Alternate the two, best of reps each after a warm-up round: on a shared machine
+        // both then see the same background load, which keeps the ratio meaningful.
+        double ta = INFINITY, tg = INFINITY;
+        for (int r = 0; r <= reps; r++) {
+            double a1 = time_acc(&acc, x, n_seq), g1 = time_sgemm(x, c, T, d, N, n_seq);
+            if (r > 0) {
+                ta = fmin(ta, a1);
+                tg = fmin(tg, g1);
+            }
+        }
+        free(c);
+        lmd_geom_acc_free(&acc);
         double ga = flops / ta / 1e9, gg = sgemm_flops / tg / 1e9;
         printf("%6d %5d %12.2f %12.2f %12.3f %7.2f\n", T, d, ga, gg, 1e3 * ta / n_seq, ga / gg);
         if (ga / gg < 0.5) below++;

@@ -768,11 +768,23 @@ int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *
     if ((ids[1] = ckpt_open(path, err)) < 0) goto done;
     hid_t f = ids[1];
     if (read_config(f, path, &cfg, err)) goto done;
-    int64_t step, tokens, seed;
-    if (attr_read_i64(f, "/", "step", &step, path, err) ||
-        attr_read_i64(f, "/", "tokens", &tokens, path, err) ||
-        attr_read_i64(f, "/", "seed", &seed, path, err))
-        goto done;
+    /* step, tokens and seed may be absent from a params-only file written by another tool
+     * (e.g. an OLMo conversion whose step is only in the file name, see `lmdisp track`): they
+     * then read as 0. A file with /optimizer and /state must have them (checked below). */
+    int64_t step = 0, tokens = 0, seed = 0;
+    int n_run_attrs = 0;
+    static const char *const RUN_ATTRS[3] = {"step", "tokens", "seed"};
+    int64_t *run_dst[3] = {&step, &tokens, &seed};
+    for (int i = 0; i < 3; i++) {
+        htri_t ex = H5Aexists(f, RUN_ATTRS[i]);
+        if (ex < 0) {
+            h5_errf(err, "checkpoint '%s': cannot query attribute /%s", path, RUN_ATTRS[i]);
+            goto done;
+        }
+        if (ex == 0) continue;
+        if (attr_read_i64(f, "/", RUN_ATTRS[i], run_dst[i], path, err)) goto done;
+        n_run_attrs++;
+    }
 
     int hp = has_link(f, "params", path, err);
     if (hp < 0) goto done;
@@ -793,6 +805,11 @@ int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *
 
     int ho = has_link(f, "optimizer", path, err), hs = has_link(f, "state", path, err);
     if (ho < 0 || hs < 0) goto done;
+    if ((ho || hs) && n_run_attrs < 3) {
+        lmd_errf(err, "checkpoint '%s': has /%s but lacks one of the root attributes step, "
+                 "tokens, seed that a resumable checkpoint needs", path, ho ? "optimizer" : "state");
+        goto done;
+    }
     if (ho && read_optimizer(f, path, m, err)) goto done;
     if (st) {
         st->step = step;

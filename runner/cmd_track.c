@@ -360,7 +360,8 @@ int cmd_track(int argc, char **argv) {
         lmd_traj_row *r = &rows[K];
         if (lmd_measure_model(&m, es.inputs, es.n_seq, es.T, eo.bins, LMD_MEASURE_CHUNK, &r->geom,
                               &err)) {
-            snprintf(it->error, sizeof it->error, "%s: %s", it->path, err.msg);
+            lmd_err_prefix(&err, "%s", it->path);
+            memcpy(it->error, err.msg, sizeof it->error);
             it->ok = 0;
             fprintf(stderr, "[%d/%d] step %lld: FAILED, skipping: %s\n", i + 1, n_ok,
                     (long long)it->step, it->error);
