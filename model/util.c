@@ -1,11 +1,13 @@
 
 #include "util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int lmd_errf(lmd_err *e, const char *fmt, ...) {
@@ -112,8 +114,6 @@ double lmd_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-#include <errno.h>
-#include <sys/stat.h>
 
 int lmd_mkdirs(const char *path, lmd_err *err) {
     char buf[4096];

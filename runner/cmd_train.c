@@ -240,9 +240,9 @@ static int train_main(int argc, char **argv) {
     int64_t start_step = tr.state.step;
     for (;;) {
         int64_t s = tr.state.step;
-        int save = (nlist == 0 && every == 0) ? (s == 0 || s == o.steps)
-                                              : (s == 0 || s == o.steps || in_list(s, list, nlist) ||
-                                                 (every > 0 && s % every == 0));
+        /* step 0 and the last step always; then the chosen list and/or every N */
+        int save = s == 0 || s == o.steps || in_list(s, list, nlist) ||
+                   (every > 0 && s % every == 0);
         if (save && !(have_state && s == start_step)) {
             char path[4200];
             snprintf(path, sizeof path, "%s/step%07lld.h5", out, (long long)s);
