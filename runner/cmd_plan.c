@@ -6,6 +6,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "slurm.h"
 #include "spec.h"
 
 /* Training throughput assumed for the time estimate, in GFLOP/s per BLAS thread. Measured:
@@ -156,6 +157,12 @@ int cmd_plan(int argc, char **argv) {
     lmd_err err;
     if (lmd_spec_load(&s, pos[0], &err)) {
         fprintf(stderr, "%s\n", err.msg);
+        return 2;
+    }
+    lmd_slurm_res res; /* the slurm: section is checked here too, not first at submission */
+    if (lmd_slurm_resources(&s, &res, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        lmd_spec_free(&s);
         return 2;
     }
     if (json)

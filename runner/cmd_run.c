@@ -20,6 +20,7 @@
 #include "cell.h"
 #include "commands.h"
 #include "run.h"
+#include "slurm.h"
 #include "spec.h"
 #include "study.h"
 #include "studydir.h"
@@ -36,11 +37,15 @@ static void on_signal(int sig) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: mpirun -np P lmdisp run SPEC.yaml [--out DIR] [--array-task I --manifest FILE]\n"
+            "usage: mpirun -np P lmdisp run SPEC.yaml [--out DIR]\n"
+            "       mpirun -np P lmdisp run --out DIR --array-task I [--manifest FILE]\n"
             "\n"
             "Runs every cell of the study (train, track from step 0, checkpoints) and writes\n"
             "DIR/study.h5. Default DIR: results/<spec name>. Running again skips finished cells\n"
             "and resumes unfinished ones from their newest checkpoint.\n"
+            "With --array-task (what the scripts of `lmdisp submit` run): only the cells of task I\n"
+            "of the manifest (default DIR/manifest), from the frozen DIR/spec.yaml; no study.h5\n"
+            "(the aggregation job writes it).\n"
             "Exit codes: 0 all cells finished (done or diverged), 1 a cell failed,\n"
             "2 bad spec or usage, 3 interrupted by SIGUSR1/SIGTERM (checkpoints saved).\n");
 }
@@ -288,11 +293,57 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
     return agree(interrupted) ? LMD_EXIT_INTERRUPTED : 0;
 }
 
+/* --array-task: the cells of one manifest task, from the frozen DIR/spec.yaml. */
+static int run_array_task(const char *out, int task, const char *manifest, int wrank) {
+    lmd_spec spec;
+    lmd_err err = {{0}};
+    char man[4200];
+    snprintf(man, sizeof man, "%s/manifest", out);
+    if (!manifest) manifest = man;
+    size_t *cells = NULL;
+    long n = -1;
+    lmd_manifest m;
+    memset(&m, 0, sizeof m);
+    int rc = lmd_studydir_load_spec(out, &spec, &err);
+    if (!rc) rc = lmd_manifest_read(&m, manifest, &err);
+    if (!rc) {
+        n = lmd_manifest_task_cells(&m, &spec, task, &cells, &err);
+        rc = n < 0;
+    }
+    if (agree(rc != 0)) {
+        if (wrank == 0) fprintf(stderr, "lmdisp run: array task %d: %s\n", task, rc ? err.msg : "failed on another rank");
+        free(cells);
+        lmd_manifest_free(&m);
+        lmd_spec_free(&spec);
+        return 2;
+    }
+    if (wrank == 0) {
+        printf("lmdisp run: array task %d of %s (round %d): %ld cell(s):", task, manifest, m.round, n);
+        for (long k = 0; k < n; k++) printf(" %s", spec.cells[cells[k]].id);
+        printf("\n");
+        fflush(stdout);
+    }
+    int failed = 0;
+    int status = lmd_run_cells(&spec, out, cells, (size_t)n, &failed);
+    if (status == 0 && failed) status = 1;
+    if (wrank == 0)
+        printf("lmdisp run: array task %d %s\n", task,
+               status == 0 ? "finished" : status == 1 ? "finished; a cell failed"
+               : status == LMD_EXIT_INTERRUPTED ? "interrupted; checkpoints saved" : "stopped");
+    free(cells);
+    lmd_manifest_free(&m);
+    lmd_spec_free(&spec);
+    return status;
+}
+
 int cmd_run(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "run", argc, argv);
     int help = lmd_args_flag(&a, "help");
     const char *out = lmd_args_str(&a, "out");
+    const char *manifest = lmd_args_str(&a, "manifest");
+    int task = -1;
+    lmd_args_int(&a, "array-task", &task, 0, 100000000);
     const char *pos[2];
     int npos = lmd_args_positional(&a, pos, 2);
     int bad = lmd_args_finish(&a);
@@ -301,11 +352,13 @@ int cmd_run(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    int array_mode = task >= 0;
+    if (array_mode ? (npos != 0 || !out) : (npos != 1 || manifest)) bad = 1;
     int provided;
     MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
     int wrank;
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
-    if (bad || npos != 1) {
+    if (bad) {
         if (wrank == 0) usage(stderr);
         MPI_Finalize();
         return 2;
@@ -315,7 +368,11 @@ int cmd_run(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-
+    if (array_mode) {
+        int status = run_array_task(out, task, manifest, wrank);
+        MPI_Finalize();
+        return status;
+    }
     lmd_spec spec;
     lmd_err err = {{0}};
     int rc = lmd_spec_load(&spec, pos[0], &err);

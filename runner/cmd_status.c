@@ -11,6 +11,7 @@
 #include "cell.h"
 #include "commands.h"
 #include "h5io.h"
+#include "slurm.h"
 #include "spec.h"
 #include "studydir.h"
 
@@ -19,7 +20,56 @@ typedef struct {
     long long step;     /* from the state file; -1 if none */
     long long tracked;  /* newest tracked step with metrics; -1 if none */
     double val_loss, last_cossim, spearman, kendall;
+    char slurm[32];     /* Slurm state of the newest array task holding the cell, or "" */
 } cell_view;
+
+/* Slurm states in which a task is gone without having finished its cells */
+static int dead_state(const char *st) {
+    static const char *const DEAD[] = {"TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "FAILED",
+                                       "CANCELLED", "PREEMPTED", "BOOT_FAIL", "DEADLINE"};
+    for (size_t i = 0; i < sizeof DEAD / sizeof DEAD[0]; i++)
+        if (!strcmp(st, DEAD[i])) return 1;
+    return 0;
+}
+
+/* Fills v[i].slurm from one batched squeue/sacct query: each cell maps to the task of the
+ * newest round (manifest, then slurm/resubmit-R.manifest) that holds it. Returns what
+ * answered ("" if the study was never submitted or Slurm is not reachable). */
+static const char *slurm_view(const char *dir, const lmd_spec *spec, cell_view *v, char *src,
+                              size_t nsrc) {
+    src[0] = '\0';
+    lmd_slurm_task_state *st = NULL;
+    size_t n_st = lmd_slurm_query(dir, &st, src, nsrc);
+    if (n_st == 0) return src;
+    int *round = lmd_calloc(spec->n_cells ? spec->n_cells : 1, sizeof *round);
+    int *task = lmd_calloc(spec->n_cells ? spec->n_cells : 1, sizeof *task);
+    for (size_t i = 0; i < spec->n_cells; i++) round[i] = task[i] = -1;
+    for (int r = 0; r < 10000; r++) {
+        char path[4400];
+        if (r == 0) snprintf(path, sizeof path, "%s/manifest", dir);
+        else snprintf(path, sizeof path, "%s/slurm/resubmit-%d.manifest", dir, r);
+        lmd_manifest m;
+        lmd_err err;
+        if (lmd_manifest_read(&m, path, &err)) {
+            if (r > 0) break;
+            continue;
+        }
+        for (size_t k = 0; k < m.n; k++)
+            if (m.e[k].index < spec->n_cells && !strcmp(spec->cells[m.e[k].index].id, m.e[k].id)) {
+                round[m.e[k].index] = r;
+                task[m.e[k].index] = m.e[k].task;
+            }
+        lmd_manifest_free(&m);
+    }
+    for (size_t i = 0; i < spec->n_cells; i++)
+        for (size_t k = 0; k < n_st; k++)
+            if (st[k].round == round[i] && st[k].task == task[i])
+                snprintf(v[i].slurm, sizeof v[i].slurm, "%s", st[k].state);
+    free(round);
+    free(task);
+    free(st);
+    return src;
+}
 
 static void newest_track(const char *cell_dir, cell_view *v) {
     char path[8800];
@@ -102,20 +152,27 @@ int cmd_status(int argc, char **argv) {
         for (int k = 0; k < 6; k++)
             if (!strcmp(v[i].status, names[k])) counts[k]++;
     }
+    char src[32];
+    slurm_view(dir, &spec, v, src, sizeof src);
+    int n_dead = 0;
+    for (size_t i = 0; i < spec.n_cells; i++)
+        if (strcmp(v[i].status, "done") && strcmp(v[i].status, "diverged") && dead_state(v[i].slurm))
+            n_dead++;
     if (json) {
-        printf("{\"dir\": \"%s\", \"name\": \"%s\", \"n_cells\": %zu, \"counts\": {", dir, spec.name,
-               spec.n_cells);
+        printf("{\"dir\": \"%s\", \"name\": \"%s\", \"n_cells\": %zu, \"slurm\": \"%s\", "
+               "\"died_in_slurm\": %d, \"counts\": {",
+               dir, spec.name, spec.n_cells, src, n_dead);
         for (int k = 0; k < 6; k++) printf("%s\"%s\": %d", k ? ", " : "", names[k], counts[k]);
         printf("}, \"cells\": [");
         for (size_t i = 0; i < spec.n_cells; i++) {
             const lmd_cell *c = &spec.cells[i];
             printf("%s\n  {\"index\": %zu, \"id\": \"%s\", \"mlp_dim\": %d, \"dispersion\": \"%s\", "
                    "\"seed\": %llu, \"status\": \"%s\", \"step\": %lld, \"steps\": %lld, "
-                   "\"tracked_step\": %lld, \"val_loss\": ",
+                   "\"tracked_step\": %lld, \"slurm_state\": \"%s\", \"val_loss\": ",
                    i ? "," : "", c->index, c->id, c->cfg.mlp_dim,
                    lmd_disp_variant_name(c->train.disp.variant),
                    (unsigned long long)c->train.seed, v[i].status, v[i].step,
-                   (long long)c->train.steps, v[i].tracked);
+                   (long long)c->train.steps, v[i].tracked, v[i].slurm);
             json_num(stdout, v[i].val_loss);
             printf(", \"last_layer_cossim\": ");
             json_num(stdout, v[i].last_cossim);
@@ -130,8 +187,31 @@ int cmd_status(int argc, char **argv) {
         printf("study %s (%s): %zu cells —", spec.name, dir, spec.n_cells);
         for (int k = 0; k < 6; k++)
             if (counts[k]) printf(" %d %s", counts[k], names[k]);
-        printf("\n\n%8s  %-18s %6s  %-11s %13s %9s %11s %8s %8s\n", "mlp_dim", "dispersion", "seed",
-               "status", "step", "val_loss", "last_cossim", "rho", "tau");
+        printf("\n");
+        if (src[0]) {
+            /* Slurm's view: tasks by state, and cells whose task died without finishing them */
+            char seen[16][32];
+            int cnt[16], ns = 0;
+            for (size_t i = 0; i < spec.n_cells; i++) {
+                if (!v[i].slurm[0]) continue;
+                int k = 0;
+                while (k < ns && strcmp(seen[k], v[i].slurm)) k++;
+                if (k == ns && ns < 16) {
+                    snprintf(seen[ns], sizeof seen[ns], "%s", v[i].slurm);
+                    cnt[ns++] = 0;
+                }
+                if (k < ns) cnt[k]++;
+            }
+            printf("slurm (%s), cells by task state:", src);
+            for (int k = 0; k < ns; k++) printf(" %d %s", cnt[k], seen[k]);
+            if (!ns) printf(" no task known to Slurm any more");
+            printf("\n");
+            if (n_dead)
+                printf("%d cell(s) not finished whose Slurm task ended (timeout, out of memory, node "
+                       "failure, cancel): `lmdisp resubmit %s` runs them again\n", n_dead, dir);
+        }
+        printf("\n%8s  %-18s %6s  %-11s %13s %9s %11s %8s %8s%s\n", "mlp_dim", "dispersion", "seed",
+               "status", "step", "val_loss", "last_cossim", "rho", "tau", src[0] ? "  slurm" : "");
         /* grid order: sort by (mlp_dim, dispersion, seed), then index */
         size_t *ord = lmd_calloc(spec.n_cells ? spec.n_cells : 1, sizeof *ord);
         for (size_t i = 0; i < spec.n_cells; i++) ord[i] = i;
@@ -158,10 +238,10 @@ int cmd_status(int argc, char **argv) {
                 snprintf(stepbuf, sizeof stepbuf, "%lld/%lld", v[i].step, (long long)c->train.steps);
             else
                 snprintf(stepbuf, sizeof stepbuf, "-/%lld", (long long)c->train.steps);
-            printf("%8d  %-18s %6llu  %-11s %13s %9.4f %11.4f %8.3f %8.3f\n", c->cfg.mlp_dim,
+            printf("%8d  %-18s %6llu  %-11s %13s %9.4f %11.4f %8.3f %8.3f%s%s\n", c->cfg.mlp_dim,
                    lmd_disp_variant_name(c->train.disp.variant), (unsigned long long)c->train.seed,
                    v[i].status, stepbuf, v[i].val_loss, v[i].last_cossim, v[i].spearman,
-                   v[i].kendall);
+                   v[i].kendall, src[0] ? "  " : "", src[0] ? (v[i].slurm[0] ? v[i].slurm : "-") : "");
         }
         free(ord);
         printf("\n(metrics are those of the newest tracked checkpoint of each cell)\n");

@@ -12,5 +12,7 @@ int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_aggregate(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_resubmit(int argc, char **argv);
 
 #endif

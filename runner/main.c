@@ -14,6 +14,8 @@ static const command COMMANDS[] = {
     {"train", cmd_train, "train one model from flags or a small YAML"},
     {"plan", cmd_plan, "list the cells of a study spec and their estimated cost"},
     {"run", cmd_run, "run a study under MPI: train, track and write study.h5"},
+    {"submit", cmd_submit, "submit a study as Slurm array jobs (manifest, requeue, aggregation)"},
+    {"resubmit", cmd_resubmit, "submit a new Slurm array of just the cells not done"},
     {"aggregate", cmd_aggregate, "rebuild DIR/study.h5 from DIR/spec.yaml and DIR/cells (MPI)"},
     {"report", cmd_report, "tables of a study.h5: per cell, cross-grid trend, per width"},
     {"status", cmd_status, "state of every cell of a study directory (grid view)"},

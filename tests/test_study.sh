@@ -31,37 +31,8 @@ done
 if grep -q "cross-grid trend" "$tmp/A.log" && grep -q "mlp32-off-s0" "$tmp/A.log"; then
   pass "run prints the cell table and the trend"; else fail "run printed no summary"; cat "$tmp/A.log"; fi
 
-# Python helpers shared by the checks below: dataset/attribute comparison ignoring the
-# provenance attributes that legitimately differ between runs.
-cat > "$tmp/h5cmp.py" <<'PY'
-import sys, h5py, numpy as np
-VOLATILE = {"created", "start_time", "end_time", "hosts", "n_ranks"}
-def items(f):
-    out = {}
-    f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
-    return out
-def same(a, b):
-    if isinstance(a, np.ndarray) and a.dtype.kind == "f":
-        return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
-    return np.array_equal(a, b) and getattr(a, "dtype", None) == getattr(b, "dtype", None)
-def compare(pa, pb, skip=()):
-    bad = []
-    with h5py.File(pa, "r") as fa, h5py.File(pb, "r") as fb:
-        da, db = items(fa), items(fb)
-        if set(da) != set(db): bad.append(f"dataset sets differ: {sorted(set(da) ^ set(db))}")
-        for k in sorted(set(da) & set(db)):
-            if any(k.startswith(s) for s in skip): continue
-            if not same(da[k], db[k]): bad.append(f"dataset {k} differs")
-        for k in set(fa.attrs) | set(fb.attrs):
-            if k in VOLATILE: continue
-            if k not in fa.attrs or k not in fb.attrs or not same(fa.attrs[k], fb.attrs[k]):
-                bad.append(f"attribute {k} differs")
-    return bad
-if __name__ == "__main__":
-    bad = compare(sys.argv[1], sys.argv[2])
-    for b in bad: print("  " + b)
-    sys.exit(1 if bad else 0)
-PY
+# dataset/attribute comparison ignoring provenance that legitimately differs between runs
+cp "$LMDISP_TESTS/h5cmp.py" "$tmp/h5cmp.py"
 if $PY "$tmp/h5cmp.py" "$tmp/A/study.h5" "$tmp/B/study.h5"; then
   pass "1 rank and 2 ranks give identical datasets and attributes (times, hosts, n_ranks aside)"
 else fail "study.h5 differs between 1 and 2 ranks"; fi
