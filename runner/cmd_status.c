@@ -122,7 +122,10 @@ int cmd_status(int argc, char **argv) {
                 "usage: lmdisp status DIR [--json]\n\n"
                 "State of every cell of the study in DIR (from DIR/spec.yaml and DIR/cells/):\n"
                 "pending (never started), running/interrupted (has a checkpoint to resume from),\n"
-                "done, diverged or failed, with the newest tracked step and its metrics.\n");
+                "done, diverged or failed, with the newest tracked step and its metrics.\n"
+                "For a study submitted with `lmdisp submit`, also each cell's Slurm task state\n"
+                "(one squeue call, plus sacct when accounting is enabled) and the cells whose\n"
+                "task ended (timeout, out of memory, node failure) without finishing them.\n");
         return help ? 0 : 2;
     }
     const char *dir = pos[0];

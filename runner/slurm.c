@@ -539,7 +539,9 @@ int lmd_run_capture(char *const argv[], char **out, int quiet) {
         dup2(fd[1], 1);
         close(fd[0]);
         close(fd[1]);
-        if (quiet) {
+        if (quiet == 2) {
+            dup2(1, 2);
+        } else if (quiet) {
             int dn = open("/dev/null", O_WRONLY);
             if (dn >= 0) dup2(dn, 2);
         }
@@ -699,7 +701,9 @@ size_t lmd_slurm_query(const char *dir, lmd_slurm_task_state **out, char *source
     char *argv_sacct[] = {"sacct", "-n", "-P", "-X", "-j", ids, "--format=JobID,State,Reason", NULL};
     char *txt = NULL;
     int have_sacct = 0;
-    if (lmd_run_capture(argv_sacct, &txt, 1) == 0 && txt) {
+    /* sacct exits 0 and says so on stderr when accounting is disabled: look at both */
+    if (lmd_run_capture(argv_sacct, &txt, 2) == 0 && txt && !strstr(txt, "disabled") &&
+        !strstr(txt, "rror")) {
         have_sacct = 1;
         for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
             char job[32], state[64] = "", reason[128] = "";
@@ -713,7 +717,8 @@ size_t lmd_slurm_query(const char *dir, lmd_slurm_task_state **out, char *source
     }
     free(txt);
     /* live tasks: squeue, one line per array element (-r) */
-    char *argv_sq[] = {"squeue", "-h", "-r", "-j", ids, "-o", "%i|%T|%r", NULL};
+    /* -t all: finished tasks too, for as long as slurmctld remembers them (MinJobAge) */
+    char *argv_sq[] = {"squeue", "-h", "-r", "-t", "all", "-j", ids, "-o", "%i|%T|%r", NULL};
     txt = NULL;
     if (lmd_run_capture(argv_sq, &txt, 1) == 0 && txt) {
         answered = 1;

@@ -84,8 +84,8 @@ char *lmd_slurm_render(const char *tmpl, const char *const *keys, const char *co
 
 /* ---- running Slurm commands (no shell involved) ---- */
 /* Runs argv[0] from PATH with argv, captures stdout (up to 1 MiB) into *out (malloc'ed) and
- * returns the exit status, or -1 if it could not be started (e.g. not installed). stderr of
- * the child goes to ours unless quiet. */
+ * returns the exit status, or -1 if it could not be started (e.g. not installed). The child's
+ * stderr: quiet 0 = to ours, 1 = discarded, 2 = captured with stdout. */
 int lmd_run_capture(char *const argv[], char **out, int quiet);
 /* MaxArraySize from `scontrol show config` (LMDISP_MAX_ARRAY_SIZE overrides it, for tests);
  * 1001 (Slurm's default) if scontrol is not available. */
