@@ -20,6 +20,7 @@
 #include "cell.h"
 #include "commands.h"
 #include "run.h"
+#include "schedule.h"
 #include "slurm.h"
 #include "spec.h"
 #include "study.h"
@@ -188,20 +189,9 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
     }
     if (agree(bad)) return 2;
 
-    /* most expensive first; ties by grid index */
+    /* most expensive first; ties by grid index (docs/SCHEDULING.md) */
     size_t *order = lmd_calloc(n_subset ? n_subset : 1, sizeof *order);
-    memcpy(order, subset, n_subset * sizeof *order);
-    for (size_t i = 1; i < n_subset; i++)
-        for (size_t j = i; j > 0; j--) {
-            const lmd_cell *a = &spec->cells[order[j - 1]], *b = &spec->cells[order[j]];
-            if (b->flops > a->flops || (b->flops == a->flops && b->index < a->index)) {
-                size_t t = order[j];
-                order[j] = order[j - 1];
-                order[j - 1] = t;
-            } else {
-                break;
-            }
-        }
+    lmd_schedule_order(spec, subset, n_subset, order);
 
     MPI_Comm group;
     MPI_Comm_split(MPI_COMM_WORLD, wrank / R, wrank, &group);

@@ -68,7 +68,7 @@ if [ -n "$victim" ]; then
   got=0
   for _ in 1 2 3 4 5; do
     scancel --signal=USR1 --batch "$victim"
-    for _ in $(seq 1 10); do grep -q "got signal" "$vlog" 2>/dev/null && { got=1; break; }; sleep 0.5; done
+    for _ in $(seq 1 10); do grep -q "got SIG" "$vlog" 2>/dev/null && { got=1; break; }; sleep 0.5; done
     [ $got -eq 1 ] && break
   done
   [ $got -eq 1 ] && pass "USR1 reached the batch shell of task $victim ($(el))" || fail "scancel --signal=USR1 --batch $victim: no signal in $vlog"
