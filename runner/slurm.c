@@ -715,7 +715,9 @@ size_t lmd_slurm_query(const char *dir, lmd_slurm_task_state **out, char *source
     /* -t all: finished tasks too, for as long as slurmctld remembers them (MinJobAge) */
     char *argv_sq[] = {"squeue", "-h", "-r", "-t", "all", "-j", ids, "-o", "%i|%T|%r", NULL};
     txt = NULL;
-    if (lmd_run_capture(argv_sq, &txt, 1) == 0 && txt) {
+    /* squeue exits 1 with "Invalid job id specified" when every id has been purged */
+    int sq = lmd_run_capture(argv_sq, &txt, 2);
+    if (txt && (sq == 0 || strstr(txt, "Invalid job id"))) {
         answered = 1;
         for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
             char job[32], state[64] = "", reason[128] = "";
