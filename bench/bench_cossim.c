@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blascore.h"
 #include "geometry.h"
 #include "gpt.h"
 
@@ -46,6 +47,7 @@ static double time_sgemm(const float *x, float *c, int T, int d, int N, int n_se
 }
 
 int main(int argc, char **argv) {
+    lmd_blas_core_select(argv); /* before any BLAS call: see model/blascore.h */
     int threads = 1, n_seq = 16, reps = 10;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);

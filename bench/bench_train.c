@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "blascore.h"
 #include "dispersion.h"
 #include "gpt.h"
 #include "train.h"
@@ -61,6 +62,7 @@ static double peak_rss_mb(void) {
 }
 
 int main(int argc, char **argv) {
+    lmd_blas_core_select(argv); /* before any BLAS call: see model/blascore.h */
     int mlp = 1024, threads = 1, steps = 10, warmup = 2, json = 0;
     const char *disp = "off";
     for (int i = 1; i < argc; i++) {

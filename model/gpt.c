@@ -1,8 +1,8 @@
 /* gpt.c — GPT-2-like transformer (DESIGN.md section 2) on cblas_sgemm.
  *
  * Layout follows the llm.c idea: parameters, gradients, AdamW moments and activations each
- * live in one allocation carved into named tensors. Every matmul, attention included, is one
- * cblas_sgemm call. Backward functions accumulate into parameter gradients; each quotes the
+ * live in one allocation carved into named tensors. Every matmul, attention included, runs on
+ * cblas_sgemm (ops.c splits the large ones over OpenMP threads). Backward functions accumulate into parameter gradients; each quotes the
  * forward line it differentiates. */
 #include "gpt.h"
 #include "ops.h"
@@ -145,14 +145,6 @@ void gpt_init(gpt_model *m, uint64_t seed) {
  * buffers
  * ------------------------------------------------------------------------------------------ */
 
-static int max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
 void gpt_alloc_acts(gpt_model *m, int B, int T) {
     if (m->acts_memory && (size_t)B * T <= (size_t)m->B_cap * m->T_cap && T <= m->T_cap) return;
     int Bc = B, Tc = T;
@@ -187,8 +179,9 @@ void gpt_alloc_acts(gpt_model *m, int B, int T) {
         *ptrs[i] = p;
         p += sizes[i];
     }
-    /* backward scratch: datt is one T x T tile per thread */
-    size_t gsizes[] = {BT * C, BT * C, BT * 3 * C, BT * C, (size_t)max_threads() * TT, BT * M,
+    /* backward scratch: datt is one T x T tile, split by lmd_attention_backward into a block
+     * of rows per thread */
+    size_t gsizes[] = {BT * C, BT * C, BT * 3 * C, BT * C, TT, BT * M,
                        BT * V};
     float **gptrs[] = {&m->grad_acts.dresidual, &m->grad_acts.dln,  &m->grad_acts.dqkv,
                        &m->grad_acts.datty,     &m->grad_acts.datt, &m->grad_acts.dfch,
@@ -301,6 +294,7 @@ void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int
 }
 
 static void add_inplace(float *dst, const float *src, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= 32768)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
@@ -365,16 +359,34 @@ void gpt_backward(gpt_model *m, const float *dhidden) {
  * optimizer
  * ------------------------------------------------------------------------------------------ */
 
+/* The sum of squares is split into fixed chunks, each summed in 8 double lanes, and the
+ * chunk sums are added in chunk order: the same bits for any thread count. */
+#define NORM_CHUNK 65536
 double gpt_clip_grad_norm(gpt_model *m, double max_norm) {
-    double s = 0.0;
     const float *g = m->grads_memory;
-    for (size_t i = 0; i < m->num_params; i++) s += (double)g[i] * g[i];
+    size_t n = m->num_params, nchunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
+    double *partial = lmd_calloc(nchunks, sizeof(double));
+#pragma omp parallel for schedule(static) if (nchunks > 1)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t i = c * NORM_CHUNK, end = i + NORM_CHUNK < n ? i + NORM_CHUNK : n;
+        double acc[8] = {0};
+        for (; i + 8 <= end; i += 8)
+            for (int l = 0; l < 8; l++) acc[l] += (double)g[i + l] * g[i + l];
+        for (int l = 0; i < end; i++, l++) acc[l] += (double)g[i] * g[i];
+        partial[c] =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
+    double s = 0.0;
+    for (size_t c = 0; c < nchunks; c++) s += partial[c];
+    free(partial);
     double norm = sqrt(s);
     if (max_norm > 0.0) {
         double coef = max_norm / (norm + 1e-6);
         if (coef < 1.0) {
             float fc = (float)coef;
-            for (size_t i = 0; i < m->num_params; i++) m->grads_memory[i] *= fc;
+            float *gm = m->grads_memory;
+#pragma omp parallel for simd schedule(static) if (n >= 32768)
+            for (size_t i = 0; i < n; i++) gm[i] *= fc;
         }
     }
     return norm;
@@ -400,6 +412,7 @@ void gpt_adamw_update(gpt_model *m, const gpt_adamw *o, double lr) {
         float decay = info.decay ? (float)(1.0 - lr * o->weight_decay) : 1.0f;
         float *p = m->params_memory + off, *g = m->grads_memory + off;
         float *mm = m->m_memory + off, *vv = m->v_memory + off;
+#pragma omp parallel for schedule(static) if (n >= 32768)
         for (size_t i = 0; i < n; i++) {
             /* torch.optim.AdamW: decoupled decay first, then the Adam update */
             p[i] *= decay;

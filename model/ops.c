@@ -1,233 +1,519 @@
-/* ops.c — forward and backward of the transformer's layers (see ops.h). */
+/* ops.c — forward and backward of the transformer's layers (see ops.h).
+ *
+ * Threading and determinism: elementwise and per-row loops are split over rows with OpenMP;
+ * sums over rows into a parameter gradient (LayerNorm dw/db, bias gradients, embeddings) are
+ * split over columns instead, each column summed over rows in ascending order. Every float
+ * reduction therefore has one fixed order, whatever the thread count: results are bitwise
+ * identical for 1, 2 or more threads (cblas_sgemm aside). Sums along a row use a fixed number
+ * of double accumulator lanes so the compiler vectorizes them without reassociating anything. */
 #include "ops.h"
+#include "util.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define LN_EPS 1e-5f
 
-/* out (B,T,C) = wte[inp] + wpe[t] */
-void lmd_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B,
-                            int T, int C) {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            float *o = out + ((size_t)b * T + t) * C;
-            const float *we = wte + (size_t)inp[b * T + t] * C, *pe = wpe + (size_t)t * C;
-            for (int i = 0; i < C; i++) o[i] = we[i] + pe[i];
-        }
+/* Loops touching fewer elements than this stay serial: a parallel region costs a few
+ * microseconds, and the small shapes of the unit tests should not pay it. */
+#define PAR_MIN 32768
+
+static int num_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
 }
 
-/* dwte[inp] += dout; dwpe[t] += dout */
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Part p of np of the range [0, C): [*c0, *c1), cut at multiples of 16 so that parts stay on
+ * separate cache lines (columns) and on whole register blocks of the sgemm kernels (rows). */
+static void split_range(int p, int np, int C, int *c0, int *c1) {
+    int chunks = (C + 15) / 16, per = chunks / np, extra = chunks % np;
+    int first = p * per + (p < extra ? p : extra), count = per + (p < extra ? 1 : 0);
+    *c0 = first * 16 < C ? first * 16 : C;
+    *c1 = (first + count) * 16 < C ? (first + count) * 16 : C;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * row reductions in fixed lanes (vectorizable, order independent of the build's vector width)
+ * ------------------------------------------------------------------------------------------ */
+
+#define LANES 8
+
+static double lanes_total(const double *acc) {
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* sum_i x[i] in double */
+static double row_sum(const float *x, int n) {
+    double acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += x[i + l];
+    for (int l = 0; i < n; i++, l++) acc[l] += x[i];
+    return lanes_total(acc);
+}
+
+/* sum_i (x[i] - mu)^2 in double */
+static double row_sqdev(const float *x, double mu, int n) {
+    double acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            double d = x[i + l] - mu;
+            acc[l] += d * d;
+        }
+    for (int l = 0; i < n; i++, l++) {
+        double d = x[i] - mu;
+        acc[l] += d * d;
+    }
+    return lanes_total(acc);
+}
+
+/* sum_i a[i] b[i] in double */
+static double row_dot(const float *a, const float *b, int n) {
+    double acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += (double)a[i + l] * b[i + l];
+    for (int l = 0; i < n; i++, l++) acc[l] += (double)a[i] * b[i];
+    return lanes_total(acc);
+}
+
+/* max_i x[i], n >= 1 (max is exact, so the lane order does not matter) */
+static float row_max(const float *x, int n) {
+    float acc[2 * LANES];
+    for (int l = 0; l < 2 * LANES; l++) acc[l] = x[0];
+    int i = 0;
+    for (; i + 2 * LANES <= n; i += 2 * LANES)
+        for (int l = 0; l < 2 * LANES; l++) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
+    float m = x[0];
+    for (int l = 0; l < 2 * LANES; l++) m = acc[l] > m ? acc[l] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * exp and tanh for vectorized loops
+ *
+ * libm's expf/tanhf are scalar calls, and GELU's tanh alone was a third of a training step.
+ * These are branch-free (selects only), so loops calling them vectorize; both are within a
+ * few float ulps of the exact value (tests/test_gpt_grad.c checks GELU against the formula in
+ * double), propagate NaN, and depend on nothing but IEEE float arithmetic, so they give the
+ * same bits on every machine.
+ * ------------------------------------------------------------------------------------------ */
+
+static inline float bits_to_float(int32_t b) {
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* exp(x); x below -87.3 gives 2^-126 * e^r instead of a denormal or 0 (harmless where it is
+ * used: softmax terms that small vanish next to the row maximum's 1). */
+static inline float exp_vec(float x) {
+    float xc = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    float kx = xc == xc ? xc : 0.0f; /* NaN: keep the integer conversion defined */
+    /* k = round(x / ln 2) by the 1.5 * 2^23 trick; x = k ln2 + r with |r| <= ln2 / 2 */
+    float k = (kx * 1.44269504f + 12582912.0f) - 12582912.0f;
+    float r = xc - k * 0.693359375f; /* ln2 split: k * hi is exact */
+    r = r - k * -2.12194440e-4f;
+    /* Taylor to r^7: truncation below 6e-9 relative on |r| <= 0.347 */
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666667e-1f + r * (4.16666667e-2f +
+              r * (8.33333333e-3f + r * (1.38888889e-3f + r * 1.98412698e-4f))))));
+    return p * bits_to_float(((int32_t)k + 127) << 23);
+}
+
+/* tanh(u): odd polynomial near 0 (where 1 - 2/(e^2u + 1) would cancel), exp beyond. The
+ * polynomial's coefficients are a relative-error fit on [0, 0.625] (4.4e-9 max error). */
+static inline float tanh_vec(float u) {
+    float a = fabsf(u);
+    a = a > 10.0f ? 10.0f : a; /* tanh(a) rounds to 1 in float from a = 9.02 on */
+    float s = a * a;
+    float small = a + a * s * (-3.333328068e-01f + s * (1.333144158e-01f + s * (-5.373971537e-02f +
+                  s * (2.063908428e-02f + s * -5.704984069e-03f))));
+    float big = 1.0f - 2.0f / (exp_vec(2.0f * a) + 1.0f);
+    return copysignf(a < 0.625f ? small : big, u);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * layers
+ * ------------------------------------------------------------------------------------------ */
+
+/* out (B,T,C) = wte[inp] + wpe[t] */
+void lmd_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B,
+                         int T, int C) {
+    size_t BT = (size_t)B * T;
+#pragma omp parallel for schedule(static) if (BT * C >= PAR_MIN)
+    for (size_t bt = 0; bt < BT; bt++) {
+        float *o = out + bt * C;
+        const float *we = wte + (size_t)inp[bt] * C, *pe = wpe + (bt % T) * C;
+#pragma omp simd
+        for (int i = 0; i < C; i++) o[i] = we[i] + pe[i];
+    }
+}
+
+/* dwte[inp] += dout; dwpe[t] += dout. Tokens repeat, so rows scatter into shared rows of dwte:
+ * threads split the columns and each walks all rows in order. */
 void lmd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B,
-                             int T, int C) {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *d = dout + ((size_t)b * T + t) * C;
-            float *dw = dwte + (size_t)inp[b * T + t] * C, *dp = dwpe + (size_t)t * C;
-            for (int i = 0; i < C; i++) {
+                          int T, int C) {
+    size_t BT = (size_t)B * T;
+#pragma omp parallel if (BT * C >= PAR_MIN)
+    {
+        int np = 1, p = 0;
+#ifdef _OPENMP
+        np = omp_get_num_threads(), p = omp_get_thread_num();
+#endif
+        int c0, c1;
+        split_range(p, np, C, &c0, &c1);
+        for (size_t bt = 0; bt < BT; bt++) {
+            const float *d = dout + bt * C;
+            float *dw = dwte + (size_t)inp[bt] * C, *dp = dwpe + (bt % T) * C;
+#pragma omp simd
+            for (int i = c0; i < c1; i++) {
                 dw[i] += d[i];
                 dp[i] += d[i];
             }
         }
+    }
 }
 
 /* out (N,C) = (inp - mean) * rstd * w + b, row statistics kept for backward */
-void lmd_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                              const float *w, const float *b, size_t N, int C) {
+void lmd_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                           const float *b, size_t N, int C) {
+#pragma omp parallel for schedule(static) if (N * C >= PAR_MIN)
     for (size_t r = 0; r < N; r++) {
         const float *x = inp + r * C;
-        double s = 0.0;
-        for (int i = 0; i < C; i++) s += x[i];
-        double mu = s / C, v = 0.0;
-        for (int i = 0; i < C; i++) {
-            double d = x[i] - mu;
-            v += d * d;
-        }
+        double mu = row_sum(x, C) / C;
+        double v = row_sqdev(x, mu, C);
         float rs = (float)(1.0 / sqrt(v / C + (double)LN_EPS));
         float m = (float)mu;
         float *o = out + r * C;
+#pragma omp simd
         for (int i = 0; i < C; i++) o[i] = (x[i] - m) * rs * w[i] + b[i];
         mean[r] = m;
         rstd[r] = rs;
     }
 }
 
-/* dinp += d/dinp of layernorm; dw += dout * norm; db += dout */
-void lmd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
-                               const float *inp, const float *w, const float *mean,
-                               const float *rstd, size_t N, int C) {
-    for (size_t r = 0; r < N; r++) {
-        const float *x = inp + r * C, *d = dout + r * C;
-        float m = mean[r], rs = rstd[r];
-        double dnorm_mean = 0.0, dnorm_norm_mean = 0.0;
-        for (int i = 0; i < C; i++) {
-            float norm = (x[i] - m) * rs;
-            float dnorm = w[i] * d[i];
-            dnorm_mean += dnorm;
-            dnorm_norm_mean += (double)dnorm * norm;
+/* dinp += d/dinp of layernorm; dw += dout * norm; db += dout.
+ * Rows in parallel for dinp; columns in parallel for dw and db (sums over rows). */
+void lmd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, const float *mean, const float *rstd, size_t N, int C) {
+#pragma omp parallel if (N * C >= PAR_MIN)
+    {
+        /* the two loops write different outputs, so threads go on without a barrier */
+#pragma omp for schedule(static) nowait
+        for (size_t r = 0; r < N; r++) {
+            const float *x = inp + r * C, *d = dout + r * C;
+            float m = mean[r], rs = rstd[r];
+            /* dnorm = w * dout; a = mean(dnorm), bb = mean(dnorm * norm) */
+            double acc_a[LANES] = {0}, acc_b[LANES] = {0};
+            int i = 0;
+            for (; i + LANES <= C; i += LANES)
+                for (int l = 0; l < LANES; l++) {
+                    float norm = (x[i + l] - m) * rs;
+                    float dnorm = w[i + l] * d[i + l];
+                    acc_a[l] += dnorm;
+                    acc_b[l] += (double)dnorm * norm;
+                }
+            for (int l = 0; i < C; i++, l++) {
+                float norm = (x[i] - m) * rs;
+                float dnorm = w[i] * d[i];
+                acc_a[l] += dnorm;
+                acc_b[l] += (double)dnorm * norm;
+            }
+            float a = (float)(lanes_total(acc_a) / C), bb = (float)(lanes_total(acc_b) / C);
+            float *dx = dinp + r * C;
+#pragma omp simd
+            for (int j = 0; j < C; j++) {
+                float norm = (x[j] - m) * rs;
+                float dnorm = w[j] * d[j];
+                dx[j] += (dnorm - a - norm * bb) * rs;
+            }
         }
-        float a = (float)(dnorm_mean / C), bb = (float)(dnorm_norm_mean / C);
-        float *dx = dinp + r * C;
-        for (int i = 0; i < C; i++) {
-            float norm = (x[i] - m) * rs;
-            float dnorm = w[i] * d[i];
-            db[i] += d[i];
-            dw[i] += norm * d[i];
-            dx[i] += (dnorm - a - norm * bb) * rs;
+        int np = 1, p = 0;
+#ifdef _OPENMP
+        np = omp_get_num_threads(), p = omp_get_thread_num();
+#endif
+        int c0, c1;
+        split_range(p, np, C, &c0, &c1);
+        for (size_t r = 0; r < N; r++) {
+            const float *x = inp + r * C, *d = dout + r * C;
+            float m = mean[r], rs = rstd[r];
+#pragma omp simd
+            for (int i = c0; i < c1; i++) {
+                float norm = (x[i] - m) * rs;
+                db[i] += d[i];
+                dw[i] += norm * d[i];
+            }
         }
     }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * matmuls split over OpenMP threads
+ *
+ * libgomp's idle workers spin for a while after each parallel region, and so do OpenBLAS's
+ * pthreads after each threaded call: alternating the two pools on the same cores makes each
+ * wait for the other's spinning. So the large products are split here too: each OpenMP thread
+ * runs a single-threaded sgemm on its own rows of C. Rows are split, never the summed
+ * dimension, so every element is the same dot product in the same order for any thread count.
+ * ------------------------------------------------------------------------------------------ */
+
+/* C (M,N) = alpha op(A) op(B) + beta C, row-major, rows of C split over the threads */
+static void sgemm_rows(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                       int lda, const float *Bm, int ldb, float beta, float *Cm, int ldc) {
+    int nt = num_threads();
+    if ((double)M * N * K < 4e6 || M < 32) nt = 1; /* too small to split */
+    if (nt <= 1) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bm, ldb, beta, Cm,
+                    ldc);
+        return;
+    }
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#pragma omp parallel num_threads(nt)
+    {
+        int p = thread_id();
+        int c0, c1;
+        split_range(p, nt, M, &c0, &c1);
+        if (c1 > c0) {
+            /* row r of op(A) starts at A + r*lda when A is not transposed, at A + r otherwise */
+            const float *Ap = transA ? A + c0 : A + (size_t)c0 * lda;
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                        transB ? CblasTrans : CblasNoTrans, c1 - c0, N, K, alpha, Ap, lda, Bm,
+                        ldb, beta, Cm + (size_t)c0 * ldc, ldc);
+        }
+    }
+    openblas_set_num_threads(blas_threads);
 }
 
 /* out (N,OC) = inp (N,IC) W^T + bias, or out += that when accumulate */
-void lmd_matmul_forward(float *out, const float *inp, const float *W, const float *bias,
-                           size_t N, int IC, int OC, int accumulate) {
+void lmd_matmul_forward(float *out, const float *inp, const float *W, const float *bias, size_t N,
+                        int IC, int OC, int accumulate) {
     if (bias) {
+#pragma omp parallel for schedule(static) if (N * OC >= PAR_MIN)
         for (size_t r = 0; r < N; r++) {
             float *o = out + r * OC;
-            if (accumulate)
+            if (accumulate) {
+#pragma omp simd
                 for (int j = 0; j < OC; j++) o[j] += bias[j];
-            else
+            } else {
                 memcpy(o, bias, (size_t)OC * sizeof(float));
+            }
         }
         accumulate = 1;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, OC, IC, 1.0f, inp, IC, W, IC,
-                accumulate ? 1.0f : 0.0f, out, OC);
+    sgemm_rows(0, 1, (int)N, OC, IC, 1.0f, inp, IC, W, IC, accumulate ? 1.0f : 0.0f, out, OC);
 }
 
 /* dinp (N,IC) = dout W (overwritten); dW (OC,IC) += dout^T inp; dbias += column sums of dout */
-void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout,
-                            const float *inp, const float *W, size_t N, int IC, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, IC, OC, 1.0f, dout, OC, W, IC,
-                0.0f, dinp, IC);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, (int)N, 1.0f, dout, OC, inp, IC,
-                1.0f, dW, IC);
+void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout, const float *inp,
+                         const float *W, size_t N, int IC, int OC) {
+    sgemm_rows(0, 0, (int)N, IC, OC, 1.0f, dout, OC, W, IC, 0.0f, dinp, IC);
+    sgemm_rows(1, 0, OC, IC, (int)N, 1.0f, dout, OC, inp, IC, 1.0f, dW, IC);
     if (dbias) {
-        for (size_t r = 0; r < N; r++) {
-            const float *d = dout + r * OC;
-            for (int j = 0; j < OC; j++) dbias[j] += d[j];
+#pragma omp parallel if (N * OC >= PAR_MIN)
+        {
+            int np = 1, p = 0;
+#ifdef _OPENMP
+            np = omp_get_num_threads(), p = omp_get_thread_num();
+#endif
+            int c0, c1;
+            split_range(p, np, OC, &c0, &c1);
+            for (size_t r = 0; r < N; r++) {
+                const float *d = dout + r * OC;
+#pragma omp simd
+                for (int j = c0; j < c1; j++) dbias[j] += d[j];
+            }
         }
     }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * causal attention
+ *
+ * Rows are processed in blocks of ATT_BLK: row block [r0, r1) only sees keys [0, r1), so the
+ * score and mixing products cover the diagonal blocks and those below it (10/16 of the full
+ * T x T at T = 256) instead of the whole square. The (b, h) pairs run in parallel with
+ * single-threaded sgemms: the blocks are too small for a threaded sgemm to pay, and two
+ * concurrent threaded calls into the pthread OpenBLAS would serialize on its lock.
+ * ------------------------------------------------------------------------------------------ */
+
+#define ATT_BLK 64
+
+/* Threads for the (b, h) loop; when more than one, OpenBLAS is set to one thread for the
+ * region and restored afterwards (returned in *blas_threads). */
+static int attention_threads(int pairs, int limit, int *blas_threads) {
+    int nt = num_threads();
+    if (nt > pairs) nt = pairs;
+    if (nt > limit) nt = limit;
+    if (nt < 1) nt = 1;
+    *blas_threads = openblas_get_num_threads();
+    if (nt > 1) openblas_set_num_threads(1);
+    return nt;
+}
+
+/* Scale-free softmax of row t of a score block in place: p_j = exp(s_j - max) / sum over
+ * j <= t, zeros for j in (t, T). */
+static void softmax_causal_row(float *row, int t, int T) {
+    int n = t + 1;
+    float mx = row_max(row, n);
+#pragma omp simd
+    for (int j = 0; j < n; j++) row[j] = exp_vec(row[j] - mx);
+    float inv = (float)(1.0 / row_sum(row, n));
+#pragma omp simd
+    for (int j = 0; j < n; j++) row[j] *= inv;
+    for (int j = n; j < T; j++) row[j] = 0.0f;
 }
 
 /* Causal multi-head attention. qkv (B,T,3C) -> out (B,T,C); att (B,NH,T,T) keeps the
  * softmax probabilities (zeros above the diagonal) for backward. */
-void lmd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
-                              int NH) {
-    int hd = C / NH, C3 = 3 * C;
+void lmd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+    int hd = C / NH, C3 = 3 * C, pairs = B * NH, blas_threads;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hd;
-            const float *k = q + C, *v = q + 2 * C;
-            float *a = att + ((size_t)b * NH + h) * T * T;
-            /* a = scale * q k^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, C3, k, C3,
-                        0.0f, a, T);
-            for (int t = 0; t < T; t++) {
-                float *row = a + (size_t)t * T;
-                float mx = row[0];
-                for (int j = 1; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
-                double sum = 0.0;
-                for (int j = 0; j <= t; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
-                }
-                float inv = (float)(1.0 / sum);
-                for (int j = 0; j <= t; j++) row[j] *= inv;
-                for (int j = t + 1; j < T; j++) row[j] = 0.0f;
-            }
+    int nt = attention_threads(pairs, pairs, &blas_threads);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int bh = 0; bh < pairs; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hd;
+        const float *k = q + C, *v = q + 2 * C;
+        float *a = att + (size_t)bh * T * T;
+        float *o = out + (size_t)b * T * C + (size_t)h * hd;
+        for (int r0 = 0; r0 < T; r0 += ATT_BLK) {
+            int r1 = r0 + ATT_BLK < T ? r0 + ATT_BLK : T, nr = r1 - r0;
+            float *ab = a + (size_t)r0 * T;
+            /* s = scale * q k^T for rows [r0, r1), keys [0, r1) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, hd, scale,
+                        q + (size_t)r0 * C3, C3, k, C3, 0.0f, ab, T);
+            for (int t = r0; t < r1; t++) softmax_causal_row(a + (size_t)t * T, t, T);
             /* out_h = a v */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, v, C3,
-                        0.0f, out + (size_t)b * T * C + (size_t)h * hd, C);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, r1, 1.0f, ab, T, v, C3,
+                        0.0f, o + (size_t)r0 * C, C);
         }
+    }
+    if (nt > 1) openblas_set_num_threads(blas_threads);
 }
 
-/* dqkv (B,T,3C) = d/dqkv of attention (overwritten); datt is T x T scratch */
+/* dqkv (B,T,3C) = d/dqkv of attention (overwritten); datt is scratch of at least T*T floats,
+ * used as one ATT_BLK x T tile per thread */
 void lmd_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                               const float *att, int B, int T, int C, int NH) {
-    int hd = C / NH, C3 = 3 * C;
+                            const float *att, int B, int T, int C, int NH) {
+    int hd = C / NH, C3 = 3 * C, pairs = B * NH, blas_threads;
     float scale = 1.0f / sqrtf((float)hd);
-    memset(dqkv, 0, (size_t)B * T * C3 * sizeof(float));
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            size_t off = (size_t)b * T * C3 + (size_t)h * hd;
-            const float *q = qkv + off, *k = q + C, *v = q + 2 * C;
-            float *dq = dqkv + off, *dk = dq + C, *dv = dq + 2 * C;
-            const float *a = att + ((size_t)b * NH + h) * T * T;
-            const float *dO = dout + (size_t)b * T * C + (size_t)h * hd;
-            /* out_h = a v:  da = dO v^T,  dv += a^T dO */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, C, v, C3,
-                        0.0f, datt, T);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, dO, C,
+    int blk = ATT_BLK < T ? ATT_BLK : T;
+    size_t BT = (size_t)B * T;
+#pragma omp parallel for schedule(static) if (BT * C3 >= PAR_MIN)
+    for (size_t r = 0; r < BT; r++) memset(dqkv + r * C3, 0, (size_t)C3 * sizeof(float));
+    int nt = attention_threads(pairs, T / blk, &blas_threads);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int bh = 0; bh < pairs; bh++) {
+        int b = bh / NH, h = bh % NH;
+        size_t off = (size_t)b * T * C3 + (size_t)h * hd;
+        const float *q = qkv + off, *k = q + C, *v = q + 2 * C;
+        float *dq = dqkv + off, *dk = dq + C, *dv = dq + 2 * C;
+        const float *a = att + (size_t)bh * T * T;
+        const float *dO = dout + (size_t)b * T * C + (size_t)h * hd;
+        float *ds = datt + (size_t)thread_id() * blk * T;
+        for (int r0 = 0; r0 < T; r0 += blk) {
+            int r1 = r0 + blk < T ? r0 + blk : T, nr = r1 - r0;
+            const float *ab = a + (size_t)r0 * T;
+            const float *dOb = dO + (size_t)r0 * C;
+            /* out_h = a v:  da = dO v^T,  dv += a^T dO  (keys [0, r1) only: a is 0 beyond) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, hd, 1.0f, dOb, C, v, C3,
+                        0.0f, ds, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hd, nr, 1.0f, ab, T, dOb, C,
                         1.0f, dv, C3);
-            /* a = softmax(s):  ds = a * (da - sum_j a da) ; zero above the diagonal since a is */
-            for (int t = 0; t < T; t++) {
+            /* a = softmax(s):  ds = a * (da - sum_j a da), j <= t */
+            for (int t = r0; t < r1; t++) {
                 const float *ar = a + (size_t)t * T;
-                float *dr = datt + (size_t)t * T;
-                double dot = 0.0;
-                for (int j = 0; j <= t; j++) dot += (double)ar[j] * dr[j];
-                float fd = (float)dot;
-                for (int j = 0; j <= t; j++) dr[j] = ar[j] * (dr[j] - fd);
-                for (int j = t + 1; j < T; j++) dr[j] = 0.0f;
+                float *dr = ds + (size_t)(t - r0) * T;
+                int n = t + 1;
+                float fd = (float)row_dot(ar, dr, n);
+#pragma omp simd
+                for (int j = 0; j < n; j++) dr[j] = ar[j] * (dr[j] - fd);
+                for (int j = n; j < r1; j++) dr[j] = 0.0f;
             }
             /* s = scale q k^T:  dq += scale ds k,  dk += scale ds^T q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, datt, T, k,
-                        C3, 1.0f, dq, C3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, datt, T, q, C3,
-                        1.0f, dk, C3);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, r1, scale, ds, T, k,
+                        C3, 1.0f, dq + (size_t)r0 * C3, C3);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hd, nr, scale, ds, T,
+                        q + (size_t)r0 * C3, C3, 1.0f, dk, C3);
         }
+    }
+    if (nt > 1) openblas_set_num_threads(blas_threads);
 }
+
+/* ------------------------------------------------------------------------------------------
+ * GELU and cross-entropy
+ * ------------------------------------------------------------------------------------------ */
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 
 /* out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
 void lmd_gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + tanh_vec(GELU_K * (x + GELU_C * x * x * x)));
     }
 }
 
 /* d (in place, dout on entry) = dout * gelu'(inp) */
 void lmd_gelu_backward(float *d, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_K * (x + GELU_C * x * x * x);
-        float th = tanhf(u);
+        float th = tanh_vec(u);
         float sech2 = 1.0f - th * th;
         float g = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
         d[i] *= g;
     }
 }
 
-/* losses (N) = logsumexp(logits) - logits[target]; returns the mean */
-double lmd_crossentropy_forward(float *losses, const float *logits, const int *targets,
-                                   size_t N, int V) {
-    double total = 0.0;
+/* losses (N) = logsumexp(logits) - logits[target]; returns the mean (summed in row order) */
+double lmd_crossentropy_forward(float *losses, const float *logits, const int *targets, size_t N,
+                                int V) {
+#pragma omp parallel for schedule(static) if (N * V >= PAR_MIN)
     for (size_t r = 0; r < N; r++) {
         const float *l = logits + r * V;
-        float mx = l[0];
-        for (int j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+        float mx = row_max(l, V);
         double s = 0.0;
         for (int j = 0; j < V; j++) s += exp((double)(l[j] - mx));
-        double loss = log(s) + mx - l[targets[r]];
-        losses[r] = (float)loss;
-        total += loss;
+        losses[r] = (float)(log(s) + mx - l[targets[r]]);
     }
+    double total = 0.0;
+    for (size_t r = 0; r < N; r++) total += losses[r];
     return total / (double)N;
 }
 
 /* dlogits (N,V) = (softmax(logits) - onehot(target)) * scale */
-void lmd_crossentropy_backward(float *dlogits, const float *logits, const int *targets,
-                                  size_t N, int V, float scale) {
+void lmd_crossentropy_backward(float *dlogits, const float *logits, const int *targets, size_t N,
+                               int V, float scale) {
+#pragma omp parallel for schedule(static) if (N * V >= PAR_MIN)
     for (size_t r = 0; r < N; r++) {
         const float *l = logits + r * V;
         float *d = dlogits + r * V;
-        float mx = l[0];
-        for (int j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+        float mx = row_max(l, V);
         double s = 0.0;
         for (int j = 0; j < V; j++) s += exp((double)(l[j] - mx));
         double inv = 1.0 / s;
@@ -235,4 +521,3 @@ void lmd_crossentropy_backward(float *dlogits, const float *logits, const int *t
         d[targets[r]] -= scale;
     }
 }
-

@@ -1,6 +1,7 @@
 /* ops.h — the transformer's layers as free functions, forward and backward side by side:
  * outputs first, then inputs, then dimensions. Backward functions accumulate into parameter
- * gradients. Every matmul is one cblas_sgemm. */
+ * gradients. Matmuls are cblas_sgemm; the other loops are split over OpenMP threads (the
+ * count set by gpt_set_threads) with results that do not depend on the thread count. */
 #ifndef LMDISP_OPS_H
 #define LMDISP_OPS_H
 
@@ -34,7 +35,8 @@ void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout
  * softmax probabilities (zeros above the diagonal) for backward. */
 void lmd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
 
-/* dqkv (B,T,3C) = d/dqkv of attention (overwritten); datt is T x T scratch */
+/* dqkv (B,T,3C) = d/dqkv of attention (overwritten); datt is scratch of at least T*T floats
+ * (one block of rows per thread, at most T/64 threads) */
 void lmd_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                             const float *att, int B, int T, int C, int NH);
 

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blascore.h"
 #include "commands.h"
 
 typedef struct {
@@ -34,6 +35,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    lmd_blas_core_select(argv); /* before any BLAS call: see model/blascore.h */
     if (argc < 2) {
         usage(stderr);
         return 2;
