@@ -17,6 +17,8 @@
 #include <time.h>
 
 #include "blascore.h"
+
+char *openblas_get_corename(void);
 #include "dispersion.h"
 #include "gpt.h"
 #include "train.h"
@@ -72,10 +74,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--dispersion") && i + 1 < argc) disp = argv[++i];
         else if (!strcmp(argv[i], "--json")) json = 1;
-        else {
+        else if (!strcmp(argv[i], "--blas-core")) { /* for compare_torch.sh: same kernels */
+            printf("%s\n", openblas_get_corename());
+            return 0;
+        } else {
             fprintf(stderr,
                     "usage: %s [--mlp-dim N] [--threads N] [--steps N] [--warmup N] "
-                    "[--dispersion V] [--json]\n",
+                    "[--dispersion V] [--json] | --blas-core\n",
                     argv[0]);
             return 2;
         }

@@ -67,6 +67,13 @@ fi
 "$PYTHON" -c 'import torch' 2>/dev/null || {
     echo "compare_torch.sh: $PYTHON cannot import torch (set PYTHON)" >&2; exit 1; }
 
+# Both sides use the same OpenBLAS kernels: the ones lmdisp selects (model/blascore.h; PyTorch
+# links the same libopenblas), unless OPENBLAS_CORETYPE is set already.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    OPENBLAS_CORETYPE=$("$BENCH_TRAIN" --blas-core)
+    export OPENBLAS_CORETYPE
+fi
+
 maxt=1
 for t in $THREADS $TORCH_THREADS; do [ "$t" -gt "$maxt" ] && maxt=$t; done
 if [ "$CORES" = unset ]; then CORES="0-$((maxt - 1))"; [ "$maxt" = 1 ] && CORES=0; fi
@@ -81,7 +88,7 @@ echo "T 256, B 8, vocab 256, mlp_dim $MLP_DIM, dispersion $DISPERSION, AdamW + c
 echo "Each run: $WARMUP warm-up + $STEPS timed steps; tokens/s from the median step."
 echo "$ROUNDS rounds, lmdisp then PyTorch in each, cores: ${CORES:-unpinned}; lmdisp threads {$THREADS},"
 echo "PyTorch threads {$TORCH_THREADS} x jit {$TORCH_JIT} ${TORCH_ARGS:+($TORCH_ARGS)}; ratio = best lmdisp / best PyTorch of the round."
-echo "bench_train: $BENCH_TRAIN   load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench_train: $BENCH_TRAIN   OpenBLAS kernels (both): $OPENBLAS_CORETYPE   load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 # prints the named fields of the JSON line a benchmark printed last, space separated
