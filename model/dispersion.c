@@ -16,8 +16,13 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Strict C11 has no M_PI; the build defines _DEFAULT_SOURCE, but do not rely on it. */
 #ifndef M_PI
@@ -103,9 +108,33 @@ int lmd_disp_validate(const lmd_disp_opts *o, lmd_err *err) {
     return 0;
 }
 
-/* Scratch layout of lmd_disp_seq: Y (L,F) | dY (L,F) | K (L,L) | M (L,L). */
+/* Scratch layout of lmd_disp_seq: Y (L,F) | dY (L,F) | K (L,L) | M (L,L) | one row of L
+ * doubles (plus 2 floats of slack to align it to 8 bytes whatever the caller's alignment). */
 size_t lmd_disp_work_floats(int L, int F) {
-    return 2 * (size_t)L * (size_t)F + 2 * (size_t)L * (size_t)L;
+    return 2 * (size_t)L * (size_t)F + 2 * (size_t)L * (size_t)L + 2 * (size_t)L + 2;
+}
+
+/* The row of doubles at the end of the scratch. */
+static double *work_row(float *work, int L, int F) {
+    uintptr_t p = (uintptr_t)(work + 2 * (size_t)L * (size_t)F + 2 * (size_t)L * (size_t)L);
+    return (double *)((p + 7u) & ~(uintptr_t)7u);
+}
+
+/* Sums in a fixed number of double lanes: vectorizable without reassociation, and the
+ * same order whatever the vector width or thread count. */
+#define LANES 8
+static double lanes_total(const double *acc) {
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* sum_k a[k] b[k] in double, in LANES fixed lanes */
+static double dot_lanes(const float *a, const float *b, int n) {
+    double acc[LANES] = {0};
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += (double)a[k + l] * b[k + l];
+    for (int l = 0; k < n; k++, l++) acc[l] += (double)a[k] * b[k];
+    return lanes_total(acc);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -116,9 +145,9 @@ static void unit_rows_forward(float *y, const float *z, int L, int F) {
     for (int i = 0; i < L; i++) {
         const float *zi = z + (size_t)i * F;
         float *yi = y + (size_t)i * F;
-        double nn = 0.0;
-        for (int k = 0; k < F; k++) nn += (double)zi[k] * zi[k];
+        double nn = dot_lanes(zi, zi, F);
         double inv = 1.0 / (sqrt(nn) + DISP_EPS);
+#pragma omp simd
         for (int k = 0; k < F; k++) yi[k] = (float)(zi[k] * inv);
     }
 }
@@ -130,14 +159,12 @@ static void unit_rows_backward(float *dz, const float *dy, const float *z, int L
     for (int i = 0; i < L; i++) {
         const float *zi = z + (size_t)i * F, *gi = dy + (size_t)i * F;
         float *dzi = dz + (size_t)i * F;
-        double nn = 0.0, zg = 0.0;
-        for (int k = 0; k < F; k++) {
-            nn += (double)zi[k] * zi[k];
-            zg += (double)zi[k] * gi[k];
-        }
+        double nn = dot_lanes(zi, zi, F), zg = dot_lanes(zi, gi, F);
         double n = sqrt(nn), s = n + DISP_EPS;
         double a = scale / s;
         double b = n > 0.0 ? scale * zg / (n * s * s) : 0.0;
+        /* dz never overlaps dy or z (the caller's contract), so the loop may vectorize */
+#pragma omp simd
         for (int k = 0; k < F; k++) dzi[k] += (float)(a * gi[k] - b * zi[k]);
     }
 }
@@ -220,67 +247,246 @@ static inline void lse_add(lse_acc *a, double x, double weight) {
 }
 static inline double lse_value(const lse_acc *a) { return a->m + log(a->s); }
 
-/* c~ = clamp(c, -1+t, 1-t): value clamped, gradient w.r.t. c passed through as 1. */
-static inline double clamp_cos(double c) {
-    const double lo = -1.0 + DISP_CLAMP_T, hi = 1.0 - DISP_CLAMP_T;
-    return c < lo ? lo : (c > hi ? hi : c);
+
+/* ---------------------------------------------------------------------------------------
+ * acos and exp for vectorized pair loops
+ *
+ * libm's acos/exp are scalar calls and were ~45 ns per pair, most of the dispersion phase.
+ * These are branch-free (selects only), so loops calling them vectorize; both work in double
+ * and stay within a few double ulps of libm (worst errors measured over dense grids: see the
+ * notes at each), propagate NaN, and depend on nothing but IEEE double arithmetic, so they
+ * give the same bits on every machine and for every thread count. */
+
+static inline double bits_to_double(uint64_t b) {
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+static inline uint64_t double_to_bits(double d) {
+    uint64_t b;
+    memcpy(&b, &d, sizeof b);
+    return b;
 }
 
-/* dD/dc of D = arccos(c~)/pi with the straight-through clamp: the derivative of arccos taken
- * at the clamped value, so it is finite and never 0. */
-static inline double dD_dc(double ct) { return -1.0 / (M_PI * sqrt(1.0 - ct * ct)); }
+/* asin(a) = a + a s P(s), s = a^2 <= 1/4: P is a Chebyshev fit (degree 11 in s) of
+ * (asin(sqrt s)/sqrt s - 1)/s on [0, 1/4], max error 2.3e-16, i.e. ~6e-17 relative in asin. */
+static inline double asin_poly(double a) {
+    double s = a * a;
+    double p = 2.81692180608814138e-02;
+    p = p * s - 1.07490503396978077e-02;
+    p = p * s + 1.60355143491488217e-02;
+    p = p * s + 7.80294947735331746e-03;
+    p = p * s + 1.18754943826369225e-02;
+    p = p * s + 1.39296529023266325e-02;
+    p = p * s + 1.73552599557863230e-02;
+    p = p * s + 2.23720476317445099e-02;
+    p = p * s + 3.03819473670984795e-02;
+    p = p * s + 4.46428571034236457e-02;
+    p = p * s + 7.50000000002076367e-02;
+    p = p * s + 1.66666666666666491e-01;
+    return a + a * s * p;
+}
+
+/* 1/sqrt(v) for normal v > 0 without libm: sqrt() is a call with an errno branch unless
+ * -fno-math-errno, which keeps loops from vectorizing. Initial guess from the exponent bits
+ * (relative error <= 3.5%), then four Newton steps (3.5e-2 -> 1.8e-3 -> 5e-6 -> 4e-11 ->
+ * rounding). NaN gives NaN; v <= 0 is never passed here. Against 1/sqrt on v = 1 - c^2,
+ * |c| <= 0.75: worst 2 double ulps. */
+static inline double rsqrt_vec(double v) {
+    double y = bits_to_double(0x5FE6EB50C7B537A9u - (double_to_bits(v) >> 1));
+    const double hv = 0.5 * v;
+    y = y * (1.5 - hv * y * y);
+    y = y * (1.5 - hv * y * y);
+    y = y * (1.5 - hv * y * y);
+    y = y * (1.5 - hv * y * y);
+    return y;
+}
+
+/* sqrt(v) = v / sqrt(v), with one correction step s + (v - s^2)/(2 s) in its rsqrt form. */
+static inline double sqrt_vec(double v) {
+    double y = rsqrt_vec(v), s = v * y;
+    return s + 0.5 * y * (v - s * s);
+}
+
+/* acos(x) for |x| <= 0.75 (the clamped cosines; sqrt_vec needs 1 - |x| > 0 normal). |x| <= 1/2:
+ * pi/2 - asin(x). |x| > 1/2: acos(|x|) = 2 asin(y) with
+ * y = sqrt((1-|x|)/2) <= 1/2 (1 - |x| is exact there), and acos(-|x|) = pi - acos(|x|). The
+ * argument is selected first, so one polynomial serves both ranges. Against libm acos on
+ * 2e7 evenly spaced x in [-0.75, 0.75]: worst 2 double ulps (3.7e-9 float ulps). */
+static inline double acos_vec(double x) {
+    const double pi = 3.14159265358979323846, half_pi = 1.57079632679489661923;
+    double ax = fabs(x);
+    int big = ax > 0.5;
+    double v = 0.5 - 0.5 * ax;
+    double y = sqrt_vec(v); /* v >= 0.125 on the domain; only used when v < 0.25 */
+    double q = asin_poly(big ? y : ax);
+    double small = half_pi - copysign(q, x);
+    double large = x > 0.0 ? 2.0 * q : pi - 2.0 * q;
+    return big ? large : small;
+}
+
+/* exp(x); x below -708 (results under 3.3e-308) gives 0 instead of a denormal, which is
+ * harmless where it is used: terms of a sum that holds a term of at least 1 (forward), and
+ * softmax probabilities that small (backward). Against libm exp on 2e7 points of [-708, 0]
+ * and of [-10, 10]: worst 1 double ulp. */
+static inline double exp_vec(double x) {
+    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
+    double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
+    /* t = 1.5*2^52 + k with k = round(x / ln 2): the low bits of t hold k */
+    double t = xc * 1.44269504088896340736 + shifter;
+    double k = t - shifter;
+    /* x = k ln2 + r, |r| <= ln2/2; ln2 split (fdlibm's) so that k * hi is exact */
+    double r = xc - k * 6.93147180369123816490e-01;
+    r = r - k * 1.90821492927058770002e-10;
+    /* Taylor to r^13: truncation below 5e-18 relative on |r| <= 0.347 */
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    /* 2^k: k + 1023 in [2, 2046] lands in the exponent field; higher bits of t shift out */
+    double scale = bits_to_double((double_to_bits(t) + 1023u) << 52);
+    double e = p * scale;
+    return x < -708.0 ? 0.0 : e;
+}
 
 /* ---------------------------------------------------------------------------------------
  * The variants. z, dz (L,F); work as lmd_disp_work_floats(L,F). */
 
+
+/* M (L,L): copy the strict upper triangle onto the lower one, in blocks for the cache. */
+static void mirror_upper(float *M, int L) {
+    enum { BLK = 32 };
+    for (int i0 = 0; i0 < L; i0 += BLK)
+        for (int j0 = i0; j0 < L; j0 += BLK) {
+            int i1 = i0 + BLK < L ? i0 + BLK : L, j1 = j0 + BLK < L ? j0 + BLK : L;
+            for (int i = i0; i < i1; i++)
+                for (int j = (j0 > i + 1 ? j0 : i + 1); j < j1; j++)
+                    M[(size_t)j * L + i] = M[(size_t)i * L + j];
+        }
+}
+
 /* angular_spread (hinge = 0) and orthogonalization (hinge = 1): both on D = arccos(c~)/pi of
- * the cosines of eps-normalized rows. The lower triangle of K keeps D for the backward. */
+ * the cosines of eps-normalized rows. Row by row (pairs i < j): D in double into a row buffer
+ * (and as float into the upper triangle of M, kept for the backward), then the row's
+ * logsumexp from its own maximum; rows are combined in order i = 0..L-2. Every loop over j
+ * is branch-free and vectorizes. */
 static double angular_seq(const float *z, int L, int F, double tau, int hinge, float *dz,
                           double scale, float *work) {
     const size_t LF = (size_t)L * F;
     float *Y = work, *dY = work + LF, *K = work + 2 * LF, *M = K + (size_t)L * L;
+    double *Drow = work_row(work, L, F);
     const double npairs = (double)L * (L - 1);
+    const double inv_pi = 0.318309886183790671538, inv_tau = 1.0 / tau;
+    const double lo = -1.0 + DISP_CLAMP_T, hi = 1.0 - DISP_CLAMP_T;
 
     unit_rows_forward(Y, z, L, F);
     gram_upper(K, Y, L, F, 1.0f);
 
-    lse_acc acc = {-INFINITY, 0.0};
-    double hsum = 0.0;
-    for (int i = 0; i < L; i++) {
-        for (int j = i + 1; j < L; j++) {
-            double D = acos(clamp_cos(K[(size_t)i * L + j])) / M_PI;
-            K[(size_t)j * L + i] = (float)D;
-            if (hinge) {
-                double h = DISP_MARGIN - D;
-                if (h > 0.0) hsum += 2.0 * h * h;
+    /* Running combination of the row logsumexps of l = -D/tau: total = m * sum exp(. - m). */
+    double m_all = -INFINITY, s_all = 0.0, hsum = 0.0;
+    for (int i = 0; i + 1 < L; i++) {
+        const float *Ki = K + (size_t)i * L + i + 1;
+        float *Mi = M + (size_t)i * L + i + 1;
+        const int n = L - 1 - i;
+        double dmin = INFINITY;
+        /* Widening in a loop of its own: GCC sinks a float->double conversion into the
+         * unclamped branch of the clamp, and the conditional (possibly trapping) conversion
+         * then keeps the main loop from vectorizing. */
+#pragma omp simd
+        for (int j = 0; j < n; j++) Drow[j] = Ki[j];
+#pragma omp simd reduction(min : dmin)
+        for (int j = 0; j < n; j++) {
+            double c = Drow[j];
+            double ct = c < lo ? lo : (c > hi ? hi : c);
+            double D = acos_vec(ct) * inv_pi;
+            Drow[j] = D;
+            Mi[j] = (float)D;
+            dmin = D < dmin ? D : dmin;
+        }
+        double acc[LANES] = {0};
+        int j = 0;
+        if (hinge) {
+            for (; j + LANES <= n; j += LANES)
+                for (int l = 0; l < LANES; l++) {
+                    double h = DISP_MARGIN - Drow[j + l];
+                    h = h > 0.0 ? h : 0.0;
+                    acc[l] += 2.0 * h * h;
+                }
+            for (int l = 0; j < n; j++, l++) {
+                double h = DISP_MARGIN - Drow[j];
+                h = h > 0.0 ? h : 0.0;
+                acc[l] += 2.0 * h * h;
+            }
+            hsum += lanes_total(acc);
+        } else {
+            /* max_j l_ij = -min_j D_ij / tau; a NaN D makes its term, hence the sum, NaN */
+            const double mi = -dmin * inv_tau;
+#pragma omp simd
+            for (int jj = 0; jj < n; jj++) Drow[jj] = exp_vec(-Drow[jj] * inv_tau - mi);
+            for (; j + LANES <= n; j += LANES)
+                for (int l = 0; l < LANES; l++) acc[l] += Drow[j + l];
+            for (int l = 0; j < n; j++, l++) acc[l] += Drow[j];
+            double si = lanes_total(acc);
+            if (mi > m_all) {
+                s_all = s_all * exp(m_all - mi) + si;
+                m_all = mi;
             } else {
-                lse_add(&acc, -D / tau, 2.0);
+                s_all += si * exp(mi - m_all);
             }
         }
     }
-    /* loss = logsumexp_{i!=j}(l_ij + eps) - log(L(L-1)); the eps shifts every term equally. */
-    double lse = hinge ? 0.0 : lse_value(&acc);
+    /* loss = logsumexp_{i!=j}(l_ij + eps) - log(L(L-1)); the eps shifts every term equally.
+     * Each pair i < j stands for (i,j) and (j,i): weight 2. */
+    double lse = hinge ? 0.0 : m_all + log(2.0 * s_all);
     double loss = hinge ? hsum / npairs : lse + DISP_EPS - log(npairs);
     if (!dz) return loss;
 
-    /* M_ij = 2 dloss/dc_ij (c_ij and c_ji are the same entry of K, counted twice).
+    /* M_ij = 2 dloss/dc_ij (c_ij and c_ji are the same entry of K, counted twice), with
+     * dD/dc = -1/(pi sqrt(1 - c~^2)) taken at the clamped value (straight-through: finite,
+     * never 0):
      *   angular:  dloss/dc_ij = p_ij * (-1/tau) * dD/dc,  p = softmax of l over i != j
-     *   orthog.:  dloss/dc_ij = -2 max(0, margin - D_ij) / (L(L-1)) * dD/dc */
+     *   orthog.:  dloss/dc_ij = -2 max(0, margin - D_ij) / (L(L-1)) * dD/dc
+     * D is read back as the float stored in M's upper triangle, which is then overwritten. */
+    const double hfac = 2.0 / npairs;
     for (int i = 0; i < L; i++) {
         M[(size_t)i * L + i] = 0.0f;
-        for (int j = i + 1; j < L; j++) {
-            double D = K[(size_t)j * L + i];
-            double dDdc = dD_dc(clamp_cos(K[(size_t)i * L + j]));
-            double g;
-            if (hinge) {
-                double h = DISP_MARGIN - D;
-                g = h > 0.0 ? -2.0 * h / npairs * dDdc : 0.0;
-            } else {
-                g = exp(-D / tau - lse) * (-1.0 / tau) * dDdc;
+        const float *Ki = K + (size_t)i * L + i + 1;
+        float *Mi = M + (size_t)i * L + i + 1;
+        const int n = L - 1 - i;
+#pragma omp simd
+        for (int j = 0; j < n; j++) Drow[j] = Ki[j]; /* as in the forward */
+        if (hinge) {
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                double c = Drow[j];
+                double ct = c < lo ? lo : (c > hi ? hi : c);
+                double h = DISP_MARGIN - (double)Mi[j];
+                h = h > 0.0 ? h : 0.0;
+                double g = hfac * h * inv_pi * rsqrt_vec(1.0 - ct * ct);
+                Mi[j] = (float)(2.0 * g);
             }
-            M[(size_t)i * L + j] = M[(size_t)j * L + i] = (float)(2.0 * g);
+        } else {
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                double c = Drow[j];
+                double ct = c < lo ? lo : (c > hi ? hi : c);
+                double mdDdc = inv_pi * rsqrt_vec(1.0 - ct * ct); /* -dD/dc */
+                double g = exp_vec(-(double)Mi[j] * inv_tau - lse) * inv_tau * mdDdc;
+                Mi[j] = (float)(2.0 * g);
+            }
         }
     }
+    mirror_upper(M, L);
     gram_backward(dY, M, Y, L, F);
     unit_rows_backward(dz, dY, z, L, F, scale);
     return loss;
@@ -414,6 +620,26 @@ void lmd_disp_subset(lmd_rng *rng, int T, int k, int *idx) {
     qsort(idx, (size_t)k, sizeof *idx, cmp_int);
 }
 
+static int max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Runs below this many pair entries (sequences x L^2) stay serial: a parallel region costs a
+ * few microseconds, and the small shapes of the unit tests should not pay it. */
+#define DISP_PAR_MIN 65536.0
+
 double lmd_disp_forward_backward_ex(const lmd_disp_opts *o, float *const *hidden, int n_layer,
                                     int B, int T, int C, float *const *dhidden, lmd_rng *rng,
                                     int *subsets) {
@@ -433,47 +659,70 @@ double lmd_disp_forward_backward_ex(const lmd_disp_opts *o, float *const *hidden
      * coeff times that. */
     const double gscale = o->coeff / ((double)B * n_loc);
     const size_t LC = (size_t)L * C, TC = (size_t)T * C;
+    const int n_seq = n_loc * B; /* s = (l - first) * B + b */
 
-    /* Scratch for the whole call, allocated once here (not per sequence). */
-    float *work = lmd_aligned_alloc(lmd_disp_work_floats(L, C) * sizeof(float));
-    float *zs = NULL, *dzs = NULL;
-    int *idx = NULL;
+    /* Sequences run in parallel, one scratch block per thread (work | zs | dzs), each rounded
+     * up to 16 floats so blocks start on separate cache lines. Allocated once per call. */
+    int nt = max_threads();
+    if (nt > n_seq) nt = n_seq;
+    if ((double)n_seq * L * L < DISP_PAR_MIN) nt = 1;
+    if (nt < 1) nt = 1;
+    size_t per = lmd_disp_work_floats(L, C) + (sub ? 2 * LC : 0);
+    per = (per + 15) / 16 * 16;
+    float *scratch = lmd_aligned_alloc((size_t)nt * per * sizeof(float));
+    double *losses = lmd_calloc((size_t)n_seq, sizeof(double));
+    int *idx_all = NULL, *idx = NULL;
     if (sub) {
-        zs = lmd_aligned_alloc(LC * sizeof(float));
-        dzs = lmd_aligned_alloc(LC * sizeof(float));
+        /* Draw order (reproducible), all draws before any work: hidden state
+         * l = first..n_layer, then sequence b = 0..B-1; one lmd_disp_subset(rng, T,
+         * max_tokens) per (l, b). No draws when T <= max_tokens. */
+        idx_all = lmd_calloc((size_t)n_seq * L, sizeof(int));
         idx = lmd_calloc((size_t)T, sizeof(int));
+        for (int sq = 0; sq < n_seq; sq++) {
+            lmd_disp_subset(rng, T, L, idx);
+            memcpy(idx_all + (size_t)sq * L, idx, (size_t)L * sizeof(int));
+        }
+        if (subsets) memcpy(subsets, idx_all, (size_t)n_seq * L * sizeof(int));
     }
+
+    /* BLAS inside the region runs single-threaded (as in ops.c): each OpenMP thread calls
+     * its own ssyrk/sgemm, and OpenBLAS's pool must not compete with OpenMP's. Every sequence
+     * writes only its own rows of dhidden (a subset's rows are distinct positions), so the
+     * threads never touch the same dz, and the loss of each sequence is the same bits
+     * whatever thread computes it. */
+    int blas_threads = openblas_get_num_threads();
+    if (nt > 1) openblas_set_num_threads(1);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int sq = 0; sq < n_seq; sq++) {
+        const int l = first + sq / B, b = sq % B;
+        float *work = scratch + (size_t)thread_id() * per;
+        const float *z = hidden[l] + (size_t)b * TC;
+        float *dz = want_grad ? dhidden[l] + (size_t)b * TC : NULL;
+        if (!sub) {
+            losses[sq] = lmd_disp_seq(o->variant, z, L, C, o->tau_cos, o->tau_l2, dz, gscale, work);
+            continue;
+        }
+        float *zs = work + lmd_disp_work_floats(L, C), *dzs = zs + LC;
+        const int *ix = idx_all + (size_t)sq * L;
+        for (int i = 0; i < L; i++)
+            memcpy(zs + (size_t)i * C, z + (size_t)ix[i] * C, (size_t)C * sizeof(float));
+        if (dz) memset(dzs, 0, LC * sizeof(float));
+        losses[sq] = lmd_disp_seq(o->variant, zs, L, C, o->tau_cos, o->tau_l2, dz ? dzs : NULL,
+                                  gscale, work);
+        if (dz)
+            for (int i = 0; i < L; i++) {
+                float *dst = dz + (size_t)ix[i] * C;
+                const float *src = dzs + (size_t)i * C;
+                for (int k = 0; k < C; k++) dst[k] += src[k];
+            }
+    }
+    if (nt > 1) openblas_set_num_threads(blas_threads);
 
     double total = 0.0;
-    /* Draw order (reproducible): hidden state l = first..n_layer, then sequence b = 0..B-1;
-     * one lmd_disp_subset(rng, T, max_tokens) per (l, b). No draws when T <= max_tokens. */
-    for (int l = first; l <= n_layer; l++) {
-        for (int b = 0; b < B; b++) {
-            const float *z = hidden[l] + (size_t)b * TC;
-            float *dz = want_grad ? dhidden[l] + (size_t)b * TC : NULL;
-            if (!sub) {
-                total += lmd_disp_seq(o->variant, z, L, C, o->tau_cos, o->tau_l2, dz, gscale, work);
-                continue;
-            }
-            lmd_disp_subset(rng, T, L, idx);
-            if (subsets)
-                memcpy(subsets + ((size_t)(l - first) * B + b) * L, idx, (size_t)L * sizeof(int));
-            for (int i = 0; i < L; i++)
-                memcpy(zs + (size_t)i * C, z + (size_t)idx[i] * C, (size_t)C * sizeof(float));
-            if (dz) memset(dzs, 0, LC * sizeof(float));
-            total += lmd_disp_seq(o->variant, zs, L, C, o->tau_cos, o->tau_l2, dz ? dzs : NULL,
-                                  gscale, work);
-            if (dz)
-                for (int i = 0; i < L; i++) {
-                    float *dst = dz + (size_t)idx[i] * C;
-                    const float *src = dzs + (size_t)i * C;
-                    for (int k = 0; k < C; k++) dst[k] += src[k];
-                }
-        }
-    }
-    free(work);
-    free(zs);
-    free(dzs);
+    for (int sq = 0; sq < n_seq; sq++) total += losses[sq]; /* fixed order */
+    free(scratch);
+    free(losses);
+    free(idx_all);
     free(idx);
     return total / ((double)B * n_loc);
 }

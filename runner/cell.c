@@ -359,10 +359,13 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
         if (is_tracked(job, s) && rank == 0) {
             snprintf(path, sizeof path, "%s/track/step%07lld.h5", job->dir, (long long)s);
             int already = access(path, F_OK) == 0;
+            /* The track file first, then the checkpoint: a checkpoint at a tracked step then
+             * implies its track file exists, so a resume never has to measure a step whose
+             * training loss it no longer knows (it is not in the checkpoint). */
             bad = 0;
-            if (!(have_state && s == resume_step)) bad = save_ckpt(job, &tr, err);
-            if (!bad && !already)
+            if (!already)
                 bad = measure_and_write(job, data, &tr.model, &tr.state, tr.last.loss, err);
+            if (!bad && !(have_state && s == resume_step)) bad = save_ckpt(job, &tr, err);
             if (!bad) write_state(job->dir, "running", s, NULL);
         }
         if (any(comm, bad)) {
