@@ -20,9 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "par.h"
 
 /* Strict C11 has no M_PI; the build defines _DEFAULT_SOURCE, but do not rely on it. */
 #ifndef M_PI
@@ -118,13 +116,6 @@ size_t lmd_disp_work_floats(int L, int F) {
 static double *work_row(float *work, int L, int F) {
     uintptr_t p = (uintptr_t)(work + 2 * (size_t)L * (size_t)F + 2 * (size_t)L * (size_t)L);
     return (double *)((p + 7u) & ~(uintptr_t)7u);
-}
-
-/* Sums in a fixed number of double lanes: vectorizable without reassociation, and the
- * same order whatever the vector width or thread count. */
-#define LANES 8
-static double lanes_total(const double *acc) {
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 /* sum_k a[k] b[k] in double, in LANES fixed lanes */
@@ -620,22 +611,6 @@ void lmd_disp_subset(lmd_rng *rng, int T, int k, int *idx) {
     qsort(idx, (size_t)k, sizeof *idx, cmp_int);
 }
 
-static int max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /* Runs below this many pair entries (sequences x L^2) stay serial: a parallel region costs a
  * few microseconds, and the small shapes of the unit tests should not pay it. */
 #define DISP_PAR_MIN 65536.0
@@ -663,7 +638,7 @@ double lmd_disp_forward_backward_ex(const lmd_disp_opts *o, float *const *hidden
 
     /* Sequences run in parallel, one scratch block per thread (work | zs | dzs), each rounded
      * up to 16 floats so blocks start on separate cache lines. Allocated once per call. */
-    int nt = max_threads();
+    int nt = par_max_threads();
     if (nt > n_seq) nt = n_seq;
     if ((double)n_seq * L * L < DISP_PAR_MIN) nt = 1;
     if (nt < 1) nt = 1;
@@ -695,7 +670,7 @@ double lmd_disp_forward_backward_ex(const lmd_disp_opts *o, float *const *hidden
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int sq = 0; sq < n_seq; sq++) {
         const int l = first + sq / B, b = sq % B;
-        float *work = scratch + (size_t)thread_id() * per;
+        float *work = scratch + (size_t)par_thread_id() * per;
         const float *z = hidden[l] + (size_t)b * TC;
         float *dz = want_grad ? dhidden[l] + (size_t)b * TC : NULL;
         if (!sub) {

@@ -14,31 +14,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "par.h"
 
 #define LN_EPS 1e-5f
 
 /* Loops touching fewer elements than this stay serial: a parallel region costs a few
  * microseconds, and the small shapes of the unit tests should not pay it. */
 #define PAR_MIN 32768
-
-static int num_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* Part p of np of the range [0, C): [*c0, *c1), cut at multiples of 16 so that parts stay on
  * separate cache lines (columns) and on whole register blocks of the sgemm kernels (rows). */
@@ -53,11 +35,6 @@ static void split_range(int p, int np, int C, int *c0, int *c1) {
  * row reductions in fixed lanes (vectorizable, order independent of the build's vector width)
  * ------------------------------------------------------------------------------------------ */
 
-#define LANES 8
-
-static double lanes_total(const double *acc) {
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
 
 /* sum_i x[i] in double */
 static double row_sum(const float *x, int n) {
@@ -279,7 +256,7 @@ void lmd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 /* C (M,N) = alpha op(A) op(B) + beta C, row-major, rows of C split over the threads */
 static void sgemm_rows(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                        int lda, const float *Bm, int ldb, float beta, float *Cm, int ldc) {
-    int nt = num_threads();
+    int nt = par_max_threads();
     if ((double)M * N * K < 4e6 || M < 32) nt = 1; /* too small to split */
     if (nt <= 1) {
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
@@ -291,7 +268,7 @@ static void sgemm_rows(int transA, int transB, int M, int N, int K, float alpha,
     openblas_set_num_threads(1);
 #pragma omp parallel num_threads(nt)
     {
-        int p = thread_id();
+        int p = par_thread_id();
         int c0, c1;
         split_range(p, nt, M, &c0, &c1);
         if (c1 > c0) {
@@ -362,7 +339,7 @@ void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout
 /* Threads for the (b, h) loop; when more than one, OpenBLAS is set to one thread for the
  * region and restored afterwards (returned in *blas_threads). */
 static int attention_threads(int pairs, int limit, int *blas_threads) {
-    int nt = num_threads();
+    int nt = par_max_threads();
     if (nt > pairs) nt = pairs;
     if (nt > limit) nt = limit;
     if (nt < 1) nt = 1;
@@ -431,7 +408,7 @@ void lmd_attention_backward(float *dqkv, float *datt, const float *dout, const f
         float *dq = dqkv + off, *dk = dq + C, *dv = dq + 2 * C;
         const float *a = att + (size_t)bh * T * T;
         const float *dO = dout + (size_t)b * T * C + (size_t)h * hd;
-        float *ds = datt + (size_t)thread_id() * blk * T;
+        float *ds = datt + (size_t)par_thread_id() * blk * T;
         for (int r0 = 0; r0 < T; r0 += blk) {
             int r1 = r0 + blk < T ? r0 + blk : T, nr = r1 - r0;
             const float *ab = a + (size_t)r0 * T;

@@ -1,0 +1,34 @@
+/* par.h — small helpers shared by the threaded kernels (ops.c, dispersion.c): the OpenMP thread
+ * count and id (1 and 0 without OpenMP), and sums in a fixed number of lanes, whose result does
+ * not depend on the build's vector width or the thread count. */
+#ifndef LMDISP_PAR_H
+#define LMDISP_PAR_H
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define LANES 8
+
+static inline int par_max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static inline int par_thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* the LANES partial sums added in one fixed tree order */
+static inline double lanes_total(const double *acc) {
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+#endif
