@@ -33,26 +33,44 @@ void lmd_manifest_build(lmd_manifest *m, const lmd_spec *s, const size_t *subset
     /* most expensive first (ties by grid index), as the runner orders them */
     size_t *ord = lmd_calloc(n ? n : 1, sizeof *ord);
     lmd_schedule_order(s, subset, n, ord);
-    double *load = lmd_calloc(m->n_tasks ? (size_t)m->n_tasks : 1, sizeof *load);
-    int *fill = lmd_calloc(m->n_tasks ? (size_t)m->n_tasks : 1, sizeof *fill);
+    /* the tasks with room, in a binary min-heap on (load, task): the same choice as scanning
+     * for the least-loaded task with the lowest index, in O(n log tasks) */
+    size_t nt = m->n_tasks ? (size_t)m->n_tasks : 1;
+    double *load = lmd_calloc(nt, sizeof *load);
+    int *fill = lmd_calloc(nt, sizeof *fill), *heap = lmd_calloc(nt, sizeof *heap);
+    size_t nh = (size_t)m->n_tasks;
+    for (size_t t = 0; t < nh; t++) heap[t] = (int)t; /* all loads 0: already a heap */
+#define TASK_LESS(x, y) (load[x] < load[y] || (load[x] == load[y] && (x) < (y)))
     for (size_t k = 0; k < n; k++) {
-        int best = -1;
-        for (int t = 0; t < m->n_tasks; t++)
-            if (fill[t] < cells_per_task && (best < 0 || load[t] < load[best])) best = t;
+        int best = heap[0];
         const lmd_cell *c = &s->cells[ord[k]];
         load[best] += c->flops;
-        fill[best]++;
+        if (++fill[best] == cells_per_task) heap[0] = heap[--nh];
+        for (size_t i = 0;;) { /* sift the root down */
+            size_t l = 2 * i + 1, r = l + 1, mn = i;
+            if (l < nh && TASK_LESS(heap[l], heap[mn])) mn = l;
+            if (r < nh && TASK_LESS(heap[r], heap[mn])) mn = r;
+            if (mn == i) break;
+            int t = heap[i];
+            heap[i] = heap[mn];
+            heap[mn] = t;
+            i = mn;
+        }
         m->e[k].task = best;
         m->e[k].index = c->index;
         snprintf(m->e[k].id, sizeof m->e[k].id, "%s", c->id);
     }
-    /* list by task, then by the order above */
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && m->e[j - 1].task > m->e[j].task; j--) {
-            lmd_manifest_entry t = m->e[j];
-            m->e[j] = m->e[j - 1];
-            m->e[j - 1] = t;
-        }
+#undef TASK_LESS
+    /* list by task, then by the order above (a stable counting sort) */
+    size_t *start = lmd_calloc(nt + 1, sizeof *start);
+    for (size_t k = 0; k < n; k++) start[m->e[k].task + 1]++;
+    for (size_t t = 0; t < nt; t++) start[t + 1] += start[t];
+    lmd_manifest_entry *sorted = lmd_calloc(n ? n : 1, sizeof *sorted);
+    for (size_t k = 0; k < n; k++) sorted[start[m->e[k].task]++] = m->e[k];
+    free(m->e);
+    m->e = sorted;
+    free(start);
+    free(heap);
     free(ord);
     free(load);
     free(fill);
