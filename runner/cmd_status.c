@@ -61,10 +61,23 @@ static const char *slurm_view(const char *dir, const lmd_spec *spec, cell_view *
             }
         lmd_manifest_free(&m);
     }
-    for (size_t i = 0; i < spec->n_cells; i++)
-        for (size_t k = 0; k < n_st; k++)
-            if (st[k].round == round[i] && st[k].task == task[i])
-                snprintf(v[i].slurm, sizeof v[i].slurm, "%s", st[k].state);
+    /* (round, task) -> state slot, so the lookup is linear in cells + tasks */
+    int max_round = 0, max_task = 0;
+    for (size_t k = 0; k < n_st; k++) {
+        if (st[k].round > max_round) max_round = st[k].round;
+        if (st[k].task > max_task) max_task = st[k].task;
+    }
+    size_t width = (size_t)max_task + 1;
+    long *slot = lmd_calloc(((size_t)max_round + 1) * width, sizeof *slot);
+    for (size_t k = 0; k < ((size_t)max_round + 1) * width; k++) slot[k] = -1;
+    for (size_t k = 0; k < n_st; k++)
+        if (st[k].round >= 0 && st[k].task >= 0) slot[(size_t)st[k].round * width + (size_t)st[k].task] = (long)k;
+    for (size_t i = 0; i < spec->n_cells; i++) {
+        if (round[i] < 0 || round[i] > max_round || task[i] < 0 || task[i] > max_task) continue;
+        long k = slot[(size_t)round[i] * width + (size_t)task[i]];
+        if (k >= 0) snprintf(v[i].slurm, sizeof v[i].slurm, "%s", st[k].state);
+    }
+    free(slot);
     free(round);
     free(task);
     free(st);
