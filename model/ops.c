@@ -86,13 +86,13 @@ static float row_max(const float *x, int n) {
 }
 
 /* ------------------------------------------------------------------------------------------
- * exp and tanh for vectorized loops
+ * exp for vectorized loops
  *
- * libm's expf/tanhf are scalar calls, and GELU's tanh alone was a third of a training step.
- * These are branch-free (selects only), so loops calling them vectorize; both are within a
- * few float ulps of the exact value (tests/test_gpt_grad.c checks GELU against the formula in
- * double), propagate NaN, and depend on nothing but IEEE float arithmetic, so they give the
- * same bits on every machine.
+ * libm's expf is a scalar call, and GELU through libm's tanhf was a third of a training step.
+ * exp_vec is branch-free (selects only), so loops calling it vectorize; it is within a few
+ * float ulps of the exact value (tests/test_gpt_grad.c checks GELU and its derivative against
+ * the formula in double), propagates NaN, and depends on nothing but IEEE float arithmetic and
+ * fmaf, so it gives the same bits on every machine.
  * ------------------------------------------------------------------------------------------ */
 
 static inline float bits_to_float(int32_t b) {
@@ -101,31 +101,28 @@ static inline float bits_to_float(int32_t b) {
     return f;
 }
 
-/* exp(x); x below -87.3 gives 2^-126 * e^r instead of a denormal or 0 (harmless where it is
- * used: softmax terms that small vanish next to the row maximum's 1). */
+/* exp(x); x below -87 gives e^-87 ~ 1.65e-38 (the smallest normal float is 1.18e-38: no
+ * denormal ever comes out, which would cost a microcode assist per element on x86) instead of
+ * a denormal or 0 (harmless where it is used: softmax terms that small vanish next to the row
+ * maximum's 1, and callers that need exact zeros test the argument). fmaf is exactly rounded
+ * everywhere (one instruction with -march=native on FMA hardware), so the result is the same on
+ * every machine. */
 static inline float exp_vec(float x) {
-    float xc = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    float xc = x < -87.0f ? -87.0f : (x > 88.3f ? 88.3f : x);
     float kx = xc == xc ? xc : 0.0f; /* NaN: keep the integer conversion defined */
     /* k = round(x / ln 2) by the 1.5 * 2^23 trick; x = k ln2 + r with |r| <= ln2 / 2 */
-    float k = (kx * 1.44269504f + 12582912.0f) - 12582912.0f;
-    float r = xc - k * 0.693359375f; /* ln2 split: k * hi is exact */
-    r = r - k * -2.12194440e-4f;
+    float k = fmaf(kx, 1.44269504f, 12582912.0f) - 12582912.0f;
+    float r = fmaf(k, -0.693359375f, xc); /* ln2 split: k * hi is exact */
+    r = fmaf(k, 2.12194440e-4f, r);
     /* Taylor to r^7: truncation below 6e-9 relative on |r| <= 0.347 */
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666667e-1f + r * (4.16666667e-2f +
-              r * (8.33333333e-3f + r * (1.38888889e-3f + r * 1.98412698e-4f))))));
+    float p = fmaf(r, 1.98412698e-4f, 1.38888889e-3f);
+    p = fmaf(p, r, 8.33333333e-3f);
+    p = fmaf(p, r, 4.16666667e-2f);
+    p = fmaf(p, r, 1.66666667e-1f);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
     return p * bits_to_float(((int32_t)k + 127) << 23);
-}
-
-/* tanh(u): odd polynomial near 0 (where 1 - 2/(e^2u + 1) would cancel), exp beyond. The
- * polynomial's coefficients are a relative-error fit on [0, 0.625] (4.4e-9 max error). */
-static inline float tanh_vec(float u) {
-    float a = fabsf(u);
-    a = a > 10.0f ? 10.0f : a; /* tanh(a) rounds to 1 in float from a = 9.02 on */
-    float s = a * a;
-    float small = a + a * s * (-3.333328068e-01f + s * (1.333144158e-01f + s * (-5.373971537e-02f +
-                  s * (2.063908428e-02f + s * -5.704984069e-03f))));
-    float big = 1.0f - 2.0f / (exp_vec(2.0f * a) + 1.0f);
-    return copysignf(a < 0.625f ? small : big, u);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -348,21 +345,40 @@ static int attention_threads(int pairs, int limit, int *blas_threads) {
     return nt;
 }
 
-/* Scale-free softmax of row t of a score block in place: p_j = exp(s_j - max) / sum over
- * j <= t, zeros for j in (t, T). */
-static void softmax_causal_row(float *row, int t, int T) {
+/* Softmax of row t of a score block in place: p_j = exp(s_j - max) / sum over j <= t, zeros
+ * for j in (t, end). One pass computes the exponentials and their sum (16 float lanes added in
+ * a fixed tree, so the bits do not depend on the vector width); terms below e^-80 are exactly 0
+ * (they could only become denormals, which the x86 handles in microcode, ~100x slower). */
+#define SM_LANES 16
+static void softmax_causal_row(float *row, int t, int end) {
     int n = t + 1;
     float mx = row_max(row, n);
+    float acc[SM_LANES] = {0};
+    int j = 0;
+    for (; j + SM_LANES <= n; j += SM_LANES)
+        for (int l = 0; l < SM_LANES; l++) {
+            float d = row[j + l] - mx;
+            float e = d < -80.0f ? 0.0f : exp_vec(d);
+            row[j + l] = e;
+            acc[l] += e;
+        }
+    for (int l = 0; j < n; j++, l++) {
+        float d = row[j] - mx;
+        float e = d < -80.0f ? 0.0f : exp_vec(d);
+        row[j] = e;
+        acc[l] += e;
+    }
+    for (int w = SM_LANES / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    float inv = 1.0f / acc[0];
 #pragma omp simd
-    for (int j = 0; j < n; j++) row[j] = exp_vec(row[j] - mx);
-    float inv = (float)(1.0 / row_sum(row, n));
-#pragma omp simd
-    for (int j = 0; j < n; j++) row[j] *= inv;
-    for (int j = n; j < T; j++) row[j] = 0.0f;
+    for (int i = 0; i < n; i++) row[i] *= inv;
+    for (int i = n; i < end; i++) row[i] = 0.0f;
 }
 
 /* Causal multi-head attention. qkv (B,T,3C) -> out (B,T,C); att (B,NH,T,T) keeps the
- * softmax probabilities (zeros above the diagonal) for backward. */
+ * softmax probabilities for backward: row t holds p_j for keys j <= t and zeros up to the end
+ * of t's 64-row block; entries beyond that are never written (nor read). */
 void lmd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
     int hd = C / NH, C3 = 3 * C, pairs = B * NH, blas_threads;
     float scale = 1.0f / sqrtf((float)hd);
@@ -380,7 +396,7 @@ void lmd_attention_forward(float *out, float *att, const float *qkv, int B, int 
             /* s = scale * q k^T for rows [r0, r1), keys [0, r1) */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, hd, scale,
                         q + (size_t)r0 * C3, C3, k, C3, 0.0f, ab, T);
-            for (int t = r0; t < r1; t++) softmax_causal_row(a + (size_t)t * T, t, T);
+            for (int t = r0; t < r1; t++) softmax_causal_row(a + (size_t)t * T, t, r1);
             /* out_h = a v */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, r1, 1.0f, ab, T, v, C3,
                         0.0f, o + (size_t)r0 * C, C);
@@ -445,24 +461,35 @@ void lmd_attention_backward(float *dqkv, float *datt, const float *dout, const f
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 
-/* out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+/* out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), computed as x / (1 + e^(-2u)) */
+/* GELU with the tanh approximation, written as x * sigmoid(2u):
+ *   0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
+ * (the same function; one exp and one division, no cancellation near u = 0 or for large
+ * negative x). The exp argument is capped at 80, so 1 / (1 + e^(-2u)) >= 1.8e-35 stays a normal
+ * float: below x ~ -9 the result is then ~1e-34 instead of the true ~1e-35 or less. */
+static inline float gelu_ex(float x) {
+    float u = GELU_K * fmaf(GELU_C * x, x * x, x);
+    float a = -2.0f * u;
+    return exp_vec(a < 80.0f ? a : 80.0f);
+}
+
 void lmd_gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanh_vec(GELU_K * (x + GELU_C * x * x * x)));
+        out[i] = x / (1.0f + gelu_ex(x));
     }
 }
 
-/* d (in place, dout on entry) = dout * gelu'(inp) */
+/* d (in place, dout on entry) = dout * gelu'(inp); with s = sigmoid(2u),
+ * gelu' = s + 2 x s (1 - s) u'(x) = s + 2 x e s^2 u'(x) with e = e^(-2u),  u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2) */
 void lmd_gelu_backward(float *d, const float *inp, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        float u = GELU_K * (x + GELU_C * x * x * x);
-        float th = tanh_vec(u);
-        float sech2 = 1.0f - th * th;
-        float g = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+        float e = gelu_ex(x), s = 1.0f / (1.0f + e); /* 1 - s = e s, without cancellation */
+        float du = GELU_K * fmaf(3.0f * GELU_C * x, x, 1.0f);
+        float g = fmaf(2.0f * x * e * s * s, du, s);
         d[i] *= g;
     }
 }

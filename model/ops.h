@@ -32,7 +32,8 @@ void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout
                          const float *W, size_t N, int IC, int OC);
 
 /* Causal multi-head attention: qkv (B,T,3C) -> out (B,T,C); att (B,NH,T,T) keeps the
- * softmax probabilities (zeros above the diagonal) for backward. */
+ * softmax probabilities for backward: row t holds p_j for keys j <= t and zeros up to the end
+ * of t's 64-row block; entries beyond that are never written (nor read). */
 void lmd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
 
 /* dqkv (B,T,3C) = d/dqkv of attention (overwritten); datt is scratch of at least T*T floats
@@ -40,7 +41,7 @@ void lmd_attention_forward(float *out, float *att, const float *qkv, int B, int 
 void lmd_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                             const float *att, int B, int T, int C, int NH);
 
-/* out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+/* out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), computed as x / (1 + e^(-2u)) */
 void lmd_gelu_forward(float *out, const float *inp, size_t n);
 
 /* d (in place, dout on entry) = dout * gelu'(inp) */

@@ -190,6 +190,32 @@ static void test_gelu(void) {
     }
     TU_CHECK(worst < 1e-6, "gelu value vs double formula: worst %.3e", worst);
     free(c.inp), free(c.out), free(c.r), free(d);
+
+    /* value and derivative on a grid over [-12, 12] against the tanh formula in double. Value:
+     * relative error where |f| > 1e-3, absolute elsewhere (the far negative tail is ~0).
+     * Derivative (within [-0.17, 1.13]): absolute error, as it crosses 0 near x = -0.75 */
+    enum { NG = 4801 };
+    float *x = lmd_calloc(NG, 4), *y = lmd_calloc(NG, 4), *g = lmd_calloc(NG, 4);
+    for (int i = 0; i < NG; i++) x[i] = (float)(-12.0 + 24.0 * i / (NG - 1)), g[i] = 1.0f;
+    lmd_gelu_forward(y, x, NG);
+    lmd_gelu_backward(g, x, NG);
+    double wv = 0, wd = 0;
+    int iv = 0, id = 0;
+    const double K = sqrt(2 / M_PI);
+    for (int i = 0; i < NG; i++) {
+        double xd = x[i], u = K * (xd + 0.044715 * xd * xd * xd), th = tanh(u);
+        double f = 0.5 * xd * (1 + th);
+        double df = 0.5 * (1 + th) + 0.5 * xd * (1 - th * th) * K * (1 + 3 * 0.044715 * xd * xd);
+        double ev = fabs(y[i] - f) / (fabs(f) > 1e-3 ? fabs(f) : 1e-3);
+        double ed = fabs(g[i] - df);
+        if (ev > wv) wv = ev, iv = i;
+        if (ed > wd) wd = ed, id = i;
+    }
+    printf("gelu on [-12,12] vs double: value worst rel err %.3e at x=%g (tol 2e-6), "
+           "derivative worst abs err %.3e at x=%g (tol 1e-6)\n", wv, x[iv], wd, x[id]);
+    TU_CHECK(wv < 2e-6, "gelu value on [-12,12]: worst rel err %.3e at x=%g", wv, x[iv]);
+    TU_CHECK(wd < 1e-6, "gelu derivative on [-12,12]: worst abs err %.3e at x=%g", wd, x[id]);
+    free(x), free(y), free(g);
 }
 
 typedef struct {
