@@ -2,14 +2,20 @@
  * n_layer 6, n_embd 256, n_head 8, n_ctx 256, batch 8, vocab 256, mlp_dim from the command line.
  * Prints tokens/s, ms per step by phase, achieved GFLOP/s, MFU against cblas_sgemm measured in
  * the same process at the same thread count, and peak RSS against the theoretical bytes.
+ * MFU: a 1024^3 sgemm reference (best of 3 calls and of two ways to thread it, see
+ * sgemm_ref_run) runs before the first timed step and after every one; step i's MFU is its
+ * model GFLOP/s over the mean of the references just before and just after it, and the median
+ * over steps is reported (with min and max): a ratio of neighbours in time.
  *
  *   bench_train [--mlp-dim N] [--threads N] [--steps N] [--warmup N] [--dispersion V] [--json]
  * tokens_per_s / ms_step are from the mean timed step; tokens_per_s_median / ms_step_median
  * from the median one (robust to a neighbour's burst; bench/compare_torch.sh uses it);
+ * mfu is that median, mfu_min / mfu_max its range, sgemm_gflops the median reference;
  * cpu_ms_step_median is the process CPU time (all threads) of the median step, which other
  * processes sharing the core do not inflate (bench/grid_throughput.sh reports it too). */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,23 +29,60 @@ char *openblas_get_corename(void);
 #include "gpt.h"
 #include "train.h"
 
-static double sgemm_gflops(int threads) {
-    /* a square product large enough to reach the BLAS plateau; best of 5 */
-    int n = 1024;
-    float *a = lmd_aligned_alloc((size_t)n * n * 4), *b = lmd_aligned_alloc((size_t)n * n * 4),
-          *c = lmd_aligned_alloc((size_t)n * n * 4);
-    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = (float)((i % 13) * 0.01);
-    (void)threads;
-    double best = 0.0;
-    for (int r = 0; r < 6; r++) {
-        double t0 = lmd_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double dt = lmd_now() - t0;
-        if (r > 0) best = fmax(best, 2.0 * n * n * (double)n / dt / 1e9);
+/* The MFU reference: a square sgemm large enough to reach the BLAS plateau (1024^3, ~10 ms per
+ * call on one core), run between the training steps, so that every step is compared with the
+ * machine as it was within a second of that step (the host is shared: its speed drifts by 30 %
+ * over seconds). Each reference point is the best of 3 back-to-back calls, and with more than
+ * one thread the best of two ways to use the threads: OpenBLAS's own threaded sgemm, and the
+ * rows split over OpenMP threads each calling a single-threaded sgemm (what the model's
+ * matmuls do, model/ops.c). The larger rate is the reference, so the MFU is not flattered by
+ * a slow way of threading the reference. */
+typedef struct {
+    int n;
+    float *a, *b, *c;
+} sgemm_ref;
+
+static void sgemm_ref_init(sgemm_ref *r) {
+    r->n = 1024;
+    size_t nn = (size_t)r->n * r->n;
+    r->a = lmd_aligned_alloc(nn * 4), r->b = lmd_aligned_alloc(nn * 4), r->c = lmd_aligned_alloc(nn * 4);
+    for (size_t i = 0; i < nn; i++) r->a[i] = r->b[i] = (float)((i % 13) * 0.01);
+}
+
+static void sgemm_ref_call(sgemm_ref *r, int threads, int split) {
+    int n = r->n;
+    if (!split) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, r->a, n, r->b, n, 0.0f,
+                    r->c, n);
+        return;
     }
-    free(a), free(b), free(c);
+    openblas_set_num_threads(1);
+#pragma omp parallel num_threads(threads)
+    {
+        int p = omp_get_thread_num(), r0 = p * n / threads, r1 = (p + 1) * n / threads;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n, n, 1.0f,
+                    r->a + (size_t)r0 * n, n, r->b, n, 0.0f, r->c + (size_t)r0 * n, n);
+    }
+    openblas_set_num_threads(threads);
+}
+
+/* GFLOP/s of the reference now. OpenBLAS's threads keep spinning for a while after a threaded
+ * call (its thread timeout, ~0.1 s), which would slow the OpenMP threads of the next training
+ * step on the same cores, so with threads > 1 the bench then waits 0.2 s (untimed). */
+static double sgemm_ref_run(sgemm_ref *r, int threads) {
+    int n = r->n;
+    double best = 0.0;
+    for (int split = 0; split < (threads > 1 ? 2 : 1); split++)
+        for (int k = 0; k < 3; k++) {
+            double t0 = lmd_now();
+            sgemm_ref_call(r, threads, split);
+            best = fmax(best, 2.0 * n * n * (double)n / (lmd_now() - t0) / 1e9);
+        }
+    if (threads > 1) nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 200000000}, NULL);
     return best;
 }
+
+static void sgemm_ref_free(sgemm_ref *r) { free(r->a), free(r->b), free(r->c); }
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -122,8 +165,15 @@ int main(int argc, char **argv) {
     double t_fwd = 0, t_disp = 0, t_bwd = 0, t_opt = 0;
     double *t_step = lmd_calloc((size_t)steps, sizeof(double));
     double *c_step = lmd_calloc((size_t)steps, sizeof(double));
+    double *g_ref = lmd_calloc((size_t)steps + 1, sizeof(double)); /* sgemm before step i: [i] */
+    sgemm_ref ref;
+    sgemm_ref_init(&ref);
     int L = cfg.n_layer;
     for (int s = -warmup; s < steps; s++) { /* s < 0: untimed warm-up steps */
+        if (s == 0) {
+            sgemm_ref_run(&ref, threads); /* warm the reference's packing buffers, untimed */
+            g_ref[0] = sgemm_ref_run(&ref, threads);
+        }
         double c0 = cpu_now(), t0 = lmd_now();
         gpt_forward(&m, inp, tgt, B, T);
         double t1 = lmd_now();
@@ -147,13 +197,19 @@ int main(int argc, char **argv) {
             t_fwd += t1 - t0, t_disp += t2 - t1, t_bwd += t3 - t2, t_opt += t4 - t3;
             t_step[s] = t4 - t0;
             c_step[s] = cpu_now() - c0;
+            g_ref[s + 1] = sgemm_ref_run(&ref, threads);
         }
     }
+    sgemm_ref_free(&ref);
     double step = (t_fwd + t_disp + t_bwd + t_opt) / steps;
     double med = median_sorted(t_step, steps), cpu_med = median_sorted(c_step, steps);
     double flops = gpt_flops_per_step(&cfg, B, T);
     double achieved = flops / step / 1e9;
-    double peak = sgemm_gflops(threads);
+    double *mfu_s = lmd_calloc((size_t)steps, sizeof(double));
+    for (int i = 0; i < steps; i++)
+        mfu_s[i] = flops / t_step[i] / 1e9 / (0.5 * (g_ref[i] + g_ref[i + 1]));
+    double mfu = median_sorted(mfu_s, steps), mfu_min = mfu_s[0], mfu_max = mfu_s[steps - 1];
+    double peak = median_sorted(g_ref, steps + 1);
     double theo_mb = ((double)m.num_params * 4 * 4 + (double)(m.num_acts + m.num_grad_acts) * 4 +
                       (dhidden ? (double)(L + 1) * BTC * 4 : 0)) /
                      (1024.0 * 1024.0);
@@ -162,12 +218,13 @@ int main(int argc, char **argv) {
         printf("{\"mlp_dim\": %d, \"threads\": %d, \"dispersion\": \"%s\", \"tokens_per_s\": %.1f, "
                "\"ms_step\": %.3f, \"ms_forward\": %.3f, \"ms_dispersion\": %.3f, "
                "\"ms_backward\": %.3f, \"ms_optimizer\": %.3f, \"gflops\": %.2f, "
-               "\"sgemm_gflops\": %.2f, \"mfu\": %.3f, \"peak_rss_mb\": %.1f, "
+               "\"sgemm_gflops\": %.2f, \"mfu\": %.3f, \"mfu_min\": %.3f, \"mfu_max\": %.3f, "
+               "\"peak_rss_mb\": %.1f, "
                "\"theoretical_mb\": %.1f, \"tokens_per_s_median\": %.1f, \"ms_step_median\": %.3f, "
                "\"cpu_ms_step_median\": %.3f, \"steps\": %d, \"warmup\": %d}\n",
                mlp, threads, disp, BT / step, step * 1e3, t_fwd / steps * 1e3,
                t_disp / steps * 1e3, t_bwd / steps * 1e3, t_opt / steps * 1e3, achieved, peak,
-               achieved / peak, rss, theo_mb, BT / med, med * 1e3, cpu_med * 1e3, steps, warmup);
+               mfu, mfu_min, mfu_max, rss, theo_mb, BT / med, med * 1e3, cpu_med * 1e3, steps, warmup);
     } else {
         printf("reference model n_layer 6 n_embd 256 n_head 8 T 256 B 8 vocab 256 mlp_dim %d, "
                "%d thread(s), dispersion %s, %d steps\n",
@@ -179,12 +236,13 @@ int main(int argc, char **argv) {
         printf("  median step %.1f ms = %.0f tokens/s, CPU time %.1f ms   (%d timed steps after %d "
                "warm-up)\n",
                med * 1e3, BT / med, cpu_med * 1e3, steps, warmup);
-        printf("  model GFLOP/s %.1f   sgemm GFLOP/s %.1f   MFU %.3f\n", achieved, peak,
-               achieved / peak);
+        printf("  model GFLOP/s %.1f   sgemm GFLOP/s %.1f (median; %.1f-%.1f)   MFU %.3f "
+               "(median of per-step ratios to the adjacent sgemm; %.3f-%.3f)\n",
+               achieved, peak, g_ref[0], g_ref[steps], mfu, mfu_min, mfu_max);
         printf("  peak RSS %.1f MB   theoretical %.1f MB   ratio %.2f\n", rss, theo_mb,
                rss / theo_mb);
     }
-    free(inp), free(tgt), free(dhidden), free(t_step), free(c_step);
+    free(inp), free(tgt), free(dhidden), free(t_step), free(c_step), free(g_ref), free(mfu_s);
     gpt_free(&m);
     return 0;
 }

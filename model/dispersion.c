@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "par.h"
+#include "vmath.h"
 
 /* Strict C11 has no M_PI; the build defines _DEFAULT_SOURCE, but do not rely on it. */
 #ifndef M_PI
@@ -248,17 +249,6 @@ static inline double lse_value(const lse_acc *a) { return a->m + log(a->s); }
  * notes at each), propagate NaN, and depend on nothing but IEEE double arithmetic, so they
  * give the same bits on every machine and for every thread count. */
 
-static inline double bits_to_double(uint64_t b) {
-    double d;
-    memcpy(&d, &b, sizeof d);
-    return d;
-}
-static inline uint64_t double_to_bits(double d) {
-    uint64_t b;
-    memcpy(&b, &d, sizeof b);
-    return b;
-}
-
 /* asin(a) = a + a s P(s), s = a^2 <= 1/4: P is a Chebyshev fit (degree 11 in s) of
  * (asin(sqrt s)/sqrt s - 1)/s on [0, 1/4], max error 2.3e-16, i.e. ~6e-17 relative in asin. */
 static inline double asin_poly(double a) {
@@ -314,40 +304,6 @@ static inline double acos_vec(double x) {
     double small = half_pi - copysign(q, x);
     double large = x > 0.0 ? 2.0 * q : pi - 2.0 * q;
     return big ? large : small;
-}
-
-/* exp(x); x below -708 (results under 3.3e-308) gives 0 instead of a denormal, which is
- * harmless where it is used: terms of a sum that holds a term of at least 1 (forward), and
- * softmax probabilities that small (backward). Against libm exp on 2e7 points of [-708, 0]
- * and of [-10, 10]: worst 1 double ulp. */
-static inline double exp_vec(double x) {
-    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
-    double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-    /* t = 1.5*2^52 + k with k = round(x / ln 2): the low bits of t hold k */
-    double t = xc * 1.44269504088896340736 + shifter;
-    double k = t - shifter;
-    /* x = k ln2 + r, |r| <= ln2/2; ln2 split (fdlibm's) so that k * hi is exact */
-    double r = xc - k * 6.93147180369123816490e-01;
-    r = r - k * 1.90821492927058770002e-10;
-    /* Taylor to r^13: truncation below 5e-18 relative on |r| <= 0.347 */
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    /* 2^k: k + 1023 in [2, 2046] lands in the exponent field; higher bits of t shift out */
-    double scale = bits_to_double((double_to_bits(t) + 1023u) << 52);
-    double e = p * scale;
-    return x < -708.0 ? 0.0 : e;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -423,7 +379,7 @@ static double angular_seq(const float *z, int L, int F, double tau, int hinge, f
             /* max_j l_ij = -min_j D_ij / tau; a NaN D makes its term, hence the sum, NaN */
             const double mi = -dmin * inv_tau;
 #pragma omp simd
-            for (int jj = 0; jj < n; jj++) Drow[jj] = exp_vec(-Drow[jj] * inv_tau - mi);
+            for (int jj = 0; jj < n; jj++) Drow[jj] = exp_vec_d(-Drow[jj] * inv_tau - mi);
             for (; j + LANES <= n; j += LANES)
                 for (int l = 0; l < LANES; l++) acc[l] += Drow[j + l];
             for (int l = 0; j < n; j++, l++) acc[l] += Drow[j];
@@ -472,7 +428,7 @@ static double angular_seq(const float *z, int L, int F, double tau, int hinge, f
                 double c = Drow[j];
                 double ct = c < lo ? lo : (c > hi ? hi : c);
                 double mdDdc = inv_pi * rsqrt_vec(1.0 - ct * ct); /* -dD/dc */
-                double g = exp_vec(-(double)Mi[j] * inv_tau - lse) * inv_tau * mdDdc;
+                double g = exp_vec_d(-(double)Mi[j] * inv_tau - lse) * inv_tau * mdDdc;
                 Mi[j] = (float)(2.0 * g);
             }
         }

@@ -211,9 +211,21 @@ void gpt_alloc_moments(gpt_model *m) {
     m->v_memory = lmd_aligned_alloc(m->num_params * sizeof(float));
 }
 
+/* memset in 64 KiB pieces over the threads: a serial memset of tens of MB is time the other
+ * threads spend waiting at the next parallel region */
+static void zero_floats(float *p, size_t n) {
+    const size_t piece = 16384;
+    size_t np = (n + piece - 1) / piece;
+#pragma omp parallel for schedule(static) if (n >= 4 * piece)
+    for (size_t k = 0; k < np; k++) {
+        size_t i = k * piece, e = i + piece < n ? i + piece : n;
+        memset(p + i, 0, (e - i) * sizeof(float));
+    }
+}
+
 void gpt_zero_grad(gpt_model *m) {
     gpt_alloc_grads(m);
-    memset(m->grads_memory, 0, m->num_params * sizeof(float));
+    zero_floats(m->grads_memory, m->num_params);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -269,16 +281,14 @@ void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int
         lmd_matmul_forward(qkv, ln1, P->qkvw + (size_t)l * 3 * C * C, P->qkvb + (size_t)l * 3 * C, BT,
                        C, 3 * C, 0);
         lmd_attention_forward(atty, att, qkv, B, T, C, NH);
-        memcpy(residual2, residual, BTC * sizeof(float));
-        lmd_matmul_forward(residual2, atty, P->attprojw + (size_t)l * C * C, P->attprojb + l * C, BT,
-                       C, C, 1);
+        lmd_matmul_forward_residual(residual2, residual, atty, P->attprojw + (size_t)l * C * C,
+                                    P->attprojb + l * C, BT, C, C);
         lmd_layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, P->ln2w + l * C, P->ln2b + l * C,
                           BT, C);
         lmd_matmul_forward(fch, ln2, P->fcw + (size_t)l * M * C, P->fcb + (size_t)l * M, BT, C, M, 0);
         lmd_gelu_forward(fch_gelu, fch, BT * M);
-        memcpy(residual3, residual2, BTC * sizeof(float));
-        lmd_matmul_forward(residual3, fch_gelu, P->fcprojw + (size_t)l * C * M, P->fcprojb + l * C,
-                       BT, M, C, 1);
+        lmd_matmul_forward_residual(residual3, residual2, fch_gelu, P->fcprojw + (size_t)l * C * M,
+                                    P->fcprojb + l * C, BT, M, C);
     }
     const float *last = A->residual3 + (size_t)(L - 1) * BTC;
     lmd_layernorm_forward(A->lnf, A->lnf_mean, A->lnf_rstd, last, P->lnfw, P->lnfb, BT, C);
@@ -314,7 +324,7 @@ void gpt_backward(gpt_model *m, const float *dhidden) {
     lmd_matmul_backward(D->dln, G->wte, NULL, D->dlogits, A->lnf, P->wte, BT, C, V);
     if (dhidden) add_inplace(D->dln, dhidden + (size_t)L * BTC, BTC);
     /* lnf = layernorm(residual3[L-1]) */
-    memset(D->dresidual, 0, BTC * sizeof(float));
+    zero_floats(D->dresidual, BTC);
     lmd_layernorm_backward(D->dresidual, G->lnfw, G->lnfb, D->dln, A->residual3 + (size_t)(L - 1) * BTC,
                        P->lnfw, A->lnf_mean, A->lnf_rstd, BT, C);
 
@@ -404,24 +414,29 @@ void gpt_adamw_update(gpt_model *m, const gpt_adamw *o, double lr) {
     double bc2 = 1.0 - pow(o->beta2, (double)m->adam_t);
     float b1 = (float)o->beta1, b2 = (float)o->beta2;
     float step_size = (float)(lr / bc1), sqrt_bc2 = (float)sqrt(bc2), eps = (float)o->eps;
-    size_t off = 0;
-    for (int k = 0; k < GPT_NUM_TENSORS; k++) {
-        gpt_tensor_info info;
-        gpt_tensor_describe(&m->cfg, k, &info);
-        size_t n = gpt_tensor_numel(&m->cfg, k);
-        float decay = info.decay ? (float)(1.0 - lr * o->weight_decay) : 1.0f;
-        float *p = m->params_memory + off, *g = m->grads_memory + off;
-        float *mm = m->m_memory + off, *vv = m->v_memory + off;
-#pragma omp parallel for schedule(static) if (n >= 32768)
-        for (size_t i = 0; i < n; i++) {
-            /* torch.optim.AdamW: decoupled decay first, then the Adam update */
-            p[i] *= decay;
-            mm[i] = b1 * mm[i] + (1.0f - b1) * g[i];
-            vv[i] = b2 * vv[i] + (1.0f - b2) * g[i] * g[i];
-            float denom = sqrtf(vv[i]) / sqrt_bc2 + eps;
-            p[i] -= step_size * (mm[i] / denom);
+    /* one parallel region; each tensor's elements are split over the threads without a
+     * barrier between tensors (elements are independent) */
+#pragma omp parallel if (m->num_params >= 32768)
+    {
+        size_t off = 0;
+        for (int k = 0; k < GPT_NUM_TENSORS; k++) {
+            gpt_tensor_info info;
+            gpt_tensor_describe(&m->cfg, k, &info);
+            size_t n = gpt_tensor_numel(&m->cfg, k);
+            float decay = info.decay ? (float)(1.0 - lr * o->weight_decay) : 1.0f;
+            float *p = m->params_memory + off, *g = m->grads_memory + off;
+            float *mm = m->m_memory + off, *vv = m->v_memory + off;
+#pragma omp for schedule(static) nowait
+            for (size_t i = 0; i < n; i++) {
+                /* torch.optim.AdamW: decoupled decay first, then the Adam update */
+                p[i] *= decay;
+                mm[i] = b1 * mm[i] + (1.0f - b1) * g[i];
+                vv[i] = b2 * vv[i] + (1.0f - b2) * g[i] * g[i];
+                float denom = sqrtf(vv[i]) / sqrt_bc2 + eps;
+                p[i] -= step_size * (mm[i] / denom);
+            }
+            off += n;
         }
-        off += n;
     }
 }
 

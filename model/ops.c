@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "par.h"
+#include "vmath.h"
 
 #define LN_EPS 1e-5f
 
@@ -298,6 +299,24 @@ void lmd_matmul_forward(float *out, const float *inp, const float *W, const floa
     sgemm_rows(0, 1, (int)N, OC, IC, 1.0f, inp, IC, W, IC, accumulate ? 1.0f : 0.0f, out, OC);
 }
 
+/* out (N,OC) = res (N,OC) + inp (N,IC) W^T + bias: a residual connection, without a separate
+ * copy of res into out */
+void lmd_matmul_forward_residual(float *out, const float *res, const float *inp, const float *W,
+                                 const float *bias, size_t N, int IC, int OC) {
+#pragma omp parallel for schedule(static) if (N * OC >= PAR_MIN)
+    for (size_t r = 0; r < N; r++) {
+        float *o = out + r * OC;
+        const float *x = res + r * OC;
+        if (bias) {
+#pragma omp simd
+            for (int j = 0; j < OC; j++) o[j] = x[j] + bias[j];
+        } else {
+            memcpy(o, x, (size_t)OC * sizeof(float));
+        }
+    }
+    sgemm_rows(0, 1, (int)N, OC, IC, 1.0f, inp, IC, W, IC, 1.0f, out, OC);
+}
+
 /* dinp (N,IC) = dout W (overwritten); dW (OC,IC) += dout^T inp; dbias += column sums of dout */
 void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout, const float *inp,
                          const float *W, size_t N, int IC, int OC) {
@@ -494,6 +513,17 @@ void lmd_gelu_backward(float *d, const float *inp, size_t n) {
     }
 }
 
+/* sum_j exp(l_j - mx) in double, LANES fixed lanes (vectorizable; the order does not depend on
+ * the vector width) */
+static double row_sumexp(const float *l, float mx, int V) {
+    double acc[LANES] = {0};
+    int j = 0;
+    for (; j + LANES <= V; j += LANES)
+        for (int k = 0; k < LANES; k++) acc[k] += exp_vec_d((double)(l[j + k] - mx));
+    for (int k = 0; j < V; j++, k++) acc[k] += exp_vec_d((double)(l[j] - mx));
+    return lanes_total(acc);
+}
+
 /* losses (N) = logsumexp(logits) - logits[target]; returns the mean (summed in row order) */
 double lmd_crossentropy_forward(float *losses, const float *logits, const int *targets, size_t N,
                                 int V) {
@@ -501,8 +531,7 @@ double lmd_crossentropy_forward(float *losses, const float *logits, const int *t
     for (size_t r = 0; r < N; r++) {
         const float *l = logits + r * V;
         float mx = row_max(l, V);
-        double s = 0.0;
-        for (int j = 0; j < V; j++) s += exp((double)(l[j] - mx));
+        double s = row_sumexp(l, mx, V);
         losses[r] = (float)(log(s) + mx - l[targets[r]]);
     }
     double total = 0.0;
@@ -518,10 +547,9 @@ void lmd_crossentropy_backward(float *dlogits, const float *logits, const int *t
         const float *l = logits + r * V;
         float *d = dlogits + r * V;
         float mx = row_max(l, V);
-        double s = 0.0;
-        for (int j = 0; j < V; j++) s += exp((double)(l[j] - mx));
-        double inv = 1.0 / s;
-        for (int j = 0; j < V; j++) d[j] = (float)(exp((double)(l[j] - mx)) * inv) * scale;
+        double inv = 1.0 / row_sumexp(l, mx, V);
+#pragma omp simd
+        for (int j = 0; j < V; j++) d[j] = (float)(exp_vec_d((double)(l[j] - mx)) * inv) * scale;
         d[targets[r]] -= scale;
     }
 }

@@ -27,6 +27,10 @@ void lmd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 void lmd_matmul_forward(float *out, const float *inp, const float *W, const float *bias, size_t N,
                         int IC, int OC, int accumulate);
 
+/* out (N,OC) = res (N,OC) + inp (N,IC) W^T + bias (bias may be NULL) */
+void lmd_matmul_forward_residual(float *out, const float *res, const float *inp, const float *W,
+                                 const float *bias, size_t N, int IC, int OC);
+
 /* dinp (N,IC) = dout W (overwritten); dW (OC,IC) += dout^T inp; dbias += column sums of dout */
 void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout, const float *inp,
                          const float *W, size_t N, int IC, int OC);
