@@ -350,7 +350,9 @@ void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout
  * concurrent threaded calls into the pthread OpenBLAS would serialize on its lock.
  * ------------------------------------------------------------------------------------------ */
 
+#ifndef ATT_BLK
 #define ATT_BLK 64
+#endif
 
 /* Threads for the (b, h) loop; when more than one, OpenBLAS is set to one thread for the
  * region and restored afterwards (returned in *blas_threads). */
@@ -365,34 +367,48 @@ static int attention_threads(int pairs, int limit, int *blas_threads) {
 }
 
 /* Softmax of row t of a score block in place: p_j = exp(s_j - max) / sum over j <= t, zeros
- * for j in (t, end). One pass computes the exponentials and their sum (16 float lanes added in
- * a fixed tree, so the bits do not depend on the vector width); terms below e^-80 are exactly 0
- * (they could only become denormals, which the x86 handles in microcode, ~100x slower). */
+ * for j in (t, end). The row is processed in whole chunks of SM_LANES columns up to the chunk
+ * holding t (columns past t masked to 0), so the loops vectorize without a scalar tail: with
+ * rows of 1..256 keys, tails of up to 15 scalar exps were most of the softmax. The sum is kept
+ * in SM_LANES float lanes added in a fixed tree (the bits do not depend on the vector width);
+ * terms below e^-80 are exactly 0 (they could only become denormals, which x86 handles in
+ * microcode, ~100x slower). */
 #define SM_LANES 16
 static void softmax_causal_row(float *row, int t, int end) {
     int n = t + 1;
-    float mx = row_max(row, n);
+    int nc = (n + SM_LANES - 1) / SM_LANES * SM_LANES; /* chunked columns: [0, nc) */
+    if (nc > end) nc = end / SM_LANES * SM_LANES;      /* the block's end is not a whole chunk */
+    float mxl[SM_LANES];
+    for (int l = 0; l < SM_LANES; l++) mxl[l] = -INFINITY;
+    for (int j = 0; j < nc; j += SM_LANES)
+        for (int l = 0; l < SM_LANES; l++) {
+            float x = row[j + l];
+            mxl[l] = j + l < n && x > mxl[l] ? x : mxl[l];
+        }
+    float mx = -INFINITY;
+    for (int l = 0; l < SM_LANES; l++) mx = mxl[l] > mx ? mxl[l] : mx;
+    for (int j = nc; j < n; j++) mx = row[j] > mx ? row[j] : mx;
     float acc[SM_LANES] = {0};
-    int j = 0;
-    for (; j + SM_LANES <= n; j += SM_LANES)
+    for (int j = 0; j < nc; j += SM_LANES)
         for (int l = 0; l < SM_LANES; l++) {
             float d = row[j + l] - mx;
-            float e = d < -80.0f ? 0.0f : exp_vec(d);
+            float e = j + l < n && d >= -80.0f ? exp_vec(d) : 0.0f;
             row[j + l] = e;
             acc[l] += e;
         }
-    for (int l = 0; j < n; j++, l++) {
+    for (int j = nc, l = 0; j < n; j++, l = (l + 1) % SM_LANES) {
         float d = row[j] - mx;
-        float e = d < -80.0f ? 0.0f : exp_vec(d);
+        float e = d >= -80.0f ? exp_vec(d) : 0.0f;
         row[j] = e;
         acc[l] += e;
     }
     for (int w = SM_LANES / 2; w >= 1; w /= 2)
         for (int l = 0; l < w; l++) acc[l] += acc[l + w];
     float inv = 1.0f / acc[0];
+    int m = n > nc ? n : nc;
 #pragma omp simd
-    for (int i = 0; i < n; i++) row[i] *= inv;
-    for (int i = n; i < end; i++) row[i] = 0.0f;
+    for (int i = 0; i < m; i++) row[i] *= inv;
+    for (int i = m; i < end; i++) row[i] = 0.0f;
 }
 
 /* Causal multi-head attention. qkv (B,T,3C) -> out (B,T,C); att (B,NH,T,T) keeps the
