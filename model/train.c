@@ -18,6 +18,7 @@ lmd_train_opts lmd_train_default(void) {
     o.adamw = gpt_adamw_default();
     o.disp = lmd_disp_default();
     o.seed = 0;
+    o.shards = 1;
     return o;
 }
 
@@ -40,6 +41,10 @@ int lmd_train_validate(const lmd_train_opts *o, const gpt_config *cfg, lmd_err *
     if (!(o->adamw.weight_decay >= 0.0))
         return lmd_errf(err, "weight_decay must be >= 0 (got %g)", o->adamw.weight_decay);
     if (!(o->clip == o->clip)) return lmd_errf(err, "clip must be a number");
+    if (o->shards < 1 || (o->shards & (o->shards - 1)))
+        return lmd_errf(err, "shards must be a power of 2 >= 1 (got %d)", o->shards);
+    if (o->B % o->shards != 0)
+        return lmd_errf(err, "batch (%d) must be divisible by shards (%d)", o->B, o->shards);
     if (o->disp.variant != DISP_OFF && o->T < 2)
         return lmd_errf(err, "the dispersion loss compares tokens, so seq must be >= 2 (got %d)",
                         o->T);
@@ -102,16 +107,21 @@ int lmd_trainer_init(lmd_trainer *tr, const lmd_train_opts *o, gpt_model *model,
     size_t BT = (size_t)o->B * o->T;
     tr->inputs = lmd_calloc(BT, sizeof(int));
     tr->targets = lmd_calloc(BT, sizeof(int));
+    /* activations for the rows one forward/backward sees: a shard's when sharded */
+    int Ba = o->shards > 1 ? o->B / o->shards : o->B;
+    size_t BTa = (size_t)Ba * o->T;
     if (o->disp.variant != DISP_OFF)
-        tr->dhidden = lmd_calloc((size_t)(tr->model.cfg.n_layer + 1) * BT * tr->model.cfg.n_embd,
+        tr->dhidden = lmd_calloc((size_t)(tr->model.cfg.n_layer + 1) * BTa * tr->model.cfg.n_embd,
                                  sizeof(float));
-    gpt_alloc_acts(&tr->model, o->B, o->T);
+    gpt_alloc_acts(&tr->model, Ba, o->T);
     gpt_alloc_grads(&tr->model);
     gpt_alloc_moments(&tr->model);
     return 0;
 }
 
 void lmd_trainer_free(lmd_trainer *tr) {
+    for (int i = 0; i < tr->tree_levels; i++) free(tr->tree[i]);
+    free(tr->tree);
     gpt_free(&tr->model);
     free(tr->inputs);
     free(tr->targets);
@@ -119,8 +129,84 @@ void lmd_trainer_free(lmd_trainer *tr) {
     memset(tr, 0, sizeof *tr);
 }
 
+/* dst[i] += src[i] over the threads (elementwise: the same bits for any thread count) */
+static void add_floats(float *dst, const float *src, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+static void scale_floats(float *x, size_t n, float a) {
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) x[i] *= a;
+}
+
+/* Stream of shard s's dispersion subsets at one step: distinct from the trainer's own streams */
+#define SHARD_STREAM_BASE 0x5348415244000000ull /* "SHARD" */
+
+/* shards > 1: this rank's m = S/g shards, each a forward/backward on B/S sequences, summed as
+ * a balanced binary tree: a binary counter over the shards (tree[k] holds the sum of the last
+ * complete block of 2^k shards), so shard k joins the partial sums of the blocks it closes. */
+static void grads_sharded(lmd_trainer *tr) {
+    const lmd_train_opts *o = &tr->opts;
+    int S = o->shards, g = tr->nshards > 1 ? tr->nshards : 1;
+    if (S % g != 0) lmd_die("shards %d is not divisible by the group size %d", S, g);
+    int m = S / g, Bs = o->B / S, first = (g > 1 ? tr->shard : 0) * m;
+    size_t n = tr->model.num_params;
+    int levels = 0;
+    while ((1 << levels) < m) levels++;
+    if (tr->tree_levels < levels) {
+        tr->tree = realloc(tr->tree, (size_t)levels * sizeof(float *));
+        if (!tr->tree) lmd_die("out of memory");
+        for (int i = tr->tree_levels; i < levels; i++) tr->tree[i] = lmd_aligned_alloc(n * sizeof(float));
+        tr->tree_levels = levels;
+    }
+    /* one draw per step from the trainer's stream, whatever g: every rank advances it alike */
+    uint64_t base = lmd_rng_u64(&tr->state.rng_disp);
+    double lt[32][3];
+    lmd_losses sum = {0, 0, 0};
+    for (int k = 0; k < m; k++) {
+        int s = first + k;
+        lmd_rng rng;
+        lmd_rng_seed(&rng, base, SHARD_STREAM_BASE + (uint64_t)s);
+        size_t off = (size_t)s * Bs * o->T;
+        lmd_losses l = lmd_forward_backward(&tr->model, tr->inputs + off, tr->targets + off, Bs,
+                                            o->T, &o->disp, &rng, tr->dhidden, 1);
+        /* combine: the new shard is the right operand of every block it completes */
+        float *cur = tr->model.grads_memory;
+        double c3[3] = {l.loss, l.ce, l.disp};
+        int lev = 0;
+        for (int j = k; j & 1; j >>= 1, lev++) {
+            add_floats(tr->tree[lev], cur, n); /* left block + right block */
+            cur = tr->tree[lev];
+            for (int q = 0; q < 3; q++) c3[q] = lt[lev][q] + c3[q];
+        }
+        if (k == m - 1) { /* m is a power of 2: the last shard closes the whole tree */
+            if (cur != tr->model.grads_memory)
+                memcpy(tr->model.grads_memory, cur, n * sizeof(float));
+            sum.loss = c3[0], sum.ce = c3[1], sum.disp = c3[2];
+        } else {
+            memcpy(tr->tree[lev], cur, n * sizeof(float)); /* becomes a left block */
+            for (int q = 0; q < 3; q++) lt[lev][q] = c3[q];
+        }
+    }
+    tr->last = sum;
+    if (g == 1) lmd_trainer_shards_scale(tr);
+}
+
+void lmd_trainer_shards_scale(lmd_trainer *tr) {
+    int S = tr->opts.shards;
+    if (S <= 1) return;
+    float inv = 1.0f / (float)S; /* a power of 2: scaling is exact */
+    scale_floats(tr->model.grads_memory, tr->model.num_params, inv);
+    tr->last.loss /= S, tr->last.ce /= S, tr->last.disp /= S;
+}
+
 void lmd_trainer_grads(lmd_trainer *tr) {
     lmd_loader_next(&tr->loader, tr->inputs, tr->targets);
+    if (tr->opts.shards > 1) {
+        grads_sharded(tr);
+        return;
+    }
     int n = tr->nshards > 1 ? tr->nshards : 1;
     int Bs = tr->opts.B / n;
     size_t off = (size_t)(n > 1 ? tr->shard : 0) * Bs * tr->opts.T;

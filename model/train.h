@@ -21,6 +21,10 @@ typedef struct {
     gpt_adamw adamw;       /* betas, eps, weight decay (lr field unused) */
     lmd_disp_opts disp;    /* dispersion regularizer (variant DISP_OFF = none) */
     uint64_t seed;         /* init, data and dispersion streams */
+    int shards;            /* 1, or S > 1 (a power of 2 dividing B): the batch gradient is the
+                            * mean of S shard gradients (B/S sequences each) added in a fixed
+                            * binary tree, so any data-parallel group of g ranks, g dividing S,
+                            * gives the same bits (lmd_trainer_grads, lmd_tree_allreduce) */
 } lmd_train_opts;
 
 lmd_train_opts lmd_train_default(void);
@@ -47,6 +51,8 @@ typedef struct {
     int *inputs, *targets; /* B*T each */
     float *dhidden;        /* (n_layer+1)*B*T*C when dispersion is on */
     int shard, nshards;    /* data parallel: this process computes rows [shard*B/n, (shard+1)*B/n) */
+    float **tree;          /* shards > 1: partial sums of the gradient tree, one per level */
+    int tree_levels;
     /* statistics of the last step */
     lmd_losses last;
     double grad_norm;
@@ -59,10 +65,19 @@ typedef struct {
 int lmd_trainer_init(lmd_trainer *tr, const lmd_train_opts *o, gpt_model *model, lmd_span train,
                      const lmd_train_state *st, lmd_err *err);
 void lmd_trainer_free(lmd_trainer *tr);
-/* Next batch, forward, backward: gradients in tr->model.grads, losses in tr->last. With
- * nshards > 1 only this shard's rows of the batch are used (B must divide evenly); the caller
- * averages gradients and losses over the shards before lmd_trainer_apply. */
+/* Next batch, forward, backward: gradients in tr->model.grads, losses in tr->last.
+ * opts.shards == 1: with nshards > 1 only this rank's rows of the batch are used (B must divide
+ * evenly); the caller averages gradients and losses over the ranks before lmd_trainer_apply.
+ * opts.shards == S > 1: nshards (the group size g) must divide S; this rank computes shards
+ * [shard*S/g, (shard+1)*S/g), each a full forward/backward on its B/S sequences, and adds their
+ * gradients and losses in a balanced binary tree, unscaled. With g == 1 the result is then
+ * scaled by 1/S (exact: S is a power of 2) and ready; with g > 1 the caller combines the ranks
+ * with lmd_tree_allreduce-style pairwise exchanges and then calls lmd_trainer_shards_scale.
+ * Each shard's dispersion subsets come from its own RNG stream, seeded from one draw of the
+ * trainer's stream per step, so they do not depend on g either. */
 void lmd_trainer_grads(lmd_trainer *tr);
+/* Scales the tree sums of lmd_trainer_grads by 1/shards (shards > 1). */
+void lmd_trainer_shards_scale(lmd_trainer *tr);
 /* Clip, LR schedule and AdamW; advances step and token counters. */
 void lmd_trainer_apply(lmd_trainer *tr);
 /* Both; returns 0, or 1 if the loss or gradient norm was not finite (no update applied). */

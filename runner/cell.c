@@ -246,6 +246,37 @@ static int save_ckpt(const lmd_cell_job *job, const lmd_trainer *tr, lmd_err *er
     return 0;
 }
 
+/* Sum over the ranks of comm (a power of 2) by recursive doubling: in round d each rank adds
+ * the partial sum of rank ^ d. With each rank holding the tree sum of an aligned block of
+ * shards (lmd_trainer_grads), round d joins two sibling blocks, so the result is the balanced
+ * binary tree over all shards, the same bits as one rank computing every shard (float addition
+ * is commutative, so both partners get the same sum). log2(g) exchanges of the whole gradient
+ * instead of MPI_Allreduce's ~2: the price of results independent of the group size. */
+static int tree_allreduce(float *buf, size_t n, double l3[3], MPI_Comm comm, lmd_err *err) {
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    if (size & (size - 1)) return lmd_errf(err, "tree all-reduce needs a power-of-2 group, not %d", size);
+    float *tmp = lmd_aligned_alloc(n * sizeof(float));
+    const size_t chunk = (size_t)1 << 28; /* elements per message: within MPI's int counts */
+    for (int d = 1; d < size; d <<= 1) {
+        int peer = rank ^ d;
+        for (size_t off = 0; off < n; off += chunk) {
+            int cnt = (int)(n - off < chunk ? n - off : chunk);
+            MPI_Sendrecv(buf + off, cnt, MPI_FLOAT, peer, 71, tmp + off, cnt, MPI_FLOAT, peer, 71,
+                         comm, MPI_STATUS_IGNORE);
+        }
+        double o3[3];
+        MPI_Sendrecv(l3, 3, MPI_DOUBLE, peer, 72, o3, 3, MPI_DOUBLE, peer, 72, comm,
+                     MPI_STATUS_IGNORE);
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
+        for (size_t i = 0; i < n; i++) buf[i] += tmp[i];
+        for (int q = 0; q < 3; q++) l3[q] += o3[q];
+    }
+    free(tmp);
+    return 0;
+}
+
 /* All ranks of comm agree on an error: returns 1 on every rank if any rank had one. */
 static int any(MPI_Comm comm, int flag) {
     int out = flag;
@@ -271,6 +302,11 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
     }
     if (any(comm, bad)) {
         if (!bad) lmd_errf(err, "cell %s: another rank of the group failed to set up", job->id);
+        return CELL_FAILED;
+    }
+    if (job->opts.shards > 1 && job->opts.shards % size != 0) {
+        lmd_errf(err, "cell %s: train.shards %d is not divisible by the group's %d ranks", job->id,
+                 job->opts.shards, size);
         return CELL_FAILED;
     }
     if (job->opts.B % size != 0) {
@@ -385,7 +421,15 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
             break;
         }
         lmd_trainer_grads(&tr);
-        if (size > 1) {
+        if (size > 1 && tr.opts.shards > 1) {
+            double l3[3] = {tr.last.loss, tr.last.ce, tr.last.disp};
+            if (tree_allreduce(tr.model.grads_memory, tr.model.num_params, l3, comm, err)) {
+                status = CELL_FAILED;
+                break;
+            }
+            tr.last.loss = l3[0], tr.last.ce = l3[1], tr.last.disp = l3[2];
+            lmd_trainer_shards_scale(&tr);
+        } else if (size > 1) {
             MPI_Allreduce(MPI_IN_PLACE, tr.model.grads_memory, (int)tr.model.num_params, MPI_FLOAT,
                           MPI_SUM, comm);
             float inv = 1.0f / (float)size;

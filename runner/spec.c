@@ -272,7 +272,7 @@ enum {
     S_DATA_SOURCE, S_DATA_PATH, S_DATA_VOCAB, S_DATA_SYN_SEED, S_DATA_SYN_TOKENS, S_DATA_VALF,
     S_N_LAYER, S_N_EMBD, S_N_HEAD, S_N_CTX, S_MODEL_VOCAB, S_MLP_DIM,
     S_STEPS, S_TOKENS, S_BATCH, S_SEQ, S_LR, S_SCHEDULE, S_WARMUP, S_MIN_LR, S_WD, S_BETA1,
-    S_BETA2, S_EPS, S_CLIP,
+    S_BETA2, S_EPS, S_CLIP, S_SHARDS,
     S_VARIANT, S_COEFF, S_LOCATION, S_TAU_COS, S_TAU_L2, S_MAX_TOKENS,
     S_LOG_POINTS, S_EVERY, S_EVAL_SEQS, S_EVAL_SEQ_LEN, S_HIST_BINS, S_SAVE_CK,
     S_RANKS, S_THREADS,
@@ -327,6 +327,7 @@ static const sdef DEFS[N_SETTINGS] = {
     [S_BETA2] = {"train.beta2", NULL, ST_NUM, 0, 0, 0.0, 0.999999999, 0, NULL, 1, 0.95, 1},
     [S_EPS] = {"train.eps", NULL, ST_NUM, 0, 0, 0.0, 1.0, 1, NULL, 1, 1e-8, 1},
     [S_CLIP] = {"train.clip", NULL, ST_NUM, 0, 0, 0.0, 1e30, 0, NULL, 1, 1.0, 1},
+    [S_SHARDS] = {"train.shards", NULL, ST_INT, 1, 65536, 0, 0, 0, NULL, 1, 1, 1},
     [S_VARIANT] = {"dispersion.variant", "dispersion", ST_ENUM, 0, 0, 0, 0, 0, VARIANTS, 1, 0, 1},
     [S_COEFF] = {"dispersion.coeff", NULL, ST_NUM, 0, 0, 0.0, 1e6, 0, NULL, 1, 0.1, 1},
     [S_LOCATION] = {"dispersion.location", NULL, ST_ENUM, 0, 0, 0, 0, 0, LOCATIONS, 1, 0, 1},
@@ -1035,6 +1036,8 @@ char *lmd_cell_settings(const lmd_cell *c) {
     sb_addf(&b, "train.eps=%s\n", x);
     fmt_num(x, sizeof x, t->clip);
     sb_addf(&b, "train.clip=%s\n", x);
+    /* written only when set, so the ids of cells without it are those of earlier versions */
+    if (t->shards != 1) sb_addf(&b, "train.shards=%d\n", t->shards);
     sb_addf(&b, "dispersion.variant=%s\n", lmd_disp_variant_name(t->disp.variant));
     if (t->disp.variant != DISP_OFF) {
         fmt_num(x, sizeof x, t->disp.coeff);
@@ -1224,6 +1227,12 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     t->adamw.eps = v[S_EPS].d;
     t->adamw.weight_decay = v[S_WD].d;
     t->seed = (uint64_t)v[S_SEED].i;
+    t->shards = (int)v[S_SHARDS].i;
+    if (t->shards & (t->shards - 1))
+        CERR(S_SHARDS, "shards (%d) must be a power of 2 (1, 2, 4, 8, ...)", t->shards);
+    if (t->B % t->shards != 0)
+        CERR(v[S_SHARDS].src ? S_SHARDS : S_BATCH, "batch (%d) must be divisible by shards (%d)",
+             t->B, t->shards);
     lmd_disp_opts *o = &t->disp;
     *o = lmd_disp_default();
     lmd_err e;

@@ -556,6 +556,8 @@ static void test_bad_specs(void) {
         {"bad_quoted_int.yaml", "10:10", "key 'train.batch'", "quoted"},
         {"bad_empty_grid.yaml", "13:7", "key 'grid'", "grid is empty"},
         {"bad_log_points.yaml", "16:15", "key 'tracking.log_points'", "only to checkpoints: log"},
+        {"bad_shards_pow2.yaml", "12:11", "key 'train.shards'", "must be a power of 2"},
+        {"bad_shards_batch.yaml", "12:11", "key 'train.shards'", "batch (6) must be divisible by shards (4)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char path[512], where[600];
