@@ -52,15 +52,16 @@ static void json_str(FILE *f, const char *s) {
 }
 
 static void print_json(const lmd_spec *s, double gflops) {
-    double par = (double)s->ranks_per_model * s->threads_per_rank;
+    double par = (double)(s->ranks_per_model > 0 ? s->ranks_per_model : 1) * s->threads_per_rank;
     double tot_flops = 0, tot_params = 0;
     printf("{\n  \"spec\": ");
     json_str(stdout, s->path);
     printf(",\n  \"name\": ");
     json_str(stdout, s->name);
     printf(",\n  \"spec_sha256\": \"%s\",\n", s->sha256);
-    printf("  \"ranks_per_model\": %d,\n  \"threads_per_rank\": %d,\n", s->ranks_per_model,
-           s->threads_per_rank);
+    if (s->ranks_per_model > 0) printf("  \"ranks_per_model\": %d,\n", s->ranks_per_model);
+    else printf("  \"ranks_per_model\": \"auto\",\n");
+    printf("  \"threads_per_rank\": %d,\n", s->threads_per_rank);
     printf("  \"assumed_gflops_per_thread\": %g,\n", gflops);
     printf("  \"uniform_tracking\": %s,\n", s->uniform_tracking ? "true" : "false");
     printf("  \"axes\": [");
@@ -92,7 +93,7 @@ static void print_json(const lmd_spec *s, double gflops) {
 }
 
 static void print_table(const lmd_spec *s, double gflops) {
-    double par = (double)s->ranks_per_model * s->threads_per_rank;
+    double par = (double)(s->ranks_per_model > 0 ? s->ranks_per_model : 1) * s->threads_per_rank;
     printf("spec %s  name %s  sha256 %.16s\n", s->path, s->name, s->sha256);
     printf("grid:");
     for (int a = 0; a < s->n_axes; a++)
@@ -118,10 +119,13 @@ static void print_table(const lmd_spec *s, double gflops) {
     printf("\ntotal: %zu cells, %.0f parameters, %.1f GFLOP, est. %.1f s of training "
            "(%.1f min)\n",
            s->n_cells, tot_params, tot_flops / 1e9, tot_s, tot_s / 60.0);
-    printf("assumed: %g GFLOP/s per thread x %d threads/rank x %d ranks/model; training only "
+    char rpm[16];
+    if (s->ranks_per_model > 0) snprintf(rpm, sizeof rpm, "%d", s->ranks_per_model);
+    else snprintf(rpm, sizeof rpm, "1 (auto)");
+    printf("assumed: %g GFLOP/s per thread x %d threads/rank x %s ranks/model; training only "
            "(measurement at %d tracked steps per cell is extra); with R model groups running in "
            "parallel, wall time is about total / R\n",
-           gflops, s->threads_per_rank, s->ranks_per_model,
+           gflops, s->threads_per_rank, rpm,
            s->n_cells ? s->cells[0].tracking.n_steps : 0);
     if (!s->uniform_tracking)
         printf("note: cells have different tracking steps or batch*seq, so they do not share "

@@ -51,8 +51,8 @@ static void usage(FILE *f) {
             "2 bad spec or usage, 3 interrupted by SIGUSR1/SIGTERM (checkpoints saved).\n");
 }
 
-/* Counters in the window at world rank 0. */
-enum { CTR_NEXT = 0, CTR_DONE, CTR_MFLOP_DONE, CTR_N };
+/* Counters in the window at world rank 0: progress, then one claim counter per size class. */
+enum { CTR_DONE = 0, CTR_MFLOP_DONE, CTR_CLAIMED, CTR_N, CTR_CLASS0 = CTR_N };
 
 typedef struct {
     MPI_Win win;
@@ -75,7 +75,7 @@ static void print_progress(progress_ctx *p, int force) {
     p->last_print = now;
     int64_t c[CTR_N];
     read_counters(p, c);
-    int64_t claimed = c[CTR_NEXT] < (int64_t)p->n_cells ? c[CTR_NEXT] : (int64_t)p->n_cells;
+    int64_t claimed = c[CTR_CLAIMED] < (int64_t)p->n_cells ? c[CTR_CLAIMED] : (int64_t)p->n_cells;
     int64_t done = c[CTR_DONE];
     double el = now - p->t0, frac = p->total_mflop > 0 ? (double)c[CTR_MFLOP_DONE] / p->total_mflop : 0;
     char eta[64] = "?";
@@ -148,6 +148,111 @@ static void cell_job(const lmd_cell *c, const char *out, lmd_cell_job *job, char
     job->settings = settings;
 }
 
+/* Which groups exist and which cells each claims from. Classes k = 0..n_classes-1: n_groups[k]
+ * groups of size[k] ranks (consecutive world ranks, class by class); the groups of class k
+ * claim, most expensive first, from cells[start[k] .. start[k+1]) (indices into spec->cells). */
+typedef struct {
+    int n_classes;
+    int *size;
+    int64_t *n_groups;
+    int64_t *start;
+    int64_t *cells;
+    int64_t n_cells;
+} run_plan;
+
+static void run_plan_free(run_plan *p) {
+    free(p->size), free(p->n_groups), free(p->start), free(p->cells);
+    memset(p, 0, sizeof *p);
+}
+
+static void run_plan_alloc(run_plan *p, int n_classes, int64_t n_cells) {
+    p->n_classes = n_classes;
+    p->n_cells = n_cells;
+    p->size = lmd_calloc((size_t)n_classes, sizeof *p->size);
+    p->n_groups = lmd_calloc((size_t)n_classes, sizeof *p->n_groups);
+    p->start = lmd_calloc((size_t)n_classes + 1, sizeof *p->start);
+    p->cells = lmd_calloc(n_cells ? (size_t)n_cells : 1, sizeof *p->cells);
+}
+
+/* ranks_per_model: auto. Rank 0 plans: the unfinished cells, sizes 1, 2, 4, ... <= P that
+ * divide the cell's train.shards (other sizes would change its numbers), modeled times from
+ * the cost model (runner/schedule.c), lmd_sched_plan_moldable with a 10 % model error; the plan
+ * is broadcast so every rank forms the same groups. Finished cells are left out (nothing to
+ * do). Returns 0, or -1 with a message on rank 0. */
+static int plan_auto(const lmd_spec *spec, const char *out, const size_t *subset, size_t n_subset,
+                     int wsize, run_plan *rp, lmd_err *err) {
+    int wrank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    int fail = 0;
+    int64_t hdr[2] = {0, 0}; /* classes, cells */
+    if (wrank == 0) {
+        int sizes[32], ns = 0;
+        for (int g = 1; g <= wsize && ns < 31; g *= 2) sizes[ns++] = g;
+        size_t *jobs = lmd_calloc(n_subset ? n_subset : 1, sizeof *jobs), n = 0;
+        for (size_t k = 0; k < n_subset; k++) {
+            const lmd_cell *c = &spec->cells[subset[k]];
+            char dir[4200], st[64];
+            int64_t st_step;
+            snprintf(dir, sizeof dir, "%s/cells/%s", out, c->id);
+            if (!lmd_cell_finished(dir, st, sizeof st, &st_step)) jobs[n++] = subset[k];
+        }
+        double *time = lmd_calloc(n > 0 ? n * (size_t)ns : 1, sizeof *time);
+        lmd_cost_model cm = lmd_cost_model_default();
+        for (size_t j = 0; j < n; j++) {
+            const lmd_cell *c = &spec->cells[jobs[j]];
+            for (int k = 0; k < ns; k++)
+                time[j * ns + k] = c->train.shards % sizes[k] == 0
+                                       ? lmd_cost_cell_seconds(&cm, c, sizes[k], spec->threads_per_rank)
+                                       : INFINITY;
+        }
+        lmd_sched_plan plan;
+        memset(&plan, 0, sizeof plan);
+        if (n && lmd_sched_plan_moldable(time, n, sizes, ns, wsize, 0.1, &plan, err)) {
+            fail = 1;
+        } else {
+            /* keep the classes that have cells */
+            int nc = 0;
+            for (int k = 0; k < plan.n_sizes && n; k++)
+                if (plan.class_start[k + 1] > plan.class_start[k]) nc++;
+            run_plan_alloc(rp, nc, (int64_t)n);
+            int q = 0;
+            for (int k = 0; k < plan.n_sizes && n; k++) {
+                if (plan.class_start[k + 1] == plan.class_start[k]) continue;
+                if (plan.n_groups[k] == 0) {
+                    fail = lmd_errf(err, "plan without groups for its %zu cell(s) of size %d",
+                                    plan.class_start[k + 1] - plan.class_start[k], plan.sizes[k]) != 0;
+                    break;
+                }
+                rp->size[q] = plan.sizes[k];
+                rp->n_groups[q] = (int64_t)plan.n_groups[k];
+                rp->start[q] = (int64_t)plan.class_start[k];
+                q++;
+            }
+            rp->start[nc] = (int64_t)n;
+            for (size_t j = 0; j < n; j++) rp->cells[j] = (int64_t)jobs[plan.order[j]];
+            hdr[0] = nc, hdr[1] = (int64_t)n;
+        }
+        lmd_sched_plan_free(&plan);
+        free(time);
+        free(jobs);
+    }
+    MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (fail) {
+        if (wrank == 0) run_plan_free(rp);
+        return -1;
+    }
+    MPI_Bcast(hdr, 2, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    if (wrank != 0) run_plan_alloc(rp, (int)hdr[0], hdr[1]);
+    int nc = (int)hdr[0];
+    if (nc > 0) {
+        MPI_Bcast(rp->size, nc, MPI_INT, 0, MPI_COMM_WORLD);
+        MPI_Bcast(rp->n_groups, nc, MPI_INT64_T, 0, MPI_COMM_WORLD);
+        MPI_Bcast(rp->start, nc + 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    }
+    if (hdr[1] > 0) MPI_Bcast(rp->cells, (int)hdr[1], MPI_INT64_T, 0, MPI_COMM_WORLD);
+    return 0;
+}
+
 /* Every rank returns the same value: max over ranks. */
 static int agree(int v) {
     int out = v;
@@ -160,11 +265,11 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
     int wrank, wsize;
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
     MPI_Comm_size(MPI_COMM_WORLD, &wsize);
-    int R = spec->ranks_per_model;
+    int R = spec->ranks_per_model; /* 0: auto */
     lmd_err err = {{0}};
     *any_failed = 0;
 
-    if (wsize % R != 0) {
+    if (R > 0 && wsize % R != 0) {
         if (wrank == 0)
             fprintf(stderr,
                     "lmdisp run: resources.ranks_per_model is %d, so the rank count must be a "
@@ -189,46 +294,87 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
     }
     if (agree(bad)) return 2;
 
-    /* most expensive first; ties by grid index (docs/SCHEDULING.md) */
-    size_t *order = lmd_calloc(n_subset ? n_subset : 1, sizeof *order);
-    lmd_schedule_order(spec, subset, n_subset, order);
-
-    MPI_Comm group;
-    MPI_Comm_split(MPI_COMM_WORLD, wrank / R, wrank, &group);
-    int grank;
-    MPI_Comm_rank(group, &grank);
+    /* The groups and what each claims. Fixed ranks_per_model R: P/R groups of R ranks, all
+     * cells most expensive first (ties by grid index; docs/SCHEDULING.md). auto: a plan. */
+    run_plan rp;
+    memset(&rp, 0, sizeof rp);
+    if (R > 0) {
+        run_plan_alloc(&rp, 1, (int64_t)n_subset);
+        size_t *order = lmd_calloc(n_subset ? n_subset : 1, sizeof *order);
+        lmd_schedule_order(spec, subset, n_subset, order);
+        for (size_t k = 0; k < n_subset; k++) rp.cells[k] = (int64_t)order[k];
+        free(order);
+        rp.size[0] = R, rp.n_groups[0] = wsize / R, rp.start[0] = 0, rp.start[1] = (int64_t)n_subset;
+    } else if (plan_auto(spec, out, subset, n_subset, wsize, &rp, &err)) {
+        if (wrank == 0) fprintf(stderr, "lmdisp run: ranks_per_model auto: %s\n", err.msg);
+        return 2;
+    }
+    /* this rank's class and group: classes take consecutive ranks; the rest idle */
+    int my_class = -1, color = MPI_UNDEFINED;
+    {
+        int64_t first = 0, gid = 0;
+        for (int k = 0; k < rp.n_classes && my_class < 0; k++) {
+            int64_t span = rp.n_groups[k] * rp.size[k];
+            if (wrank < first + span) {
+                my_class = k;
+                color = (int)(gid + (wrank - first) / rp.size[k]);
+            }
+            first += span;
+            gid += rp.n_groups[k];
+        }
+    }
+    MPI_Comm group = MPI_COMM_NULL;
+    MPI_Comm_split(MPI_COMM_WORLD, color, wrank, &group);
+    int grank = 0;
+    if (group != MPI_COMM_NULL) MPI_Comm_rank(group, &grank);
 
     int64_t *base = NULL;
     progress_ctx prog;
     memset(&prog, 0, sizeof prog);
-    MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(CTR_N * sizeof(int64_t)) : 0, sizeof(int64_t),
+    int n_ctr = CTR_CLASS0 + rp.n_classes;
+    MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(n_ctr * sizeof(int64_t)) : 0, sizeof(int64_t),
                      MPI_INFO_NULL, MPI_COMM_WORLD, &base, &prog.win);
-    if (wrank == 0) memset(base, 0, CTR_N * sizeof(int64_t));
+    if (wrank == 0) memset(base, 0, (size_t)n_ctr * sizeof(int64_t));
     MPI_Barrier(MPI_COMM_WORLD);
     MPI_Win_lock_all(0, prog.win);
     prog.t0 = prog.last_print = lmd_now();
-    prog.n_cells = n_subset;
+    prog.n_cells = (size_t)rp.n_cells;
     prog.world_rank = wrank;
-    for (size_t k = 0; k < n_subset; k++) prog.total_mflop += spec->cells[order[k]].flops / 1e6;
+    for (int64_t k = 0; k < rp.n_cells; k++) prog.total_mflop += spec->cells[rp.cells[k]].flops / 1e6;
     if (wrank == 0) {
-        printf("lmdisp run: %zu cells on %d rank(s) (%d group(s) of %d), output %s\n", n_subset,
-               wsize, wsize / R, R, out);
+        if (R > 0) {
+            printf("lmdisp run: %zu cells on %d rank(s) (%d group(s) of %d), output %s\n", n_subset,
+                   wsize, wsize / R, R, out);
+        } else {
+            int64_t used = 0;
+            printf("lmdisp run: %zu cells (%lld to run) on %d rank(s), ranks_per_model auto: ",
+                   n_subset, (long long)rp.n_cells, wsize);
+            for (int k = 0; k < rp.n_classes; k++) {
+                printf("%s%lld group(s) of %d for %lld cell(s)", k ? " + " : "",
+                       (long long)rp.n_groups[k], rp.size[k], (long long)(rp.start[k + 1] - rp.start[k]));
+                used += rp.n_groups[k] * rp.size[k];
+            }
+            if (!rp.n_classes) printf("nothing to run");
+            if (used < wsize) printf(" (%lld rank(s) idle)", (long long)(wsize - used));
+            printf(", output %s\n", out);
+        }
         fflush(stdout);
     }
 
     data_cache dc;
     memset(&dc, 0, sizeof dc);
     int failed = 0, interrupted = 0;
-    for (;;) {
-        int64_t k = 0;
+    for (; group != MPI_COMM_NULL;) {
+        int64_t k = 0, cls_n = rp.start[my_class + 1] - rp.start[my_class];
         if (grank == 0) {
-            int64_t one = 1;
-            MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_NEXT, MPI_SUM, prog.win);
+            int64_t one = 1, old;
+            MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_CLASS0 + my_class, MPI_SUM, prog.win);
+            if (k < cls_n) MPI_Fetch_and_op(&one, &old, MPI_INT64_T, 0, CTR_CLAIMED, MPI_SUM, prog.win);
             MPI_Win_flush(0, prog.win);
         }
         MPI_Bcast(&k, 1, MPI_INT64_T, 0, group);
-        if (k >= (int64_t)n_subset) break;
-        const lmd_cell *c = &spec->cells[order[k]];
+        if (k >= cls_n) break;
+        const lmd_cell *c = &spec->cells[rp.cells[rp.start[my_class] + k]];
         char *settings = lmd_cell_settings(c);
         lmd_cell_job job;
         cell_job(c, out, &job, settings);
@@ -277,8 +423,8 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
     if (wrank == 0) print_progress(&prog, 1);
     MPI_Win_unlock_all(prog.win);
     MPI_Win_free(&prog.win);
-    MPI_Comm_free(&group);
-    free(order);
+    if (group != MPI_COMM_NULL) MPI_Comm_free(&group);
+    run_plan_free(&rp);
     *any_failed = agree(failed);
     return agree(interrupted) ? LMD_EXIT_INTERRUPTED : 0;
 }

@@ -289,12 +289,13 @@ int cmd_submit(int argc, char **argv) {
     printf("study %s: %zu cells in %d array task(s), %d rank(s) x %d thread(s) per task, "
            "output %s\n",
            spec.name, spec.n_cells, m.n_tasks, res.ntasks, res.cpus_per_task, dir);
-    if (res.ntasks / spec.ranks_per_model > cpt)
+    int rpm = spec.ranks_per_model > 0 ? spec.ranks_per_model : 1;
+    if (res.ntasks / rpm > cpt)
         fprintf(stderr,
                 "lmdisp submit: warning: each task has %d rank group(s) (slurm.ntasks %d / "
                 "ranks_per_model %d) but at most %d cell(s): groups will idle; raise "
                 "--cells-per-task or lower slurm.ntasks\n",
-                res.ntasks / spec.ranks_per_model, res.ntasks, spec.ranks_per_model, cpt);
+                res.ntasks / rpm, res.ntasks, rpm, cpt);
     if (dry) print_table(&spec, &m);
     submit_opts o = {dir, templates, throttle ? throttle : res.throttle, dry, man};
     if (!dry) {

@@ -328,7 +328,7 @@ static int check_value(vkind k, const char *v, long *num, const char **why) {
 int lmd_slurm_resources(const lmd_spec *s, lmd_slurm_res *r, lmd_err *err) {
     memset(r, 0, sizeof *r);
     snprintf(r->job_name, sizeof r->job_name, "lmdisp-%.80s", s->name);
-    r->ntasks = s->ranks_per_model;
+    r->ntasks = s->ranks_per_model > 0 ? s->ranks_per_model : 1;
     r->cpus_per_task = s->threads_per_rank;
     r->max_requeue = 3;
     r->grace = 120;
@@ -420,7 +420,7 @@ int lmd_slurm_resources(const lmd_spec *s, lmd_slurm_res *r, lmd_err *err) {
                 continue;
             }
             if (!strcmp(key, "ntasks")) {
-                if (num % s->ranks_per_model != 0) {
+                if (s->ranks_per_model > 0 && num % s->ranks_per_model != 0) {
                     kverr(msgs, sizeof msgs, &nerr, s, kv,
                           "must be a multiple of resources.ranks_per_model (%d)",
                           s->ranks_per_model);

@@ -436,6 +436,11 @@ static int parse_value(pctx *c, int si, const char *key, const ynode *n, sval *o
         }
     }
     char range[96];
+    if (d == &DEFS[S_RANKS] && n->plain && !strcmp(v, "auto")) {
+        out->i = 0; /* ranks_per_model: auto (lmd_spec.ranks_per_model 0) */
+        out->set = 1;
+        return 0;
+    }
     if (d->type == ST_INT) {
         char *end;
         errno = 0;

@@ -106,7 +106,7 @@ typedef struct {
     char *text;           /* the raw spec text (NUL terminated) */
     size_t text_len;
     char sha256[65];      /* hex sha256 of text */
-    int ranks_per_model;  /* resources: */
+    int ranks_per_model;  /* resources: (0 = auto: a group size per cell, docs/RUNNER.md) */
     int threads_per_rank;
     lmd_slurm_kv *slurm;  /* slurm: entries in file order */
     int n_slurm;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_run.sh — `lmdisp run` under MPI: rank-count independence, kill -9 and resume to the same
 # numbers, finished cells never retrained, changed settings refused, ranks_per_model 2 against
-# 1 rank, a diverging cell stopped while the others go on.
+# 1 rank, train.shards bitwise across group sizes, ranks_per_model auto, a diverging cell
+# stopped while the others go on.
 set -u
 : "${LMDISP:?}" "${LMDISP_TMP:?}" "${LMDISP_TESTS:?}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
@@ -137,6 +138,36 @@ for gs in 2 4; do
   if [ "$nck" -gt 0 ] && [ "$bad" -eq 0 ]; then pass "shards 4: groups of $gs: $nck checkpoints (parameters, moments, RNG) identical"
   else fail "shards 4: groups of $gs: $bad of $nck checkpoints differ"; fi
 done
+
+# 5c. ranks_per_model: auto: a group size per cell from the moldable plan (docs/SCHEDULING.md).
+# Three cells of very different cost on 4 ranks: the plan gives the wide one a group of 2 and
+# the two narrow ones a rank each; the numbers equal a 1-rank run bit for bit (shards 4).
+cat > "$tmp/auto.yaml" <<YAML
+name: auto
+seed: 0
+model: {n_layer: 2, n_embd: 16, n_head: 2, n_ctx: 16}
+train: {steps: 40, batch: 8, seq: 16, lr: 0.003, shards: 4}
+dispersion: {max_tokens: 8}
+tracking: {eval_sequences: 4}
+grid: {mlp_dim: [16, 32, 1024], dispersion: [angular_spread]}
+resources: {ranks_per_model: auto}
+YAML
+mpi 4 "$LMDISP" run "$tmp/auto.yaml" --out "$tmp/auto4" > "$tmp/auto4.log" 2>&1 || fail "auto on 4 ranks failed ($(tail -3 "$tmp/auto4.log"))"
+mpi 1 "$LMDISP" run "$tmp/auto.yaml" --out "$tmp/auto1" > "$tmp/auto1.log" 2>&1 || fail "auto on 1 rank failed"
+plan=$(grep -o "ranks_per_model auto: .*, output" "$tmp/auto4.log")
+echo "  4 ranks: $plan"
+groups=$(grep -h "^.*starting:" "$tmp"/auto4/cells/*/log | grep -o "[0-9]* rank(s)" | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+echo "  cells started with: $groups"
+if grep -q "1 group(s) of 2 for 1 cell(s)" <<<"$plan" && grep -q "mlp1024.*" <<<"$(grep -l "2 rank(s)" "$tmp"/auto4/cells/*/log)"; then
+  pass "auto: the wide cell got a group of 2 ranks, the narrow ones 1 each"
+else fail "auto: unexpected plan: $plan / $groups"; fi
+nck=0 bad=0
+for f in "$tmp"/auto1/cells/*/track/*.h5 "$tmp"/auto1/cells/*/ckpt/*.h5; do
+  nck=$((nck + 1))
+  h5diff -q "$f" "$tmp/auto4/${f#"$tmp"/auto1/}" >/dev/null 2>&1 || bad=$((bad + 1))
+done
+if [ "$nck" -gt 0 ] && [ "$bad" -eq 0 ]; then pass "auto on 4 ranks == 1 rank: $nck track and checkpoint files identical"
+else fail "auto on 4 ranks: $bad of $nck files differ from 1 rank"; fi
 
 # 6. a diverging cell is stopped and marked, the others go on
 victim_id=$(ls "$tmp/np1/cells" | grep off | head -1)
