@@ -3,8 +3,10 @@
  * Scheduling: cells are ordered most expensive first (estimated FLOPs, ties by grid index).
  * Ranks form groups of `ranks_per_model`; the leader of each group claims the next cell with
  * an atomic fetch-and-add on a counter held by world rank 0 (MPI one-sided), so any rank count
- * works and uneven cells don't leave ranks idle. A cell's numbers depend only on the spec and
- * its seed (and on ranks_per_model, which splits each batch), never on which rank runs it.
+ * works and uneven cells don't leave ranks idle. With `ranks_per_model: auto`, a moldable plan
+ * (runner/schedule.h) gives each cell a group size and the groups of each size claim from
+ * their own queue. A cell's numbers depend only on the spec and its seed (and on the group
+ * size, unless train.shards makes them independent of it), never on which rank runs it.
  * Finished cells (state done or diverged) are skipped; unfinished ones resume from their newest
  * checkpoint. On SIGUSR1/SIGTERM each running cell checkpoints at its next step boundary and the
  * run exits with code 3 (LMD_EXIT_INTERRUPTED). */
@@ -309,11 +311,13 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
         if (wrank == 0) fprintf(stderr, "lmdisp run: ranks_per_model auto: %s\n", err.msg);
         return 2;
     }
-    /* this rank's class and group: classes take consecutive ranks; the rest idle */
+    /* this rank's class and group: classes take consecutive ranks, largest groups first (so a
+     * group of 8 starts at a multiple of 8 and stays in a node that holds a multiple of 8
+     * ranks); ranks the plan does not use idle */
     int my_class = -1, color = MPI_UNDEFINED;
     {
         int64_t first = 0, gid = 0;
-        for (int k = 0; k < rp.n_classes && my_class < 0; k++) {
+        for (int k = rp.n_classes - 1; k >= 0 && my_class < 0; k--) {
             int64_t span = rp.n_groups[k] * rp.size[k];
             if (wrank < first + span) {
                 my_class = k;
