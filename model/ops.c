@@ -32,6 +32,15 @@ static void split_range(int p, int np, int C, int *c0, int *c1) {
     *c1 = (first + count) * 16 < C ? (first + count) * 16 : C;
 }
 
+/* Inside a parallel region: this thread's part [*c0, *c1) of the columns [0, C). */
+static void thread_columns(int C, int *c0, int *c1) {
+    int np = 1, p = 0;
+#ifdef _OPENMP
+    np = omp_get_num_threads(), p = omp_get_thread_num();
+#endif
+    split_range(p, np, C, c0, c1);
+}
+
 /* ------------------------------------------------------------------------------------------
  * row reductions in fixed lanes (vectorizable, order independent of the build's vector width)
  * ------------------------------------------------------------------------------------------ */
@@ -150,12 +159,8 @@ void lmd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int
     size_t BT = (size_t)B * T;
 #pragma omp parallel if (BT * C >= PAR_MIN)
     {
-        int np = 1, p = 0;
-#ifdef _OPENMP
-        np = omp_get_num_threads(), p = omp_get_thread_num();
-#endif
         int c0, c1;
-        split_range(p, np, C, &c0, &c1);
+        thread_columns(C, &c0, &c1);
         for (size_t bt = 0; bt < BT; bt++) {
             const float *d = dout + bt * C;
             float *dw = dwte + (size_t)inp[bt] * C, *dp = dwpe + (bt % T) * C;
@@ -222,12 +227,8 @@ void lmd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
                 dx[j] += (dnorm - a - norm * bb) * rs;
             }
         }
-        int np = 1, p = 0;
-#ifdef _OPENMP
-        np = omp_get_num_threads(), p = omp_get_thread_num();
-#endif
         int c0, c1;
-        split_range(p, np, C, &c0, &c1);
+        thread_columns(C, &c0, &c1);
         for (size_t r = 0; r < N; r++) {
             const float *x = inp + r * C, *d = dout + r * C;
             float m = mean[r], rs = rstd[r];
@@ -325,12 +326,8 @@ void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout
     if (dbias) {
 #pragma omp parallel if (N * OC >= PAR_MIN)
         {
-            int np = 1, p = 0;
-#ifdef _OPENMP
-            np = omp_get_num_threads(), p = omp_get_thread_num();
-#endif
             int c0, c1;
-            split_range(p, np, OC, &c0, &c1);
+            thread_columns(OC, &c0, &c1);
             for (size_t r = 0; r < N; r++) {
                 const float *d = dout + r * OC;
 #pragma omp simd
