@@ -19,6 +19,8 @@
 # Environment equivalents: MLP_DIM DISPERSION THREADS TORCH_THREADS TORCH_JIT ROUNDS STEPS
 # WARMUP CORES TORCH_ARGS; BENCH_TRAIN (default ./build/bench_train, else
 # ./build-*/bench_train), PYTHON (default /usr/bin/python3, which has torch).
+# A --torch-threads entry T/K runs PyTorch with T intra-op (OpenMP) threads over K OpenBLAS
+# threads (two separate pools; "1/2" is often PyTorch's best on two cores); T alone means T/T.
 # --cores "" disables pinning. Default cores: 0 .. (largest thread count - 1).
 set -euo pipefail
 
@@ -75,7 +77,7 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
 fi
 
 maxt=1
-for t in $THREADS $TORCH_THREADS; do [ "$t" -gt "$maxt" ] && maxt=$t; done
+for t in $THREADS ${TORCH_THREADS//\// }; do [ "$t" -gt "$maxt" ] && maxt=$t; done
 if [ "$CORES" = unset ]; then CORES="0-$((maxt - 1))"; [ "$maxt" = 1 ] && CORES=0; fi
 pin=()
 if [ -n "$CORES" ]; then
@@ -107,19 +109,20 @@ for r in $(seq 1 "$ROUNDS"); do
         printf 'round %d  lmdisp  %d thread(s):             %8.1f tokens/s  (CPU %7.1f ms/step)\n' "$r" "$t" "$v" "$c"
     done
     for t in $TORCH_THREADS; do
+        tt=${t%%/*} tb=${t#*/}
         for j in $TORCH_JIT; do
             # shellcheck disable=SC2086  # TORCH_ARGS is a list of flags
-            out=$("${pin[@]}" "$PYTHON" "$here/torch_reference.py" --mlp-dim "$MLP_DIM" --threads "$t" \
-                --jit "$j" --steps "$STEPS" --warmup "$WARMUP" --dispersion "$DISPERSION" $TORCH_ARGS --json)
+            out=$("${pin[@]}" "$PYTHON" "$here/torch_reference.py" --mlp-dim "$MLP_DIM" --threads "$tt" \
+                --blas-threads "$tb" --jit "$j" --steps "$STEPS" --warmup "$WARMUP" --dispersion "$DISPERSION" $TORCH_ARGS --json)
             read -r v c < <(echo "$out" | json_fields tokens_per_s_median cpu_ms_step_median)
             echo "$r torch $t/$j $v $c" >> "$results"
-            printf 'round %d  PyTorch %d thread(s), jit %-6s: %8.1f tokens/s  (CPU %7.1f ms/step)\n' "$r" "$t" "$j" "$v" "$c"
+            printf 'round %d  PyTorch %-3s thread(s), jit %-6s: %8.1f tokens/s  (CPU %7.1f ms/step)\n' "$r" "$t" "$j" "$v" "$c"
         done
     done
 done
 echo
 
-"$PYTHON" - "$results" "$THREADS $TORCH_THREADS" <<'EOF'
+"$PYTHON" - "$results" "$THREADS ${TORCH_THREADS//\// }" <<'EOF'
 import statistics, sys
 BT = 8 * 256
 rows = [l.split() for l in open(sys.argv[1])]  # round impl config tokens/s cpu_ms

@@ -27,7 +27,7 @@ TorchScript's CPU fuser. bench/compare_torch.sh runs several of these and keeps 
 TorchScript's profiling executor specializes a graph on its second run, so keep --warmup >= 2.
 
 Run with /usr/bin/python3:
-  bench/torch_reference.py [--mlp-dim N] [--threads N] [--steps N] [--warmup N]
+  bench/torch_reference.py [--mlp-dim N] [--threads N] [--blas-threads N] [--steps N] [--warmup N]
                            [--dispersion angular_spread|off|none] [--attention baddbmm|sdpa]
                            [--jit none|script|fuse] [--json] [--profile] [--check]
   --check compares this model (float64) with tests/torch_ref/lmdisp_ref.py and exits.
@@ -49,6 +49,10 @@ def parse_args(argv):
     ap.add_argument("--threads", type=int, default=1,
                     help="intra-op threads (torch.set_num_threads, OpenBLAS, OpenMP); "
                          "inter-op threads are always 1")
+    ap.add_argument("--blas-threads", type=int, default=0,
+                    help="OpenBLAS threads, when not the same as --threads (torch's OpenMP "
+                         "intra-op threads and OpenBLAS's pthreads are separate pools: on two "
+                         "cores, 1 torch thread over 2 BLAS threads can beat 2 over 2)")
     ap.add_argument("--steps", type=int, default=10, help="timed steps")
     ap.add_argument("--warmup", type=int, default=2,
                     help="untimed steps first (>= 2 so that TorchScript has specialized)")
@@ -69,7 +73,9 @@ def parse_args(argv):
     a = ap.parse_args(argv)
     if a.dispersion == "none":
         a.dispersion = "off"
-    if a.threads < 1 or a.steps < 1 or a.warmup < 0 or a.mlp_dim < 1:
+    if a.blas_threads == 0:
+        a.blas_threads = a.threads
+    if a.threads < 1 or a.blas_threads < 1 or a.steps < 1 or a.warmup < 0 or a.mlp_dim < 1:
         ap.error("--threads, --steps, --mlp-dim must be >= 1 and --warmup >= 0")
     return a
 
@@ -78,8 +84,9 @@ ARGS = parse_args(sys.argv[1:])
 # OpenBLAS sizes its thread pool when the library is loaded (torch links the same
 # libopenblas, the pthread build, as lmdisp) and torch.set_num_threads sets OpenMP only, so
 # the thread count must be in the environment before torch is imported.
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
+for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(ARGS.blas_threads)
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -285,7 +292,8 @@ def main():
     BT = B * T
     out = {
         "impl": "torch", "torch_version": torch.__version__,
-        "mlp_dim": a.mlp_dim, "threads": a.threads, "dispersion": a.dispersion,
+        "mlp_dim": a.mlp_dim, "threads": a.threads, "blas_threads": a.blas_threads,
+        "dispersion": a.dispersion,
         "attention": a.attention, "jit": a.jit, "steps": a.steps, "warmup": a.warmup,
         # same meaning as bench_train's keys: tokens_per_s / ms_step from the mean step
         "tokens_per_s": BT / mean, "ms_step": mean * 1e3,
@@ -302,7 +310,8 @@ def main():
     else:
         print(f"PyTorch {torch.__version__} reference model n_layer {N_LAYER} n_embd {N_EMBD} "
               f"n_head {N_HEAD} T {T} B {B} vocab {VOCAB} mlp_dim {a.mlp_dim}, "
-              f"{a.threads} thread(s), dispersion {a.dispersion}, attention {a.attention}, "
+              f"{a.threads} thread(s) ({a.blas_threads} BLAS), dispersion {a.dispersion}, "
+              f"attention {a.attention}, "
               f"jit {a.jit}, {a.steps} timed steps after {a.warmup} warm-up")
         print(f"  tokens/s {BT / med:.0f} from the median step ({BT / mean:.0f} from the mean)"
               f"   ms/step median {med * 1e3:.1f} (min {out['ms_step_min']:.1f}, "
