@@ -27,6 +27,7 @@
 char *openblas_get_corename(void);
 #include "dispersion.h"
 #include "gpt.h"
+#include "par.h"
 #include "train.h"
 
 /* The MFU reference: a square sgemm large enough to reach the BLAS plateau (1024^3, ~10 ms per
@@ -183,7 +184,7 @@ int main(int argc, char **argv) {
                 hs[l] = gpt_hidden_state(&m, l);
                 dh[l] = dhidden + (size_t)l * BTC;
             }
-            memset(dhidden, 0, (size_t)(L + 1) * BTC * 4);
+            par_zero_floats(dhidden, (size_t)(L + 1) * BTC); /* as model/train.c does */
             lmd_disp_forward_backward(&d, hs, L, B, T, cfg.n_embd, dh, &drng);
         }
         double t2 = lmd_now();

@@ -107,52 +107,56 @@ int lmd_disp_validate(const lmd_disp_opts *o, lmd_err *err) {
     return 0;
 }
 
-/* Scratch layout of lmd_disp_seq: Y (L,F) | dY (L,F) | K (L,L) | M (L,L) | one row of L
- * doubles (plus 2 floats of slack to align it to 8 bytes whatever the caller's alignment). */
+/* Scratch layout of lmd_disp_seq: Y (L,F) | dY (L,F) | K (L,L) | M (L,L) | four rows of L
+ * doubles (plus 2 floats of slack to align them to 8 bytes whatever the caller's alignment). */
 size_t lmd_disp_work_floats(int L, int F) {
-    return 2 * (size_t)L * (size_t)F + 2 * (size_t)L * (size_t)L + 2 * (size_t)L + 2;
+    return 2 * (size_t)L * (size_t)F + 2 * (size_t)L * (size_t)L + 8 * (size_t)L + 2;
 }
 
-/* The row of doubles at the end of the scratch. */
+/* The rows of doubles at the end of the scratch: work_row(...) + k * L is row k (0..3). */
 static double *work_row(float *work, int L, int F) {
     uintptr_t p = (uintptr_t)(work + 2 * (size_t)L * (size_t)F + 2 * (size_t)L * (size_t)L);
     return (double *)((p + 7u) & ~(uintptr_t)7u);
 }
 
-/* sum_k a[k] b[k] in double, in LANES fixed lanes */
+/* sum_k a[k] b[k] in double, in 4 x LANES fixed lanes (four independent vector accumulators,
+ * so the adds do not wait on each other's latency), added in a fixed tree */
 static double dot_lanes(const float *a, const float *b, int n) {
-    double acc[LANES] = {0};
+    enum { W = 4 * LANES };
+    double acc[W] = {0};
     int k = 0;
-    for (; k + LANES <= n; k += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += (double)a[k + l] * b[k + l];
+    for (; k + W <= n; k += W)
+        for (int l = 0; l < W; l++) acc[l] += (double)a[k + l] * b[k + l];
     for (int l = 0; k < n; k++, l++) acc[l] += (double)a[k] * b[k];
+    for (int l = 0; l < LANES; l++) acc[l] = (acc[l] + acc[l + LANES]) + (acc[l + 2 * LANES] + acc[l + 3 * LANES]);
     return lanes_total(acc);
 }
 
 /* ---------------------------------------------------------------------------------------
  * Row transforms and their backward passes. z, y, dy, dz are (L,F). */
 
-/* y_i = z_i / (||z_i|| + eps) */
-static void unit_rows_forward(float *y, const float *z, int L, int F) {
+/* y_i = z_i / (||z_i|| + eps); norm[i] = ||z_i|| when norm != NULL (for the backward) */
+static void unit_rows_forward(float *y, const float *z, int L, int F, double *norm) {
     for (int i = 0; i < L; i++) {
         const float *zi = z + (size_t)i * F;
         float *yi = y + (size_t)i * F;
-        double nn = dot_lanes(zi, zi, F);
-        double inv = 1.0 / (sqrt(nn) + DISP_EPS);
+        double n = sqrt(dot_lanes(zi, zi, F));
+        double inv = 1.0 / (n + DISP_EPS);
+        if (norm) norm[i] = n;
 #pragma omp simd
         for (int k = 0; k < F; k++) yi[k] = (float)(zi[k] * inv);
     }
 }
 
-/* d/dz of z/(n+eps), n = ||z||:  dz = g/s - (z.g) z / (n s^2), s = n + eps.
- * At n = 0 the norm's gradient is taken as 0, as torch does. */
+/* d/dz of z/(n+eps), n = ||z|| (norm[i], from the forward):  dz = g/s - (z.g) z / (n s^2),
+ * s = n + eps. At n = 0 the norm's gradient is taken as 0, as torch does. */
 static void unit_rows_backward(float *dz, const float *dy, const float *z, int L, int F,
-                               double scale) {
+                               const double *norm, double scale) {
     for (int i = 0; i < L; i++) {
         const float *zi = z + (size_t)i * F, *gi = dy + (size_t)i * F;
         float *dzi = dz + (size_t)i * F;
-        double nn = dot_lanes(zi, zi, F), zg = dot_lanes(zi, gi, F);
-        double n = sqrt(nn), s = n + DISP_EPS;
+        double zg = dot_lanes(zi, gi, F);
+        double n = norm[i], s = n + DISP_EPS;
         double a = scale / s;
         double b = n > 0.0 ? scale * zg / (n * s * s) : 0.0;
         /* dz never overlaps dy or z (the caller's contract), so the loop may vectorize */
@@ -225,6 +229,13 @@ static void gram_backward(float *dY, const float *M, const float *Y, int L, int 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, F, L, 1.0f, M, L, Y, F, 0.0f, dY, F);
 }
 
+/* As gram_backward, with only the upper triangle of M (diagonal included) filled: ssymm reads
+ * that triangle alone, so the lower one need not be mirrored (a strided copy of L^2/2 floats
+ * that cost as much as all the pair arithmetic of a row). */
+static void gram_backward_upper(float *dY, const float *M, const float *Y, int L, int F) {
+    cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, L, F, 1.0f, M, L, Y, F, 0.0f, dY, F);
+}
+
 /* Running logsumexp in one pass, so each term is computed once in double. */
 typedef struct {
     double m, s;
@@ -241,102 +252,87 @@ static inline double lse_value(const lse_acc *a) { return a->m + log(a->s); }
 
 
 /* ---------------------------------------------------------------------------------------
- * acos and exp for vectorized pair loops
- *
- * libm's acos/exp are scalar calls and were ~45 ns per pair, most of the dispersion phase.
- * These are branch-free (selects only), so loops calling them vectorize; both work in double
- * and stay within a few double ulps of libm (worst errors measured over dense grids: see the
- * notes at each), propagate NaN, and depend on nothing but IEEE double arithmetic, so they
- * give the same bits on every machine and for every thread count. */
-
-/* asin(a) = a + a s P(s), s = a^2 <= 1/4: P is a Chebyshev fit (degree 11 in s) of
- * (asin(sqrt s)/sqrt s - 1)/s on [0, 1/4], max error 2.3e-16, i.e. ~6e-17 relative in asin. */
-static inline double asin_poly(double a) {
-    double s = a * a;
-    double p = 2.81692180608814138e-02;
-    p = p * s - 1.07490503396978077e-02;
-    p = p * s + 1.60355143491488217e-02;
-    p = p * s + 7.80294947735331746e-03;
-    p = p * s + 1.18754943826369225e-02;
-    p = p * s + 1.39296529023266325e-02;
-    p = p * s + 1.73552599557863230e-02;
-    p = p * s + 2.23720476317445099e-02;
-    p = p * s + 3.03819473670984795e-02;
-    p = p * s + 4.46428571034236457e-02;
-    p = p * s + 7.50000000002076367e-02;
-    p = p * s + 1.66666666666666491e-01;
-    return a + a * s * p;
-}
-
-/* 1/sqrt(v) for normal v > 0 without libm: sqrt() is a call with an errno branch unless
- * -fno-math-errno, which keeps loops from vectorizing. Initial guess from the exponent bits
- * (relative error <= 3.5%), then four Newton steps (3.5e-2 -> 1.8e-3 -> 5e-6 -> 4e-11 ->
- * rounding). NaN gives NaN; v <= 0 is never passed here. Against 1/sqrt on v = 1 - c^2,
- * |c| <= 0.75: worst 2 double ulps. */
-static inline double rsqrt_vec(double v) {
-    double y = bits_to_double(0x5FE6EB50C7B537A9u - (double_to_bits(v) >> 1));
-    const double hv = 0.5 * v;
-    y = y * (1.5 - hv * y * y);
-    y = y * (1.5 - hv * y * y);
-    y = y * (1.5 - hv * y * y);
-    y = y * (1.5 - hv * y * y);
-    return y;
-}
-
-/* sqrt(v) = v / sqrt(v), with one correction step s + (v - s^2)/(2 s) in its rsqrt form. */
-static inline double sqrt_vec(double v) {
-    double y = rsqrt_vec(v), s = v * y;
-    return s + 0.5 * y * (v - s * s);
-}
-
-/* acos(x) for |x| <= 0.75 (the clamped cosines; sqrt_vec needs 1 - |x| > 0 normal). |x| <= 1/2:
- * pi/2 - asin(x). |x| > 1/2: acos(|x|) = 2 asin(y) with
- * y = sqrt((1-|x|)/2) <= 1/2 (1 - |x| is exact there), and acos(-|x|) = pi - acos(|x|). The
- * argument is selected first, so one polynomial serves both ranges. Against libm acos on
- * 2e7 evenly spaced x in [-0.75, 0.75]: worst 2 double ulps (3.7e-9 float ulps). */
-static inline double acos_vec(double x) {
-    const double pi = 3.14159265358979323846, half_pi = 1.57079632679489661923;
-    double ax = fabs(x);
-    int big = ax > 0.5;
-    double v = 0.5 - 0.5 * ax;
-    double y = sqrt_vec(v); /* v >= 0.125 on the domain; only used when v < 0.25 */
-    double q = asin_poly(big ? y : ax);
-    double small = half_pi - copysign(q, x);
-    double large = x > 0.0 ? 2.0 * q : pi - 2.0 * q;
-    return big ? large : small;
-}
-
-/* ---------------------------------------------------------------------------------------
  * The variants. z, dz (L,F); work as lmd_disp_work_floats(L,F). */
 
 
-/* M (L,L): copy the strict upper triangle onto the lower one, in blocks for the cache. */
-static void mirror_upper(float *M, int L) {
-    enum { BLK = 32 };
-    for (int i0 = 0; i0 < L; i0 += BLK)
-        for (int j0 = i0; j0 < L; j0 += BLK) {
-            int i1 = i0 + BLK < L ? i0 + BLK : L, j1 = j0 + BLK < L ? j0 + BLK : L;
-            for (int i = i0; i < i1; i++)
-                for (int j = (j0 > i + 1 ? j0 : i + 1); j < j1; j++)
-                    M[(size_t)j * L + i] = M[(size_t)i * L + j];
+/* Pair loops of one row of angular_seq, as functions of their own with restrict pointers,
+ * never inlined: inlined into the row loop, GCC 12 vectorizes none of them (if-conversion
+ * gives up on the clamp's selects and the polynomials' fma calls there). A call per row of up
+ * to L pairs costs nothing next to the pairs. */
+#if defined(__GNUC__)
+#define ROW_FN __attribute__((noinline)) static
+#else
+#define ROW_FN static
+#endif
+
+/* c~ = clamp(c, lo, hi) in double. Widened in a loop of its own: GCC sinks the float->double
+ * conversion into the unclamped arm of the selects, and the conditional conversion keeps the
+ * loop from vectorizing. */
+ROW_FN void clamp_row(double *restrict ct, const float *restrict c, int n, double lo, double hi) {
+#pragma omp simd
+    for (int j = 0; j < n; j++) ct[j] = c[j];
+#pragma omp simd
+    for (int j = 0; j < n; j++) {
+        double x = ct[j];
+        ct[j] = x < lo ? lo : (x > hi ? hi : x);
+    }
+}
+
+/* D = arccos(c~)/pi in place; with S, also S = 1/sqrt(1 - c~^2) (= -pi dD/dc~); returns min D
+ * (NaN-propagating: a NaN D makes the caller's sum NaN anyway) */
+ROW_FN double acos_row(double *restrict D, double *restrict S, float *restrict Df, int n) {
+    const double inv_pi = 0.318309886183790671538;
+    double dmin = INFINITY;
+    if (S) {
+#pragma omp simd reduction(min : dmin)
+        for (int j = 0; j < n; j++) {
+            double ct = D[j];
+            double d = acos_vec(ct) * inv_pi;
+            S[j] = rsqrt_vec(fma(-ct, ct, 1.0));
+            D[j] = d;
+            dmin = d < dmin ? d : dmin;
         }
+    } else {
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+            double d = acos_vec(D[j]) * inv_pi;
+            D[j] = d;
+            Df[j] = (float)d;
+        }
+    }
+    return dmin;
+}
+
+/* e = exp(-D/tau - m) in place, and G = (float)(e S) */
+ROW_FN void softmax_row(double *restrict D, const double *restrict S, float *restrict G, int n,
+                        double inv_tau, double m) {
+#pragma omp simd
+    for (int j = 0; j < n; j++) {
+        double e = exp_vec_d(fma(-D[j], inv_tau, -m));
+        D[j] = e;
+        G[j] = (float)(e * S[j]);
+    }
 }
 
 /* angular_spread (hinge = 0) and orthogonalization (hinge = 1): both on D = arccos(c~)/pi of
- * the cosines of eps-normalized rows. Row by row (pairs i < j): D in double into a row buffer
- * (and as float into the upper triangle of M, kept for the backward), then the row's
- * logsumexp from its own maximum; rows are combined in order i = 0..L-2. Every loop over j
- * is branch-free and vectorizes. */
+ * the cosines of eps-normalized rows. Row by row (pairs i < j): D in double into a row buffer,
+ * then the row's terms; rows are combined in order i = 0..L-2. Every loop over j is
+ * branch-free and vectorizes.
+ *   angular_spread: the row's logsumexp of l = -D/tau from its own maximum m_i; the forward
+ *     also keeps, in the upper triangle of M, G_ij = e^(l_ij - m_i) * (-dD/dc_ij) * pi, so
+ *     that the backward is one scale per row (no exp or sqrt per pair twice).
+ *   orthogonalization: D as a float in the upper triangle of M, read back by the backward. */
 static double angular_seq(const float *z, int L, int F, double tau, int hinge, float *dz,
                           double scale, float *work) {
     const size_t LF = (size_t)L * F;
     float *Y = work, *dY = work + LF, *K = work + 2 * LF, *M = K + (size_t)L * L;
-    double *Drow = work_row(work, L, F);
+    double *Drow = work_row(work, L, F), *Srow = Drow + L, *mrow = Drow + 2 * L,
+           *norm = Drow + 3 * L;
     const double npairs = (double)L * (L - 1);
     const double inv_pi = 0.318309886183790671538, inv_tau = 1.0 / tau;
     const double lo = -1.0 + DISP_CLAMP_T, hi = 1.0 - DISP_CLAMP_T;
 
-    unit_rows_forward(Y, z, L, F);
+    unit_rows_forward(Y, z, L, F, dz ? norm : NULL);
     gram_upper(K, Y, L, F, 1.0f);
 
     /* Running combination of the row logsumexps of l = -D/tau: total = m * sum exp(. - m). */
@@ -345,24 +341,11 @@ static double angular_seq(const float *z, int L, int F, double tau, int hinge, f
         const float *Ki = K + (size_t)i * L + i + 1;
         float *Mi = M + (size_t)i * L + i + 1;
         const int n = L - 1 - i;
-        double dmin = INFINITY;
-        /* Widening in a loop of its own: GCC sinks a float->double conversion into the
-         * unclamped branch of the clamp, and the conditional (possibly trapping) conversion
-         * then keeps the main loop from vectorizing. */
-#pragma omp simd
-        for (int j = 0; j < n; j++) Drow[j] = Ki[j];
-#pragma omp simd reduction(min : dmin)
-        for (int j = 0; j < n; j++) {
-            double c = Drow[j];
-            double ct = c < lo ? lo : (c > hi ? hi : c);
-            double D = acos_vec(ct) * inv_pi;
-            Drow[j] = D;
-            Mi[j] = (float)D;
-            dmin = D < dmin ? D : dmin;
-        }
+        clamp_row(Drow, Ki, n, lo, hi);
         double acc[LANES] = {0};
         int j = 0;
         if (hinge) {
+            acos_row(Drow, NULL, Mi, n);
             for (; j + LANES <= n; j += LANES)
                 for (int l = 0; l < LANES; l++) {
                     double h = DISP_MARGIN - Drow[j + l];
@@ -375,21 +358,22 @@ static double angular_seq(const float *z, int L, int F, double tau, int hinge, f
                 acc[l] += 2.0 * h * h;
             }
             hsum += lanes_total(acc);
+            continue;
+        }
+        /* D, and 1/sqrt(1 - c~^2) = -pi dD/dc at the clamped value (straight-through: finite,
+         * never 0); max_j l_ij = -min_j D_ij / tau */
+        const double mi = -acos_row(Drow, Srow, NULL, n) * inv_tau;
+        mrow[i] = mi;
+        softmax_row(Drow, Srow, Mi, n, inv_tau, mi);
+        for (; j + LANES <= n; j += LANES)
+            for (int l = 0; l < LANES; l++) acc[l] += Drow[j + l];
+        for (int l = 0; j < n; j++, l++) acc[l] += Drow[j];
+        double si = lanes_total(acc);
+        if (mi > m_all) {
+            s_all = s_all * exp(m_all - mi) + si;
+            m_all = mi;
         } else {
-            /* max_j l_ij = -min_j D_ij / tau; a NaN D makes its term, hence the sum, NaN */
-            const double mi = -dmin * inv_tau;
-#pragma omp simd
-            for (int jj = 0; jj < n; jj++) Drow[jj] = exp_vec_d(-Drow[jj] * inv_tau - mi);
-            for (; j + LANES <= n; j += LANES)
-                for (int l = 0; l < LANES; l++) acc[l] += Drow[j + l];
-            for (int l = 0; j < n; j++, l++) acc[l] += Drow[j];
-            double si = lanes_total(acc);
-            if (mi > m_all) {
-                s_all = s_all * exp(m_all - mi) + si;
-                m_all = mi;
-            } else {
-                s_all += si * exp(mi - m_all);
-            }
+            s_all += si * exp(mi - m_all);
         }
     }
     /* loss = logsumexp_{i!=j}(l_ij + eps) - log(L(L-1)); the eps shifts every term equally.
@@ -399,43 +383,36 @@ static double angular_seq(const float *z, int L, int F, double tau, int hinge, f
     if (!dz) return loss;
 
     /* M_ij = 2 dloss/dc_ij (c_ij and c_ji are the same entry of K, counted twice), with
-     * dD/dc = -1/(pi sqrt(1 - c~^2)) taken at the clamped value (straight-through: finite,
-     * never 0):
+     * dD/dc = -1/(pi sqrt(1 - c~^2)) taken at the clamped value:
      *   angular:  dloss/dc_ij = p_ij * (-1/tau) * dD/dc,  p = softmax of l over i != j
+     *             = G_ij * e^(m_i - lse) / (tau pi)
      *   orthog.:  dloss/dc_ij = -2 max(0, margin - D_ij) / (L(L-1)) * dD/dc
-     * D is read back as the float stored in M's upper triangle, which is then overwritten. */
+     * What the forward kept in M's upper triangle is overwritten. */
     const double hfac = 2.0 / npairs;
     for (int i = 0; i < L; i++) {
         M[(size_t)i * L + i] = 0.0f;
         const float *Ki = K + (size_t)i * L + i + 1;
         float *Mi = M + (size_t)i * L + i + 1;
         const int n = L - 1 - i;
-#pragma omp simd
-        for (int j = 0; j < n; j++) Drow[j] = Ki[j]; /* as in the forward */
+        if (n == 0) break;
         if (hinge) {
+            clamp_row(Drow, Ki, n, lo, hi); /* as in the forward */
 #pragma omp simd
             for (int j = 0; j < n; j++) {
-                double c = Drow[j];
-                double ct = c < lo ? lo : (c > hi ? hi : c);
+                double ct = Drow[j];
                 double h = DISP_MARGIN - (double)Mi[j];
                 h = h > 0.0 ? h : 0.0;
                 double g = hfac * h * inv_pi * rsqrt_vec(1.0 - ct * ct);
                 Mi[j] = (float)(2.0 * g);
             }
         } else {
+            const double f = 2.0 * exp(mrow[i] - lse) * inv_tau * inv_pi;
 #pragma omp simd
-            for (int j = 0; j < n; j++) {
-                double c = Drow[j];
-                double ct = c < lo ? lo : (c > hi ? hi : c);
-                double mdDdc = inv_pi * rsqrt_vec(1.0 - ct * ct); /* -dD/dc */
-                double g = exp_vec_d(-(double)Mi[j] * inv_tau - lse) * inv_tau * mdDdc;
-                Mi[j] = (float)(2.0 * g);
-            }
+            for (int j = 0; j < n; j++) Mi[j] = (float)(Mi[j] * f);
         }
     }
-    mirror_upper(M, L);
-    gram_backward(dY, M, Y, L, F);
-    unit_rows_backward(dz, dY, z, L, F, scale);
+    gram_backward_upper(dY, M, Y, L, F);
+    unit_rows_backward(dz, dY, z, L, F, norm, scale);
     return loss;
 }
 

@@ -6,6 +6,7 @@
  * forward line it differentiates. */
 #include "gpt.h"
 #include "ops.h"
+#include "par.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -211,21 +212,9 @@ void gpt_alloc_moments(gpt_model *m) {
     m->v_memory = lmd_aligned_alloc(m->num_params * sizeof(float));
 }
 
-/* memset in 64 KiB pieces over the threads: a serial memset of tens of MB is time the other
- * threads spend waiting at the next parallel region */
-static void zero_floats(float *p, size_t n) {
-    const size_t piece = 16384;
-    size_t np = (n + piece - 1) / piece;
-#pragma omp parallel for schedule(static) if (n >= 4 * piece)
-    for (size_t k = 0; k < np; k++) {
-        size_t i = k * piece, e = i + piece < n ? i + piece : n;
-        memset(p + i, 0, (e - i) * sizeof(float));
-    }
-}
-
 void gpt_zero_grad(gpt_model *m) {
     gpt_alloc_grads(m);
-    zero_floats(m->grads_memory, m->num_params);
+    par_zero_floats(m->grads_memory, m->num_params);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -324,7 +313,7 @@ void gpt_backward(gpt_model *m, const float *dhidden) {
     lmd_matmul_backward(D->dln, G->wte, NULL, D->dlogits, A->lnf, P->wte, BT, C, V);
     if (dhidden) add_inplace(D->dln, dhidden + (size_t)L * BTC, BTC);
     /* lnf = layernorm(residual3[L-1]) */
-    zero_floats(D->dresidual, BTC);
+    par_zero_floats(D->dresidual, BTC);
     lmd_layernorm_backward(D->dresidual, G->lnfw, G->lnfb, D->dln, A->residual3 + (size_t)(L - 1) * BTC,
                        P->lnfw, A->lnf_mean, A->lnf_rstd, BT, C);
 

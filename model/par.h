@@ -4,6 +4,9 @@
 #ifndef LMDISP_PAR_H
 #define LMDISP_PAR_H
 
+#include <stddef.h>
+#include <string.h>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -29,6 +32,18 @@ static inline int par_thread_id(void) {
 /* the LANES partial sums added in one fixed tree order */
 static inline double lanes_total(const double *acc) {
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* p[0..n) = 0, in 64 KiB pieces over the threads: a serial memset of tens of MB is time the
+ * other threads spend waiting at the next parallel region */
+static inline void par_zero_floats(float *p, size_t n) {
+    const size_t piece = 16384;
+    size_t np = (n + piece - 1) / piece;
+#pragma omp parallel for schedule(static) if (n >= 4 * piece)
+    for (size_t k = 0; k < np; k++) {
+        size_t i = k * piece, e = i + piece < n ? i + piece : n;
+        memset(p + i, 0, (e - i) * sizeof(float));
+    }
 }
 
 #endif

@@ -1,5 +1,6 @@
 /* train.c — the training step shared by `lmdisp train`, `lmdisp step` and the runner. */
 #include "train.h"
+#include "par.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -68,7 +69,7 @@ lmd_losses lmd_forward_backward(gpt_model *m, const int *inputs, const int *targ
             hidden[l] = gpt_hidden_state(m, l);
             dh[l] = dhidden ? dhidden + (size_t)l * BTC : NULL;
         }
-        if (backward) memset(dhidden, 0, (size_t)(L + 1) * BTC * sizeof(float));
+        if (backward) par_zero_floats(dhidden, (size_t)(L + 1) * BTC);
         out.disp = lmd_disp_forward_backward(disp, hidden, L, B, T, m->cfg.n_embd,
                                              backward ? dh : NULL, rng);
         out.loss = out.ce + disp->coeff * out.disp;
