@@ -216,6 +216,12 @@ int main(int argc, char **argv) {
                                             off ? " + " : "", pl->n_groups[k], sizes[k]);
             printf("| %d | **moldable plan, s=%.2g** | %s | %.2f | | %.2f | **%.3f** | %.3f |\n", P,
                    me, groups, mk / 3600, lb / 3600, mk / lb, busy / ((double)P * mk));
+            if (robust || model_error == 0.0) { /* the plan the runner uses, with stealing */
+                mk = lmd_sched_plan_simulate_steal(pl, time, &busy);
+                printf("| %d | **moldable plan, s=%.2g, stealing** | %s | %.2f | | %.2f | **%.3f** | "
+                       "%.3f |\n",
+                       P, me, groups, mk / 3600, lb / 3600, mk / lb, busy / ((double)P * mk));
+            }
         }
         (void)best_g;
     }
@@ -227,9 +233,9 @@ int main(int argc, char **argv) {
         printf("Plans and orders are made from the model; makespans and bounds use the actual "
                "durations. Mean (max) of makespan/LB over the draws.\n\n");
         printf("| P | best uniform g (by model) | uniform: mean (max) | plan s=0: mean (max) | "
-               "plan s=%.2g: mean (max) |\n",
-               model_error);
-        printf("|---|---|---|---|---|\n");
+               "plan s=%.2g: mean (max) | plan s=%.2g + stealing: mean (max) |\n",
+               model_error, model_error);
+        printf("|---|---|---|---|---|---|\n");
         double *act = lmd_calloc(n * (size_t)ns, sizeof *act);
         for (int r = 0; r < n_ranks; r++) {
             int P = ranks[r];
@@ -244,7 +250,7 @@ int main(int argc, char **argv) {
             const lmd_sched_plan *plan0 = &plans[2 * r], *planr = &plans[2 * r + 1];
             lmd_rng rng;
             lmd_rng_seed(&rng, seed, (uint64_t)P); /* independent of the planner's draws */
-            double su = 0, mu = 0, s0 = 0, m0 = 0, sr = 0, mr = 0;
+            double su = 0, mu = 0, s0 = 0, m0 = 0, sr = 0, mr = 0, ss = 0, ms = 0;
             for (int rep = 0; rep < reps; rep++) {
                 for (size_t j = 0; j < n; j++) {
                     double f = exp(jitter * lmd_rng_normal(&rng)); /* one error per cell */
@@ -255,12 +261,14 @@ int main(int argc, char **argv) {
                 uniform_result u = run_uniform(act, n, ns, bk, sizes[bk], P, order);
                 double p0 = lmd_sched_plan_simulate(plan0, act, NULL) / lb;
                 double pr = lmd_sched_plan_simulate(planr, act, NULL) / lb;
+                double ps = lmd_sched_plan_simulate_steal(planr, act, NULL) / lb;
+                ss += ps, ms = fmax(ms, ps);
                 su += u.makespan / lb, mu = fmax(mu, u.makespan / lb);
                 s0 += p0, m0 = fmax(m0, p0);
                 sr += pr, mr = fmax(mr, pr);
             }
-            printf("| %d | %d | %.3f (%.3f) | %.3f (%.3f) | %.3f (%.3f) |\n", P, sizes[bk],
-                   su / reps, mu, s0 / reps, m0, sr / reps, mr);
+            printf("| %d | %d | %.3f (%.3f) | %.3f (%.3f) | %.3f (%.3f) | %.3f (%.3f) |\n", P,
+                   sizes[bk], su / reps, mu, s0 / reps, m0, sr / reps, mr, ss / reps, ms);
         }
         free(act);
     }

@@ -622,6 +622,56 @@ double lmd_sched_plan_simulate(const lmd_sched_plan *plan, const double *time_ac
     return makespan;
 }
 
+double lmd_sched_plan_simulate_steal(const lmd_sched_plan *plan, const double *time_actual,
+                                     double *busy_rank_s) {
+    int ns = plan->n_sizes;
+    size_t total = 0;
+    for (int k = 0; k < ns; k++) total += plan->n_groups[k];
+    double busy = 0.0, makespan = 0.0;
+    if (total == 0 || plan->n_jobs == 0) {
+        if (busy_rank_s) *busy_rank_s = 0.0;
+        return 0.0;
+    }
+    /* groups numbered class by class, largest class first (the runner's rank layout) */
+    int *cls_of = lmd_calloc(total, sizeof *cls_of);
+    size_t gi = 0;
+    for (int k = ns - 1; k >= 0; k--)
+        for (size_t q = 0; q < plan->n_groups[k]; q++) cls_of[gi++] = k;
+    size_t *next = lmd_calloc((size_t)ns, sizeof *next);
+    for (int k = 0; k < ns; k++) next[k] = plan->class_start[k];
+    slot *h = lmd_calloc(total, sizeof *h);
+    for (size_t g = 0; g < total; g++) h[g] = (slot){0.0, g};
+    size_t live = total;
+    while (live > 0) {
+        int k = cls_of[h[0].g], from = -1;
+        if (next[k] < plan->class_start[k + 1]) {
+            from = k;
+        } else {
+            /* own queue empty: the head of the largest smaller class this size may run */
+            for (int q = k - 1; q >= 0 && from < 0; q--)
+                if (next[q] < plan->class_start[q + 1] &&
+                    isfinite(time_actual[plan->order[next[q]] * (size_t)ns + k]))
+                    from = q;
+        }
+        if (from < 0) { /* nothing left for this group: it retires */
+            h[0] = h[--live];
+            heap_down(h, live, 0);
+            continue;
+        }
+        size_t j = plan->order[next[from]++];
+        double d = time_actual[j * (size_t)ns + k];
+        busy += plan->sizes[k] * d;
+        h[0].t += d;
+        if (h[0].t > makespan) makespan = h[0].t;
+        heap_down(h, live, 0);
+    }
+    free(cls_of);
+    free(next);
+    free(h);
+    if (busy_rank_s) *busy_rank_s = busy;
+    return makespan;
+}
+
 void lmd_sched_plan_free(lmd_sched_plan *plan) {
     free(plan->sizes);
     free(plan->n_groups);

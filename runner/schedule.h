@@ -126,6 +126,13 @@ int lmd_sched_plan_moldable(const double *time, size_t n, const int *sizes, int 
  * makespan; busy_rank_s (optional) receives the sum over jobs of size * duration. */
 double lmd_sched_plan_simulate(const lmd_sched_plan *plan, const double *time_actual,
                                double *busy_rank_s);
+/* As lmd_sched_plan_simulate, with stealing: a group whose own queue is empty claims the next
+ * job of the largest class of smaller groups that still has jobs and whose head job it may
+ * run (time_actual finite on its size); it trains that job on its own, larger group. All
+ * classes in one event simulation (groups numbered largest class first, as the runner lays
+ * out ranks; simultaneous claims: lower group first). */
+double lmd_sched_plan_simulate_steal(const lmd_sched_plan *plan, const double *time_actual,
+                                     double *busy_rank_s);
 void lmd_sched_plan_free(lmd_sched_plan *plan);
 
 #endif

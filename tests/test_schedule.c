@@ -260,6 +260,25 @@ static void test_plan(void) {
            worse ? "FAIL" : "ok");
 }
 
+/* Stealing, by hand: 2 groups of 1 rank (class 0: four jobs of 10 s on 1 rank, 6 s on 2) and
+ * 1 group of 2 (class 1: one job of 1 s). Without stealing, class 0 ends at 20 s; with it, the
+ * group of 2 finishes its job at 1 s, takes the third job of class 0 (1 + 6 = 7) and the
+ * fourth (13), while the groups of 1 run the first two until 10: makespan 13, busy
+ * 10 + 10 + 2 * (1 + 6 + 6) = 46. A job the larger size may not run (INFINITY) is not taken. */
+static void test_plan_steal(void) {
+    int sizes[2] = {1, 2}, soj[5] = {1, 1, 1, 1, 2};
+    size_t ng[2] = {2, 1}, order[5] = {0, 1, 2, 3, 4}, cs[3] = {0, 4, 5};
+    lmd_sched_plan p = {2, sizes, ng, soj, order, cs, 5, 0.0, 0.0};
+    double t[10] = {10, 6, 10, 6, 10, 6, 10, 6, 2, 1}, b0, b1;
+    double m0 = lmd_sched_plan_simulate(&p, t, &b0), m1 = lmd_sched_plan_simulate_steal(&p, t, &b1);
+    TU_CHECK(m0 == 20.0 && b0 == 42.0, "no stealing: makespan %g busy %g, want 20 and 42", m0, b0);
+    TU_CHECK(m1 == 13.0 && b1 == 46.0, "stealing: makespan %g busy %g, want 13 and 46", m1, b1);
+    for (int j = 0; j < 4; j++) t[2 * j + 1] = INFINITY; /* class 0 may not run on 2 ranks */
+    m1 = lmd_sched_plan_simulate_steal(&p, t, &b1);
+    TU_CHECK(m1 == 20.0 && b1 == 42.0, "nothing to steal: makespan %g busy %g, want 20 and 42", m1,
+             b1);
+}
+
 static void test_cost_model(void) {
     lmd_cost_model m = lmd_cost_model_default();
     /* all-reduce: 2 (g-1)/g * 4 bytes * n / bw + latency * ceil(log2 g), here 8M params on 8
@@ -312,6 +331,7 @@ int main(void) {
     test_order();
     test_simulate_and_bounds();
     test_plan();
+    test_plan_steal();
     test_cost_model();
     return tu_summary("test_schedule");
 }
