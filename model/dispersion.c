@@ -128,7 +128,8 @@ static double dot_lanes(const float *a, const float *b, int n) {
     for (; k + W <= n; k += W)
         for (int l = 0; l < W; l++) acc[l] += (double)a[k + l] * b[k + l];
     for (int l = 0; k < n; k++, l++) acc[l] += (double)a[k] * b[k];
-    for (int l = 0; l < LANES; l++) acc[l] = (acc[l] + acc[l + LANES]) + (acc[l + 2 * LANES] + acc[l + 3 * LANES]);
+    for (int l = 0; l < LANES; l++)
+        acc[l] = (acc[l] + acc[l + LANES]) + (acc[l + 2 * LANES] + acc[l + 3 * LANES]);
     return lanes_total(acc);
 }
 
@@ -255,20 +256,13 @@ static inline double lse_value(const lse_acc *a) { return a->m + log(a->s); }
  * The variants. z, dz (L,F); work as lmd_disp_work_floats(L,F). */
 
 
-/* Pair loops of one row of angular_seq, as functions of their own with restrict pointers,
- * never inlined: inlined into the row loop, GCC 12 vectorizes none of them (if-conversion
- * gives up on the clamp's selects and the polynomials' fma calls there). A call per row of up
- * to L pairs costs nothing next to the pairs. */
-#if defined(__GNUC__)
-#define ROW_FN __attribute__((noinline)) static
-#else
-#define ROW_FN static
-#endif
+/* The pair loops of one row of angular_seq (restrict pointers: the rows never overlap). Each
+ * vectorizes: the vector functions they call are always inlined (model/vmath.h). */
 
 /* c~ = clamp(c, lo, hi) in double. Widened in a loop of its own: GCC sinks the float->double
  * conversion into the unclamped arm of the selects, and the conditional conversion keeps the
  * loop from vectorizing. */
-ROW_FN void clamp_row(double *restrict ct, const float *restrict c, int n, double lo, double hi) {
+static void clamp_row(double *restrict ct, const float *restrict c, int n, double lo, double hi) {
 #pragma omp simd
     for (int j = 0; j < n; j++) ct[j] = c[j];
 #pragma omp simd
@@ -278,9 +272,10 @@ ROW_FN void clamp_row(double *restrict ct, const float *restrict c, int n, doubl
     }
 }
 
-/* D = arccos(c~)/pi in place; with S, also S = 1/sqrt(1 - c~^2) (= -pi dD/dc~); returns min D
- * (NaN-propagating: a NaN D makes the caller's sum NaN anyway) */
-ROW_FN double acos_row(double *restrict D, double *restrict S, float *restrict Df, int n) {
+/* D = arccos(c~)/pi in place; with S, also S = 1/sqrt(1 - c~^2) (= -pi dD/dc~) and returns the
+ * least D (a NaN D is passed over here; it makes the caller's sum NaN); without S, also Df =
+ * (float)D */
+static double acos_row(double *restrict D, double *restrict S, float *restrict Df, int n) {
     const double inv_pi = 0.318309886183790671538;
     double dmin = INFINITY;
     if (S) {
@@ -304,7 +299,7 @@ ROW_FN double acos_row(double *restrict D, double *restrict S, float *restrict D
 }
 
 /* e = exp(-D/tau - m) in place, and G = (float)(e S) */
-ROW_FN void softmax_row(double *restrict D, const double *restrict S, float *restrict G, int n,
+static void softmax_row(double *restrict D, const double *restrict S, float *restrict G, int n,
                         double inv_tau, double m) {
 #pragma omp simd
     for (int j = 0; j < n; j++) {
