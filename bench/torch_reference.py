@@ -76,7 +76,7 @@ def parse_args(argv):
     if a.blas_threads == 0:
         a.blas_threads = a.threads
     if a.threads < 1 or a.blas_threads < 1 or a.steps < 1 or a.warmup < 0 or a.mlp_dim < 1:
-        ap.error("--threads, --steps, --mlp-dim must be >= 1 and --warmup >= 0")
+        ap.error("--threads, --blas-threads, --steps, --mlp-dim must be >= 1 and --warmup >= 0")
     return a
 
 

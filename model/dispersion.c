@@ -344,12 +344,12 @@ static double angular_seq(const float *z, int L, int F, double tau, int hinge, f
             for (; j + LANES <= n; j += LANES)
                 for (int l = 0; l < LANES; l++) {
                     double h = DISP_MARGIN - Drow[j + l];
-                    h = h > 0.0 ? h : 0.0;
+                    h = !(h <= 0.0) ? h : 0.0; /* max(0, h) keeping NaN */
                     acc[l] += 2.0 * h * h;
                 }
             for (int l = 0; j < n; j++, l++) {
                 double h = DISP_MARGIN - Drow[j];
-                h = h > 0.0 ? h : 0.0;
+                h = !(h <= 0.0) ? h : 0.0; /* max(0, h) keeping NaN */
                 acc[l] += 2.0 * h * h;
             }
             hsum += lanes_total(acc);
@@ -396,7 +396,7 @@ static double angular_seq(const float *z, int L, int F, double tau, int hinge, f
             for (int j = 0; j < n; j++) {
                 double ct = Drow[j];
                 double h = DISP_MARGIN - (double)Mi[j];
-                h = h > 0.0 ? h : 0.0;
+                h = !(h <= 0.0) ? h : 0.0; /* max(0, h) keeping NaN */
                 double g = hfac * h * inv_pi * rsqrt_vec(1.0 - ct * ct);
                 Mi[j] = (float)(2.0 * g);
             }

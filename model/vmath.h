@@ -1,8 +1,10 @@
-/* vmath.h — branch-free double-precision exp, acos and 1/sqrt for vectorized loops, shared by the dispersion
- * losses and the cross-entropy. Selects only, so loops calling it vectorize; it depends on
- * nothing but IEEE double arithmetic and fma (exactly rounded: one instruction with
- * -march=native on FMA hardware, a correct libm call elsewhere), so it gives the same bits on
- * every machine and for every thread count. */
+/* vmath.h — branch-free double-precision exp, acos and 1/sqrt for vectorized loops, shared by
+ * the dispersion losses and the cross-entropy. Selects only, so loops calling them vectorize;
+ * they depend on nothing but IEEE double arithmetic and fma (exactly rounded), so they give
+ * the same bits on every machine and for every thread count. fma is one instruction with
+ * -march=native (LMDISP_NATIVE, the default) on FMA hardware; a build for a target without
+ * FMA calls libm's fma instead: same bits, but the loops no longer vectorize and the
+ * dispersion pair terms run several times slower. */
 #ifndef LMDISP_VMATH_H
 #define LMDISP_VMATH_H
 

@@ -130,7 +130,9 @@ double lmd_sched_plan_simulate(const lmd_sched_plan *plan, const double *time_ac
  * job of the largest class of smaller groups that still has jobs and whose head job it may
  * run (time_actual finite on its size); it trains that job on its own, larger group. All
  * classes in one event simulation (groups numbered largest class first, as the runner lays
- * out ranks; simultaneous claims: lower group first). */
+ * out ranks; simultaneous claims: lower group first). A group that finds no runnable head
+ * retires, even if a later job of some class could run on it: with sizes not allowed for some
+ * jobs this undercounts stealing (the scale grid allows every size for every job). */
 double lmd_sched_plan_simulate_steal(const lmd_sched_plan *plan, const double *time_actual,
                                      double *busy_rank_s);
 void lmd_sched_plan_free(lmd_sched_plan *plan);

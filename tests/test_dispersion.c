@@ -658,6 +658,25 @@ static void test_options(void) {
     TU_CHECK(lmd_disp_validate(&o, &err) == 0, "coeff 0, max_tokens 2 are valid: %s", err.msg);
 }
 
+/* A NaN in a hidden state must make the loss NaN for every variant: the runner detects a
+ * diverged cell by its loss, and a dispersion term that turned NaN into a number would hide it
+ * (orthogonalization's max(0, margin - D) did, until NaN was kept there). */
+static void test_nan_propagates(void) {
+    const int L = 9, F = 8;
+    float z[9 * 8], dz[9 * 8], *work = malloc(lmd_disp_work_floats(L, F) * sizeof(float));
+    for (int v = DISP_ANGULAR_SPREAD; v <= DISP_ORTHOGONALIZATION; v++) {
+        lmd_rng rng;
+        lmd_rng_seed(&rng, 77, 1);
+        for (int i = 0; i < L * F; i++) z[i] = (float)lmd_rng_normal(&rng);
+        z[3 * F + 2] = NAN;
+        memset(dz, 0, sizeof dz);
+        double loss = lmd_disp_seq((lmd_disp_variant)v, z, L, F, 1.0, 1.0, dz, 1.0, work);
+        TU_CHECK(isnan(loss), "%s: NaN input gave loss %g",
+                 lmd_disp_variant_name((lmd_disp_variant)v), loss);
+    }
+    free(work);
+}
+
 int main(void) {
     test_options();
     test_finite_differences();
@@ -665,5 +684,6 @@ int main(void) {
     test_torch_reference();
     test_forward_backward();
     test_subset_uniform();
+    test_nan_propagates();
     return tu_summary("test_dispersion");
 }
