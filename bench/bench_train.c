@@ -232,7 +232,8 @@ int main(int argc, char **argv) {
                "\"cpu_ms_step_median\": %.3f, \"steps\": %d, \"warmup\": %d}\n",
                mlp, threads, disp, BT / step, step * 1e3, t_fwd / steps * 1e3,
                t_disp / steps * 1e3, t_bwd / steps * 1e3, t_opt / steps * 1e3, achieved, peak,
-               mfu, mfu_min, mfu_max, mfu_causal, rss, theo_mb, BT / med, med * 1e3, cpu_med * 1e3, steps, warmup);
+               mfu, mfu_min, mfu_max, mfu_causal, rss, theo_mb, BT / med, med * 1e3, cpu_med * 1e3,
+               steps, warmup);
     } else {
         printf("reference model n_layer 6 n_embd 256 n_head 8 T 256 B 8 vocab 256 mlp_dim %d, "
                "%d thread(s), dispersion %s, %d steps\n",

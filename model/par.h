@@ -1,6 +1,7 @@
-/* par.h — small helpers shared by the threaded kernels (ops.c, dispersion.c): the OpenMP thread
- * count and id (1 and 0 without OpenMP), and sums in a fixed number of lanes, whose result does
- * not depend on the build's vector width or the thread count. */
+/* par.h — small helpers shared by the threaded code (ops.c, dispersion.c, gpt.c, train.c): the
+ * OpenMP thread count and id (1 and 0 without OpenMP), sums in a fixed number of lanes, whose
+ * result does not depend on the build's vector width or the thread count, and a memset split
+ * over the threads. */
 #ifndef LMDISP_PAR_H
 #define LMDISP_PAR_H
 
