@@ -1,0 +1,57 @@
+/* hfmodel.h — a pretrained model as lmdisp sees it: resolves a model form of DESIGN 4.6
+ * (an HF directory or hf:ORG/NAME[@REVISION] in the offline hub cache), parses config.json
+ * (jansson) into an hf_arch_config, opens its safetensors and checks every tensor the
+ * architecture expects (name, shape) before the first forward. Series of revisions in
+ * training order (DESIGN 4.6) for `track hf:ORG/NAME@*`. */
+#ifndef LMDISP_HFMODEL_H
+#define LMDISP_HFMODEL_H
+
+#include <stddef.h>
+
+#include "hfarch.h"
+#include "safetensors.h"
+#include "util.h"
+
+typedef struct {
+    char dir[4096];          /* the resolved snapshot / model directory */
+    char spec[1024];         /* what the user wrote */
+    hf_arch_config cfg;
+    st_set *weights;
+    hf_tensor_source src;    /* reads from weights, checks shapes, names file + tensor */
+    int64_t n_params;        /* from the weights actually present (tied lm_head once) */
+} hub_model;
+
+/* 1 if s names an HF model form: starts with "hf:", or is a directory holding config.json. */
+int hub_is_model_form(const char *s);
+
+/* Resolves spec to a directory. hf:ORG/NAME[@REV]: $HF_HUB_CACHE, else $HF_HOME/hub, else
+ * ~/.cache/huggingface/hub; models--ORG--NAME/refs/REV -> commit -> snapshots/<commit>;
+ * a 40-hex REV names the snapshot. A missing piece is an error naming the path and the
+ * command that would fetch it (huggingface-cli download ORG/NAME --revision REV). */
+int hub_resolve(const char *spec, char *dir, size_t n, lmd_err *err);
+
+/* Parses DIR/config.json into *cfg, applying HF's class defaults and refusing (field and
+ * value named) whatever DESIGN 4.6 says to refuse. */
+int hub_config_load(const char *config_json_path, hf_arch_config *cfg, lmd_err *err);
+
+/* resolve + config + weights + validation of every expected tensor. */
+int hub_model_open(hub_model *m, const char *spec, lmd_err *err);
+void hub_model_close(hub_model *m);
+
+/* One revision of a cached repo, for hf:ORG/NAME@* */
+typedef struct {
+    char name[256];          /* refs/ name, e.g. stage1-step1000-tokens5B, main */
+    char spec[1024];         /* hf:ORG/NAME@name */
+    int stage;               /* 0 when the name has no stageN; ingredient counts within it */
+    int ingredient;
+    long long step;          /* -1 when the name has no step (then skipped, except main) */
+    int is_main;
+} hub_revision;
+
+/* Every revision under refs/ in training order (stage, then ingredient, then step; main
+ * last). Revisions with no step (other than main) are left out, each named in *skipped
+ * (a newline-separated list the caller prints; may be NULL). Arrays malloc'ed. */
+int hub_list_series(const char *spec_star, hub_revision **revs, int *n, char **skipped,
+                    lmd_err *err);
+
+#endif
