@@ -385,12 +385,17 @@ int lmd_slurm_resources(const lmd_spec *s, lmd_slurm_res *r, lmd_err *err) {
                           shown(it, sb, sizeof sb));
                     continue;
                 }
-                int own = 0;
-                for (size_t o = 0; o < sizeof OWN_OPTS / sizeof OWN_OPTS[0]; o++)
-                    if (strlen(OWN_OPTS[o]) == nl && !strncmp(it + 2, OWN_OPTS[o], nl)) own = 1;
+                /* sbatch (getopt_long) takes any unambiguous prefix of a long option, so
+                 * --outp=x is --output=x: refuse every prefix of an option lmdisp sets. */
+                const char *own = NULL;
+                for (size_t o = 0; !own && o < sizeof OWN_OPTS / sizeof OWN_OPTS[0]; o++)
+                    if (strlen(OWN_OPTS[o]) >= nl && !strncmp(it + 2, OWN_OPTS[o], nl))
+                        own = OWN_OPTS[o];
                 if (own) {
-                    kverr(msgs, sizeof msgs, &nerr, s, kv, "item '%s': lmdisp submit sets --%.*s itself%s",
-                          shown(it, sb, sizeof sb), (int)nl, it + 2,
+                    kverr(msgs, sizeof msgs, &nerr, s, kv,
+                          "item '%s': --%.*s is (a prefix of) --%s, which lmdisp submit sets "
+                          "itself%s",
+                          shown(it, sb, sizeof sb), (int)nl, it + 2, own,
                           !strncmp(it + 2, "job-name", nl) || !strncmp(it + 2, "ntasks", nl) ||
                                   !strncmp(it + 2, "cpus-per-task", nl)
                               ? " (use the slurm: keys job_name, ntasks, cpus_per_task)"

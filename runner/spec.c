@@ -1219,9 +1219,18 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     if (!v[S_STEPS].set && !v[S_TOKENS].set)
         CERR(S_STEPS, "missing: give train.steps or train.tokens");
     int64_t bt = (int64_t)t->B * t->T;
-    t->steps = v[S_STEPS].set ? v[S_STEPS].i : (v[S_TOKENS].i + bt - 1) / bt;
+    /* ceil(tokens / bt) without forming tokens + bt - 1, which overflows near INT64_MAX. */
+    if (v[S_STEPS].set) {
+        t->steps = v[S_STEPS].i;
+    } else {
+        int64_t tok = v[S_TOKENS].i;
+        t->steps = tok / bt + (tok % bt != 0);
+        if (t->steps > 1000000000000LL)
+            CERR(S_TOKENS, "%lld tokens is more than 10^12 steps of batch x seq = %lld",
+                 (long long)tok, (long long)bt);
+    }
     if (t->steps > 1000000000000LL)
-        CERR(S_TOKENS, "%lld tokens is more than 10^12 steps", (long long)v[S_TOKENS].i);
+        CERR(S_STEPS, "%lld steps is more than 10^12", (long long)t->steps);
     t->lr = v[S_LR].d;
     t->warmup_ratio = v[S_WARMUP].d;
     t->min_lr_ratio = v[S_MIN_LR].d;

@@ -546,6 +546,8 @@ static void test_bad_specs(void) {
         {"bad_name.yaml", "1:7", "key 'name'", "[A-Za-z0-9_.-]+"},
         {"bad_fixed_and_axis.yaml", "15:3", "key 'grid.lr'", "both a grid axis and fixed"},
         {"bad_steps_tokens.yaml", "10:11", "key 'train.tokens'", "not both"},
+        /* INT64_MAX: ceil(tokens / (batch x seq)) must not overflow, and blame the tokens */
+        {"bad_tokens_overflow.yaml", "9:11", "key 'train.tokens'", "more than 10^12 steps"},
         {"bad_seq_ctx.yaml", "11:8", "key 'train.seq'", "must not exceed the model's n_ctx"},
         {"bad_schedule.yaml", "12:13", "key 'train.schedule'", "unknown value 'linear'"},
         {"bad_checkpoint_beyond.yaml", "15:23", "key 'tracking.checkpoints'",
