@@ -15,8 +15,9 @@
  * filter, so a flipped bit in the data is reported instead of silently trained on.
  * A file is complete for a bitwise resume when it has both /optimizer and /state.
  *
- * Writing goes to "<path>.tmp.<pid>" and is renamed over path only after HDF5 closed the file
- * and it was fsync'ed, so a crash never leaves a half-written checkpoint under the real name. */
+ * Writing builds the file in memory (HDF5 core driver), then writes that image to
+ * "<path>.tmp.<pid>", fsyncs it and renames it over path, so a crash never leaves a half-written
+ * checkpoint under the real name and a full disk is an ordinary write() error (lmd_ckpt_save). */
 #define _POSIX_C_SOURCE 200809L
 #include "checkpoint.h"
 
@@ -282,19 +283,6 @@ done:
     return rc;
 }
 
-/* Makes the renamed file's contents durable before the rename publishes it. */
-static int fsync_path(const char *file, lmd_err *err) {
-    int fd = open(file, O_RDONLY);
-    if (fd < 0) return lmd_errf(err, "%s: cannot reopen to sync: %s", file, strerror(errno));
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return lmd_errf(err, "%s: fsync failed: %s", file, strerror(e));
-    }
-    close(fd);
-    return 0;
-}
-
 /* Directory part of path, for messages ("." when there is none). */
 static void dir_of(const char *path, char *buf, size_t cap) {
     const char *slash = strrchr(path, '/');
@@ -304,6 +292,39 @@ static void dir_of(const char *path, char *buf, size_t cap) {
         snprintf(buf, cap, "/");
     else
         snprintf(buf, cap, "%.*s", (int)(slash - path), path);
+}
+
+/* Writes n bytes to a new file tmp and fsyncs it; on any failure removes it. ENOSPC and EIO
+ * come back here as plain errno values, not from inside HDF5. */
+static int write_image(const char *tmp, const char *path, const unsigned char *buf, size_t n,
+                       lmd_err *err) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return lmd_errf(err, "cannot save checkpoint '%s': cannot create temporary file '%s': %s",
+                        path, tmp, strerror(errno));
+    size_t off = 0;
+    int e = 0;
+    while (off < n) {
+        ssize_t w = write(fd, buf + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            e = w < 0 ? errno : ENOSPC;
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (!e && fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    if (e) {
+        remove(tmp);
+        return lmd_errf(err,
+                        "cannot save checkpoint '%s': writing %zu bytes to '%s' failed: %s%s", path,
+                        n, tmp, strerror(e),
+                        e == ENOSPC || e == EDQUOT ? " (free space there, then resume from the "
+                                                     "newest checkpoint)"
+                                                   : "");
+    }
+    return 0;
 }
 
 int lmd_ckpt_save(const char *path, const gpt_model *m, const lmd_train_state *st, lmd_err *err) {
@@ -322,28 +343,53 @@ int lmd_ckpt_save(const char *path, const gpt_model *m, const lmd_train_state *s
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return lmd_errf(err, "cannot save checkpoint: path too long: '%s'", path);
 
+    /* The file is built in memory (core driver, no backing store) and written out by
+     * write_image: HDF5 1.10 cannot recover from a failed write inside H5Fflush/H5Fclose (the
+     * file stays half-closed and closing it again, e.g. at exit from MPI_Finalize, crashes),
+     * so HDF5 must never see a full disk. The cost is one in-memory copy of the checkpoint. */
     h5_quiet q;
     h5_quiet_begin(&q);
     int rc = -1;
+    unsigned char *image = NULL;
     hid_t ids[2] = {-1, -1}; /* fapl, file */
-    if ((ids[0] = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fapl_sec2(ids[0]) < 0 ||
+    if ((ids[0] = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
+        H5Pset_fapl_core(ids[0], (size_t)4 << 20, 0) < 0 ||
         H5Pset_fclose_degree(ids[0], H5F_CLOSE_STRONG) < 0) {
         h5_errf(err, "cannot save checkpoint '%s': cannot set up file access", path);
         goto done;
     }
     ids[1] = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, ids[0]);
     if (ids[1] < 0) {
-        h5_errf(err, "cannot save checkpoint: cannot create temporary file '%s'", tmp);
+        h5_errf(err, "cannot save checkpoint '%s': cannot create it in memory", path);
         goto done;
     }
     if (write_contents(ids[1], m, st, tmp, err)) goto done;
-    hid_t f = ids[1];
-    ids[1] = -1;
-    if (H5Fclose(f) < 0) {
-        h5_errf(err, "cannot save checkpoint: closing '%s' failed (disk full?)", tmp);
+    if (H5Fflush(ids[1], H5F_SCOPE_GLOBAL) < 0) {
+        h5_errf(err, "cannot save checkpoint '%s': cannot flush the in-memory file", path);
         goto done;
     }
-    if (fsync_path(tmp, err)) goto done;
+    ssize_t n = H5Fget_file_image(ids[1], NULL, 0);
+    if (n <= 0) {
+        h5_errf(err, "cannot save checkpoint '%s': cannot get the size of its image", path);
+        goto done;
+    }
+    image = malloc((size_t)n);
+    if (!image) {
+        lmd_errf(err, "cannot save checkpoint '%s': out of memory for its %lld-byte image", path,
+                 (long long)n);
+        goto done;
+    }
+    if (H5Fget_file_image(ids[1], image, (size_t)n) != n) {
+        h5_errf(err, "cannot save checkpoint '%s': cannot copy its image", path);
+        goto done;
+    }
+    hid_t f = ids[1];
+    ids[1] = -1;
+    if (H5Fclose(f) < 0) { /* in memory: nothing can be left half-written on disk */
+        h5_errf(err, "cannot save checkpoint '%s': closing the in-memory file failed", path);
+        goto done;
+    }
+    if (write_image(tmp, path, image, (size_t)n, err)) goto done;
     if (rename(tmp, path) != 0) {
         lmd_errf(err, "cannot save checkpoint: rename '%s' -> '%s' failed: %s", tmp, path,
                  strerror(errno));
@@ -352,6 +398,7 @@ int lmd_ckpt_save(const char *path, const gpt_model *m, const lmd_train_state *s
     rc = 0;
 done:
     h5_close_all(ids, 2);
+    free(image);
     if (rc != 0) remove(tmp); /* may not exist; nothing to report then */
     h5_quiet_end(&q);
     return rc;
