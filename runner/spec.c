@@ -3,6 +3,7 @@
 #include "spec.h"
 
 #include <errno.h>
+#include <float.h>
 #include <glob.h>
 #include <limits.h>
 #include <math.h>
@@ -469,6 +470,13 @@ static int parse_value(pctx *c, int si, const char *key, const ynode *n, sval *o
             perr(c, n, key, "expected a number, got '%s'", v);
             return -1;
         }
+        /* strtod flags underflow with ERANGE (result 0 or subnormal): 1e-400 is not 0 */
+        if ((errno == ERANGE || (y != 0 && !isnormal(y)))) {
+            perr(c, n, key, "value %s is too small: it underflows to %g (the smallest normal "
+                 "double is %g); write 0 if you mean 0", v, y, DBL_MIN);
+            return -1;
+        }
+        if (y == 0) y = 0.0; /* -0.0 and 0.0 are one setting: one value, one cell id */
         if (y < d->dlo || y > d->dhi || (d->lo_open && y == d->dlo)) {
             fmt_range(range, sizeof range, d);
             perr(c, n, key, "value %s is out of range: expected %s", v, range);

@@ -2,6 +2,7 @@
  * settings), stable and sensitive cell ids, zip groups, tracking schedules, limits, and a
  * table of bad specs (tests/specs/bad_*.yaml) with the expected message and line:column. */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +292,39 @@ static void test_ids(void) {
         TU_CHECK(same == cases[i].same, "changing %s: ids %s, want %s", cases[i].what,
                  same ? "equal" : "differ", cases[i].same ? "equal" : "different");
         free(t);
+    }
+
+    /* -0.0 is 0.0: one value, one id; as a grid axis [0.0, -0.0] is one setting twice */
+    {
+        char *z = good_with("  lr: 1.0e-3", "  lr: 1.0e-3\n  min_lr_ratio: 0.0");
+        char *nz = good_with("  lr: 1.0e-3", "  lr: 1.0e-3\n  min_lr_ratio: -0.0");
+        TU_CHECK(same_ids(z, nz), "min_lr_ratio -0.0 and 0.0 give different cell ids");
+        lmd_spec sz;
+        if (parse(&sz, nz, &err) == 0) {
+            TU_CHECK(!signbit(sz.cells[0].train.min_lr_ratio), "min_lr_ratio -0.0 kept its sign");
+            lmd_spec_free(&sz);
+        }
+        free(z);
+        free(nz);
+        char *ax = good_with("  seed: [0, 1]", "  seed: [0, 1]\n  min_lr_ratio: [0.0, -0.0]");
+        int rc = parse(&sz, ax, &err);
+        TU_CHECK(rc != 0 && strstr(err.msg, "identical settings"),
+                 "grid min_lr_ratio [0.0, -0.0]: rc %d '%s'", rc, rc ? err.msg : "");
+        if (rc == 0) lmd_spec_free(&sz);
+        free(ax);
+        /* underflow of a nonzero literal is refused where it was written (1e400 already is) */
+        char *uf = good_with("  lr: 1.0e-3", "  lr: 1e-400");
+        rc = parse(&sz, uf, &err);
+        TU_CHECK(rc != 0 && strstr(err.msg, ":14:7: key 'train.lr'") && strstr(err.msg, "too small"),
+                 "lr 1e-400: rc %d '%s'", rc, rc ? err.msg : "");
+        if (rc == 0) lmd_spec_free(&sz);
+        free(uf);
+        uf = good_with("  lr: 1.0e-3", "  lr: 1e-310"); /* subnormal */
+        rc = parse(&sz, uf, &err);
+        TU_CHECK(rc != 0 && strstr(err.msg, "too small"), "lr 1e-310: rc %d '%s'", rc,
+                 rc ? err.msg : "");
+        if (rc == 0) lmd_spec_free(&sz);
+        free(uf);
     }
 
     /* with dispersion off, coeff does not enter the id; with a variant it does */
