@@ -34,6 +34,8 @@
 
 #define CKPT_FORMAT "lmdisp-checkpoint"
 #define CKPT_VERSION 1
+#define LMD_CKPT_MAX_STEP 1000000000000LL
+#define LMD_CKPT_MAX_TOKENS ((int64_t)1 << 62)
 /* 4 MiB chunks: whole small tensors in one chunk, large ones split by rows so each chunk
  * stays far below HDF5's 4 GiB chunk limit and the checksum localizes damage. */
 #define CKPT_CHUNK_FLOATS ((size_t)1 << 20)
@@ -831,6 +833,21 @@ int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *
         if (ex == 0) continue;
         if (attr_read_i64(f, "/", RUN_ATTRS[i], run_dst[i], path, err)) goto done;
         n_run_attrs++;
+    }
+    /* A resumed run trusts these: a negative or absurd step would index the LR schedule and
+     * the tracking list out of range. 10^12 is the most steps a spec may ask for (SPEC.md);
+     * tokens grow by batch x seq <= 2^31 per step, so 2^62 bounds them without overflow. */
+    if (step < 0 || step > LMD_CKPT_MAX_STEP) {
+        lmd_errf(err, "checkpoint '%s': root attribute step = %lld is out of range (0 .. %lld)",
+                 path, (long long)step, (long long)LMD_CKPT_MAX_STEP);
+        goto done;
+    }
+    if (tokens < 0 || tokens > LMD_CKPT_MAX_TOKENS || (step == 0 && tokens != 0)) {
+        lmd_errf(err,
+                 "checkpoint '%s': root attribute tokens = %lld is out of range for step %lld "
+                 "(0 .. 2^62, and 0 at step 0)",
+                 path, (long long)tokens, (long long)step);
+        goto done;
     }
 
     int hp = has_link(f, "params", path, err);

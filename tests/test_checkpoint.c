@@ -376,6 +376,9 @@ static void ed_moments_gone(hid_t f) {
     H5Ldelete(f, "/optimizer/v", H5P_DEFAULT);
 }
 /* accepted variants */
+static void ed_step_neg(hid_t f) { set_i64_attr(f, "step", -5); }
+static void ed_step_huge(hid_t f) { set_i64_attr(f, "step", (int64_t)1 << 62); }
+static void ed_tokens_neg(hid_t f) { set_i64_attr(f, "tokens", -1); }
 static void ed_fixed_format(hid_t f) {
     set_fixed_str_attr(f, "format", "lmdisp-checkpoint", 24, H5T_STR_NULLPAD);
 }
@@ -466,6 +469,9 @@ static void test_rejections(const char *good) {
          "nomom.h5",
          ed_moments_gone,
          {"adam_t = 37", "no moments", NULL}},
+        {"step -5", "stepneg.h5", ed_step_neg, {"step = -5", "out of range", "stepneg.h5", NULL}},
+        {"step 2^62", "stephuge.h5", ed_step_huge, {"step = 4611686018427387904", "out of range", NULL}},
+        {"tokens -1", "tokneg.h5", ed_tokens_neg, {"tokens = -1", "out of range", NULL}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (make_variant(good, cases[i].file, cases[i].edit, p, sizeof p)) {
