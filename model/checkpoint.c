@@ -29,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CKPT_FORMAT "lmdisp-checkpoint"
@@ -157,15 +159,17 @@ static int attr_write_u64s(hid_t loc, const char *name, const uint64_t *v, hsize
     return 0;
 }
 
-/* Variable-length UTF-8 string: h5py reads it back as str. */
+/* Fixed-length, NUL-terminated ASCII string. Not variable-length: a vlen string lives in the
+ * global heap, which carries no checksum, and HDF5 1.10 trusts its sizes (one flipped byte there
+ * made every reader crash or hang). h5py reads it back as bytes. */
 static int attr_write_str(hid_t loc, const char *name, const char *s, const char *file,
                           lmd_err *err) {
     hid_t ids[3] = {-1, -1, -1};
     ids[0] = H5Tcopy(H5T_C_S1);
-    if (ids[0] < 0 || H5Tset_size(ids[0], H5T_VARIABLE) < 0 ||
-        H5Tset_cset(ids[0], H5T_CSET_UTF8) < 0 || (ids[1] = H5Screate(H5S_SCALAR)) < 0 ||
+    if (ids[0] < 0 || H5Tset_size(ids[0], strlen(s) + 1) < 0 ||
+        H5Tset_strpad(ids[0], H5T_STR_NULLTERM) < 0 || (ids[1] = H5Screate(H5S_SCALAR)) < 0 ||
         (ids[2] = H5Acreate2(loc, name, ids[0], ids[1], H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        H5Awrite(ids[2], ids[0], &s) < 0) {
+        H5Awrite(ids[2], ids[0], s) < 0) {
         h5_errf(err, "%s: cannot write string attribute %s", file, name);
         h5_close_all(ids, 3);
         return -1;
@@ -714,12 +718,58 @@ static int read_config(hid_t f, const char *path, gpt_config *cfg, lmd_err *err)
     return 0;
 }
 
+/* Seconds the probe child may take before it counts as hung (it needs milliseconds). */
+#define CKPT_PROBE_SECONDS 5
+
+/* HDF5 1.10 trusts sizes in version-1 object headers and in the global heap (neither has a
+ * checksum): one flipped byte there made every command crash (H5HG_read, H5O__msg_iterate) or
+ * hang (a zero heap-collection size) inside the library, past any check of ours. So the reads
+ * of the root object header (format, version, config, step/tokens/seed) are first done in a
+ * child process; if it dies or hangs, the file is reported as corrupted and never read here.
+ * A clean HDF5 error in the child is left to the real reads to report. Returns 0 to go on. */
+static int ckpt_probe(const char *path, lmd_err *err) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return 0; /* cannot guard (no processes left): read unguarded */
+    if (pid == 0) {
+        alarm(CKPT_PROBE_SECONDS); /* SIGALRM's default action ends a hung child */
+        lmd_err e;
+        memset(&e, 0, sizeof e);
+        gpt_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        hid_t f = ckpt_open(path, &e);
+        if (f >= 0 && read_config(f, path, &cfg, &e) == 0) {
+            static const char *const RUN[3] = {"step", "tokens", "seed"};
+            for (int i = 0; i < 3; i++) {
+                int64_t v;
+                if (H5Aexists(f, RUN[i]) > 0) attr_read_i64(f, "/", RUN[i], &v, path, &e);
+            }
+        }
+        _exit(0); /* no atexit handlers: HDF5 and MPI belong to the parent */
+    }
+    int status = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (w == pid && WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        return lmd_errf(err,
+                        "checkpoint '%s' is corrupted: reading its root attributes %s inside "
+                        "HDF5 (%s in a probe process); restore the file from a copy, or delete "
+                        "it so that a resume starts from an older checkpoint",
+                        path, sig == SIGALRM ? "hung" : "crashed",
+                        sig == SIGALRM ? "no answer in " "5 s" : strsignal(sig));
+    }
+    return 0;
+}
+
 int lmd_ckpt_read_config(const char *path, gpt_config *cfg, lmd_err *err) {
     h5_quiet q;
     h5_quiet_begin(&q);
     memset(cfg, 0, sizeof *cfg);
     int rc = -1;
-    hid_t f = ckpt_open(path, err);
+    hid_t f = ckpt_probe(path, err) ? -1 : ckpt_open(path, err);
     if (f >= 0) {
         rc = read_config(f, path, cfg, err);
         H5Fclose(f);
@@ -814,7 +864,7 @@ int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *
     gpt_config cfg;
     memset(&cfg, 0, sizeof cfg);
 
-    if ((ids[1] = ckpt_open(path, err)) < 0) goto done;
+    if (ckpt_probe(path, err) || (ids[1] = ckpt_open(path, err)) < 0) goto done;
     hid_t f = ids[1];
     if (read_config(f, path, &cfg, err)) goto done;
     /* step, tokens and seed may be absent from a params-only file written by another tool
