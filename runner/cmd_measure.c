@@ -24,7 +24,9 @@ static void usage(FILE *f) {
             "\n"
             "%s"
             "output:\n"
-            "  --json              print one JSON object (DESIGN.md 4.5 keys) and nothing else\n",
+            "  --json              print one JSON object (DESIGN.md 4.5 keys) and nothing else\n"
+            "  --allow-nonfinite   measure a model with NaN/Inf parameters anyway (exit 0; by\n"
+            "                      default it is refused with exit 3, docs/ANALYSIS.md)\n",
             lmd_evalopts_help());
 }
 
@@ -41,6 +43,29 @@ static void print_table(const lmd_geom *g) {
     printf("  half (N=%d) %.4f\n", g->half_n, g->last_n_mean[5]);
 }
 
+/* Finds the first non-finite parameter in checkpoint order; 1 if any (name and index set). */
+static int first_nonfinite(const gpt_model *m, char *name, size_t cap, size_t *idx) {
+    for (int k = 0; k < GPT_NUM_TENSORS; k++) {
+        gpt_tensor_info info;
+        gpt_tensor_describe(&m->cfg, k, &info);
+        int nl = info.layered ? m->cfg.n_layer : 1;
+        size_t n = info.ndim == 1 ? info.shape[0] : info.shape[0] * info.shape[1];
+        for (int l = 0; l < nl; l++) {
+            const float *p = m->params.t[k] + (size_t)l * n;
+            for (size_t i = 0; i < n; i++)
+                if (!isfinite(p[i])) {
+                    if (info.layered)
+                        snprintf(name, cap, info.name, l);
+                    else
+                        snprintf(name, cap, "%s", info.name);
+                    *idx = i;
+                    return 1;
+                }
+        }
+    }
+    return 0;
+}
+
 int cmd_measure(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "measure", argc, argv);
@@ -50,6 +75,7 @@ int cmd_measure(int argc, char **argv) {
         return 0;
     }
     int json = lmd_args_flag(&a, "json");
+    int allow_nonfinite = lmd_args_flag(&a, "allow-nonfinite");
     lmd_evalopts eo;
     lmd_evalopts_parse(&a, &eo);
     const char *pos[2] = {NULL, NULL};
@@ -77,6 +103,21 @@ int cmd_measure(int argc, char **argv) {
         fprintf(stderr, "lmdisp measure: %s: %s\n", ck, err.msg);
         gpt_free(&m);
         return 2;
+    }
+    /* NaN parameters give NaN metrics that look like a result: say so, naming the tensor */
+    char bad_name[160];
+    size_t bad_i = 0;
+    if (first_nonfinite(&m, bad_name, sizeof bad_name, &bad_i)) {
+        fprintf(stderr,
+                "lmdisp measure: %s: %s: /params/%s[%zu] is not finite (the first non-finite "
+                "parameter); its metrics would be NaN%s\n",
+                ck, allow_nonfinite ? "warning" : "refused", bad_name, bad_i,
+                allow_nonfinite ? "" : " (--allow-nonfinite measures it anyway)");
+        if (!allow_nonfinite) {
+            lmd_evalset_free(&es);
+            gpt_free(&m);
+            return 3;
+        }
     }
     lmd_geom g;
     double t0 = lmd_now();
