@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "fileio.h"
 #include "geometry.h"
 #include "measure.h"
 #include "h5io.h"
@@ -35,39 +36,20 @@ const char *lmd_cell_status_name(lmd_cell_status s) {
 
 /* ---- small file helpers ---- */
 
+#define CELL_TEXT_MAX (1u << 20) /* state and settings files are a few hundred bytes */
+
+/* The text of path, NULL when it does not exist; a file that exists but cannot be read is
+ * reported on stderr (naming the file) and also gives NULL. */
 static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0) {
-        fclose(f);
-        return NULL;
-    }
-    char *s = lmd_calloc((size_t)n + 1, 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
+    char *s;
+    lmd_err err;
+    int rc = lmd_file_read(path, CELL_TEXT_MAX, &s, NULL, &err);
+    if (rc < 0) fprintf(stderr, "lmdisp: warning: %s\n", err.msg);
+    return rc == 0 ? s : NULL;
 }
 
 static int write_text_atomic(const char *path, const char *text, lmd_err *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return lmd_errf(err, "cannot write %s: %s", tmp, strerror(errno));
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n;
-    ok &= fflush(f) == 0;
-    ok &= fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return lmd_errf(err, "cannot write %s: %s", path, strerror(e));
-    }
-    return 0;
+    return lmd_file_write_atomic(path, text, strlen(text), err);
 }
 
 static void write_state(const char *dir, const char *status, int64_t step, const char *msg) {

@@ -74,12 +74,9 @@ static int sbatch(const char *script, char *job_id, size_t n, lmd_err *err) {
 }
 
 static int write_script(const char *path, const char *text, lmd_err *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) return lmd_errf(err, "cannot write %s: %s", path, strerror(errno));
-    int ok = fputs(text, f) >= 0;
-    ok &= fclose(f) == 0;
-    if (!ok) return lmd_errf(err, "cannot write %s: %s", path, strerror(errno));
-    chmod(path, 0755);
+    if (lmd_file_write_atomic(path, text, strlen(text), err)) return -1;
+    if (chmod(path, 0755) != 0)
+        return lmd_errf(err, "cannot make %s executable: %s", path, strerror(errno));
     return 0;
 }
 
