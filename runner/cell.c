@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,13 +53,54 @@ static int write_text_atomic(const char *path, const char *text, lmd_err *err) {
     return lmd_file_write_atomic(path, text, strlen(text), err);
 }
 
+/* The state file. A running cell also names its holder (host, pid of rank 0 of its group), so
+ * `lmdisp status` can tell a run that died without a chance to update it (kill -9, a crash)
+ * from one that is still going. */
 static void write_state(const char *dir, const char *status, int64_t step, const char *msg) {
-    char path[4200], text[2048];
+    char path[4200], text[2048], holder[400] = "";
     snprintf(path, sizeof path, "%s/state", dir);
-    snprintf(text, sizeof text, "status: %s\nstep: %lld\nmessage: %s\n", status, (long long)step,
-             msg ? msg : "");
+    if (!strcmp(status, "running")) {
+        char host[256] = "?";
+        if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "?");
+        host[sizeof host - 1] = '\0';
+        snprintf(holder, sizeof holder, "host: %s\npid: %ld\n", host, (long)getpid());
+    }
+    snprintf(text, sizeof text, "status: %s\nstep: %lld\n%smessage: %s\n", status, (long long)step,
+             holder, msg ? msg : "");
     lmd_err err;
     if (write_text_atomic(path, text, &err)) fprintf(stderr, "lmdisp: warning: %s\n", err.msg);
+}
+
+int lmd_cell_holder_gone(const char *cell_dir, char *why, size_t n) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/state", cell_dir);
+    char *s = read_text(path);
+    if (!s) return 0;
+    char st[64] = "", host[256] = "", me[256] = "";
+    long pid = -1;
+    const char *p = strstr(s, "status: ");
+    if (p) sscanf(p + 8, "%63s", st);
+    p = strstr(s, "\nhost: ");
+    if (p) sscanf(p + 7, "%255s", host);
+    p = strstr(s, "\npid: ");
+    if (p) sscanf(p + 6, "%ld", &pid);
+    free(s);
+    if (strcmp(st, "running") || !host[0] || pid <= 0) return 0;
+    if (gethostname(me, sizeof me) != 0 || strncmp(me, host, sizeof host - 1)) return 0;
+    /* same host: alive only if the pid exists and is still an lmdisp (pids are reused) */
+    int alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;
+    if (alive) {
+        char comm[64] = "", cpath[64];
+        snprintf(cpath, sizeof cpath, "/proc/%ld/comm", pid);
+        FILE *f = fopen(cpath, "r");
+        if (f) {
+            if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = '\0';
+            fclose(f);
+            alive = strstr(comm, "lmdisp") != NULL;
+        }
+    }
+    if (!alive && why) snprintf(why, n, "its run (pid %ld on %s) is gone", pid, host);
+    return !alive;
 }
 
 static void cell_log(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -266,8 +308,17 @@ static int any(MPI_Comm comm, int flag) {
     return out;
 }
 
+static long long test_hook_step(const char *var, const char *id) {
+    const char *v = getenv(var);
+    const char *colon = v ? strrchr(v, ':') : NULL;
+    if (!colon) return -1;
+    char sub[160];
+    snprintf(sub, sizeof sub, "%.*s", (int)(colon - v), v);
+    return strstr(id, sub) ? atoll(colon + 1) : -1;
+}
+
 lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data, MPI_Comm comm,
-                             volatile int *stop_flag, lmd_cell_tick tick, void *tick_ctx,
+                             volatile sig_atomic_t *stop_flag, lmd_cell_tick tick, void *tick_ctx,
                              lmd_err *err) {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
@@ -312,6 +363,9 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
                 gpt_free(&probe);
             } else {
                 cell_log(job->dir, "skipping unreadable checkpoint: %s", perr.msg);
+                fprintf(stderr, "lmdisp run: cell %s: checkpoint %s is unreadable, skipped (%s); "
+                        "resuming from %s\n", job->id, path, perr.msg,
+                        i + 1 < n ? "an older checkpoint" : "the start (step 0)");
             }
         }
         free(steps);
@@ -368,6 +422,12 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
             if (strstr(job->id, sub)) inject_step = atoll(colon + 1);
         }
     }
+    /* LMDISP_TEST_STOP="ID_SUBSTRING:STEP" acts as a signal arriving during step STEP (the run
+     * stops at that step boundary, checkpoints and exits 3); LMDISP_TEST_KILL="ID_SUBSTRING:STEP"
+     * kills the process (SIGKILL) at that boundary, before anything of the step is saved. For
+     * tests: the interruption lands mid-training at a known step, every time. */
+    long long stop_step = test_hook_step("LMDISP_TEST_STOP", job->id);
+    long long kill_step = test_hook_step("LMDISP_TEST_KILL", job->id);
     lmd_cell_status status = CELL_DONE;
     const int64_t total = job->opts.steps;
     const int64_t log_every = total >= 20 ? total / 20 : 1;
@@ -392,12 +452,16 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
             break;
         }
         if (s >= total) break;
-        int stop = stop_flag ? *stop_flag : 0;
+        if (s == kill_step && rank == 0) raise(SIGKILL);
+        int stop = (stop_flag ? *stop_flag : 0) || (s == stop_step && !(have_state && s == resume_step));
         if (any(comm, stop)) {
             if (rank == 0) {
                 bad = save_ckpt(job, &tr, err);
                 write_state(job->dir, "interrupted", s, bad ? err->msg : "stopped on a signal");
                 cell_log(job->dir, "interrupted at step %lld, checkpoint saved", (long long)s);
+                if (!bad)
+                    fprintf(stderr, "lmdisp run: cell %s interrupted at step %lld; rerun the same "
+                            "command to resume\n", job->id, (long long)s);
             }
             status = bad ? CELL_FAILED : CELL_INTERRUPTED;
             break;
