@@ -88,7 +88,7 @@ echo "  array and aggregation done ($(el))"
 "$LMDISP" status "$S" | head -4
 
 vt=${victim#*_}
-if awk -F'\t' -v t="$vt" '$4 == t && $5 == 0 && $7 == "requeue"' "$S/slurm/attempts.tsv" | grep -q . &&
+if awk -F'\t' -v t="$vt" '$4 == t && $5 == 0 && $7 == "interrupted-requeue"' "$S/slurm/attempts.tsv" | grep -q . &&
    awk -F'\t' -v t="$vt" '$4 == t && $5 == 1 && $7 == "done"' "$S/slurm/attempts.tsv" | grep -q .; then
   pass "task $vt: attempt 0 interrupted and requeued, attempt 1 done"
 else fail "attempts of task $vt"; cat "$S/slurm/attempts.tsv"; fi
