@@ -8,8 +8,9 @@
  * their own queue. A cell's numbers depend only on the spec and its seed (and on the group
  * size, unless train.shards makes them independent of it), never on which rank runs it.
  * Finished cells (state done or diverged) are skipped; unfinished ones resume from their newest
- * checkpoint. On SIGUSR1/SIGTERM each running cell checkpoints at its next step boundary and the
- * run exits with code 3 (LMD_EXIT_INTERRUPTED). */
+ * checkpoint. On SIGINT/SIGUSR1/SIGTERM each running cell checkpoints at its next step boundary
+ * and the run exits with code 3 (LMD_EXIT_INTERRUPTED). Rank 0 holds DIR/lock while it runs
+ * (runner/studydir.h) and refuses a spec that would change the study already in DIR. */
 #include <errno.h>
 #include <math.h>
 #include <mpi.h>
