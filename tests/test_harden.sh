@@ -17,6 +17,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_TH
 tmp="$LMDISP_TMP/test_harden"
 rm -rf "$tmp" && mkdir -p "$tmp"
 cd "$tmp" || exit 1
+PY=/usr/bin/python3
 fails=0 passes=0
 pass() { passes=$((passes + 1)); echo "ok: $*"; }
 fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
@@ -101,7 +102,10 @@ if [ "$rc" -eq 0 ] && grep -q "extending study 'harden'.*2 cells are unchanged, 
 else fail "extension (rc=$rc, starts of the seed-0 cells $starts): $out"; fi
 
 # ---- 3. Ctrl-C to a plain `lmdisp run`: checkpoint, exit 3, one line ----
-"$LMDISP" run long.yaml --out int > int.log 2>&1 &
+# bash starts background jobs with SIGINT ignored; a terminal's foreground job has it at its
+# default action, so restore that before exec (the same pid then is lmdisp)
+with_sigint() { exec $PY -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' "$@"; }
+with_sigint "$LMDISP" run long.yaml --out int > int.log 2>&1 &
 pid=$!
 wait_ckpt int; sleep 0.2
 kill -INT "$pid"
