@@ -124,3 +124,17 @@ int lmd_file_write_atomic(const char *path, const void *data, size_t n, lmd_err 
     }
     return lmd_fsync_parent_dir(path, err);
 }
+
+int lmd_file_commit(const char *tmp, const char *path, lmd_err *err) {
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return lmd_errf(err, "cannot open %s to sync it: %s", tmp, strerror(errno));
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return lmd_errf(err, "cannot sync %s: %s (disk full or failing?)", tmp, strerror(e));
+    }
+    close(fd);
+    if (rename(tmp, path) != 0)
+        return lmd_errf(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    return lmd_fsync_parent_dir(path, err);
+}

@@ -19,6 +19,11 @@ int lmd_file_read(const char *path, size_t max_bytes, char **text, size_t *len, 
  * Returns 0, or -1 with a message (the temporary file is removed). */
 int lmd_file_write_atomic(const char *path, const void *data, size_t n, lmd_err *err);
 
+/* Publishes a finished temporary file written by another writer (HDF5): fsyncs tmp, renames it
+ * over path and fsyncs the directory, so after a crash path is the old or the complete new
+ * file. Returns 0, or -1 with a message (tmp is left for the caller to remove). */
+int lmd_file_commit(const char *tmp, const char *path, lmd_err *err);
+
 /* fsync of the directory holding path, so a rename into it survives a crash. */
 int lmd_fsync_parent_dir(const char *path, lmd_err *err);
 

@@ -242,7 +242,7 @@ static int measure_and_write(const lmd_cell_job *job, const lmd_cell_data *data,
     rc = rc ? rc : lmd_h5_write_scalar_f64(f, "/train_loss", train_loss, err);
     free(hist);
     if (H5Fclose(f) < 0 && !rc) rc = lmd_errf(err, "%s: error closing", tmp);
-    if (!rc && rename(tmp, path) != 0) rc = lmd_errf(err, "cannot rename %s: %s", tmp, strerror(errno));
+    if (!rc) rc = lmd_file_commit(tmp, path, err);
     if (rc) remove(tmp);
     cell_log(job->dir, "track step %lld tokens %lld: val_loss %.4f last-layer cossim %.4f "
              "spearman %.3f kendall %.3f", (long long)st->step, (long long)st->tokens, val,

@@ -747,8 +747,7 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
     if (created) {
         int mrc = MPI_Barrier(comm);
         bad = lmd_mpi_check(mrc, "waiting for every rank to close the study file", err);
-        if (!bad && !rc && rank == 0 && rename(tmp, final) != 0)
-            bad = lmd_errf(err, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+        if (!bad && !rc && rank == 0) bad = lmd_file_commit(tmp, final, err) != 0;
         if (lmd_mpi_agree(comm, bad, err)) rc = -1;
         if (rc && rank == 0) remove(tmp);
     }

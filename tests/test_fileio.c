@@ -85,6 +85,24 @@ int main(void) {
     TU_CHECK(rc == -1 && strstr(err.msg, "rename") && count_tmp(dir) == 0,
              "rename failure: rc %d '%s', %d tmp", rc, err.msg, count_tmp(dir));
 
+    /* commit of a file written by someone else: renamed into place, nothing left */
+    char tmpf[4300];
+    snprintf(tmpf, sizeof tmpf, "%s/c.txt.tmp.1", dir);
+    snprintf(sub, sizeof sub, "%s/c.txt", dir);
+    f = fopen(tmpf, "w");
+    if (f) {
+        fputs("committed\n", f);
+        fclose(f);
+    }
+    rc = lmd_file_commit(tmpf, sub, &err);
+    rc |= lmd_file_read(sub, 100, &text, &len, &err);
+    TU_CHECK(rc == 0 && !strcmp(text, "committed\n") && access(tmpf, F_OK) != 0 && count_tmp(dir) == 0,
+             "commit: rc %d", rc);
+    free(text);
+    memset(&err, 0, sizeof err);
+    rc = lmd_file_commit(tmpf, sub, &err); /* the temporary is gone now */
+    TU_CHECK(rc == -1 && strstr(err.msg, tmpf), "commit of a missing file: rc %d '%s'", rc, err.msg);
+
     /* the empty file */
     rc = lmd_file_write_atomic(path, "", 0, &err);
     rc |= lmd_file_read(path, 10, &text, &len, &err);
