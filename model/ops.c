@@ -281,6 +281,11 @@ static void sgemm_rows(int transA, int transB, int M, int N, int K, float alpha,
     openblas_set_num_threads(blas_threads);
 }
 
+void lmd_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm_rows(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 /* out (N,OC) = inp (N,IC) W^T + bias, or out += that when accumulate */
 void lmd_matmul_forward(float *out, const float *inp, const float *W, const float *bias, size_t N,
                         int IC, int OC, int accumulate) {
