@@ -332,18 +332,28 @@ static inline void rope_row(float *x, int nh, int hd, const float *cr, const flo
  * ------------------------------------------------------------------------------------------ */
 
 /* softmax over keys [lo, t] of a score row that covers keys [k0, k1) (row[0] = key k0);
- * everything else in the row becomes 0. Max subtracted; sum in double. */
+ * everything else in the row becomes 0. Max subtracted; exp in float (vmath.h exp_vec,
+ * vectorized), the sum in double. */
 static void softmax_window(float *row, int k0, int k1, int lo, int t) {
-    float mx = -INFINITY;
-    for (int j = lo; j <= t; j++) mx = row[j - k0] > mx ? row[j - k0] : mx;
-    double s = 0.0;
-    for (int j = k0; j < k1; j++) {
-        double e = (j >= lo && j <= t) ? exp_vec_d((double)row[j - k0] - mx) : 0.0;
-        row[j - k0] = (float)e;
-        s += e;
-    }
-    float inv = (float)(1.0 / s);
-    for (int j = k0; j < k1; j++) row[j - k0] *= inv;
+    float *r = row - k0; /* r[j] = key j */
+    float mx = r[lo];
+#pragma omp simd reduction(max : mx)
+    for (int j = lo; j <= t; j++) mx = r[j] > mx ? r[j] : mx;
+    float *restrict x = r + lo;
+    const int n = t - lo + 1;
+#pragma omp simd
+    for (int j = 0; j < n; j++) x[j] = exp_vec(x[j] - mx);
+    /* the sum in LANES fixed double lanes (par.h): vectorizes, and its order is fixed */
+    double acc[LANES] = {0};
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += x[j + l];
+    for (int l = 0; j < n; j++, l++) acc[l] += x[j];
+    float inv = (float)(1.0 / lanes_total(acc));
+#pragma omp simd
+    for (int j = lo; j <= t; j++) r[j] *= inv;
+    for (int j = k0; j < lo; j++) r[j] = 0.0f;
+    for (int j = t + 1; j < k1; j++) r[j] = 0.0f;
 }
 
 /* out (n_seq*T, H*hd) = softmax(scale q k^T + mask) v per (sequence, head); q rows of stride
