@@ -15,7 +15,7 @@
 #include "util.h"
 
 /* A fresh, empty directory $LMDISP_TMP/<name> (or /tmp/...) in out. */
-static void ht_scratch(char *out, size_t n, const char *name) {
+static inline void ht_scratch(char *out, size_t n, const char *name) {
     const char *base = getenv("LMDISP_TMP");
     snprintf(out, n, "%s/%s", base && *base ? base : "/tmp", name);
     char cmd[16384];
@@ -26,7 +26,7 @@ static void ht_scratch(char *out, size_t n, const char *name) {
     }
 }
 
-static void ht_write_file(const char *path, const void *data, size_t n) {
+static inline void ht_write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f || (n && fwrite(data, 1, n, f) != n) || fclose(f)) {
         fprintf(stderr, "cannot write %s\n", path);
@@ -34,7 +34,7 @@ static void ht_write_file(const char *path, const void *data, size_t n) {
     }
 }
 
-static void ht_write_text(const char *path, const char *text) { ht_write_file(path, text, strlen(text)); }
+static inline void ht_write_text(const char *path, const char *text) { ht_write_file(path, text, strlen(text)); }
 
 /* One tensor to write: dtype tag as in the header, shape, raw little-endian bytes. */
 typedef struct {
@@ -49,7 +49,7 @@ typedef struct {
 /* Writes a safetensors file: header entries in array order; data in the order `order` (a
  * permutation, NULL = array order); offsets computed to match unless `offsets` (2 per
  * tensor, header order) overrides them; header_len_add added to the stored header length. */
-static void ht_write_st_ex(const char *path, const ht_tensor *t, int n, const int *order,
+static inline void ht_write_st_ex(const char *path, const ht_tensor *t, int n, const int *order,
                            const uint64_t *offsets, int64_t header_len_add) {
     uint64_t *beg = calloc((size_t)n + 1, sizeof *beg), *end = calloc((size_t)n + 1, sizeof *end);
     uint64_t pos = 0;
@@ -89,12 +89,12 @@ static void ht_write_st_ex(const char *path, const ht_tensor *t, int n, const in
     free(end);
 }
 
-static void ht_write_st(const char *path, const ht_tensor *t, int n, const int *order) {
+static inline void ht_write_st(const char *path, const ht_tensor *t, int n, const int *order) {
     ht_write_st_ex(path, t, n, order, NULL, 0);
 }
 
 /* A raw file: u64 length of header, header text, then nbytes of data. */
-static void ht_write_raw_st(const char *path, const char *header, const void *data, size_t nbytes) {
+static inline void ht_write_raw_st(const char *path, const char *header, const void *data, size_t nbytes) {
     size_t hl = strlen(header);
     unsigned char *buf = malloc(8 + hl + nbytes + 1);
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hl >> (8 * i));
@@ -105,7 +105,7 @@ static void ht_write_raw_st(const char *path, const char *header, const void *da
 }
 
 /* Checks that a call failed and that its message holds every one of the NULL-ended strings. */
-static void ht_expect_err_at(const char *file, int line, const char *what, int rc, const lmd_err *e,
+static inline void ht_expect_err_at(const char *file, int line, const char *what, int rc, const lmd_err *e,
                              ...) {
     tu_checks++;
     int ok = rc != 0;
