@@ -118,7 +118,7 @@ else
     fail "forward hf:allenai/OLMo-2-tiny@$sha exited $?: $(cat "$W/c_sha.err")"
 fi
 # HF_HOME/hub is the fallback when HF_HUB_CACHE is unset
-mkdir -p "$W/hfhome" && ln -s "$C" "$W/hfhome/hub"
+mkdir -p "$W/hfhome" && ln -s "$(cd "$C" && pwd)" "$W/hfhome/hub"
 if ! env -u HF_HUB_CACHE HF_HOME="$W/hfhome" "$LMDISP" forward "hf:allenai/OLMo-2-tiny@main" \
     --tokens "$C/tokens.bin" --batch 2 --seq 8 --out "$W/c_home.h5" > /dev/null 2> "$W/c_home.err"; then
     fail "HF_HOME/hub fallback: $(cat "$W/c_home.err")"
