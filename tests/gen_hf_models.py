@@ -383,7 +383,8 @@ def gpt2_forward(cfg, W, tok, mut=()):
         if cfg.inv_layer and "no_inv_layer" not in mut:
             scale /= float(i + 1)
         o = softmax_attn(q, k, v, scale, mask).transpose(1, 2).reshape(B, T, d)
-        x = x + o @ W[p + "attn.c_proj.weight"] + W[p + "attn.c_proj.bias"]
+        Wp = W[p + "attn.c_proj.weight"]
+        x = x + o @ (Wp.T if "c_proj_transposed" in mut else Wp) + W[p + "attn.c_proj.bias"]
         m = layer_norm(x, W[p + "ln_2.weight"], W[p + "ln_2.bias"], cfg.eps)
         act = gelu_new if "erf_gelu" not in mut else torch.nn.functional.gelu
         m = act(m @ W[p + "mlp.c_fc.weight"] + W[p + "mlp.c_fc.bias"])
@@ -403,7 +404,7 @@ def default_inv_freq(cfg):
     return 1.0 / (cfg.theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
 
 
-def yarn_inv_freq(cfg):
+def yarn_inv_freq(cfg, truncate=None):
     """modeling_rope_utils._compute_yarn_parameters, in float64. -> (inv_freq, attention_factor)."""
     rs = cfg.rope_scaling
     base, dim = cfg.theta, cfg.hd
@@ -427,7 +428,7 @@ def yarn_inv_freq(cfg):
         return (dim * math.log(omax / (nrot * 2 * math.pi))) / (2 * math.log(base))
 
     low, high = corr_dim(beta_fast), corr_dim(beta_slow)
-    if rs.get("truncate", True):
+    if (rs.get("truncate", True) if truncate is None else truncate):
         low, high = math.floor(low), math.ceil(high)
     low, high = max(low, 0), min(high, dim - 1)
     if low == high:
@@ -446,9 +447,11 @@ def rope_tables(cfg, T, sliding, mut=()):
     if rtype not in (None, "default", "yarn"):
         raise ValueError(rtype)
     if use_yarn:
-        inv, att = yarn_inv_freq(cfg)
+        inv, att = yarn_inv_freq(cfg, truncate=None if "yarn_no_truncate" not in mut else False)
         if "no_attention_factor" in mut:
             att = 1.0
+        if "yarn_default_freqs" in mut:
+            inv = default_inv_freq(cfg)
     else:
         inv, att = default_inv_freq(cfg), 1.0
     f = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
@@ -507,7 +510,7 @@ def llama_forward(cfg, W, tok, mut=()):
         else:
             idx = torch.arange(H) // (H // KV)  # repeat_kv: head h uses kv head h // (H/KV)
         k, v = k[:, idx], v[:, idx]
-        mask = causal_mask(T, cfg.window if sliding else None)
+        mask = causal_mask(T, (cfg.window + ("window_plus_one" in mut)) if sliding else None)
         o = softmax_attn(q, k, v, hd ** -0.5, mask).transpose(1, 2).reshape(B, T, H * hd)
         o = lin(o, a + "o_proj", cfg.o_bias)
         if olmo:
@@ -526,7 +529,8 @@ def llama_forward(cfg, W, tok, mut=()):
         hs[-1] = xf
     else:
         xf = x
-    lm = W["model.embed_tokens.weight"] if cfg.tie else W["lm_head.weight"]
+    tie = cfg.tie if "tie_flipped" not in mut else not cfg.tie
+    lm = W["model.embed_tokens.weight"] if tie else W["lm_head.weight"]
     return torch.stack(hs), xf @ lm.T
 
 
@@ -778,15 +782,16 @@ CASES = [
 ]
 
 MUTATIONS = {  # case -> semantic slips the committed reference must detect (rel err >> 2e-4)
-    "gpt2": ["erf_gelu", "no_final_norm"],
+    "gpt2": ["erf_gelu", "no_final_norm", "c_proj_transposed"],
     "gpt2_prefix": ["no_inv_layer"],
-    "llama": ["adjacent_rope", "gqa_modulo"],
+    "llama": ["adjacent_rope", "gqa_modulo", "tie_flipped"],
     "qwen3": ["no_qk_norm", "gqa_modulo"],
     "llama_bias": ["no_bias"],
     "qwen2": ["no_bias"],
     "olmo2": ["no_qk_norm", "no_final_norm"],
-    "olmo3": ["no_window", "no_yarn", "no_attention_factor", "yarn_on_sliding", "gqa_modulo"],
-    "olmo3_default": ["no_window"],
+    "olmo3": ["no_window", "window_plus_one", "no_yarn", "no_attention_factor", "yarn_default_freqs",
+              "yarn_no_truncate", "yarn_on_sliding", "gqa_modulo", "tie_flipped"],
+    "olmo3_default": ["no_window", "window_plus_one"],
 }
 
 
