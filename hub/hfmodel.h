@@ -12,6 +12,18 @@
 #include "safetensors.h"
 #include "util.h"
 
+/* An opened model. m->src serves m->weights to hf_forward: get_f32 checks the shape the
+ * caller expects against the file's, checks the dtype and converts to float32; names are
+ * the HF names of HF.md. For gpt2 a name resolves with or without the "transformer."
+ * prefix, whichever the file uses (ask for "wte.weight" or "transformer.wte.weight", both
+ * work; has() answers the same way). src.ctx points at the hub_model itself: do not copy or
+ * move an opened hub_model.
+ *
+ * Validation at open: every tensor the architecture reads must exist with the shape the
+ * config implies and dtype F32/BF16/F16; lm_head.weight must exist iff untied (a tied model's
+ * lm_head.weight is accepted and not used, as in HF). Any other tensor is REFUSED (a weight
+ * lmdisp would ignore means the model is not what the config says), except buffers HF
+ * ignores: gpt2's h.N.attn.bias / attn.masked_bias and llama-family rotary_emb.inv_freq. */
 typedef struct {
     char dir[4096];          /* the resolved snapshot / model directory */
     char spec[1024];         /* what the user wrote */
@@ -29,6 +41,10 @@ int hub_is_model_form(const char *s);
  * a 40-hex REV names the snapshot. A missing piece is an error naming the path and the
  * command that would fetch it (huggingface-cli download ORG/NAME --revision REV). */
 int hub_resolve(const char *spec, char *dir, size_t n, lmd_err *err);
+
+/* For an hf: spec, the command that would download it ("huggingface-cli download ORG/NAME
+ * --revision REV") into out; -1 for other forms. */
+int hub_fetch_hint(const char *spec, char *out, size_t n);
 
 /* Parses DIR/config.json into *cfg, applying HF's class defaults and refusing (field and
  * value named) whatever DESIGN 4.6 says to refuse. */

@@ -440,6 +440,7 @@ int st_open_dir(st_set **out, const char *dir, lmd_err *err) {
 }
 
 int st_count(const st_set *s) { return s->n; }
+int st_file_count(const st_set *s) { return s->nfiles; }
 const st_tensor *st_at(const st_set *s, int i) { return &s->t[i]; }
 const char *st_file_path(const st_set *s, int file) { return s->files[file].path; }
 uint64_t st_total_bytes(const st_set *s) { return s->total_bytes; }

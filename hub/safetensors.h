@@ -52,6 +52,7 @@ int st_count(const st_set *s);
 const st_tensor *st_at(const st_set *s, int i);
 const st_tensor *st_find(const st_set *s, const char *name); /* NULL when absent */
 const char *st_file_path(const st_set *s, int file);
+int st_file_count(const st_set *s); /* 1 for model.safetensors, else the shards */
 
 /* Elements of t (product of the shape; 1 for a scalar). */
 uint64_t st_numel(const st_tensor *t);
