@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blascore.h"
 #include "geometry.h"
 #include "gpt.h"
 #include "hfarch.h"
@@ -78,6 +79,7 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    lmd_blas_core_select(argv); /* before any BLAS call: see model/blascore.h */
     const char *arch = "gpt2";
     int L = 12, d = 768, H = 12, KV = 0, I = 0, V = 50257, B = 4, T = 512, threads = 1, reps = 3,
         warm = 1;
