@@ -58,16 +58,17 @@ static int print_json_with_facts(const lmd_geom *g, const lmd_anymodel *m, const
     if (fclose(mf) != 0 && rc == 0) rc = lmd_errf(err, "writing JSON to memory failed");
     if (rc == 0 && (len < 2 || buf[len - 1] != '}')) rc = lmd_errf(err, "unexpected JSON");
     if (rc == 0) {
-        buf[len - 1] = 0;
+        buf[--len] = 0;
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) buf[--len] = 0;
         fputs(buf, stdout);
         /* the spec as a JSON string: paths and hf: names need escaping of " and \ only */
-        fputs(", \"model\": \"", stdout);
+        fputs(",\n  \"model\": \"", stdout);
         for (const char *p = spec; *p; p++) {
             if (*p == '"' || *p == '\\') fputc('\\', stdout);
             if ((unsigned char)*p >= 0x20) fputc(*p, stdout);
         }
-        printf("\", \"model_type\": \"%s\", \"n_params\": %lld, \"n_layer\": %d, "
-               "\"hidden_size\": %d}\n", m->model_type, (long long)m->n_params, m->n_layer,
+        printf("\",\n  \"model_type\": \"%s\",\n  \"n_params\": %lld,\n  \"n_layer\": %d,\n"
+               "  \"hidden_size\": %d\n}\n", m->model_type, (long long)m->n_params, m->n_layer,
                m->hidden_size);
         if (fflush(stdout) == EOF) rc = lmd_errf(err, "writing JSON to stdout failed");
     }
