@@ -280,21 +280,25 @@ static int add_file(st_set *s, const char *path, lmd_err *err) {
     sort_ctx = s;
     qsort(ord, (size_t)cnt, sizeof *ord, cmp_begin);
     uint64_t pos = 0;
-    for (int i = 0; i < cnt && !rc; i++) {
+    const st_tensor *far = NULL; /* the non-empty tensor reaching furthest so far */
+    for (int i = 0; i < cnt && !rc; i++) { /* overlaps first: they are the worse fault */
         const st_tensor *t = &s->t[ord[i]];
-        if (t->begin < pos) {
-            const st_tensor *p = &s->t[ord[i - 1]];
+        if (t->end == t->begin) continue;
+        if (far && t->begin < far->end)
             rc = lmd_errf(err,
                           "%s: tensors \"%s\" [%llu, %llu] and \"%s\" [%llu, %llu] overlap in the "
                           "data buffer",
-                          path, p->name, (unsigned long long)p->begin, (unsigned long long)p->end,
+                          path, far->name, (unsigned long long)far->begin, (unsigned long long)far->end,
                           t->name, (unsigned long long)t->begin, (unsigned long long)t->end);
-        } else if (t->begin > pos) {
+        if (!far || t->end > far->end) far = t;
+    }
+    for (int i = 0; i < cnt && !rc; i++) {
+        const st_tensor *t = &s->t[ord[i]];
+        if (t->begin > pos)
             rc = lmd_errf(err,
                           "%s: bytes [%llu, %llu) of the data buffer belong to no tensor (before "
                           "\"%s\"); not a valid safetensors file",
                           path, (unsigned long long)pos, (unsigned long long)t->begin, t->name);
-        }
         if (t->end > pos) pos = t->end;
     }
     free(ord);
