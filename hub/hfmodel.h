@@ -16,8 +16,8 @@
  * caller expects against the file's, checks the dtype and converts to float32; names are
  * the HF names of HF.md. For gpt2 a name resolves with or without the "transformer."
  * prefix, whichever the file uses (ask for "wte.weight" or "transformer.wte.weight", both
- * work; has() answers the same way). src.ctx points at the hub_model itself: do not copy or
- * move an opened hub_model.
+ * work; has() answers the same way). src.ctx is a heap context freed by hub_model_close (a
+ * hub_model may be moved; close it once).
  *
  * Validation at open: every tensor the architecture reads must exist with the shape the
  * config implies and dtype F32/BF16/F16; lm_head.weight must exist iff untied (a tied model's

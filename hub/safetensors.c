@@ -12,6 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors.c reads little-endian data in place: a big-endian host needs byte swaps"
+#endif
+
 typedef struct {
     char *path;
     unsigned char *map;   /* whole file, read-only */
@@ -472,11 +476,21 @@ void st_read_f32(const st_set *s, const st_tensor *t, float *dst) {
     case ST_F32:
         memcpy(dst, p, n * 4);
         break;
-    case ST_BF16:
-        for (size_t i = 0; i < n; i++) dst[i] = st_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+    case ST_BF16: { /* little-endian host (x86-64, aarch64): the halves are native u16 */
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            uint32_t u = (uint32_t)h << 16;
+            memcpy(dst + i, &u, 4);
+        }
         break;
+    }
     case ST_F16:
-        for (size_t i = 0; i < n; i++) dst[i] = st_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            dst[i] = st_f16_to_f32(h);
+        }
         break;
     default:
         break;
