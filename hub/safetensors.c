@@ -188,14 +188,14 @@ static int parse_entry(st_tensor *t, const char *path, const char *name, json_t 
     return 0;
 }
 
-static const st_set *sort_ctx;
+/* qsort comparators over arrays of tensor pointers */
 static int cmp_begin(const void *a, const void *b) {
-    const st_tensor *x = &sort_ctx->t[*(const int *)a], *y = &sort_ctx->t[*(const int *)b];
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     return x->end < y->end ? -1 : x->end > y->end;
 }
 static int cmp_name(const void *a, const void *b) {
-    return strcmp(sort_ctx->t[*(const int *)a].name, sort_ctx->t[*(const int *)b].name);
+    return strcmp((*(const st_tensor *const *)a)->name, (*(const st_tensor *const *)b)->name);
 }
 
 /* Maps `path` as file number s->nfiles and appends its tensors to s. */
@@ -279,14 +279,13 @@ static int add_file(st_set *s, const char *path, lmd_err *err) {
 
     /* Non-overlapping, and (as the safetensors library requires) covering the buffer. */
     int cnt = s->n - first;
-    int *ord = lmd_calloc((size_t)cnt + 1, sizeof *ord);
-    for (int i = 0; i < cnt; i++) ord[i] = first + i;
-    sort_ctx = s;
+    const st_tensor **ord = lmd_calloc((size_t)cnt + 1, sizeof *ord);
+    for (int i = 0; i < cnt; i++) ord[i] = &s->t[first + i];
     qsort(ord, (size_t)cnt, sizeof *ord, cmp_begin);
     uint64_t pos = 0;
     const st_tensor *far = NULL; /* the non-empty tensor reaching furthest so far */
     for (int i = 0; i < cnt && !rc; i++) { /* overlaps first: they are the worse fault */
-        const st_tensor *t = &s->t[ord[i]];
+        const st_tensor *t = ord[i];
         if (t->end == t->begin) continue;
         if (far && t->begin < far->end)
             rc = lmd_errf(err,
@@ -297,7 +296,7 @@ static int add_file(st_set *s, const char *path, lmd_err *err) {
         if (!far || t->end > far->end) far = t;
     }
     for (int i = 0; i < cnt && !rc; i++) {
-        const st_tensor *t = &s->t[ord[i]];
+        const st_tensor *t = ord[i];
         if (t->begin > pos)
             rc = lmd_errf(err,
                           "%s: bytes [%llu, %llu) of the data buffer belong to no tensor (before "
@@ -319,9 +318,11 @@ static int add_file(st_set *s, const char *path, lmd_err *err) {
 static int build_index(st_set *s, lmd_err *err) {
     free(s->by_name);
     s->by_name = lmd_calloc((size_t)s->n + 1, sizeof *s->by_name);
-    for (int i = 0; i < s->n; i++) s->by_name[i] = i;
-    sort_ctx = s;
-    qsort(s->by_name, (size_t)s->n, sizeof *s->by_name, cmp_name);
+    const st_tensor **ptr = lmd_calloc((size_t)s->n + 1, sizeof *ptr);
+    for (int i = 0; i < s->n; i++) ptr[i] = &s->t[i];
+    qsort(ptr, (size_t)s->n, sizeof *ptr, cmp_name);
+    for (int i = 0; i < s->n; i++) s->by_name[i] = (int)(ptr[i] - s->t);
+    free(ptr);
     for (int i = 1; i < s->n; i++) {
         const st_tensor *a = &s->t[s->by_name[i - 1]], *b = &s->t[s->by_name[i]];
         if (strcmp(a->name, b->name) == 0)
@@ -428,6 +429,11 @@ int st_open_dir(st_set **out, const char *dir, lmd_err *err) {
         return lmd_errf(err, "%s: path too long", dir);
     st_set *s = lmd_calloc(1, sizeof *s);
     int rc;
+    struct stat lsb;
+    if (lstat(single, &lsb) == 0 && S_ISLNK(lsb.st_mode) && access(single, F_OK) != 0) {
+        st_close(s);
+        return lmd_errf(err, "%s: a symlink to a missing blob (an incomplete download?)", single);
+    }
     if (access(single, F_OK) == 0) { /* HF's rule: the single file wins over an index */
         rc = add_file(s, single, err);
         if (!rc) rc = build_index(s, err);
