@@ -472,6 +472,9 @@ const st_tensor *st_find(const st_set *s, const char *name) {
     return NULL;
 }
 
+#define PAR_ELEMS ((size_t)1 << 20) /* smaller tensors convert on one thread */
+#define CHUNK ((size_t)1 << 16)
+
 void st_read_f32(const st_set *s, const st_tensor *t, float *dst) {
     if (!st_dtype_readable(t->dtype))
         lmd_die("st_read_f32 on tensor %s of dtype %s", t->name, st_dtype_name(t->dtype));
@@ -479,10 +482,17 @@ void st_read_f32(const st_set *s, const st_tensor *t, float *dst) {
     const unsigned char *p = f->map + f->data_start + t->begin;
     size_t n = (size_t)st_numel(t);
     switch (t->dtype) {
+    /* Large tensors convert on all threads: the page faults that read the file from disk
+     * then overlap too. Elementwise, so the result does not depend on the thread count. */
     case ST_F32:
-        memcpy(dst, p, n * 4);
+#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
+        for (size_t c = 0; c < (n + CHUNK - 1) / CHUNK; c++) {
+            size_t a = c * CHUNK, len = a + CHUNK > n ? n - a : CHUNK;
+            memcpy(dst + a, p + 4 * a, len * 4);
+        }
         break;
     case ST_BF16: { /* little-endian host (x86-64, aarch64): the halves are native u16 */
+#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
@@ -492,6 +502,7 @@ void st_read_f32(const st_set *s, const st_tensor *t, float *dst) {
         break;
     }
     case ST_F16:
+#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
