@@ -317,6 +317,27 @@ static void test_streaming_rss(void) {
     free(buf);
     st_close(s);
     remove(p);
+
+    /* a BF16 and an F16 tensor of 1M elements (the multi-threaded conversion path) */
+    uint16_t *h = malloc((size_t)NE * 2);
+    for (int i = 0; i < NE; i++) h[i] = (uint16_t)(i & 0x7BFF);
+    ht_tensor hb[2] = {{"b", "BF16", 1, {NE}, h, (size_t)NE * 2}, {"f", "F16", 1, {NE}, h, (size_t)NE * 2}};
+    ht_write_st(p, hb, 2, NULL);
+    float *o = malloc((size_t)NE * sizeof *o);
+    if (st_open_file(&s, p, &e) == 0) {
+        int bad_b = 0, bad_f = 0;
+        st_read_f32(s, st_find(s, "b"), o);
+        for (int i = 0; i < NE; i++) bad_b += o[i] != st_bf16_to_f32(h[i]);
+        st_read_f32(s, st_find(s, "f"), o);
+        for (int i = 0; i < NE; i++) bad_f += o[i] != st_f16_to_f32(h[i]);
+        TU_CHECK(bad_b == 0 && bad_f == 0, "1M-element conversion: %d bf16, %d f16 wrong", bad_b, bad_f);
+        st_close(s);
+    } else {
+        TU_CHECK(0, "open: %s", e.msg);
+    }
+    free(o);
+    free(h);
+    remove(p);
 }
 
 int main(void) {
