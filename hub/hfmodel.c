@@ -128,18 +128,25 @@ static void shape_str(char *out, size_t n, int ndim, const int64_t *shape, const
     if (w < n) snprintf(out + w, n - w, "]");
 }
 
-/* The weights' file to name in a message: the tensor's shard, or the single file / index. */
-static const char *weights_name(const hub_model *m, char *buf, size_t n) {
-    if (st_file_count(m->weights) == 1) return st_file_path(m->weights, 0);
-    snprintf(buf, n, "%s/model.safetensors.index.json", m->dir);
+/* What the tensor source needs, on the heap so a hub_model may be copied or moved. */
+typedef struct {
+    const st_set *weights;
+    hf_arch arch;
+    char dir[4096];
+} source_ctx;
+
+/* The weights' file to name in a message: the single file, or the index. */
+static const char *weights_name(const st_set *w, const char *dir, char *buf, size_t n) {
+    if (st_file_count(w) == 1) return st_file_path(w, 0);
+    snprintf(buf, n, "%s/model.safetensors.index.json", dir);
     return buf;
 }
 
 /* name as stored: the name itself, or with gpt2's "transformer." prefix added or removed, so
  * the forward pass may ask with either spelling. */
-static const st_tensor *lookup(const hub_model *m, const char *name) {
+static const st_tensor *lookup(const source_ctx *m, const char *name) {
     const st_tensor *t = st_find(m->weights, name);
-    if (t || m->cfg.arch != HF_GPT2) return t;
+    if (t || m->arch != HF_GPT2) return t;
     static const char pre[] = "transformer.";
     if (strncmp(name, pre, sizeof pre - 1) == 0) return st_find(m->weights, name + sizeof pre - 1);
     char alt[512];
@@ -151,11 +158,11 @@ static int src_has(void *ctx, const char *name) { return lookup(ctx, name) != NU
 
 static int src_get_f32(void *ctx, const char *name, int ndim, const int64_t *shape, float *dst,
                        lmd_err *err) {
-    hub_model *m = ctx;
+    const source_ctx *m = ctx;
     const st_tensor *t = lookup(m, name);
     char buf[4200];
     if (!t)
-        return lmd_errf(err, "%s: no tensor \"%s\"", weights_name(m, buf, sizeof buf), name);
+        return lmd_errf(err, "%s: no tensor \"%s\"", weights_name(m->weights, m->dir, buf, sizeof buf), name);
     const char *file = st_file_path(m->weights, t->file);
     int same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
@@ -178,7 +185,7 @@ static int validate(hub_model *m, lmd_err *err) {
     const hf_arch_config *c = &m->cfg;
     char cfgpath[4200], wbuf[4200];
     snprintf(cfgpath, sizeof cfgpath, "%s/config.json", m->dir);
-    const char *wname = weights_name(m, wbuf, sizeof wbuf);
+    const char *wname = weights_name(m->weights, m->dir, wbuf, sizeof wbuf);
     const char *prefix = "";
     if (c->arch == HF_GPT2) {
         if (st_find(m->weights, "transformer.wte.weight")) prefix = "transformer.";
@@ -275,7 +282,11 @@ int hub_model_open(hub_model *m, const char *spec, lmd_err *err) {
         hub_model_close(m);
         return -1;
     }
-    m->src.ctx = m;
+    source_ctx *sc = lmd_calloc(1, sizeof *sc);
+    sc->weights = m->weights;
+    sc->arch = m->cfg.arch;
+    snprintf(sc->dir, sizeof sc->dir, "%s", m->dir);
+    m->src.ctx = sc;
     m->src.get_f32 = src_get_f32;
     m->src.has = src_has;
     return 0;
@@ -286,5 +297,6 @@ void hub_model_close(hub_model *m) {
     st_close(m->weights);
     m->weights = NULL;
     hf_arch_config_free(&m->cfg);
+    free(m->src.ctx);
     memset(&m->src, 0, sizeof m->src);
 }

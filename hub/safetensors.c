@@ -12,6 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors.c reads little-endian data in place: a big-endian host needs byte swaps"
+#endif
+
 typedef struct {
     char *path;
     unsigned char *map;   /* whole file, read-only */
@@ -184,14 +188,14 @@ static int parse_entry(st_tensor *t, const char *path, const char *name, json_t 
     return 0;
 }
 
-static const st_set *sort_ctx;
+/* qsort comparators over arrays of tensor pointers */
 static int cmp_begin(const void *a, const void *b) {
-    const st_tensor *x = &sort_ctx->t[*(const int *)a], *y = &sort_ctx->t[*(const int *)b];
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     return x->end < y->end ? -1 : x->end > y->end;
 }
 static int cmp_name(const void *a, const void *b) {
-    return strcmp(sort_ctx->t[*(const int *)a].name, sort_ctx->t[*(const int *)b].name);
+    return strcmp((*(const st_tensor *const *)a)->name, (*(const st_tensor *const *)b)->name);
 }
 
 /* Maps `path` as file number s->nfiles and appends its tensors to s. */
@@ -275,26 +279,29 @@ static int add_file(st_set *s, const char *path, lmd_err *err) {
 
     /* Non-overlapping, and (as the safetensors library requires) covering the buffer. */
     int cnt = s->n - first;
-    int *ord = lmd_calloc((size_t)cnt + 1, sizeof *ord);
-    for (int i = 0; i < cnt; i++) ord[i] = first + i;
-    sort_ctx = s;
+    const st_tensor **ord = lmd_calloc((size_t)cnt + 1, sizeof *ord);
+    for (int i = 0; i < cnt; i++) ord[i] = &s->t[first + i];
     qsort(ord, (size_t)cnt, sizeof *ord, cmp_begin);
     uint64_t pos = 0;
-    for (int i = 0; i < cnt && !rc; i++) {
-        const st_tensor *t = &s->t[ord[i]];
-        if (t->begin < pos) {
-            const st_tensor *p = &s->t[ord[i - 1]];
+    const st_tensor *far = NULL; /* the non-empty tensor reaching furthest so far */
+    for (int i = 0; i < cnt && !rc; i++) { /* overlaps first: they are the worse fault */
+        const st_tensor *t = ord[i];
+        if (t->end == t->begin) continue;
+        if (far && t->begin < far->end)
             rc = lmd_errf(err,
                           "%s: tensors \"%s\" [%llu, %llu] and \"%s\" [%llu, %llu] overlap in the "
                           "data buffer",
-                          path, p->name, (unsigned long long)p->begin, (unsigned long long)p->end,
+                          path, far->name, (unsigned long long)far->begin, (unsigned long long)far->end,
                           t->name, (unsigned long long)t->begin, (unsigned long long)t->end);
-        } else if (t->begin > pos) {
+        if (!far || t->end > far->end) far = t;
+    }
+    for (int i = 0; i < cnt && !rc; i++) {
+        const st_tensor *t = ord[i];
+        if (t->begin > pos)
             rc = lmd_errf(err,
                           "%s: bytes [%llu, %llu) of the data buffer belong to no tensor (before "
                           "\"%s\"); not a valid safetensors file",
                           path, (unsigned long long)pos, (unsigned long long)t->begin, t->name);
-        }
         if (t->end > pos) pos = t->end;
     }
     free(ord);
@@ -311,9 +318,11 @@ static int add_file(st_set *s, const char *path, lmd_err *err) {
 static int build_index(st_set *s, lmd_err *err) {
     free(s->by_name);
     s->by_name = lmd_calloc((size_t)s->n + 1, sizeof *s->by_name);
-    for (int i = 0; i < s->n; i++) s->by_name[i] = i;
-    sort_ctx = s;
-    qsort(s->by_name, (size_t)s->n, sizeof *s->by_name, cmp_name);
+    const st_tensor **ptr = lmd_calloc((size_t)s->n + 1, sizeof *ptr);
+    for (int i = 0; i < s->n; i++) ptr[i] = &s->t[i];
+    qsort(ptr, (size_t)s->n, sizeof *ptr, cmp_name);
+    for (int i = 0; i < s->n; i++) s->by_name[i] = (int)(ptr[i] - s->t);
+    free(ptr);
     for (int i = 1; i < s->n; i++) {
         const st_tensor *a = &s->t[s->by_name[i - 1]], *b = &s->t[s->by_name[i]];
         if (strcmp(a->name, b->name) == 0)
@@ -420,6 +429,11 @@ int st_open_dir(st_set **out, const char *dir, lmd_err *err) {
         return lmd_errf(err, "%s: path too long", dir);
     st_set *s = lmd_calloc(1, sizeof *s);
     int rc;
+    struct stat lsb;
+    if (lstat(single, &lsb) == 0 && S_ISLNK(lsb.st_mode) && access(single, F_OK) != 0) {
+        st_close(s);
+        return lmd_errf(err, "%s: a symlink to a missing blob (an incomplete download?)", single);
+    }
     if (access(single, F_OK) == 0) { /* HF's rule: the single file wins over an index */
         rc = add_file(s, single, err);
         if (!rc) rc = build_index(s, err);
@@ -458,6 +472,9 @@ const st_tensor *st_find(const st_set *s, const char *name) {
     return NULL;
 }
 
+#define PAR_ELEMS ((size_t)1 << 20) /* smaller tensors convert on one thread */
+#define CHUNK ((size_t)1 << 16)
+
 void st_read_f32(const st_set *s, const st_tensor *t, float *dst) {
     if (!st_dtype_readable(t->dtype))
         lmd_die("st_read_f32 on tensor %s of dtype %s", t->name, st_dtype_name(t->dtype));
@@ -465,14 +482,32 @@ void st_read_f32(const st_set *s, const st_tensor *t, float *dst) {
     const unsigned char *p = f->map + f->data_start + t->begin;
     size_t n = (size_t)st_numel(t);
     switch (t->dtype) {
+    /* Large tensors convert on all threads: the page faults that read the file from disk
+     * then overlap too. Elementwise, so the result does not depend on the thread count. */
     case ST_F32:
-        memcpy(dst, p, n * 4);
+#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
+        for (size_t c = 0; c < (n + CHUNK - 1) / CHUNK; c++) {
+            size_t a = c * CHUNK, len = a + CHUNK > n ? n - a : CHUNK;
+            memcpy(dst + a, p + 4 * a, len * 4);
+        }
         break;
-    case ST_BF16:
-        for (size_t i = 0; i < n; i++) dst[i] = st_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+    case ST_BF16: { /* little-endian host (x86-64, aarch64): the halves are native u16 */
+#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            uint32_t u = (uint32_t)h << 16;
+            memcpy(dst + i, &u, 4);
+        }
         break;
+    }
     case ST_F16:
-        for (size_t i = 0; i < n; i++) dst[i] = st_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            dst[i] = st_f16_to_f32(h);
+        }
         break;
     default:
         break;

@@ -41,8 +41,12 @@ typedef struct st_set st_set; /* opaque: the mapped files and a name index */
 /* Opens the weights of an HF model directory: model.safetensors if present (HF's rule: the
  * single file wins), else model.safetensors.index.json and every shard it names. Validates:
  * header length within the file, JSON well-formed (jansson), dtype known, shape non-negative,
- * end - begin = numel x itemsize, offsets inside the buffer, no two tensors overlapping, a
- * tensor of the index found in the shard the index names. Messages name file and tensor. */
+ * end - begin = numel x itemsize, offsets inside the buffer, no two tensors overlapping and
+ * no byte of the buffer outside every tensor (the safetensors library's own rule), every
+ * shard of the index existing and opened once, each tensor of the index found in the shard
+ * the index names, no name in two shards. Messages name file and tensor. A tag other than
+ * F32/BF16/F16 is accepted here (st_dtype_readable says 0) and refused by hub_model_open
+ * when the architecture uses that tensor. */
 int st_open_dir(st_set **out, const char *dir, lmd_err *err);
 /* Opens one .safetensors file (the same validation, without the directory rules). */
 int st_open_file(st_set **out, const char *path, lmd_err *err);

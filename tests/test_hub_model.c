@@ -501,6 +501,18 @@ static void test_cache(void) {
     HT_EXPECT_ERR("snapshot without weights", rc, &e, "no model.safetensors",
                   "huggingface-cli download allenai/OLMo-2-tiny --revision partial");
 
+    /* a snapshot whose weights link to a blob that is not there */
+    snprintf(p, sizeof p, "%s/%s/snapshots/3333333333333333333333333333333333333333", dir, repo);
+    mkdirs(p);
+    snprintf(q, sizeof q, "%s/config.json", p);
+    ht_write_text(q, cfg);
+    snprintf(q, sizeof q, "%s/model.safetensors", p);
+    TU_CHECK(symlink("../../blobs/cccc-missing", q) == 0, "symlink");
+    put_ref(repo, "dangling", "3333333333333333333333333333333333333333");
+    rc = hub_model_open(&hm, "hf:allenai/OLMo-2-tiny@dangling", &e);
+    HT_EXPECT_ERR("weights symlink to a missing blob", rc, &e, "model.safetensors", "missing blob",
+                  "huggingface-cli download allenai/OLMo-2-tiny --revision dangling");
+
     /* $HF_HOME/hub when HF_HUB_CACHE is unset */
     unsetenv("HF_HUB_CACHE");
     char home[4200];
@@ -538,7 +550,7 @@ static void test_cache(void) {
                  "parsed fields");
         TU_CHECK(n == 8 && strcmp(r[3].spec, "hf:allenai/OLMo-2-tiny@stage1-step1000-tokens5B") == 0, "spec %s",
                  n ? r[3].spec : "");
-        TU_CHECK(skipped && strcmp(skipped, "olmo-2-preview\npartial\npr/1\n") == 0, "skipped: \"%s\"",
+        TU_CHECK(skipped && strcmp(skipped, "dangling\nolmo-2-preview\npartial\npr/1\n") == 0, "skipped: \"%s\"",
                  skipped ? skipped : "(null)");
         free(r);
         free(skipped);

@@ -270,11 +270,82 @@ static void test_bad(void) {
     bad("entry without dtype", "{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "\"w\"", "dtype", NULL);
 }
 
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Reading every tensor of a 32 MiB file through st_read_f32 keeps the mapping's pages out of
+ * the resident set (a model bigger than RAM is streamed): RSS grows by the 4 MiB buffer only. */
+static void test_streaming_rss(void) {
+    enum { NT = 8, NE = 1 << 20 };
+    float *data = malloc((size_t)NE * sizeof *data);
+    for (int i = 0; i < NE; i++) data[i] = (float)i;
+    ht_tensor t[NT];
+    char names[NT][16];
+    for (int i = 0; i < NT; i++) {
+        snprintf(names[i], sizeof names[i], "w%d", i);
+        t[i] = (ht_tensor){names[i], "F32", 1, {NE}, data, (size_t)NE * 4};
+    }
+    char p[4200];
+    snprintf(p, sizeof p, "%s/big.safetensors", dir);
+    ht_write_st(p, t, NT, NULL);
+    free(data);
+    st_set *s;
+    lmd_err e = {{0}};
+    if (st_open_file(&s, p, &e)) {
+        TU_CHECK(0, "open big: %s", e.msg);
+        return;
+    }
+    float *buf = malloc((size_t)NE * sizeof *buf);
+    memset(buf, 0, (size_t)NE * sizeof *buf);
+    long before = rss_kb();
+    int ok = 1;
+    for (int i = 0; i < NT; i++) {
+        st_read_f32(s, st_find(s, names[i]), buf);
+        ok &= buf[NE - 1] == (float)(NE - 1);
+    }
+    long grown = rss_kb() - before;
+    printf("streaming 32 MiB of tensors: RSS grew by %ld KiB (bound 8192)\n", grown);
+    TU_CHECK(ok, "big tensor values");
+    TU_CHECK(grown < 8192, "RSS grew by %ld KiB reading 32 MiB through the mapping", grown);
+    free(buf);
+    st_close(s);
+    remove(p);
+
+    /* a BF16 and an F16 tensor of 1M elements (the multi-threaded conversion path) */
+    uint16_t *h = malloc((size_t)NE * 2);
+    for (int i = 0; i < NE; i++) h[i] = (uint16_t)(i & 0x7BFF);
+    ht_tensor hb[2] = {{"b", "BF16", 1, {NE}, h, (size_t)NE * 2}, {"f", "F16", 1, {NE}, h, (size_t)NE * 2}};
+    ht_write_st(p, hb, 2, NULL);
+    float *o = malloc((size_t)NE * sizeof *o);
+    if (st_open_file(&s, p, &e) == 0) {
+        int bad_b = 0, bad_f = 0;
+        st_read_f32(s, st_find(s, "b"), o);
+        for (int i = 0; i < NE; i++) bad_b += o[i] != st_bf16_to_f32(h[i]);
+        st_read_f32(s, st_find(s, "f"), o);
+        for (int i = 0; i < NE; i++) bad_f += o[i] != st_f16_to_f32(h[i]);
+        TU_CHECK(bad_b == 0 && bad_f == 0, "1M-element conversion: %d bf16, %d f16 wrong", bad_b, bad_f);
+        st_close(s);
+    } else {
+        TU_CHECK(0, "open: %s", e.msg);
+    }
+    free(o);
+    free(h);
+    remove(p);
+}
+
 int main(void) {
     ht_scratch(dir, sizeof dir, "hub_safetensors");
     test_conversions();
     test_single();
     test_sharded();
     test_bad();
+    test_streaming_rss();
     return tu_summary("test_hub_safetensors");
 }
