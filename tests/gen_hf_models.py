@@ -843,8 +843,7 @@ def write_model_dir(d, config, st, shards=1, extra_pad=0):
 def write_ref(path, hs, logits, attrs):
     with h5py.File(path, "w") as f:
         for k, v in (("hidden_states", hs), ("logits", logits)):
-            f.create_dataset(k, data=v.astype(np.float64), compression="gzip", compression_opts=9,
-                             shuffle=True)
+            f.create_dataset(k, data=v.astype(np.float64))  # random floats: gzip gains nothing
         for k, v in attrs.items():
             f.attrs[k] = v
 
@@ -968,14 +967,16 @@ def gen_bad():
                               or mt not in ARCH_CLASS) else None
         return cf, cfg
 
-    def model(name, cf, st, raw=None, **kw):
+    def model(name, cf, st, raw=None, link=False, **kw):
         d = os.path.join(bd, name)
         os.makedirs(d)
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cf, f, indent=2)
             f.write("\n")
         p = os.path.join(d, "model.safetensors")
-        if raw is not None:
+        if link:  # config-only refusals share the control's weights (as snapshots share blobs)
+            os.symlink(os.path.join("..", "good", "model.safetensors"), p)
+        elif raw is not None:
             open(p, "wb").write(raw)
         elif st is not None:
             write_st(p, st, **kw)
@@ -1051,7 +1052,7 @@ def gen_bad():
         if mt not in ARCH_CLASS:
             c2["model_type"] = mt
             c2["architectures"] = ["GemmaForCausalLM"]
-        model(name, c2, st)
+        model(name, c2, st, link=True)
         rows.append((name, pats, why))
 
     cfg_case("unknown_model_type", "config\\.json;model_type;gemma", "model_type gemma is not implemented", mt="gemma")
@@ -1074,10 +1075,10 @@ def gen_bad():
 
     # config and weights disagree
     c3 = dict(cf, vocab_size=40)
-    model("vocab_mismatch", c3, st)
+    model("vocab_mismatch", c3, st, link=True)
     rows.append(("vocab_mismatch", "embed_tokens|vocab_size", "config vocab_size 40, embed_tokens [32,16]"))
     c4 = dict(cf, hidden_size=24)
-    model("hidden_mismatch", c4, st)
+    model("hidden_mismatch", c4, st, link=True)
     rows.append(("hidden_mismatch", "model\\.safetensors|config\\.json", "config hidden_size 24, weights 16"))
 
     st5 = [t for t in st if t[0] != "lm_head.weight"]
