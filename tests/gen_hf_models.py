@@ -447,7 +447,8 @@ def rope_tables(cfg, T, sliding, mut=()):
     if rtype not in (None, "default", "yarn"):
         raise ValueError(rtype)
     if use_yarn:
-        inv, att = yarn_inv_freq(cfg, truncate=None if "yarn_no_truncate" not in mut else False)
+        inv, att = yarn_inv_freq(cfg, truncate=False if "yarn_no_truncate" in mut else
+                                 True if "yarn_force_truncate" in mut else None)
         if "no_attention_factor" in mut:
             att = 1.0
         if "yarn_default_freqs" in mut:
@@ -629,11 +630,16 @@ def naive_forward(cfg, W, tok):
             base, factor = cfg.theta, rs["factor"]
             omax = rs.get("original_max_position_embeddings") or cfg.P
             af = rs.get("attention_factor")
-            if af is None:
+            ms, msa = rs.get("mscale"), rs.get("mscale_all_dim")
+            if af is None and ms and msa:
+                af = (0.1 * ms * math.log(factor) + 1.0) / (0.1 * msa * math.log(factor) + 1.0)
+            elif af is None:
                 af = 0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0
             bf, bs = rs.get("beta_fast") or 32, rs.get("beta_slow") or 1
-            lo = math.floor(hd * math.log(omax / (bf * 2 * math.pi)) / (2 * math.log(base)))
-            hi = math.ceil(hd * math.log(omax / (bs * 2 * math.pi)) / (2 * math.log(base)))
+            lo = hd * math.log(omax / (bf * 2 * math.pi)) / (2 * math.log(base))
+            hi = hd * math.log(omax / (bs * 2 * math.pi)) / (2 * math.log(base))
+            if rs.get("truncate", True):
+                lo, hi = math.floor(lo), math.ceil(hi)
             lo, hi = max(lo, 0), min(hi, hd - 1)
             out = []
             for j in range(half):
@@ -772,6 +778,18 @@ CASES = [
                 "YaRN (Olmo-3 7B's rope_scaling fields: attention_factor, beta_fast, beta_slow, "
                 "factor 8, original_max_position_embeddings) on the full layer only, default RoPE "
                 "on sliding layers, GQA 4/2, BF16, untied, config writes `dtype`"),
+    dict(name="olmo3_yarn_mscale", mt="olmo3", dtype="BF16", seed=63, B=2, T=12, form="u32", offset=0,
+         cfg=dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                  num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
+                  rope_theta=10000.0, sliding_window=4,
+                  rope_scaling={"factor": 4.0, "mscale": 2.0, "mscale_all_dim": 0.5,
+                                "beta_fast": 16.0, "beta_slow": 2.0, "truncate": False,
+                                "rope_type": "yarn"},
+                  layer_types=["full_attention", "sliding_attention"]),
+         covers="YaRN without attention_factor (derived from mscale 2 / mscale_all_dim 0.5: "
+                "(0.2 ln4 + 1) / (0.05 ln4 + 1)), no original_max_position_embeddings (-> "
+                "max_position_embeddings), beta_fast 16, beta_slow 2, truncate false; full layer "
+                "first, window 4, GQA 2/1, BF16, untied"),
     dict(name="olmo3_default", mt="olmo3", dtype="F16", seed=62, B=2, T=16, form="u32", offset=0,
          drop=("layer_types",),
          cfg=dict(vocab_size=90, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
@@ -791,6 +809,8 @@ MUTATIONS = {  # case -> semantic slips the committed reference must detect (rel
     "olmo2": ["no_qk_norm", "no_final_norm"],
     "olmo3": ["no_window", "window_plus_one", "no_yarn", "no_attention_factor", "yarn_default_freqs",
               "yarn_no_truncate", "yarn_on_sliding", "gqa_modulo", "tie_flipped"],
+    "olmo3_yarn_mscale": ["no_yarn", "no_attention_factor", "yarn_default_freqs", "yarn_force_truncate",
+                          "window_plus_one"],
     "olmo3_default": ["no_window", "window_plus_one"],
 }
 
@@ -823,8 +843,7 @@ def write_model_dir(d, config, st, shards=1, extra_pad=0):
 def write_ref(path, hs, logits, attrs):
     with h5py.File(path, "w") as f:
         for k, v in (("hidden_states", hs), ("logits", logits)):
-            f.create_dataset(k, data=v.astype(np.float64), compression="gzip", compression_opts=9,
-                             shuffle=True)
+            f.create_dataset(k, data=v.astype(np.float64))  # random floats: gzip gains nothing
         for k, v in attrs.items():
             f.attrs[k] = v
 
@@ -948,14 +967,16 @@ def gen_bad():
                               or mt not in ARCH_CLASS) else None
         return cf, cfg
 
-    def model(name, cf, st, raw=None, **kw):
+    def model(name, cf, st, raw=None, link=False, **kw):
         d = os.path.join(bd, name)
         os.makedirs(d)
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cf, f, indent=2)
             f.write("\n")
         p = os.path.join(d, "model.safetensors")
-        if raw is not None:
+        if link:  # config-only refusals share the control's weights (as snapshots share blobs)
+            os.symlink(os.path.join("..", "good", "model.safetensors"), p)
+        elif raw is not None:
             open(p, "wb").write(raw)
         elif st is not None:
             write_st(p, st, **kw)
@@ -1031,7 +1052,7 @@ def gen_bad():
         if mt not in ARCH_CLASS:
             c2["model_type"] = mt
             c2["architectures"] = ["GemmaForCausalLM"]
-        model(name, c2, st)
+        model(name, c2, st, link=True)
         rows.append((name, pats, why))
 
     cfg_case("unknown_model_type", "config\\.json;model_type;gemma", "model_type gemma is not implemented", mt="gemma")
@@ -1054,10 +1075,10 @@ def gen_bad():
 
     # config and weights disagree
     c3 = dict(cf, vocab_size=40)
-    model("vocab_mismatch", c3, st)
+    model("vocab_mismatch", c3, st, link=True)
     rows.append(("vocab_mismatch", "embed_tokens|vocab_size", "config vocab_size 40, embed_tokens [32,16]"))
     c4 = dict(cf, hidden_size=24)
-    model("hidden_mismatch", c4, st)
+    model("hidden_mismatch", c4, st, link=True)
     rows.append(("hidden_mismatch", "model\\.safetensors|config\\.json", "config hidden_size 24, weights 16"))
 
     st5 = [t for t in st if t[0] != "lm_head.weight"]

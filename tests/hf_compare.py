@@ -9,6 +9,9 @@
   hf_compare.py to-lmdisp HF_GPT2_DIR OUT.h5
       HF GPT-2 directory (single F32 model.safetensors) -> lmdisp checkpoint (DESIGN 4.1):
       Conv1D [in,out] transposed to [out,in], c_attn -> qkv (rows q | k | v), tied wte.
+  hf_compare.py measure MEASURE.json REF.h5 [--name CASE]
+      `lmdisp measure --json` on the reference's windows: layer means, off-diagonal means and MEV
+      recomputed in numpy from the reference hidden states (DESIGN 1), within 1e-5.
   hf_compare.py order ORDER.txt OUTPUT.txt [--absent NAME ...]
       the revision names of ORDER.txt (one a line, # comments) appear in OUTPUT.txt in that
       order (first appearance of each as a whole word); --absent names must not be measured
@@ -178,9 +181,43 @@ def order(argv):
     return 1 if bad else 0
 
 
+def measure(argv):
+    """`lmdisp measure MODEL --tokens --sequences B --seq-len T --json` output vs DESIGN 1 in
+    numpy on the reference hidden states (windows b*T.. = forward's batch at offset 0)."""
+    js, ref = argv[0], argv[1]
+    name = argv[argv.index("--name") + 1] if "--name" in argv else ""
+    j = json.load(open(js))
+    with h5py.File(ref, "r") as f:
+        H = f["hidden_states"][...]
+    L1, B, T, C = H.shape
+    lm, od, mev = [], [], []
+    for l in range(L1):
+        X = H[l]
+        Xn = X / np.maximum(np.linalg.norm(X, axis=-1, keepdims=True), 1e-3)
+        Cb = np.clip(np.einsum("btd,bsd->bts", Xn, Xn), -1, 1).mean(0)
+        lm.append(Cb.mean())
+        od.append((Cb.sum() - np.trace(Cb)) / (T * (T - 1)))
+        m = []
+        for b in range(B):
+            sv = np.linalg.svd(X[b], compute_uv=False)
+            m.append(sv[0] ** 2 / (sv ** 2).sum())
+        mev.append(np.mean(m))
+    bad = 0
+    for key, want, tol in (("layer_mean_cossim", lm, 1e-5), ("offdiag_mean_cossim", od, 1e-5), ("mev", mev, 1e-5)):
+        got = j.get(key)
+        if got is None or len(got) != L1:
+            print(f"{name}: measure {key} missing or not {L1} entries"); bad += 1
+            continue
+        d = np.abs(np.asarray(got, float) - np.asarray(want))
+        ok = d.max() <= tol
+        bad += not ok
+        print(f"{name}: measure {key:20s} worst |diff| {d.max():.2e} at layer {int(d.argmax())} (tol {tol:g}) {'ok' if ok else 'FAIL'}")
+    return 1 if bad else 0
+
+
 def main():
     cmd, argv = sys.argv[1], sys.argv[2:]
-    sys.exit({"compare": compare, "to-lmdisp": to_lmdisp, "order": order}[cmd](argv))
+    sys.exit({"compare": compare, "to-lmdisp": to_lmdisp, "order": order, "measure": measure}[cmd](argv))
 
 
 if __name__ == "__main__":

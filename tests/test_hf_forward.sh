@@ -2,7 +2,7 @@
 # test_hf_forward.sh — pretrained Hugging Face models (issue 15, DESIGN 4.6/4.7) against the
 # independent float64 PyTorch reference committed in tests/hf/ (tests/gen_hf_models.py; see
 # tests/hf/README.md): `lmdisp forward` on every case agrees within max|diff|/rms <= 2e-4 per
-# hidden state and for the logits; every bad input of tests/hf/bad/ is refused with exit 2 and
+# hidden state and for the logits, and `lmdisp measure` with the metrics recomputed from them; every bad input of tests/hf/bad/ is refused with exit 2 and
 # a message naming the file and field/tensor; the fake hub cache tests/hf/cache/ resolves
 # hf:ORG/NAME[@REV] and `track hf:ORG/NAME@*` walks its revisions in DESIGN 4.6 order.
 # Needs /usr/bin/python3 with numpy + h5py (no torch). Exit 77 (skipped) only when the binary
@@ -31,6 +31,14 @@ while IFS=$'\t' read -r name B T O np covers; do
         $CMP compare "$W/$name.h5" "$HF/$name/ref.h5" --name "$name" || fail "forward $name vs reference"
     else
         fail "forward $name exited $?: $(cat "$W/$name.err")"
+    fi
+    # measure (DESIGN 4.5) on the same windows (it has no offset: cases at offset 0 only)
+    [ "$O" = 0 ] || continue
+    if "$LMDISP" measure "$HF/$name" --tokens "$HF/$name/tokens.bin" --sequences "$B" \
+        --seq-len "$T" --json > "$W/$name.json" 2> "$W/$name.merr"; then
+        $CMP measure "$W/$name.json" "$HF/$name/ref.h5" --name "$name" || fail "measure $name vs reference"
+    else
+        fail "measure $name exited $?: $(cat "$W/$name.merr")"
     fi
 done < "$HF/cases.tsv"
 
