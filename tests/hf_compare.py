@@ -160,7 +160,9 @@ def order(argv):
     text = open(argv[1], errors="replace").read()
     pos = []
     for n in names:
-        m = re.search(r"(?<![\w.-])" + re.escape(n) + r"(?![\w.-])", text)
+        # as part of a revision spec (hf:ORG/NAME@REV): a bare word could match a path such
+        # as a checkout named main
+        m = re.search(r"@" + re.escape(n) + r"(?![\w.-])", text)
         pos.append(m.start() if m else -1)
     bad = 0
     for n, p in zip(names, pos):
