@@ -993,8 +993,10 @@ typedef struct {
     int K, L1, D, W;
     char **id, **disp, **status, **label;
     int64_t *mlp, *seed, *n_params, *n_layer, *group;
-    int64_t *step, *tokens, *cell_tokens, *widths, *trend_n, *n_seeds;
-    double *lmc, *sp, *kd, *val, *tsp, *tkd;
+    int64_t *step, *tokens, *cell_tokens, *widths, *n_seeds;
+    double *lmc, *sp, *kd, *val, *lastn;
+    double *tsp[N_TRENDS], *tkd[N_TRENDS];
+    int64_t *tn[N_TRENDS], *saturated;
     double *mean[N_METRICS], *std[N_METRICS];
     char name[256];
 } study_view;
@@ -1011,9 +1013,14 @@ static void view_free(study_view *v) {
     free_strings(v->status, v->C);
     free_strings(v->label, (size_t)v->D);
     void *p[] = {v->mlp, v->seed, v->n_params, v->n_layer, v->group, v->step, v->tokens,
-                 v->cell_tokens, v->widths, v->trend_n, v->n_seeds, v->lmc, v->sp, v->kd,
-                 v->val, v->tsp, v->tkd};
+                 v->cell_tokens, v->widths, v->n_seeds, v->lmc, v->sp, v->kd,
+                 v->val, v->lastn, v->saturated};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
+    for (int t = 0; t < N_TRENDS; t++) {
+        free(v->tsp[t]);
+        free(v->tkd[t]);
+        free(v->tn[t]);
+    }
     for (int m = 0; m < N_METRICS; m++) {
         free(v->mean[m]);
         free(v->std[m]);
@@ -1121,9 +1128,23 @@ static int view_load(study_view *v, const char *path, lmd_err *err) {
     v->kd = read_all(f, path, "/condensation/kendall", H5T_NATIVE_DOUBLE, C * K, &rc, err);
     v->val = read_all(f, path, "/loss/val", H5T_NATIVE_DOUBLE, C * K, &rc, err);
     v->widths = read_all(f, path, "/summary/mlp_dim", H5T_NATIVE_INT64, W, &rc, err);
-    v->tsp = read_all(f, path, "/summary/trend_spearman", H5T_NATIVE_DOUBLE, D * K, &rc, err);
-    v->tkd = read_all(f, path, "/summary/trend_kendall", H5T_NATIVE_DOUBLE, D * K, &rc, err);
-    v->trend_n = read_all(f, path, "/summary/trend_n", H5T_NATIVE_INT64, D * K, &rc, err);
+    v->lastn = read_all(f, path, "/condensation/last_n_mean", H5T_NATIVE_DOUBLE, C * K * 6, &rc, err);
+    if (!rc && H5Lexists(f, "/summary/trend", H5P_DEFAULT) <= 0) {
+        H5Fclose(f);
+        view_free(v);
+        return lmd_errf(err, "%s was written before /summary/trend existed; rebuild it with "
+                        "`lmdisp aggregate DIR` (DIR = the study directory)", path);
+    }
+    for (int t = 0; t < N_TRENDS; t++) {
+        char name[128];
+        snprintf(name, sizeof name, "/summary/trend/%s/spearman", TREND_NAMES[t]);
+        v->tsp[t] = read_all(f, path, name, H5T_NATIVE_DOUBLE, D * K, &rc, err);
+        snprintf(name, sizeof name, "/summary/trend/%s/kendall", TREND_NAMES[t]);
+        v->tkd[t] = read_all(f, path, name, H5T_NATIVE_DOUBLE, D * K, &rc, err);
+        snprintf(name, sizeof name, "/summary/trend/%s/n", TREND_NAMES[t]);
+        v->tn[t] = read_all(f, path, name, H5T_NATIVE_INT64, D * K, &rc, err);
+    }
+    v->saturated = read_all(f, path, "/summary/trend/rho/saturated", H5T_NATIVE_INT64, D * K, &rc, err);
     v->n_seeds = read_all(f, path, "/summary/by_width/n_seeds", H5T_NATIVE_INT64, D * W, &rc, err);
     for (int m = 0; m < N_METRICS; m++) {
         char name[128];
@@ -1211,25 +1232,54 @@ static void print_cells(const study_view *v, FILE *f, int csv) {
 }
 
 static void print_trend(const study_view *v, FILE *f, int csv) {
-    char b[2][48];
-    if (csv) fprintf(f, "setting,step,tokens,n_cells,trend_spearman,trend_kendall\n");
+    char b[6][48];
+    int lw = label_width(v);
+    if (csv)
+        fprintf(f, "setting,step,tokens,n_cells,trend_spearman,trend_kendall,rho_saturated,"
+                   "last_layer_spearman,last_layer_kendall,last_half_spearman,last_half_kendall\n");
     else
-        fprintf(f, "cross-grid trend: rank correlation of each model's rho with mlp_dim "
-                   "(done cells; negative = larger models condense less)\n"
-                   "  %-*s %10s %12s %4s %9s %9s\n", label_width(v), "setting", "step", "tokens", "n",
-                "spearman", "kendall");
+        fprintf(f, "cross-grid trend: rank correlation of mlp_dim with each per-model statistic "
+                   "(done cells, all seeds;\nnegative = larger models condense less). rho = the "
+                   "model's Spearman of layer mean vs depth,\nlast_layer = mean cosine of the last "
+                   "hidden state, last_half = mean over the last half of the layers\n"
+                   "  %-*s %8s %10s %4s %17s %17s %17s\n  %-*s %8s %10s %4s %8s %8s %8s %8s %8s %8s\n",
+                lw, "", "", "", "", "rho", "last_layer", "last_half", lw, "setting", "step",
+                "tokens", "n", "spearman", "kendall", "spearman", "kendall", "spearman", "kendall");
     for (int d = 0; d < v->D; d++)
         for (int k = 0; k < v->K; k++) {
             size_t o = (size_t)d * (size_t)v->K + (size_t)k;
-            if (csv)
-                fprintf(f, "\"%s\",%lld,%lld,%lld,%s,%s\n", v->label[d], (long long)v->step[k],
-                        (long long)v->tokens[k], (long long)v->trend_n[o],
-                        num(b[0], 48, v->tsp[o], 3, 1), num(b[1], 48, v->tkd[o], 3, 1));
+            if (csv) {
+                fprintf(f, "\"%s\",%lld,%lld,%lld,%s,%s,%lld,%s,%s,%s,%s\n", v->label[d],
+                        (long long)v->step[k], (long long)v->tokens[k], (long long)v->tn[T_RHO][o],
+                        num(b[0], 48, v->tsp[T_RHO][o], 3, 1), num(b[1], 48, v->tkd[T_RHO][o], 3, 1),
+                        (long long)v->saturated[o],
+                        num(b[2], 48, v->tsp[T_LAST_LAYER][o], 3, 1),
+                        num(b[3], 48, v->tkd[T_LAST_LAYER][o], 3, 1),
+                        num(b[4], 48, v->tsp[T_LAST_HALF][o], 3, 1),
+                        num(b[5], 48, v->tkd[T_LAST_HALF][o], 3, 1));
+                continue;
+            }
+            fprintf(f, "  %-*s %8lld %10lld %4lld", lw, v->label[d], (long long)v->step[k],
+                    (long long)v->tokens[k], (long long)v->tn[T_LAST_LAYER][o]);
+            if (v->saturated[o])
+                fprintf(f, " %17s", "saturated");
             else
-                fprintf(f, "  %-*s %10lld %12lld %4lld %9s %9s\n", label_width(v), v->label[d],
-                        (long long)v->step[k], (long long)v->tokens[k], (long long)v->trend_n[o],
-                        num(b[0], 48, v->tsp[o], 3, 0), num(b[1], 48, v->tkd[o], 3, 0));
+                fprintf(f, " %8s %8s", num(b[0], 48, v->tsp[T_RHO][o], 3, 0),
+                        num(b[1], 48, v->tkd[T_RHO][o], 3, 0));
+            fprintf(f, " %8s %8s %8s %8s\n", num(b[2], 48, v->tsp[T_LAST_LAYER][o], 3, 0),
+                    num(b[3], 48, v->tkd[T_LAST_LAYER][o], 3, 0),
+                    num(b[4], 48, v->tsp[T_LAST_HALF][o], 3, 0),
+                    num(b[5], 48, v->tkd[T_LAST_HALF][o], 3, 0));
         }
+    if (csv) return;
+    for (int d = 0; d < v->D; d++) {
+        int n_sat = 0;
+        for (int k = 0; k < v->K; k++) n_sat += v->saturated[(size_t)d * (size_t)v->K + (size_t)k] != 0;
+        if (n_sat)
+            fprintf(f, "  note: rho is saturated for %s at %d of %d checkpoints: every cell's layer "
+                       "means rise monotonically with depth (rho = 1), so its trend is undefined "
+                       "there; read last_layer and last_half\n", v->label[d], n_sat, v->K);
+    }
 }
 
 static void print_width(const study_view *v, FILE *f, int csv) {
@@ -1237,12 +1287,12 @@ static void print_width(const study_view *v, FILE *f, int csv) {
     int K = v->K;
     if (csv)
         fprintf(f, "setting,mlp_dim,n_seeds,step,tokens,spearman_mean,spearman_std,kendall_mean,"
-                   "kendall_std,last_layer_cossim_mean,last_layer_cossim_std,val_loss_mean,"
-                   "val_loss_std\n");
+                   "kendall_std,last_layer_cossim_mean,last_layer_cossim_std,last_half_cossim_mean,"
+                   "last_half_cossim_std,val_loss_mean,val_loss_std\n");
     else
         fprintf(f, "per width at the final checkpoint (mean ± std over seeds, done cells)\n"
-                   "  %-*s %8s %4s %17s %17s %17s %17s\n", label_width(v), "setting", "mlp_dim", "n", "rho",
-                "tau", "last_cossim", "val_loss");
+                   "  %-*s %8s %4s %17s %17s %17s %17s %17s\n", label_width(v), "setting", "mlp_dim", "n", "rho",
+                "tau", "last_cossim", "last_half", "val_loss");
     for (int d = 0; d < v->D; d++)
         for (int w = 0; w < v->W; w++) {
             size_t dw = (size_t)d * (size_t)v->W + (size_t)w;
@@ -1276,6 +1326,126 @@ static void print_width(const study_view *v, FILE *f, int csv) {
         }
 }
 
+/* Per-cell statistic of a claim at column k: the last-layer or the last-half mean cosine. */
+static double cell_stat(const study_view *v, size_t i, int k, int t) {
+    if (k < 0) return NAN;
+    if (t == T_LAST_LAYER) return last_cos(v, i, k);
+    return v->lastn[(i * (size_t)v->K + (size_t)k) * 6 + LAST_HALF_INDEX];
+}
+
+static void mean_std(const double *x, int n, double *mean, double *std) {
+    double s = 0, q = 0;
+    for (int j = 0; j < n; j++) s += x[j];
+    *mean = n ? s / n : NAN;
+    for (int j = 0; j < n; j++) q += (x[j] - *mean) * (x[j] - *mean);
+    *std = n >= 2 ? sqrt(q / (n - 1)) : NAN;
+}
+
+/* One line per claim of the paper that the study can test, with the numbers behind it
+ * (docs/STUDY.md "Claims"): larger MLP, less condensation; dispersion lowers condensation;
+ * condensation at initialization. */
+static void print_claims(const study_view *v, FILE *f) {
+    char b[4][48];
+    const int K = v->K, kl = K - 1, k0 = init_col(v);
+    fprintf(f, "claims (done cells; last checkpoint = step %lld):\n", K ? (long long)v->step[kl] : 0LL);
+    if (K == 0) return;
+    /* 1. larger MLP, less condensation: per setting, width vs last_layer and last_half */
+    for (int d = 0; d < v->D; d++) {
+        size_t o = (size_t)d * (size_t)K + (size_t)kl;
+        int neg = 0, defined = 0;
+        for (int t = T_LAST_LAYER; t <= T_LAST_HALF; t++) {
+            defined += isfinite(v->tsp[t][o]) && isfinite(v->tkd[t][o]);
+            neg += v->tsp[t][o] < 0 && v->tkd[t][o] < 0;
+        }
+        fprintf(f, "  larger MLP, less condensation [%s]: last_layer spearman %s kendall %s, "
+                   "last_half spearman %s kendall %s (n %lld cells, %d widths) -> %s\n",
+                v->label[d], num(b[0], 48, v->tsp[T_LAST_LAYER][o], 3, 0),
+                num(b[1], 48, v->tkd[T_LAST_LAYER][o], 3, 0),
+                num(b[2], 48, v->tsp[T_LAST_HALF][o], 3, 0),
+                num(b[3], 48, v->tkd[T_LAST_HALF][o], 3, 0), (long long)v->tn[T_LAST_LAYER][o],
+                v->W, defined < 2 ? "not testable" : neg == 2 ? "holds" : neg == 0 ? "does not hold" : "mixed");
+    }
+    /* 2. dispersion lowers condensation: each dispersion setting minus the one setting without
+     * it, per width, paired by seed */
+    int off = -1, n_off = 0;
+    for (int d = 0; d < v->D; d++)
+        if (!strncmp(v->label[d], "off", 3) && (v->label[d][3] == '\0' || v->label[d][3] == ' ')) {
+            off = d;
+            n_off++;
+        }
+    double *diff = lmd_calloc(v->C ? v->C : 1, sizeof *diff);
+    for (int d = 0; d < v->D; d++) {
+        if (d == off) continue;
+        if (n_off != 1) {
+            fprintf(f, "  dispersion lowers condensation [%s]: not testable (needs exactly one setting "
+                       "without dispersion, found %d)\n", v->label[d], n_off);
+            continue;
+        }
+        for (int t = T_LAST_LAYER; t <= T_LAST_HALF; t++) {
+            int lower = 0, clear = 0, tested = 0;
+            fprintf(f, "  dispersion lowers condensation [%s - off, %s, mean ± std over seeds]:",
+                    v->label[d], TREND_NAMES[t]);
+            for (int w = 0; w < v->W; w++) {
+                int n = 0;
+                for (size_t i = 0; i < v->C; i++) {
+                    if (v->group[i] != d || v->mlp[i] != v->widths[w] || strcmp(v->status[i], "done"))
+                        continue;
+                    for (size_t j = 0; j < v->C; j++)
+                        if (v->group[j] == off && v->mlp[j] == v->mlp[i] && v->seed[j] == v->seed[i] &&
+                            !strcmp(v->status[j], "done")) {
+                            double x = cell_stat(v, i, kl, t) - cell_stat(v, j, kl, t);
+                            if (isfinite(x)) diff[n++] = x;
+                        }
+                }
+                double m, sd;
+                mean_std(diff, n, &m, &sd);
+                if (n) {
+                    tested++;
+                    lower += m < 0;
+                    clear += m < 0 && n >= 2 && m + sd < 0;
+                }
+                if (n >= 2)
+                    fprintf(f, " %lld: %s ± %s (n %d)%s", (long long)v->widths[w],
+                            num(b[0], 48, m, 3, 0), num(b[1], 48, sd, 3, 0), n, w + 1 < v->W ? ";" : "");
+                else
+                    fprintf(f, " %lld: %s (n %d)%s", (long long)v->widths[w], num(b[0], 48, m, 3, 0),
+                            n, w + 1 < v->W ? ";" : "");
+            }
+            fprintf(f, " -> %s (lower at %d of %d widths, by more than one std at %d)\n",
+                    !tested ? "not testable" : lower == tested ? "holds" : lower == 0 ? "does not hold" : "mixed",
+                    lower, tested, clear);
+        }
+    }
+    free(diff);
+    /* 3. condensation at initialization: the mean layer profile at step 0 and each cell's rho */
+    if (k0 < 0) {
+        fprintf(f, "  condensation at initialization: not testable (step 0 is not tracked)\n");
+        return;
+    }
+    int64_t nl = -1;
+    int n = 0, pos = 0, ncells = 0;
+    double *prof = lmd_calloc((size_t)v->L1, sizeof *prof);
+    for (size_t i = 0; i < v->C; i++) {
+        if (strcmp(v->status[i], "done")) continue;
+        double rho = at(v->sp, v, i, k0);
+        if (isfinite(rho)) {
+            ncells++;
+            pos += rho > 0;
+        }
+        if (nl < 0) nl = v->n_layer[i];
+        if (v->n_layer[i] != nl) continue; /* one profile: the first done cell's depth */
+        for (int l = 0; l <= nl; l++) prof[l] += v->lmc[(i * (size_t)K + (size_t)k0) * (size_t)v->L1 + (size_t)l];
+        n++;
+    }
+    fprintf(f, "  condensation at initialization: layer means at step 0 (mean of %d cells with %lld layers)", n,
+            (long long)nl);
+    for (int l = 0; l <= nl && n; l++)
+        fprintf(f, " %s", num(b[0], 48, prof[l] / n, 3, 0));
+    fprintf(f, " (embedding .. final norm); rho > 0 in %d of %d cells -> %s\n", pos, ncells,
+            !ncells ? "not testable" : 2 * pos > ncells && n && prof[nl] > prof[0] ? "holds" : "does not hold");
+    free(prof);
+}
+
 int lmd_study_report(const char *path, FILE *f, int csv, const char *table, lmd_err *err) {
     if (!table) table = csv ? "cells" : "all";
     int all = !strcmp(table, "all");
@@ -1298,6 +1468,10 @@ int lmd_study_report(const char *path, FILE *f, int csv, const char *table, lmd_
     if (all || !strcmp(table, "trend")) print_trend(&v, f, csv);
     if (all) fprintf(f, "\n");
     if (all || !strcmp(table, "width")) print_width(&v, f, csv);
+    if (all) {
+        fprintf(f, "\n");
+        print_claims(&v, f);
+    }
     view_free(&v);
     return 0;
 }
