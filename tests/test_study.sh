@@ -342,8 +342,8 @@ else fail "report of a missing file: rc $rc"; cat "$tmp/r.err"; fi
 # 5. plots (study and `lmdisp track` trajectory)
 if $PY -c "import matplotlib" 2> /dev/null; then
   if $PY "$src/analysis/plot_study.py" "$tmp/M/study.h5" --out "$tmp/plots" > "$tmp/plot.log" 2>&1; then
-    n=0; for p in heatmaps trend condensation; do [ -s "$tmp/plots/$p.png" ] && n=$((n + 1)); done
-    [ $n = 3 ] && pass "plot_study.py: heatmaps, trend and condensation PNGs" || fail "plot PNGs missing"
+    n=0; for p in heatmaps figure2 trend condensation; do [ -s "$tmp/plots/$p.png" ] && n=$((n + 1)); done
+    [ $n = 4 ] && pass "plot_study.py: heatmaps, figure2, trend and condensation PNGs" || fail "plot PNGs missing"
   else fail "plot_study.py on study.h5"; cat "$tmp/plot.log"; fi
   "$LMDISP" train --n-layer 2 --n-embd 16 --n-head 2 --mlp-dim 32 --batch 4 --seq 16 --steps 4 \
     --checkpoint-steps 0,2,4 --out "$tmp/tr" > /dev/null 2>&1 && \
