@@ -339,6 +339,19 @@ else fail "report --csv"; cat "$tmp/csv.err"; fi
 if [ $rc -ne 0 ] && grep -q "nonexistent.h5" "$tmp/r.err"; then pass "report names a missing file"
 else fail "report of a missing file: rc $rc"; cat "$tmp/r.err"; fi
 
+# the docs/STUDY.md "Reading it" examples run on this file (pandas when it is installed)
+awk '/^## Reading it/{r=1} /^## Plots/{r=0} r && /^```python/{n++; f=1; next} r && /^```/{f=0} f{print > (dir "/doc_example" n ".py")}' \
+  dir="$tmp" "$src/docs/STUDY.md"
+for ex in "$tmp"/doc_example*.py; do
+  [ -f "$ex" ] || { fail "no python example in docs/STUDY.md"; break; }
+  sed -i "s#results/quickstart/study.h5#$tmp/A/study.h5#" "$ex"
+  if grep -q "import pandas\|pandas as pd" "$ex" && ! $PY -c "import pandas" 2> /dev/null; then
+    echo "skip: pandas is not installed for $PY, $(basename "$ex") not run"; continue
+  fi
+  if $PY "$ex" > "$ex.out" 2>&1 && [ -s "$ex.out" ]; then pass "docs/STUDY.md example $(basename "$ex") runs"
+  else fail "docs/STUDY.md example $(basename "$ex")"; cat "$ex.out"; fi
+done
+
 # 5. plots (study and `lmdisp track` trajectory)
 if $PY -c "import matplotlib" 2> /dev/null; then
   if $PY "$src/analysis/plot_study.py" "$tmp/M/study.h5" --out "$tmp/plots" > "$tmp/plot.log" 2>&1; then
