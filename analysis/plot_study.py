@@ -84,6 +84,15 @@ def fmt(x):
     return "nan" if not np.isfinite(x) else f"{x:+.2f}"
 
 
+def log_widths(ax, widths):
+    """Log-2 width axis with the widths as ticks; also when a panel has no data."""
+    if len(widths) and min(widths) > 0:
+        ax.set_xscale("log", base=2)
+        ax.set_xlim(min(widths) / 1.25, max(widths) * 1.25)
+        ax.set_xticks(widths)
+        ax.set_xticklabels([str(w) for w in widths])
+
+
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 
@@ -178,7 +187,7 @@ def plot_study(f, out):
                  else np.nan for w in widths]
             ax.plot(widths, m, "-", marker=mk, color=col,
                     label=f"{'Spearman' if s == 'rho' else 'Kendall'} per model")
-        ax.set_xscale("log", base=2)
+        log_widths(ax, widths)
         ax.set_xlabel("MLP width", fontsize=7)
         ax.set_ylim(-1.05, 1.05)
         ax.axhline(0, color="grey", lw=0.5)
@@ -213,9 +222,7 @@ def plot_study(f, out):
             if s != "tau":
                 lab += f" (trend {fmt(trend[src][0][d, kf])} / {fmt(trend[src][1][d, kf])})"
             ax.errorbar(widths * shift, m, yerr=sd, color=col, marker="_", ms=12, capsize=3, label=lab)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(widths)
-        ax.set_xticklabels([str(w) for w in widths])
+        log_widths(ax, widths)
         ax.set_xlabel("MLP width (mlp_dim)")
         ax.set_ylabel(ylabels[s])
         ax.legend(fontsize=6)
