@@ -352,6 +352,27 @@ for ex in "$tmp"/doc_example*.py; do
   else fail "docs/STUDY.md example $(basename "$ex")"; cat "$ex.out"; fi
 done
 
+# every other varying grid axis is a /cells column with its dotted setting name
+if mpi 1 "$LMDISP" run "$LMDISP_TESTS/specs/study_axes.yaml" --out "$tmp/X" > "$tmp/X.log" 2>&1 && \
+   $PY - "$tmp/X/study.h5" <<'PY'
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+bad = []
+c = f["cells"]
+if c.attrs.get("varying") != "lr,coeff": bad.append(f"varying {c.attrs.get('varying')!r}")
+for col, setting, want in (("coeff", "dispersion.coeff", [0.1, 0.1, 0.5, 0.5]),
+                           ("lr", "train.lr", [1e-3, 3e-3, 1e-3, 3e-3])):
+    if col not in c: bad.append(f"no /cells/{col}"); continue
+    if c[col].dtype != np.float64 or not np.allclose(c[col][()], want, rtol=1e-12, atol=0):
+        bad.append(f"/cells/{col} = {c[col][()]} ({c[col].dtype}), expected {want}")
+    if c[col].attrs.get("setting") != setting or c[col].attrs.get("dims") != "cell":
+        bad.append(f"/cells/{col} attributes {dict(c[col].attrs)}")
+if "n_embd" in c or "steps" in c: bad.append("a setting that does not vary got a column")
+print("\n".join("  " + b for b in bad)); sys.exit(1 if bad else 0)
+PY
+then pass "varying grid axes (coeff, lr) are /cells columns with their setting names"
+else fail "varying grid axes as /cells columns"; cat "$tmp/X.log" | tail -5; fi
+
 # 5. plots (study and `lmdisp track` trajectory)
 if $PY -c "import matplotlib" 2> /dev/null; then
   if $PY "$src/analysis/plot_study.py" "$tmp/M/study.h5" --out "$tmp/plots" > "$tmp/plot.log" 2>&1; then
