@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_slurm.sh (ctest label `slurm`) — the cluster path against a real Slurm on this machine:
-# starts slurm/local-cluster (one node: munged, slurmctld, slurmd), submits the quickstart as an
+# starts slurm/local-cluster (one node: munged, slurmctld, slurmd), submits the 8-cell
+# tests/specs/quickstart_small.yaml as an
 # array job, sends one running task `scancel --signal=USR1 --batch` (what a preemption or the
 # time-limit warning does), waits for the aggregation job, and checks that
 #   - the signalled task checkpointed, requeued itself and finished on its second attempt,
@@ -18,7 +19,7 @@ export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 PY=/usr/bin/python3
 tmp="$LMDISP_TMP/test_slurm"
 rm -rf "$tmp" && mkdir -p "$tmp"
-spec="$src/experiments/quickstart.yaml"
+spec="$src/tests/specs/quickstart_small.yaml"   # 8 cells; experiments/quickstart.yaml has 24
 fails=0 passes=0
 pass() { passes=$((passes + 1)); echo "ok: $*"; }
 fail() { fails=$((fails + 1)); echo "FAIL: $*"; }

@@ -66,7 +66,7 @@ if [ $rc -eq 0 ] && [ ! -e "$out" ] && [ ! -s "$FAKE/sbatch.log" ] && grep -q --
 else fail "dry run (rc $rc)"; cat "$tmp/dry.log"; fi
 
 # ---- 2. MaxArraySize split and --cells-per-task ----
-FAKE_MAX_ARRAY=3 "$LMDISP" submit "$LMDISP_SRC/experiments/quickstart.yaml" --out "$tmp/split" --dry-run > "$tmp/split.log" 2>&1
+FAKE_MAX_ARRAY=3 "$LMDISP" submit "$LMDISP_TESTS/specs/quickstart_small.yaml" --out "$tmp/split" --dry-run > "$tmp/split.log" 2>&1
 arrays=$(grep -c "^#SBATCH --array=" "$tmp/split.log")
 offsets=$(grep "^TASK_OFFSET=" "$tmp/split.log" | tr '\n' ' ')
 dep=$(grep "^#SBATCH --dependency=" "$tmp/split.log")
@@ -74,7 +74,7 @@ if [ "$arrays" -eq 3 ] && [ "$offsets" = "TASK_OFFSET=0 TASK_OFFSET=3 TASK_OFFSE
    grep -q -- "--array=0-1$" "$tmp/split.log" && [ "$(echo "$dep" | tr ':' '\n' | grep -c 'array job')" -eq 3 ]; then
   pass "8 tasks with MaxArraySize 3: 3 arrays (offsets 0, 3, 6), aggregation after all three"
 else fail "split: $arrays arrays, offsets '$offsets', '$dep'"; fi
-"$LMDISP" submit "$LMDISP_SRC/experiments/quickstart.yaml" --out "$tmp/cpt" --cells-per-task 3 --dry-run > "$tmp/cpt.log" 2>&1
+"$LMDISP" submit "$LMDISP_TESTS/specs/quickstart_small.yaml" --out "$tmp/cpt" --cells-per-task 3 --dry-run > "$tmp/cpt.log" 2>&1
 tasks=$(awk '$2 ~ /^mlp/ {print $1}' "$tmp/cpt.log" | sort -u | tr '\n' ' ')
 ncells=$(awk '$2 ~ /^mlp/ {print $2}' "$tmp/cpt.log" | sort -u | wc -l)
 if [ "$tasks" = "0 1 2 " ] && [ "$ncells" -eq 8 ]; then pass "--cells-per-task 3: 8 cells in tasks 0..2, each once"
