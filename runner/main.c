@@ -23,6 +23,7 @@ static const command COMMANDS[] = {
     {"step", cmd_step, "one forward/backward on a checkpoint, dumped to HDF5 (DESIGN 4.3)"},
     {"measure", cmd_measure, "condensation metrics of one checkpoint (DESIGN 4.5)"},
     {"track", cmd_track, "condensation of a series of checkpoints -> trajectory HDF5"},
+    {"tokenize", cmd_tokenize, "text or JSON Lines -> token file with an HF tokenizer.json (4.8)"},
 };
 
 static void usage(FILE *f) {

@@ -8,7 +8,8 @@ build="${1:-$here/build}"
 shift || true
 
 packages=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev libopenblas-dev
-          libhdf5-openmpi-dev hdf5-tools libyaml-dev python3 python3-numpy python3-h5py
+          libhdf5-openmpi-dev hdf5-tools libyaml-dev libjansson-dev libpcre2-dev
+          libutf8proc-dev python3 python3-numpy python3-h5py
           python3-matplotlib)
 packages+=(${LMDISP_PACKAGES_EXTRA:-})
 
