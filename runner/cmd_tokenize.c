@@ -42,6 +42,7 @@ static void usage(FILE *f) {
             "                      the output does not depend on N\n"
             "  --chunk-kb N        plain-text chunk size in KiB (default 1024)\n"
             "  --quiet             no progress on stderr\n"
+            "  --decode FILE.bin   instead: write the text of a token file to stdout\n"
             "\n"
             "Empty documents are skipped (no separator for them). Plain text files are cut into\n"
             "chunks only where the encoding provably does not change (docs/TOKENIZE.md).\n");
@@ -342,6 +343,48 @@ static int write_header(FILE *f, int u16, uint64_t count) {
     return fwrite(h, 4, 256, f) == 256 ? 0 : -1;
 }
 
+/* --decode FILE.bin: the text of a token file (either form of 4.2) on stdout. */
+static int decode_file(const lmd_tokenizer *tok, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "lmdisp tokenize: %s: cannot open: %s\n", path, strerror(errno));
+        return 2;
+    }
+    int32_t h[256];
+    int rc = 2;
+    uint32_t *ids = NULL;
+    if (fread(h, 4, 256, f) != 256 || !((h[0] == MAGIC_U16 && h[1] == 1) ||
+                                        (h[0] == MAGIC_U32 && h[1] == 7)) || h[2] < 0) {
+        fprintf(stderr, "lmdisp tokenize: %s: not an llm.c token file (header [0]=%d [1]=%d)\n",
+                path, h[0], h[1]);
+        goto done;
+    }
+    size_t n = (size_t)h[2], w = h[0] == MAGIC_U16 ? 2 : 4;
+    ids = lmd_calloc(n ? n : 1, sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        uint16_t u;
+        if (w == 2 ? fread(&u, 2, 1, f) != 1 : fread(&ids[i], 4, 1, f) != 1) {
+            fprintf(stderr, "lmdisp tokenize: %s: the header says %zu tokens but the file ends "
+                    "after %zu\n", path, n, i);
+            goto done;
+        }
+        if (w == 2) ids[i] = u;
+    }
+    char *text;
+    size_t len;
+    lmd_err err = {{0}};
+    if (tok_decode(tok, ids, n, &text, &len, &err)) {
+        fprintf(stderr, "lmdisp tokenize: %s: %s\n", path, err.msg);
+        goto done;
+    }
+    rc = fwrite(text, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
+    free(text);
+done:
+    free(ids);
+    fclose(f);
+    return rc;
+}
+
 int cmd_tokenize(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "tokenize", argc, argv);
@@ -355,6 +398,7 @@ int cmd_tokenize(int argc, char **argv) {
     const char *field = lmd_args_str(&a, "field");
     const char *sepp = lmd_args_str(&a, "separator");
     const char *eos_text = lmd_args_str(&a, "eos-token");
+    const char *decp = lmd_args_str(&a, "decode");
     int print = lmd_args_flag(&a, "print");
     int print_docs = lmd_args_flag(&a, "print-docs");
     if (print_docs) print = 1;
@@ -373,6 +417,19 @@ int cmd_tokenize(int argc, char **argv) {
     memset(&r, 0, sizeof r);
     char tmp[4200] = "";
     if (bad) goto out;
+    if (decp) {
+        lmd_err derr = {{0}};
+        if (!tokp || nin || outp || print) {
+            fprintf(stderr, "lmdisp tokenize: --decode FILE.bin takes --tokenizer and nothing else\n");
+            goto out;
+        }
+        if (tok_load(&tok, tokp, &derr)) {
+            fprintf(stderr, "lmdisp tokenize: %s\n", derr.msg);
+            goto out;
+        }
+        rc = decode_file(tok, decp);
+        goto out;
+    }
     if (!tokp || (!outp && !print) || (outp && print) || nin < 1) {
         fprintf(stderr, "lmdisp tokenize: need --tokenizer, exactly one of --out or --print, and "
                 "at least one INPUT\n");

@@ -5,10 +5,9 @@
 // Versions are pinned in tests/test_tokenize.sh (npm install) and recorded in each output.
 import fs from "node:fs";
 import path from "node:path";
-import { createRequire } from "node:module";
 
-const [nm, mode, a3, a4] = process.argv.slice(2);
-const req = createRequire(path.join(nm, "x.js"));
+const [nmArg, mode, a3, a4] = process.argv.slice(2);
+const nm = path.resolve(nmArg);
 const { Tokenizer } = await import(path.join(nm, "@huggingface/tokenizers/dist/tokenizers.mjs"));
 const ref = JSON.parse(fs.readFileSync(path.join(nm, "@huggingface/tokenizers/package.json")));
 
