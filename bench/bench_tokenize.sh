@@ -18,8 +18,10 @@ if [ ! -d "$nm/@huggingface/tokenizers" ]; then
   exit 1
 fi
 text="$work/text.txt"
-find /usr/lib/python3* -name '*.py' -size +8k 2>/dev/null | sort | xargs cat | head -c "${mb}000000" \
-  | iconv -f utf-8 -t utf-8 -c >"$text"
+set +o pipefail # head closes the pipe early
+find /usr/lib/python3* -name '*.py' -size +8k 2>/dev/null | sort | xargs cat 2>/dev/null \
+  | head -c "${mb}000000" | iconv -f utf-8 -t utf-8 -c >"$text"
+set -o pipefail
 bytes=$(stat -c %s "$text")
 cat >"$work/bench.mjs" <<'JS'
 import fs from "node:fs";
