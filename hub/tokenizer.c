@@ -4,6 +4,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <pcre2.h>
 #include <stdio.h>
@@ -182,12 +183,6 @@ static int load_model(lmd_tokenizer *t, json_t *model, lmd_err *err) {
     if (get_bool(model, "fuse_unk", 0, &fuse, t, "model", err)) return -1;
     if (get_bool(model, "ignore_merges", 0, &t->ignore_merges, t, "model", err)) return -1;
 
-    uint32_t cp[256];
-    int16_t inv[512];
-    bytes_to_unicode(cp);
-    for (int i = 0; i < 512; i++) inv[i] = -1;
-    for (int b = 0; b < 256; b++) inv[cp[b]] = (int16_t)b;
-
     json_t *vocab = json_object_get(model, "vocab");
     if (!json_is_object(vocab)) return lmd_errf(err, "%s: model.vocab is missing or not an object", t->path);
     /* first pass: the id range */
@@ -269,7 +264,6 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
         json_t *m = json_array_get(merges, i);
         const char *a, *b;
         size_t la, lb;
-        char *tmp = NULL;
         if (json_is_string(m)) {
             const char *s = json_string_value(m);
             size_t n = json_string_length(m);
@@ -293,7 +287,6 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
             return lmd_errf(err, "%s: model.merges[%zu] must be \"a b\" or [\"a\", \"b\"], not %s",
                             t->path, i, jtype(m));
         }
-        (void)tmp;
         if (la + lb + 2 > rcap) {
             rcap = 2 * (la + lb + 2);
             char *x = realloc(ra, rcap), *y;
@@ -498,8 +491,36 @@ int tok_load(lmd_tokenizer **out, const char *path, lmd_err *err) {
     if (S_ISDIR(st.st_mode)) snprintf(t->path, sizeof t->path, "%s/tokenizer.json", path);
     else snprintf(t->path, sizeof t->path, "%s", path);
     bpe_strmap_init(&t->vocab);
+    /* read whole, then parse: json_load_file reads by getc, several times slower on the
+     * multi-MB files of real tokenizers */
+    FILE *f = fopen(t->path, "rb");
+    if (!f) {
+        lmd_errf(err, "%s: cannot open: %s", t->path, strerror(errno));
+        tok_free(t);
+        return -1;
+    }
+    size_t cap = 1 << 20, n = 0, got;
+    char *text = malloc(cap);
+    if (!text) lmd_die("out of memory");
+    while ((got = fread(text + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *p = realloc(text, cap *= 2);
+            if (!p) lmd_die("out of memory reading %s", t->path);
+            text = p;
+        }
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (rerr) {
+        free(text);
+        lmd_errf(err, "%s: read failed", t->path);
+        tok_free(t);
+        return -1;
+    }
     json_error_t je;
-    json_t *root = json_load_file(t->path, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
+    free(text);
     if (!root) {
         lmd_errf(err, "%s:%d:%d: %s", t->path, je.line, je.column, je.text);
         tok_free(t);
