@@ -208,5 +208,14 @@ printf '{"model": ' >"$W/trunc.json"
 "$LMDISP" tokenize --tokenizer "$W/trunc.json" --print "$W/a.txt" 2>"$W/err" && bad "truncated JSON accepted"
 grep -q "trunc.json:1:" "$W/err" || bad "truncated JSON message lacks file:line: $(cat "$W/err")"
 
+# ---- 6. training and measuring on real text: --data tok:TOKENIZER:PATH ----
+"$LMDISP" train --data "tok:$(dirname "$(tj gpt2)"):$W/cases.txt" --steps 2 --n-layer 1 --n-embd 32 \
+  --n-head 2 --mlp-dim 64 --n-ctx 16 --seq 16 --batch 2 --out "$W/train" >"$W/train.log" 2>&1 \
+  || bad "train --data tok: failed: $(tail -3 "$W/train.log")"
+grep -q "ln vocab = 10.8249" "$W/train.log" || bad "train --data tok: vocab is not GPT-2's 50257: $(tail -2 "$W/train.log")"
+"$LMDISP" measure "$W/train/step0000002.h5" --data "tok:$(dirname "$(tj llama3)"):$W/cases.txt" \
+  --sequences 2 --seq-len 16 --json >/dev/null 2>"$W/err" && bad "a 128256-id tokenizer accepted for a 50257-id model"
+grep -q "128256 ids" "$W/err" || bad "vocabulary mismatch message: $(cat "$W/err")"
+
 [ $fail = 0 ] && echo "test_tokenize: all checks passed"
 exit $fail
