@@ -9,12 +9,12 @@
 
 /* Open-addressing map from byte strings to ids; the strings live in one pool. */
 typedef struct {
-    uint64_t *slots;  /* (pool offset + 1) << 32 | id ... see bpe.c; 0 = empty */
-    size_t cap;       /* power of two */
+    uint64_t *slots; /* entry index + 1; 0 = empty */
+    size_t cap;      /* power of two */
     size_t n;
     char *pool;
     size_t pool_n, pool_cap;
-    uint32_t *lens;   /* per entry, indexed by entry number */
+    uint32_t *lens; /* per entry, indexed by entry number */
     uint64_t *offs;
     uint32_t *ids;
     size_t n_cap;
@@ -29,7 +29,7 @@ int64_t bpe_strmap_get(const bpe_strmap *m, const char *s, size_t len);
 
 /* Merge table: (a, b) -> (rank, merged id). */
 typedef struct {
-    uint64_t *keys;   /* (a << 32 | b) + 1; 0 = empty */
+    uint64_t *keys; /* (a << 32 | b) + 1; 0 = empty */
     uint32_t *rank, *merged;
     size_t cap, n;
 } bpe_merges;
@@ -39,14 +39,13 @@ void bpe_merges_free(bpe_merges *m);
 /* Sets (a, b) -> (rank, merged); a later duplicate overwrites, as HF's HashMap collect does. */
 void bpe_merges_put(bpe_merges *m, uint32_t a, uint32_t b, uint32_t rank, uint32_t merged);
 /* 1 and *rank, *merged when the pair has a merge; else 0. */
-int bpe_merges_get(const bpe_merges *m, uint32_t a, uint32_t b, uint32_t *rank,
-                   uint32_t *merged);
+int bpe_merges_get(const bpe_merges *m, uint32_t a, uint32_t b, uint32_t *rank, uint32_t *merged);
 
 /* Scratch for bpe_merge_word, grown as needed; one per thread. */
 typedef struct {
     uint32_t *id;
     int32_t *prev, *next;
-    uint64_t *heap;   /* rank << 32 | position (min-heap: lowest rank, then leftmost) */
+    uint64_t *heap; /* rank << 32 | position (min-heap: lowest rank, then leftmost) */
     uint32_t *heap_merged;
     size_t cap, heap_cap, heap_n;
 } bpe_scratch;

@@ -21,9 +21,8 @@ static const char RE_GPT2[] =
 static const char RE_LLAMA3[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char RE_QWEN2[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char RE_QWEN2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                               "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 typedef struct {
     char *s;
@@ -34,18 +33,18 @@ typedef struct {
 
 struct lmd_tokenizer {
     char path[4096];
-    bpe_strmap vocab;          /* raw bytes -> id (byte-level tokens only) */
+    bpe_strmap vocab; /* raw bytes -> id (byte-level tokens only) */
     bpe_merges merges;
     uint32_t byte_id[256];
     int ignore_merges, nfc, cut_proven;
     pcre2_code *re;
     char *re_src;
-    added_token *added;        /* sorted by first byte, then length descending */
+    added_token *added; /* sorted by first byte, then length descending */
     int n_added;
     size_t added_maxlen;
     int first_lo[256], first_hi[256]; /* added[first_lo[b] .. first_hi[b]) start with b */
-    uint32_t n_ids;            /* max id + 1 */
-    uint64_t *dec_off;         /* id -> bytes in dec_pool; dec_len UINT32_MAX = no token */
+    uint32_t n_ids;                   /* max id + 1 */
+    uint64_t *dec_off;                /* id -> bytes in dec_pool; dec_len UINT32_MAX = no token */
     uint32_t *dec_len;
     char *dec_pool;
     size_t n_merges;
@@ -69,8 +68,8 @@ static long bytelevel_to_raw(const char *s, size_t len, const int16_t *inv, char
     long k = 0;
     while (i < len) {
         utf8proc_int32_t c;
-        utf8proc_ssize_t r = utf8proc_iterate((const utf8proc_uint8_t *)s + i,
-                                              (utf8proc_ssize_t)(len - i), &c);
+        utf8proc_ssize_t r =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &c);
         if (r <= 0 || c < 0 || c >= 512 || inv[c] < 0) return -1;
         out[k++] = (char)inv[c];
         i += (size_t)r;
@@ -99,10 +98,14 @@ int64_t tok_utf8_invalid_at(const char *str, size_t n) {
         }
         size_t k;
         uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) k = 1, cp = c & 0x1F;
-        else if (c >= 0xE0 && c <= 0xEF) k = 2, cp = c & 0x0F;
-        else if (c >= 0xF0 && c <= 0xF4) k = 3, cp = c & 0x07;
-        else return (int64_t)i;
+        if (c >= 0xC2 && c <= 0xDF)
+            k = 1, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            k = 2, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            k = 3, cp = c & 0x07;
+        else
+            return (int64_t)i;
         for (size_t j = 1; j <= k; j++) {
             if (i + j >= n || (s[i + j] & 0xC0) != 0x80) return (int64_t)i;
             cp = cp << 6 | (s[i + j] & 0x3F);
@@ -118,26 +121,36 @@ int64_t tok_utf8_invalid_at(const char *str, size_t n) {
 /* ---- loading ---- */
 
 static int refuse(lmd_err *err, const lmd_tokenizer *t, const char *field, const char *what) {
-    return lmd_errf(err, "%s: %s: %s is not implemented (lmdisp refuses rather than "
-                    "approximates; docs/TOKENIZE.md lists what is)", t->path, field, what);
+    return lmd_errf(err,
+                    "%s: %s: %s is not implemented (lmdisp refuses rather than "
+                    "approximates; docs/TOKENIZE.md lists what is)",
+                    t->path, field, what);
 }
 
 static const char *jtype(const json_t *v) {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    default: return "null";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+        return "true";
+    case JSON_FALSE:
+        return "false";
+    default:
+        return "null";
     }
 }
 
 /* Optional boolean field: absent or null -> def; else must be a boolean. */
-static int get_bool(const json_t *obj, const char *key, int def, int *out,
-                    const lmd_tokenizer *t, const char *ctx, lmd_err *err) {
+static int get_bool(const json_t *obj, const char *key, int def, int *out, const lmd_tokenizer *t,
+                    const char *ctx, lmd_err *err) {
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
         *out = def;
@@ -156,7 +169,8 @@ static const char *get_type(const json_t *obj) {
 }
 
 static int load_model(lmd_tokenizer *t, json_t *model, lmd_err *err) {
-    if (!json_is_object(model)) return lmd_errf(err, "%s: model is missing or not an object", t->path);
+    if (!json_is_object(model))
+        return lmd_errf(err, "%s: model is missing or not an object", t->path);
     const char *type = get_type(model);
     if (!type) return lmd_errf(err, "%s: model.type is missing", t->path);
     if (strcmp(type, "BPE")) {
@@ -184,7 +198,8 @@ static int load_model(lmd_tokenizer *t, json_t *model, lmd_err *err) {
     if (get_bool(model, "ignore_merges", 0, &t->ignore_merges, t, "model", err)) return -1;
 
     json_t *vocab = json_object_get(model, "vocab");
-    if (!json_is_object(vocab)) return lmd_errf(err, "%s: model.vocab is missing or not an object", t->path);
+    if (!json_is_object(vocab))
+        return lmd_errf(err, "%s: model.vocab is missing or not an object", t->path);
     /* first pass: the id range */
     const char *key;
     json_t *val;
@@ -206,8 +221,10 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
     uint32_t cp[256];
     int16_t inv[512];
     bytes_to_unicode(cp);
-    for (int i = 0; i < 512; i++) inv[i] = -1;
-    for (int b = 0; b < 256; b++) inv[cp[b]] = (int16_t)b;
+    for (int i = 0; i < 512; i++)
+        inv[i] = -1;
+    for (int b = 0; b < 256; b++)
+        inv[cp[b]] = (int16_t)b;
     json_t *vocab = json_object_get(model, "vocab");
     const char *key;
     json_t *val;
@@ -219,8 +236,10 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
         size_t klen = strlen(key);
         if (t->dec_len[id] != UINT32_MAX) {
             free(raw);
-            return lmd_errf(err, "%s: model.vocab: id %u is given to two tokens (one is "
-                            "\"%.100s\")", t->path, id, key);
+            return lmd_errf(err,
+                            "%s: model.vocab: id %u is given to two tokens (one is "
+                            "\"%.100s\")",
+                            t->path, id, key);
         }
         if (klen + 1 > raw_cap) {
             raw_cap = klen + 64;
@@ -233,7 +252,8 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
         size_t sl = rl >= 0 ? (size_t)rl : klen;
         if (rl >= 0) bpe_strmap_put(&t->vocab, raw, (size_t)rl, id);
         if (pool_n + sl > *pool_cap) {
-            while (pool_n + sl > *pool_cap) *pool_cap *= 2;
+            while (pool_n + sl > *pool_cap)
+                *pool_cap *= 2;
             char *p2 = realloc(t->dec_pool, *pool_cap);
             if (!p2) lmd_die("out of memory");
             t->dec_pool = p2;
@@ -248,13 +268,16 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
         char c = (char)b;
         int64_t id = bpe_strmap_get(&t->vocab, &c, 1);
         if (id < 0)
-            return lmd_errf(err, "%s: model.vocab lacks the byte-level token of byte 0x%02X "
-                            "(U+%04X): not a byte-level BPE vocabulary", t->path, b, cp[b]);
+            return lmd_errf(err,
+                            "%s: model.vocab lacks the byte-level token of byte 0x%02X "
+                            "(U+%04X): not a byte-level BPE vocabulary",
+                            t->path, b, cp[b]);
         t->byte_id[b] = (uint32_t)id;
     }
 
     json_t *merges = json_object_get(model, "merges");
-    if (!json_is_array(merges)) return lmd_errf(err, "%s: model.merges is missing or not an array", t->path);
+    if (!json_is_array(merges))
+        return lmd_errf(err, "%s: model.merges is missing or not an array", t->path);
     size_t nm = json_array_size(merges);
     t->n_merges = nm;
     bpe_merges_init(&t->merges, nm);
@@ -271,8 +294,10 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
             if (!sp || memchr(sp + 1, ' ', n - (size_t)(sp + 1 - s))) {
                 free(ra);
                 free(rb);
-                return lmd_errf(err, "%s: model.merges[%zu] \"%.100s\" is not two tokens "
-                                "separated by one space", t->path, i, s);
+                return lmd_errf(err,
+                                "%s: model.merges[%zu] \"%.100s\" is not two tokens "
+                                "separated by one space",
+                                t->path, i, s);
             }
             a = s, la = (size_t)(sp - s), b = sp + 1, lb = n - la - 1;
         } else if (json_is_array(m) && json_array_size(m) == 2 &&
@@ -302,8 +327,8 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
         int64_t ib = rlb > 0 ? bpe_strmap_get(&t->vocab, rb, (size_t)rlb) : -1;
         if (ia < 0 || ib < 0) {
             int bad_a = ia < 0;
-            lmd_errf(err, "%s: model.merges[%zu]: token \"%.*s\" is not in model.vocab", t->path,
-                     i, (int)(bad_a ? la : lb), bad_a ? a : b);
+            lmd_errf(err, "%s: model.merges[%zu]: token \"%.*s\" is not in model.vocab", t->path, i,
+                     (int)(bad_a ? la : lb), bad_a ? a : b);
             free(ra);
             free(rb);
             return -1;
@@ -311,8 +336,10 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
         memcpy(ra + rla, rb, (size_t)rlb);
         int64_t im = bpe_strmap_get(&t->vocab, ra, (size_t)(rla + rlb));
         if (im < 0) {
-            lmd_errf(err, "%s: model.merges[%zu]: the merged token \"%.*s%.*s\" is not in "
-                     "model.vocab", t->path, i, (int)la, a, (int)lb, b);
+            lmd_errf(err,
+                     "%s: model.merges[%zu]: the merged token \"%.*s%.*s\" is not in "
+                     "model.vocab",
+                     t->path, i, (int)la, a, (int)lb, b);
             free(ra);
             free(rb);
             return -1;
@@ -327,7 +354,8 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
 static int load_normalizer(lmd_tokenizer *t, json_t *norm, lmd_err *err) {
     if (!norm || json_is_null(norm)) return 0;
     const char *type = json_is_object(norm) ? get_type(norm) : NULL;
-    if (!type) return lmd_errf(err, "%s: normalizer must be null or an object with a type", t->path);
+    if (!type)
+        return lmd_errf(err, "%s: normalizer must be null or an object with a type", t->path);
     if (!strcmp(type, "NFC")) {
         t->nfc = 1;
         return 0;
@@ -350,15 +378,18 @@ static int check_bytelevel(lmd_tokenizer *t, json_t *bl, const char *field, int 
     if (ur != want_regex) {
         char f[128];
         snprintf(f, sizeof f, "%s.use_regex", field);
-        return refuse(err, t, f, want_regex ? "ByteLevel with use_regex false as the only "
-                      "pre-tokenizer" : "ByteLevel with use_regex true after a Split");
+        return refuse(err, t, f,
+                      want_regex ? "ByteLevel with use_regex false as the only "
+                                   "pre-tokenizer"
+                                 : "ByteLevel with use_regex true after a Split");
     }
     return 0;
 }
 
 static int load_pretok(lmd_tokenizer *t, json_t *pt, const char **regex, lmd_err *err) {
     if (!pt || json_is_null(pt))
-        return refuse(err, t, "pre_tokenizer", "a null pre_tokenizer (byte-level BPE needs ByteLevel)");
+        return refuse(err, t, "pre_tokenizer",
+                      "a null pre_tokenizer (byte-level BPE needs ByteLevel)");
     const char *type = json_is_object(pt) ? get_type(pt) : NULL;
     if (!type) return lmd_errf(err, "%s: pre_tokenizer must be an object with a type", t->path);
     if (!strcmp(type, "ByteLevel")) {
@@ -368,14 +399,18 @@ static int load_pretok(lmd_tokenizer *t, json_t *pt, const char **regex, lmd_err
     }
     if (strcmp(type, "Sequence")) {
         char w[300];
-        snprintf(w, sizeof w, "pre-tokenizer \"%.200s\" (only ByteLevel or "
-                 "Sequence[Split, ByteLevel])", type);
+        snprintf(w, sizeof w,
+                 "pre-tokenizer \"%.200s\" (only ByteLevel or "
+                 "Sequence[Split, ByteLevel])",
+                 type);
         return refuse(err, t, "pre_tokenizer.type", w);
     }
     json_t *seq = json_object_get(pt, "pretokenizers");
-    if (!json_is_array(seq)) return lmd_errf(err, "%s: pre_tokenizer.pretokenizers must be an array", t->path);
+    if (!json_is_array(seq))
+        return lmd_errf(err, "%s: pre_tokenizer.pretokenizers must be an array", t->path);
     if (json_array_size(seq) != 2)
-        return refuse(err, t, "pre_tokenizer.pretokenizers", "a Sequence other than [Split, ByteLevel]");
+        return refuse(err, t, "pre_tokenizer.pretokenizers",
+                      "a Sequence other than [Split, ByteLevel]");
     json_t *sp = json_array_get(seq, 0), *bl = json_array_get(seq, 1);
     const char *t0 = json_is_object(sp) ? get_type(sp) : NULL;
     const char *t1 = json_is_object(bl) ? get_type(bl) : NULL;
@@ -395,12 +430,16 @@ static int load_pretok(lmd_tokenizer *t, json_t *pt, const char **regex, lmd_err
     json_t *re = json_is_object(pat) ? json_object_get(pat, "Regex") : NULL;
     if (!json_is_string(re)) {
         if (json_is_object(pat) && json_object_get(pat, "String"))
-            return refuse(err, t, "pre_tokenizer.pretokenizers[0].pattern", "a String pattern (only Regex)");
-        return lmd_errf(err, "%s: pre_tokenizer.pretokenizers[0].pattern must be {\"Regex\": "
-                        "\"...\"}", t->path);
+            return refuse(err, t, "pre_tokenizer.pretokenizers[0].pattern",
+                          "a String pattern (only Regex)");
+        return lmd_errf(err,
+                        "%s: pre_tokenizer.pretokenizers[0].pattern must be {\"Regex\": "
+                        "\"...\"}",
+                        t->path);
     }
     json_t *beh = json_object_get(sp, "behavior");
-    if (!json_is_string(beh)) return lmd_errf(err, "%s: pre_tokenizer.pretokenizers[0].behavior is missing", t->path);
+    if (!json_is_string(beh))
+        return lmd_errf(err, "%s: pre_tokenizer.pretokenizers[0].behavior is missing", t->path);
     if (strcmp(json_string_value(beh), "Isolated")) {
         char w[300];
         snprintf(w, sizeof w, "Split behavior \"%.200s\" (only Isolated)", json_string_value(beh));
@@ -433,7 +472,8 @@ static int load_added(lmd_tokenizer *t, json_t *arr, lmd_err *err) {
         snprintf(ctx, sizeof ctx, "added_tokens[%zu]", i);
         if (!json_is_object(a)) return lmd_errf(err, "%s: %s must be an object", t->path, ctx);
         json_t *id = json_object_get(a, "id"), *content = json_object_get(a, "content");
-        if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= (1ll << 31))
+        if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+            json_integer_value(id) >= (1ll << 31))
             return lmd_errf(err, "%s: %s.id must be an id in [0, 2^31)", t->path, ctx);
         if (!json_is_string(content) || json_string_length(content) == 0)
             return lmd_errf(err, "%s: %s.content must be a non-empty string", t->path, ctx);
@@ -459,7 +499,8 @@ static int load_added(lmd_tokenizer *t, json_t *arr, lmd_err *err) {
         if (d->len > t->added_maxlen) t->added_maxlen = d->len;
     }
     qsort(t->added, (size_t)t->n_added, sizeof *t->added, added_cmp);
-    for (int b = 0; b < 256; b++) t->first_lo[b] = t->first_hi[b] = 0;
+    for (int b = 0; b < 256; b++)
+        t->first_lo[b] = t->first_hi[b] = 0;
     for (int i = 0; i < t->n_added; i++) {
         unsigned char b = (unsigned char)t->added[i].s[0];
         if (t->first_hi[b] == 0) t->first_lo[b] = i;
@@ -470,7 +511,8 @@ static int load_added(lmd_tokenizer *t, json_t *arr, lmd_err *err) {
 
 static int load_decoder(lmd_tokenizer *t, json_t *dec, lmd_err *err) {
     const char *type = json_is_object(dec) ? get_type(dec) : NULL;
-    if (!type) return refuse(err, t, "decoder", "a decoder other than ByteLevel (here null or untyped)");
+    if (!type)
+        return refuse(err, t, "decoder", "a decoder other than ByteLevel (here null or untyped)");
     if (strcmp(type, "ByteLevel")) {
         char w[300];
         snprintf(w, sizeof w, "decoder \"%.200s\" (only ByteLevel)", type);
@@ -485,11 +527,15 @@ int tok_load(lmd_tokenizer **out, const char *path, lmd_err *err) {
     struct stat st;
     if (stat(path, &st) != 0) {
         free(t);
-        return lmd_errf(err, "tokenizer %s: no such file or directory (give a tokenizer.json or a "
-                        "model directory holding one)", path);
+        return lmd_errf(err,
+                        "tokenizer %s: no such file or directory (give a tokenizer.json or a "
+                        "model directory holding one)",
+                        path);
     }
-    if (S_ISDIR(st.st_mode)) snprintf(t->path, sizeof t->path, "%s/tokenizer.json", path);
-    else snprintf(t->path, sizeof t->path, "%s", path);
+    if (S_ISDIR(st.st_mode))
+        snprintf(t->path, sizeof t->path, "%s/tokenizer.json", path);
+    else
+        snprintf(t->path, sizeof t->path, "%s", path);
     bpe_strmap_init(&t->vocab);
     /* read whole, then parse: json_load_file reads by getc, several times slower on the
      * multi-MB files of real tokenizers */
@@ -551,13 +597,15 @@ int tok_load(lmd_tokenizer **out, const char *path, lmd_err *err) {
         if (t->added[i].id + 1 > t->n_ids) t->n_ids = t->added[i].id + 1;
     t->dec_off = lmd_calloc(t->n_ids, sizeof *t->dec_off);
     t->dec_len = lmd_calloc(t->n_ids, sizeof *t->dec_len);
-    for (uint32_t i = 0; i < t->n_ids; i++) t->dec_len[i] = UINT32_MAX;
+    for (uint32_t i = 0; i < t->n_ids; i++)
+        t->dec_len[i] = UINT32_MAX;
     uint64_t pool_cap = 1 << 20;
     t->dec_pool = lmd_calloc(pool_cap, 1);
     if (load_vocab(t, model, &pool_cap, err)) goto done;
     /* added tokens decode as their content (also when the vocabulary has the id) */
     size_t extra = 0;
-    for (int i = 0; i < t->n_added; i++) extra += t->added[i].len;
+    for (int i = 0; i < t->n_added; i++)
+        extra += t->added[i].len;
     size_t used = 0;
     for (uint32_t i = 0; i < t->n_ids; i++)
         if (t->dec_len[i] != UINT32_MAX && t->dec_off[i] + t->dec_len[i] > used)
@@ -576,8 +624,8 @@ int tok_load(lmd_tokenizer **out, const char *path, lmd_err *err) {
 
     int ec;
     PCRE2_SIZE eo;
-    t->re = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec,
-                          &eo, NULL);
+    t->re = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec, &eo,
+                          NULL);
     if (!t->re) {
         PCRE2_UCHAR buf[256];
         pcre2_get_error_message(ec, buf, sizeof buf);
@@ -588,12 +636,14 @@ int tok_load(lmd_tokenizer **out, const char *path, lmd_err *err) {
     (void)pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
     t->re_src = strdup(regex);
     if (!t->re_src) lmd_die("out of memory");
-    t->cut_proven = !strcmp(regex, RE_GPT2) || !strcmp(regex, RE_LLAMA3) || !strcmp(regex, RE_QWEN2);
-    snprintf(t->desc, sizeof t->desc, "BPE, %u ids, %zu merges%s, %s%s, %d added tokens",
-             t->n_ids, t->n_merges, t->ignore_merges ? " (ignore_merges)" : "",
-             regex == RE_GPT2 ? "GPT-2 ByteLevel" :
-             !strcmp(regex, RE_LLAMA3) ? "Split(Llama-3 regex)+ByteLevel" :
-             !strcmp(regex, RE_QWEN2) ? "Split(Qwen2 regex)+ByteLevel" : "Split(regex)+ByteLevel",
+    t->cut_proven =
+        !strcmp(regex, RE_GPT2) || !strcmp(regex, RE_LLAMA3) || !strcmp(regex, RE_QWEN2);
+    snprintf(t->desc, sizeof t->desc, "BPE, %u ids, %zu merges%s, %s%s, %d added tokens", t->n_ids,
+             t->n_merges, t->ignore_merges ? " (ignore_merges)" : "",
+             regex == RE_GPT2            ? "GPT-2 ByteLevel"
+             : !strcmp(regex, RE_LLAMA3) ? "Split(Llama-3 regex)+ByteLevel"
+             : !strcmp(regex, RE_QWEN2)  ? "Split(Qwen2 regex)+ByteLevel"
+                                         : "Split(regex)+ByteLevel",
              t->nfc ? ", NFC" : "", t->n_added);
     rc = 0;
 done:
@@ -612,7 +662,8 @@ void tok_free(lmd_tokenizer *t) {
     bpe_merges_free(&t->merges);
     if (t->re) pcre2_code_free(t->re);
     free(t->re_src);
-    for (int i = 0; i < t->n_added; i++) free(t->added[i].s);
+    for (int i = 0; i < t->n_added; i++)
+        free(t->added[i].s);
     free(t->added);
     free(t->dec_off);
     free(t->dec_len);
@@ -635,7 +686,8 @@ int64_t tok_eos_id(const lmd_tokenizer *t, const char **name) {
     for (size_t c = 0; c < sizeof cands / sizeof cands[0]; c++) {
         size_t n = strlen(cands[c]);
         for (int i = 0; i < t->n_added; i++)
-            if (t->added[i].special && t->added[i].len == n && !memcmp(t->added[i].s, cands[c], n)) {
+            if (t->added[i].special && t->added[i].len == n &&
+                !memcmp(t->added[i].s, cands[c], n)) {
                 if (name) *name = cands[c];
                 return t->added[i].id;
             }
@@ -646,8 +698,8 @@ int64_t tok_eos_id(const lmd_tokenizer *t, const char **name) {
 /* ---- workspace ---- */
 
 #define CACHE_SLOTS (1u << 15)
-#define CACHE_KEY 46
-#define CACHE_IDS 12
+#define CACHE_KEY   46
+#define CACHE_IDS   12
 typedef struct {
     uint8_t klen, nids; /* klen 0 = empty */
     char key[CACHE_KEY];
@@ -709,7 +761,8 @@ void tok_ids_free(tok_ids *a) {
 
 static uint32_t cache_hash(const char *s, size_t n) {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
     return (h ^ (h >> 15)) & (CACHE_SLOTS - 1);
 }
 
@@ -723,7 +776,8 @@ static void encode_word(const lmd_tokenizer *t, tok_ws *w, const char *s, size_t
     if (n <= CACHE_KEY) {
         slot = &w->cache[cache_hash(s, n)];
         if (slot->klen == n && !memcmp(slot->key, s, n)) {
-            for (int i = 0; i < slot->nids; i++) tok_ids_push(out, slot->ids[i]);
+            for (int i = 0; i < slot->nids; i++)
+                tok_ids_push(out, slot->ids[i]);
             return;
         }
     }
@@ -738,17 +792,20 @@ static void encode_word(const lmd_tokenizer *t, tok_ws *w, const char *s, size_t
     } else {
         if (n > w->word_cap) {
             size_t c = w->word_cap ? w->word_cap : 64;
-            while (c < n) c *= 2;
+            while (c < n)
+                c *= 2;
             uint32_t *p = realloc(w->word, c * sizeof *p);
             if (!p) lmd_die("out of memory");
             w->word = p;
             w->word_cap = c;
         }
-        for (size_t i = 0; i < n; i++) w->word[i] = t->byte_id[(unsigned char)s[i]];
+        for (size_t i = 0; i < n; i++)
+            w->word[i] = t->byte_id[(unsigned char)s[i]];
         k = bpe_merge_word(&t->merges, &w->bs, w->word, n);
         ids = w->word;
     }
-    for (size_t i = 0; i < k; i++) tok_ids_push(out, ids[i]);
+    for (size_t i = 0; i < k; i++)
+        tok_ids_push(out, ids[i]);
     if (slot && k <= CACHE_IDS) {
         slot->klen = (uint8_t)n;
         slot->nids = (uint8_t)k;
@@ -775,8 +832,7 @@ static int encode_gap(const lmd_tokenizer *t, tok_ws *w, const char *s, size_t n
         utf8proc_uint8_t *d = NULL;
         utf8proc_ssize_t dn = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &d,
                                            UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-        if (dn < 0)
-            return lmd_errf(err, "NFC normalization failed: %s", utf8proc_errmsg(dn));
+        if (dn < 0) return lmd_errf(err, "NFC normalization failed: %s", utf8proc_errmsg(dn));
         size_t need = (size_t)dn + ctx + 1;
         if (need > w->nbuf_cap) {
             char *p = realloc(w->nbuf, need);
@@ -810,7 +866,8 @@ static int encode_gap(const lmd_tokenizer *t, tok_ws *w, const char *s, size_t n
             encode_word(t, w, subj + off, lim - off, out);
             break;
         }
-        if (me == ms) return lmd_errf(err, "pre-tokenizer regex matched the empty string at byte %zu", ms);
+        if (me == ms)
+            return lmd_errf(err, "pre-tokenizer regex matched the empty string at byte %zu", ms);
         if (me > lim) lmd_die("pre-tokenizer match [%zu, %zu) crosses a cut at %zu", ms, me, lim);
         if (ms > off) encode_word(t, w, subj + off, ms - off, out);
         encode_word(t, w, subj + ms, me - ms, out);
@@ -893,8 +950,10 @@ size_t tok_safe_cut(const lmd_tokenizer *t, const char *buf, size_t n, size_t fr
     for (size_t c = from < 1 ? 1 : from; c + W < n; c++) {
         size_t k = 0;
         if (s[c - 1] == '\n') {
-            if (is_ascii_letter(s[c])) k = 1;
-            else k = cjk_len(s + c, n - c);
+            if (is_ascii_letter(s[c]))
+                k = 1;
+            else
+                k = cjk_len(s + c, n - c);
         } else if (s[c] == ' ' && is_ascii_letter(s[c - 1]) && is_ascii_letter(s[c + 1])) {
             k = 1;
         }

@@ -63,8 +63,7 @@ size_t tok_cut_window(const lmd_tokenizer *t);
  * its encoding, or 0 when there is none (or when the pre-tokenizer is not one whose cut
  * points are proven; then documents are encoded whole). *ctx = the bytes after c to pass as
  * tok_encode's context (whole characters). See tokenizer.c for the proof. */
-size_t tok_safe_cut(const lmd_tokenizer *t, const char *buf, size_t n, size_t from,
-                    size_t *ctx);
+size_t tok_safe_cut(const lmd_tokenizer *t, const char *buf, size_t n, size_t from, size_t *ctx);
 
 /* Appends the bytes of ids to *out (malloc'ed, *len bytes, NUL-terminated); an id out of
  * range is an error naming its position. */

@@ -17,40 +17,40 @@
 #include "commands.h"
 #include "tokenizer.h"
 
-#define MAGIC_U16 20240520
-#define MAGIC_U32 20240801
+#define MAGIC_U16  20240520
+#define MAGIC_U32  20240801
 #define READ_BLOCK (1u << 20)
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: lmdisp tokenize --tokenizer TOK (--out FILE.bin | --print) [options] INPUT...\n"
-            "\n"
-            "Encodes text with a Hugging Face tokenizer.json (byte-level BPE: GPT-2, Llama-3,\n"
-            "Qwen2, OLMo-2/3) as HF tokenizers does with add_special_tokens=False, and writes one\n"
-            "llm.c token file: uint16 ids when the vocabulary fits, else uint32 (DESIGN.md 4.2).\n"
-            "\n"
-            "  --tokenizer TOK     tokenizer.json, or a model directory holding one\n"
-            "  --out FILE.bin      the token file (written to FILE.bin.tmp, renamed when complete)\n"
-            "  --print             print the ids as one JSON array on stdout instead (one INPUT)\n"
-            "  --print-docs        print one JSON array per document (no separators; any INPUTs)\n"
-            "  --field NAME        INPUTs are JSON Lines; each line's string field NAME is one\n"
-            "                      document (default for *.jsonl files: text)\n"
-            "  --separator eos|none  between documents (default eos)\n"
-            "  --eos-token TEXT    the separator token (default: the tokenizer's <|endoftext|>,\n"
-            "                      <|end_of_text|>, </s> or <|end|>)\n"
-            "  --threads N         encoding threads (default: OMP_NUM_THREADS or all cores);\n"
-            "                      the output does not depend on N\n"
-            "  --chunk-kb N        plain-text chunk size in KiB (default 1024)\n"
-            "  --quiet             no progress on stderr\n"
-            "  --decode FILE.bin   instead: write the text of a token file to stdout\n"
-            "\n"
-            "Empty documents are skipped (no separator for them). Plain text files are cut into\n"
-            "chunks only where the encoding provably does not change (docs/TOKENIZE.md).\n");
+    fprintf(
+        f, "usage: lmdisp tokenize --tokenizer TOK (--out FILE.bin | --print) [options] INPUT...\n"
+           "\n"
+           "Encodes text with a Hugging Face tokenizer.json (byte-level BPE: GPT-2, Llama-3,\n"
+           "Qwen2, OLMo-2/3) as HF tokenizers does with add_special_tokens=False, and writes one\n"
+           "llm.c token file: uint16 ids when the vocabulary fits, else uint32 (DESIGN.md 4.2).\n"
+           "\n"
+           "  --tokenizer TOK     tokenizer.json, or a model directory holding one\n"
+           "  --out FILE.bin      the token file (written to FILE.bin.tmp, renamed when complete)\n"
+           "  --print             print the ids as one JSON array on stdout instead (one INPUT)\n"
+           "  --print-docs        print one JSON array per document (no separators; any INPUTs)\n"
+           "  --field NAME        INPUTs are JSON Lines; each line's string field NAME is one\n"
+           "                      document (default for *.jsonl files: text)\n"
+           "  --separator eos|none  between documents (default eos)\n"
+           "  --eos-token TEXT    the separator token (default: the tokenizer's <|endoftext|>,\n"
+           "                      <|end_of_text|>, </s> or <|end|>)\n"
+           "  --threads N         encoding threads (default: OMP_NUM_THREADS or all cores);\n"
+           "                      the output does not depend on N\n"
+           "  --chunk-kb N        plain-text chunk size in KiB (default 1024)\n"
+           "  --quiet             no progress on stderr\n"
+           "  --decode FILE.bin   instead: write the text of a token file to stdout\n"
+           "\n"
+           "Empty documents are skipped (no separator for them). Plain text files are cut into\n"
+           "chunks only where the encoding provably does not change (docs/TOKENIZE.md).\n");
 }
 
 typedef struct {
     const char *file;
-    uint64_t off;      /* file offset of the job's first byte (for messages) */
+    uint64_t off; /* file offset of the job's first byte (for messages) */
     size_t a_off, len, ctx;
     int sep, check_utf8, doc_first;
     tok_ids ids;
@@ -63,7 +63,7 @@ typedef struct {
     tok_ws **ws;
     int nt;
     size_t chunk;
-    int64_t sep_id;     /* -1 = none */
+    int64_t sep_id; /* -1 = none */
     job *jobs;
     int nj, max_jobs;
     char *arena;
@@ -74,7 +74,7 @@ typedef struct {
     int u16;
     uint64_t count;
     tok_ids *print;
-    int print_docs;     /* --print-docs: one array per document, no separators */
+    int print_docs; /* --print-docs: one array per document, no separators */
     int n_docs;
     /* progress */
     int quiet;
@@ -90,13 +90,16 @@ static void progress(run_ctx *r, int final) {
     double dt = now - r->t0 > 1e-9 ? now - r->t0 : 1e-9;
     double mbs = (double)r->bytes_done / 1e6 / dt;
     if (final) {
-        fprintf(stderr, "tokenize: %d documents, %.1f MB, %llu tokens in %.1f s (%.1f MB/s, %d "
-                "threads)\n", r->n_docs, (double)r->bytes_done / 1e6,
-                (unsigned long long)r->count, dt, mbs, r->nt);
+        fprintf(stderr,
+                "tokenize: %d documents, %.1f MB, %llu tokens in %.1f s (%.1f MB/s, %d "
+                "threads)\n",
+                r->n_docs, (double)r->bytes_done / 1e6, (unsigned long long)r->count, dt, mbs,
+                r->nt);
         return;
     }
     double eta = mbs > 0 && r->bytes_total > r->bytes_done
-                     ? (double)(r->bytes_total - r->bytes_done) / 1e6 / mbs : 0;
+                     ? (double)(r->bytes_total - r->bytes_done) / 1e6 / mbs
+                     : 0;
     fprintf(stderr, "tokenize: %.1f / %.1f MB (%.0f%%), %.1f MB/s, ETA %.0f s, %llu tokens\n",
             (double)r->bytes_done / 1e6, (double)r->bytes_total / 1e6,
             r->bytes_total ? 100.0 * (double)r->bytes_done / (double)r->bytes_total : 100.0, mbs,
@@ -105,7 +108,8 @@ static void progress(run_ctx *r, int final) {
 
 static int emit(run_ctx *r, const uint32_t *ids, size_t n, lmd_err *err) {
     if (r->print) {
-        for (size_t i = 0; i < n; i++) tok_ids_push(r->print, ids[i]);
+        for (size_t i = 0; i < n; i++)
+            tok_ids_push(r->print, ids[i]);
         r->count += n;
         return 0;
     }
@@ -113,7 +117,8 @@ static int emit(run_ctx *r, const uint32_t *ids, size_t n, lmd_err *err) {
         uint16_t buf[4096];
         for (size_t i = 0; i < n;) {
             size_t k = n - i < 4096 ? n - i : 4096;
-            for (size_t j = 0; j < k; j++) buf[j] = (uint16_t)ids[i + j];
+            for (size_t j = 0; j < k; j++)
+                buf[j] = (uint16_t)ids[i + j];
             if (fwrite(buf, 2, k, r->out) != k)
                 return lmd_errf(err, "%s: write failed: %s", r->out_path, strerror(errno));
             i += k;
@@ -123,14 +128,17 @@ static int emit(run_ctx *r, const uint32_t *ids, size_t n, lmd_err *err) {
     }
     r->count += n;
     if (r->count > INT32_MAX)
-        return lmd_errf(err, "%s: more than 2^31-1 tokens: the llm.c header's count (int32) "
-                        "cannot hold them; split the input", r->out_path);
+        return lmd_errf(err,
+                        "%s: more than 2^31-1 tokens: the llm.c header's count (int32) "
+                        "cannot hold them; split the input",
+                        r->out_path);
     return 0;
 }
 
 static void print_ids(tok_ids *ids) {
     fputc('[', stdout);
-    for (size_t i = 0; i < ids->n; i++) printf(i ? ",%u" : "%u", ids->v[i]);
+    for (size_t i = 0; i < ids->n; i++)
+        printf(i ? ",%u" : "%u", ids->v[i]);
     fputs("]\n", stdout);
     ids->n = 0;
 }
@@ -149,8 +157,7 @@ static int flush(run_ctx *r, lmd_err *err) {
             if (bad >= 0) {
                 jb->failed = 1;
                 lmd_errf(&jb->err, "%s: invalid UTF-8 at byte offset %llu (byte 0x%02X)", jb->file,
-                         (unsigned long long)(jb->off + (uint64_t)bad),
-                         (unsigned char)text[bad]);
+                         (unsigned long long)(jb->off + (uint64_t)bad), (unsigned char)text[bad]);
                 continue;
             }
         }
@@ -288,7 +295,8 @@ static int feed_jsonl(run_ctx *r, const char *path, const char *field, lmd_err *
         uint64_t here = off;
         off += (uint64_t)n;
         size_t len = (size_t)n;
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            len--;
         if (len == 0) continue;
         json_error_t je;
         json_t *obj = json_loadb(line, len, JSON_ALLOW_NUL, &je);
@@ -301,7 +309,8 @@ static int feed_jsonl(run_ctx *r, const char *path, const char *field, lmd_err *
         if (!json_is_string(v)) {
             lmd_errf(err, "%s:%llu: %s", path, (unsigned long long)lineno,
                      !json_is_object(obj) ? "the line is not a JSON object"
-                     : v ? "the field is not a string" : "the field is missing");
+                     : v                  ? "the field is not a string"
+                                          : "the field is missing");
             lmd_err_prefix(err, "--field %s", field);
             json_decref(obj);
             goto done;
@@ -353,8 +362,8 @@ static int decode_file(const lmd_tokenizer *tok, const char *path) {
     int32_t h[256];
     int rc = 2;
     uint32_t *ids = NULL;
-    if (fread(h, 4, 256, f) != 256 || !((h[0] == MAGIC_U16 && h[1] == 1) ||
-                                        (h[0] == MAGIC_U32 && h[1] == 7)) || h[2] < 0) {
+    if (fread(h, 4, 256, f) != 256 ||
+        !((h[0] == MAGIC_U16 && h[1] == 1) || (h[0] == MAGIC_U32 && h[1] == 7)) || h[2] < 0) {
         fprintf(stderr, "lmdisp tokenize: %s: not an llm.c token file (header [0]=%d [1]=%d)\n",
                 path, h[0], h[1]);
         goto done;
@@ -364,8 +373,10 @@ static int decode_file(const lmd_tokenizer *tok, const char *path) {
     for (size_t i = 0; i < n; i++) {
         uint16_t u;
         if (w == 2 ? fread(&u, 2, 1, f) != 1 : fread(&ids[i], 4, 1, f) != 1) {
-            fprintf(stderr, "lmdisp tokenize: %s: the header says %zu tokens but the file ends "
-                    "after %zu\n", path, n, i);
+            fprintf(stderr,
+                    "lmdisp tokenize: %s: the header says %zu tokens but the file ends "
+                    "after %zu\n",
+                    path, n, i);
             goto done;
         }
         if (w == 2) ids[i] = u;
@@ -420,7 +431,8 @@ int cmd_tokenize(int argc, char **argv) {
     if (decp) {
         lmd_err derr = {{0}};
         if (!tokp || nin || outp || print) {
-            fprintf(stderr, "lmdisp tokenize: --decode FILE.bin takes --tokenizer and nothing else\n");
+            fprintf(stderr,
+                    "lmdisp tokenize: --decode FILE.bin takes --tokenizer and nothing else\n");
             goto out;
         }
         if (tok_load(&tok, tokp, &derr)) {
@@ -432,7 +444,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
     if (!tokp || (!outp && !print) || (outp && print) || nin < 1) {
         fprintf(stderr, "lmdisp tokenize: need --tokenizer, exactly one of --out or --print, and "
-                "at least one INPUT\n");
+                        "at least one INPUT\n");
         usage(stderr);
         goto out;
     }
@@ -445,9 +457,11 @@ int cmd_tokenize(int argc, char **argv) {
         goto out;
     }
     if (!strncmp(tokp, "hf:", 3)) {
-        fprintf(stderr, "lmdisp tokenize: --tokenizer %s: the hf:ORG/NAME form needs the hub "
+        fprintf(stderr,
+                "lmdisp tokenize: --tokenizer %s: the hf:ORG/NAME form needs the hub "
                 "cache resolver, which this build does not have; pass the snapshot directory "
-                "(~/.cache/huggingface/hub/models--ORG--NAME/snapshots/<commit>) instead\n", tokp);
+                "(~/.cache/huggingface/hub/models--ORG--NAME/snapshots/<commit>) instead\n",
+                tokp);
         goto out;
     }
     lmd_err err = {{0}};
@@ -461,12 +475,16 @@ int cmd_tokenize(int argc, char **argv) {
         r.sep_id = eos_text ? tok_token_id(tok, eos_text) : tok_eos_id(tok, &name);
         if (r.sep_id < 0) {
             if (eos_text)
-                fprintf(stderr, "lmdisp tokenize: --eos-token '%s' is neither an added token nor "
-                        "a vocabulary token of %s\n", eos_text, tokp);
+                fprintf(stderr,
+                        "lmdisp tokenize: --eos-token '%s' is neither an added token nor "
+                        "a vocabulary token of %s\n",
+                        eos_text, tokp);
             else
-                fprintf(stderr, "lmdisp tokenize: %s has no end-of-text special token "
+                fprintf(stderr,
+                        "lmdisp tokenize: %s has no end-of-text special token "
                         "(<|endoftext|>, <|end_of_text|>, </s>, <|end|>); name one with "
-                        "--eos-token or use --separator none\n", tokp);
+                        "--eos-token or use --separator none\n",
+                        tokp);
             goto out;
         }
     }
@@ -489,7 +507,8 @@ int cmd_tokenize(int argc, char **argv) {
     r.arena = malloc(r.acap);
     if (!r.arena) lmd_die("out of memory for a %zu-byte batch", r.acap);
     r.ws = lmd_calloc((size_t)nt, sizeof *r.ws);
-    for (int i = 0; i < nt; i++) r.ws[i] = tok_ws_new(tok);
+    for (int i = 0; i < nt; i++)
+        r.ws[i] = tok_ws_new(tok);
     r.quiet = quiet || print;
     r.t0 = r.last = lmd_now();
     r.bytes_total = total;
@@ -550,18 +569,20 @@ int cmd_tokenize(int argc, char **argv) {
         progress(&r, 1);
         if (!quiet)
             fprintf(stderr, "tokenize: wrote %s (%s, %s ids, %s)\n", outp, tok_describe(tok),
-                    r.u16 ? "uint16" : "uint32", r.sep_id >= 0 ? "eos between documents"
-                    : "no separator");
+                    r.u16 ? "uint16" : "uint32",
+                    r.sep_id >= 0 ? "eos between documents" : "no separator");
     }
     rc = 0;
 out:
     if (r.out) fclose(r.out);
     if (tmp[0]) remove(tmp);
     if (r.ws)
-        for (int i = 0; i < r.nt; i++) tok_ws_free(r.ws[i]);
+        for (int i = 0; i < r.nt; i++)
+            tok_ws_free(r.ws[i]);
     free(r.ws);
     if (r.jobs)
-        for (int j = 0; j < r.max_jobs; j++) tok_ids_free(&r.jobs[j].ids);
+        for (int j = 0; j < r.max_jobs; j++)
+            tok_ids_free(&r.jobs[j].ids);
     free(r.jobs);
     free(r.arena);
     tok_free(tok);

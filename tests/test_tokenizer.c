@@ -12,28 +12,29 @@
 #include "util.h"
 
 static int fails = 0;
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-            fails++;                                                                       \
-        }                                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            fails++;                                                                               \
+        }                                                                                          \
     } while (0)
 
 static void test_utf8(void) {
-    struct { const char *s; size_t n; int64_t want; } c[] = {
-        {"plain ascii text", 16, -1},
-        {"caf\xc3\xa9", 5, -1},
-        {"\xf0\x9f\x98\x80 ok", 7, -1},
-        {"abc\xff", 4, 3},
-        {"ab\xc0\xaf", 4, 2},            /* overlong '/' */
-        {"ab\xed\xa0\x80", 5, 2},        /* surrogate U+D800 */
-        {"\xf4\x90\x80\x80", 4, 0},      /* above U+10FFFF */
-        {"12345678\xe2\x82", 10, 8},     /* truncated at the end */
-        {"x\xe2(\xa1", 4, 1},
-        {"nul\0inside", 10, -1},
+    struct {
+        const char *s;
+        size_t n;
+        int64_t want;
+    } c[] = {
+        {"plain ascii text", 16, -1},   {"caf\xc3\xa9", 5, -1},
+        {"\xf0\x9f\x98\x80 ok", 7, -1}, {"abc\xff", 4, 3},
+        {"ab\xc0\xaf", 4, 2},        /* overlong '/' */
+        {"ab\xed\xa0\x80", 5, 2},    /* surrogate U+D800 */
+        {"\xf4\x90\x80\x80", 4, 0},  /* above U+10FFFF */
+        {"12345678\xe2\x82", 10, 8}, /* truncated at the end */
+        {"x\xe2(\xa1", 4, 1},           {"nul\0inside", 10, -1},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         int64_t got = tok_utf8_invalid_at(c[i].s, c[i].n);
@@ -49,7 +50,8 @@ static size_t naive_merge(const bpe_merges *m, uint32_t *ids, size_t n) {
         size_t bi = 0;
         for (size_t i = 0; i + 1 < n; i++) {
             uint32_t r, mg;
-            if (bpe_merges_get(m, ids[i], ids[i + 1], &r, &mg) && r < best) best = r, bm = mg, bi = i;
+            if (bpe_merges_get(m, ids[i], ids[i + 1], &r, &mg) && r < best)
+                best = r, bm = mg, bi = i;
         }
         if (best == UINT32_MAX) return n;
         ids[bi] = bm;
@@ -73,7 +75,8 @@ static void test_merge_loop(void) {
     for (int trial = 0; trial < 2000; trial++) {
         size_t n = 1 + lmd_rng_below(&r, 40);
         uint32_t a[64], b[64];
-        for (size_t i = 0; i < n; i++) a[i] = b[i] = (uint32_t)lmd_rng_below(&r, 4);
+        for (size_t i = 0; i < n; i++)
+            a[i] = b[i] = (uint32_t)lmd_rng_below(&r, 4);
         size_t k1 = bpe_merge_word(&m, &s, a, n), k2 = naive_merge(&m, b, n);
         int same = k1 == k2 && !memcmp(a, b, k1 * sizeof *a);
         CHECK(same, "merge loop trial %d (n=%zu): heap gives %zu ids, naive %zu", trial, n, k1, k2);
@@ -91,17 +94,22 @@ static void byte_char(int b, char *out) {
         int c = pr ? x : 256 + n++;
         if (x == b) cp = c;
     }
-    if (cp < 0x80) out[0] = (char)cp, out[1] = 0;
-    else out[0] = (char)(0xC0 | (cp >> 6)), out[1] = (char)(0x80 | (cp & 0x3F)), out[2] = 0;
+    if (cp < 0x80)
+        out[0] = (char)cp, out[1] = 0;
+    else
+        out[0] = (char)(0xC0 | (cp >> 6)), out[1] = (char)(0x80 | (cp & 0x3F)), out[2] = 0;
 }
 
 /* A JSON string literal of s (bytes >= 0x80 passed through). */
 static void jstr(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-        else fputc(*s, f);
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", *s);
+        else
+            fputc(*s, f);
     }
     fputc('"', f);
 }
@@ -109,13 +117,16 @@ static void jstr(FILE *f, const char *s) {
 static int write_tokenizer(const char *path, int ignore_merges, const char *extra_model) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    const char *merges[][2] = {{"Ġ", "t"}, {"h", "e"}, {"Ġt", "he"}, {"i", "n"}, {"Ġ", "a"},
+    const char *merges[][2] = {{"Ġ", "t"}, {"h", "e"},  {"Ġt", "he"}, {"i", "n"}, {"Ġ", "a"},
                                {"o", "n"}, {"Ġa", "n"}, {"Ġan", "d"}, {"e", "r"}, {"Ġ", "Ġ"}};
     size_t nm = sizeof merges / sizeof merges[0];
     fprintf(f, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[");
-    fprintf(f, "{\"id\":%zu,\"content\":\"<|endoftext|>\",\"single_word\":false,\"lstrip\":false,"
-            "\"rstrip\":false,\"normalized\":false,\"special\":true}],", 256 + nm);
-    fprintf(f, "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":"
+    fprintf(f,
+            "{\"id\":%zu,\"content\":\"<|endoftext|>\",\"single_word\":false,\"lstrip\":false,"
+            "\"rstrip\":false,\"normalized\":false,\"special\":true}],",
+            256 + nm);
+    fprintf(f,
+            "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":"
             "false,\"trim_offsets\":true,\"use_regex\":true},\"post_processor\":null,"
             "\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"dropout\":null,"
             "\"unk_token\":null,\"byte_fallback\":false,\"ignore_merges\":%s%s,\"vocab\":{",
@@ -197,8 +208,9 @@ static void test_small_tokenizer(const char *dir) {
     /* encoding cut at every safe cut point == encoding whole */
     lmd_rng r;
     lmd_rng_seed(&r, 11, 0);
-    const char *atoms[] = {"the", " ", "  ", "\n", "\n\n", "and", "x", "Ab", "é", "中文", "'s",
-                           "12", "!", "\t", " \n", "<|endoftext|>", "<|endo", "er"};
+    const char *atoms[] = {"the",    " ",    "  ", "\n", "\n\n", "and", "x",   "Ab",
+                           "é",      "中文", "'s", "12", "!",    "\t",  " \n", "<|endoftext|>",
+                           "<|endo", "er"};
     size_t na = sizeof atoms / sizeof atoms[0];
     char buf[8192];
     tok_ids whole = {0}, parts = {0};
@@ -259,7 +271,9 @@ int main(void) {
     test_utf8();
     test_merge_loop();
     test_small_tokenizer(dir);
-    if (fails) fprintf(stderr, "test_tokenizer: %d failures\n", fails);
-    else printf("test_tokenizer: all passed\n");
+    if (fails)
+        fprintf(stderr, "test_tokenizer: %d failures\n", fails);
+    else
+        printf("test_tokenizer: all passed\n");
     return fails;
 }
