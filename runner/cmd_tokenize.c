@@ -52,7 +52,9 @@ typedef struct {
     const char *file;
     uint64_t off; /* file offset of the job's first byte (for messages) */
     size_t a_off, len, ctx;
-    int sep, check_utf8, doc_first;
+    int check_utf8, doc_first;
+    const char *field; /* JSON Lines: the raw line is parsed by the worker; NULL = text */
+    uint64_t lineno;
     tok_ids ids;
     int failed;
     lmd_err err;
@@ -161,7 +163,32 @@ static int flush(run_ctx *r, lmd_err *err) {
                 continue;
             }
         }
-        if (jb->sep && r->sep_id >= 0) tok_ids_push(&jb->ids, (uint32_t)r->sep_id);
+        if (jb->field) {
+            json_error_t je;
+            json_t *obj = json_loadb(text, jb->len, JSON_ALLOW_NUL, &je);
+            if (!obj) {
+                jb->failed = 1;
+                lmd_errf(&jb->err, "%s:%llu:%d (byte offset %llu): %s", jb->file,
+                         (unsigned long long)jb->lineno, je.column,
+                         (unsigned long long)(jb->off + (uint64_t)je.position), je.text);
+                continue;
+            }
+            json_t *v = json_is_object(obj) ? json_object_get(obj, jb->field) : NULL;
+            if (!json_is_string(v)) {
+                jb->failed = 1;
+                lmd_errf(&jb->err, "--field %s: %s:%llu: %s", jb->field, jb->file,
+                         (unsigned long long)jb->lineno,
+                         !json_is_object(obj) ? "the line is not a JSON object"
+                         : v                  ? "the field is not a string"
+                                              : "the field is missing");
+            } else if (tok_encode(r->tok, w, json_string_value(v), json_string_length(v), 0,
+                                  &jb->ids, &jb->err)) {
+                jb->failed = 1;
+                lmd_err_prefix(&jb->err, "%s:%llu", jb->file, (unsigned long long)jb->lineno);
+            }
+            json_decref(obj); /* jansson has checked the UTF-8 of the line */
+            continue;
+        }
         if (tok_encode(r->tok, w, text, jb->len, jb->ctx, &jb->ids, &jb->err)) {
             jb->failed = 1;
             lmd_err_prefix(&jb->err, "%s, document at byte offset %llu", jb->file,
@@ -174,7 +201,14 @@ static int flush(run_ctx *r, lmd_err *err) {
             *err = jb->err;
             return -1;
         }
-        if (r->print_docs && jb->doc_first && r->print->n) print_ids(r->print);
+        if (jb->doc_first && jb->ids.n) { /* documents with no tokens are skipped */
+            if (r->print_docs && r->print->n) print_ids(r->print);
+            if (r->n_docs > 0 && r->sep_id >= 0) {
+                uint32_t s = (uint32_t)r->sep_id;
+                if (emit(r, &s, 1, err)) return -1;
+            }
+            r->n_docs++;
+        }
         if (emit(r, jb->ids.v, jb->ids.n, err)) return -1;
         r->bytes_done += jb->len;
     }
@@ -185,7 +219,8 @@ static int flush(run_ctx *r, lmd_err *err) {
 }
 
 static int add_job(run_ctx *r, const char *file, uint64_t off, const char *data, size_t len,
-                   size_t ctx, int sep, int check_utf8, int doc_first, lmd_err *err) {
+                   size_t ctx, const char *field, uint64_t lineno, int doc_first,
+                   lmd_err *err) {
     if (r->nj > 0 && (r->nj == r->max_jobs || r->an + len + ctx > r->acap))
         if (flush(r, err)) return -1;
     if (r->an + len + ctx > r->acap) { /* one job larger than the arena */
@@ -204,8 +239,9 @@ static int add_job(run_ctx *r, const char *file, uint64_t off, const char *data,
     jb->a_off = r->an;
     jb->len = len;
     jb->ctx = ctx;
-    jb->sep = sep;
-    jb->check_utf8 = check_utf8;
+    jb->field = field;
+    jb->lineno = lineno;
+    jb->check_utf8 = !field;
     jb->doc_first = doc_first;
     memcpy(r->arena + r->an, data, len + ctx);
     r->an += len + ctx;
@@ -264,8 +300,7 @@ static int feed_text(run_ctx *r, const char *path, lmd_err *err) {
             continue;
         }
         size_t len = c ? c : have;
-        int sep = first && r->n_docs > 0;
-        if (add_job(r, path, base, buf, len, c ? ctx : 0, sep, 1, first, err)) goto done;
+        if (add_job(r, path, base, buf, len, c ? ctx : 0, NULL, 0, first, err)) goto done;
         first = 0;
         memmove(buf, buf + len, have - len);
         have -= len;
@@ -273,7 +308,6 @@ static int feed_text(run_ctx *r, const char *path, lmd_err *err) {
         from = r->chunk;
         if (!c) break;
     }
-    if (!first) r->n_docs++;
     rc = 0;
 done:
     free(buf);
@@ -298,34 +332,7 @@ static int feed_jsonl(run_ctx *r, const char *path, const char *field, lmd_err *
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             len--;
         if (len == 0) continue;
-        json_error_t je;
-        json_t *obj = json_loadb(line, len, JSON_ALLOW_NUL, &je);
-        if (!obj) {
-            lmd_errf(err, "%s:%llu:%d (byte offset %llu): %s", path, (unsigned long long)lineno,
-                     je.column, (unsigned long long)(here + (uint64_t)je.position), je.text);
-            goto done;
-        }
-        json_t *v = json_is_object(obj) ? json_object_get(obj, field) : NULL;
-        if (!json_is_string(v)) {
-            lmd_errf(err, "%s:%llu: %s", path, (unsigned long long)lineno,
-                     !json_is_object(obj) ? "the line is not a JSON object"
-                     : v                  ? "the field is not a string"
-                                          : "the field is missing");
-            lmd_err_prefix(err, "--field %s", field);
-            json_decref(obj);
-            goto done;
-        }
-        size_t dl = json_string_length(v);
-        if (dl) {
-            /* jansson has checked the UTF-8 of the line */
-            int e = add_job(r, path, here, json_string_value(v), dl, 0, r->n_docs > 0, 0, 1, err);
-            r->n_docs++;
-            if (e) {
-                json_decref(obj);
-                goto done;
-            }
-        }
-        json_decref(obj);
+        if (add_job(r, path, here, line, len, 0, field, lineno, 1, err)) goto done;
     }
     if (ferror(f)) {
         lmd_errf(err, "%s: read failed after line %llu: %s", path, (unsigned long long)lineno,
@@ -501,9 +508,9 @@ int cmd_tokenize(int argc, char **argv) {
     r.tok = tok;
     r.nt = nt;
     r.chunk = (size_t)chunk_kb * 1024;
-    r.max_jobs = 4 * nt;
+    r.max_jobs = 4096; /* many small JSON Lines documents per parallel batch */
     r.jobs = lmd_calloc((size_t)r.max_jobs, sizeof *r.jobs);
-    r.acap = (size_t)r.max_jobs * (r.chunk + 64);
+    r.acap = (size_t)(4 * nt) * (r.chunk + 64);
     r.arena = malloc(r.acap);
     if (!r.arena) lmd_die("out of memory for a %zu-byte batch", r.acap);
     r.ws = lmd_calloc((size_t)nt, sizeof *r.ws);
@@ -513,6 +520,7 @@ int cmd_tokenize(int argc, char **argv) {
     r.t0 = r.last = lmd_now();
     r.bytes_total = total;
     r.u16 = tok_vocab_size(tok) <= 65536;
+    /* jansson seeded its hash when tok_load parsed tokenizer.json, before any thread runs */
     tok_ids printed = {0};
     if (print) {
         r.print = &printed;
