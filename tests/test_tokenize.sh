@@ -118,6 +118,13 @@ print(f"{sys.argv[3]}: big file {n} ids identical to the JS reference ({'uint16'
 EOF
 done
 
+# JSON Lines are encoded by the worker threads too: 1 and 2 threads, same file
+for th in 1 2; do
+  "$LMDISP" tokenize --tokenizer "$(tj qwen2_5)" --quiet --threads $th --field text \
+    --out "$W/jl_t$th.bin" "$W/cases.jsonl" || bad "JSONL --threads $th failed"
+done
+cmp -s "$W/jl_t1.bin" "$W/jl_t2.bin" || bad "JSONL: --threads 1 and 2 give different files"
+
 # ---- 3. documents: eos between files, --separator none, JSONL --field, empty docs skipped ----
 printf 'first document.' >"$W/a.txt"
 printf 'Second one\n' >"$W/b.txt"
