@@ -121,11 +121,16 @@ static int read_ref(const hf_spec *h, const char *rev, char *sha, lmd_err *err) 
 }
 
 int hub_resolve(const char *spec, char *dir, size_t n, lmd_err *err) {
+    return hub_resolve_file(spec, "config.json", dir, n, err);
+}
+
+int hub_resolve_file(const char *spec, const char *need, char *dir, size_t n, lmd_err *err) {
     if (strncmp(spec, "hf:", 3) != 0) {
-        if (!is_dir(spec)) return lmd_errf(err, "%s: not a directory (an HF model directory holds config.json)", spec);
+        if (!is_dir(spec))
+            return lmd_errf(err, "%s: not a directory (an HF model directory holds %s)", spec, need);
         char cfg[4200];
-        snprintf(cfg, sizeof cfg, "%s/config.json", spec);
-        if (!is_file(cfg)) return lmd_errf(err, "%s: no config.json (not an HF model directory)", spec);
+        snprintf(cfg, sizeof cfg, "%s/%s", spec, need);
+        if (!is_file(cfg)) return lmd_errf(err, "%s: no %s (not an HF model directory)", spec, need);
         char real[4096];
         if (!realpath(spec, real)) return lmd_errf(err, "%s: %s", spec, strerror(errno));
         if ((size_t)snprintf(dir, n, "%s", real) >= n) return lmd_errf(err, "%s: path too long", spec);
@@ -152,7 +157,7 @@ int hub_resolve(const char *spec, char *dir, size_t n, lmd_err *err) {
                         "huggingface-cli download %s --revision %s",
                         spec, sha, snap, h.repo, h.rev);
     char cfg[5100];
-    snprintf(cfg, sizeof cfg, "%s/config.json", snap);
+    snprintf(cfg, sizeof cfg, "%s/%s", snap, need);
     if (!is_file(cfg))
         return lmd_errf(err,
                         "%s: %s is not in the HF cache (a partial download?); fetch it with: "

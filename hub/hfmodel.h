@@ -46,6 +46,10 @@ int hub_is_model_form(const char *s);
  * refused (a series: hub_list_series). */
 int hub_resolve(const char *spec, char *dir, size_t n, lmd_err *err);
 
+/* hub_resolve for a directory that must hold the file `need` instead of config.json (e.g.
+ * tokenizer.json for `lmdisp tokenize --tokenizer hf:ORG/NAME`). */
+int hub_resolve_file(const char *spec, const char *need, char *dir, size_t n, lmd_err *err);
+
 /* For an hf: spec, the command that would download it ("huggingface-cli download ORG/NAME
  * --revision REV") into out; -1 for other forms. */
 int hub_fetch_hint(const char *spec, char *out, size_t n);

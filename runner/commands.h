@@ -15,5 +15,6 @@ int cmd_aggregate(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_resubmit(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif
