@@ -924,6 +924,10 @@ static void parse_document(spec_doc *doc, const ynode *root, lmd_spec *out) {
             } else if (!valid_name(v->val)) {
                 perr(c, v, "name", "'%s' must match [A-Za-z0-9_.-]+ (it names directories)",
                      v->val);
+            } else if (!strcmp(v->val, ".") || !strcmp(v->val, "..")) {
+                /* results/<name> would be results/ itself or the current directory */
+                perr(c, v, "name", "'%s' must be a directory name, not '.' or '..' (the default "
+                     "output directory is results/<name>)", v->val);
             } else {
                 doc->name = v->val;
                 doc->name_node = v;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dispersion.h"
+#include "fileio.h"
 #include "h5io.h"
 #include "rankcorr.h"
 #include "studyfile.h"
@@ -272,14 +273,14 @@ static void rows_free(rows *r) {
     free(r->train);
 }
 
+/* A cell's state file (a few lines; a long failure message at most a few KiB). NULL when it
+ * does not exist; an unreadable one is reported naming the file. */
 static char *read_small_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *s = lmd_calloc(8193, 1);
-    size_t got = fread(s, 1, 8192, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
+    char *s;
+    lmd_err err;
+    int rc = lmd_file_read(path, 1u << 20, &s, NULL, &err);
+    if (rc < 0) fprintf(stderr, "lmdisp: warning: %s\n", err.msg);
+    return rc == 0 ? s : NULL;
 }
 
 /* Value of "key: value" in text (up to the end of line), copied into out. */
@@ -746,8 +747,7 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
     if (created) {
         int mrc = MPI_Barrier(comm);
         bad = lmd_mpi_check(mrc, "waiting for every rank to close the study file", err);
-        if (!bad && !rc && rank == 0 && rename(tmp, final) != 0)
-            bad = lmd_errf(err, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+        if (!bad && !rc && rank == 0) bad = lmd_file_commit(tmp, final, err) != 0;
         if (lmd_mpi_agree(comm, bad, err)) rc = -1;
         if (rc && rank == 0) remove(tmp);
     }

@@ -163,7 +163,7 @@ sleep 0.2
 kill -USR1 $tpid
 wait $tpid; rc=$?
 st=$(grep -o "status: [a-z]*" "$S/cells/$cell0/state")
-if [ $rc -eq 0 ] && grep -q "requeue 101_0" "$FAKE/scontrol.log" && grep -q $'\t0\t0\t3\trequeue\t' "$S/slurm/attempts.tsv" &&
+if [ $rc -eq 0 ] && grep -q "requeue 101_0" "$FAKE/scontrol.log" && grep -q $'\t0\t0\t3\tinterrupted-requeue\t' "$S/slurm/attempts.tsv" &&
    [ "$st" = "status: interrupted" ]; then
   pass "USR1 to task 0: checkpoint ($st), exit 3, scontrol requeue 101_0, attempt recorded"
 else fail "interrupt: rc $rc, state '$st'"; cat "$tmp/task0.log"; cat "$FAKE/scontrol.log" 2>/dev/null; fi
@@ -185,8 +185,8 @@ for _ in $(seq 1 300); do ls "$S/cells/$cell2/ckpt/"*.h5 > /dev/null 2>&1 && bre
 sleep 0.2
 kill -USR1 $tpid
 wait $tpid; rc=$?
-if [ $rc -eq 3 ] && ! grep -q "requeue 101_2" "$FAKE/scontrol.log" && grep -q $'\t2\t3\t3\tcap-reached\t' "$S/slurm/attempts.tsv"; then
-  pass "at the requeue cap (3) the task is not requeued: exit 3, 'cap-reached' recorded"
+if [ $rc -eq 3 ] && ! grep -q "requeue 101_2" "$FAKE/scontrol.log" && grep -q $'\t2\t3\t3\tinterrupted-cap-reached\t' "$S/slurm/attempts.tsv"; then
+  pass "at the requeue cap (3) the task is not requeued: exit 3, 'interrupted-cap-reached' recorded"
 else fail "requeue cap: rc $rc"; tail -5 "$tmp/task2.log"; fi
 
 # the task refuses a changed spec and an out-of-range index
