@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "h5io.h"
 
 #define TRAJ_FORMAT "lmdisp-trajectory"
@@ -165,8 +166,7 @@ int lmd_traj_write(const char *path, const lmd_traj_meta *meta, const lmd_traj_r
     int rc = traj_fill(f, path, meta, rows, K, err);
     if (H5Fclose(f) < 0 && !rc)
         rc = lmd_errf(err, "%s: error closing the file (%s)", tmp, lmd_h5_last_error());
-    if (!rc && rename(tmp, path) != 0)
-        rc = lmd_errf(err, "trajectory: cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (!rc && lmd_file_commit(tmp, path, err)) rc = lmd_err_prefix(err, "trajectory");
     if (rc) remove(tmp);
     free(tmp);
     return rc ? -1 : 0;

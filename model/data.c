@@ -13,6 +13,8 @@
 
 #define SHARD_MAGIC 20240520
 #define SHARD_VERSION 1
+#define SHARD_MAGIC32 20240801 /* llm.c Llama-3 shards: uint32 tokens */
+#define SHARD_VERSION32 7
 #define SHARD_HEADER_INTS 256
 #define SHARD_HEADER_BYTES (SHARD_HEADER_INTS * 4)
 
@@ -251,31 +253,36 @@ static int read_shard(const char *path, int vocab_size, uint16_t **buf, size_t *
         goto done;
     }
     int32_t magic = le_i32(hdr), version = le_i32(hdr + 4), count = le_i32(hdr + 8);
-    if (magic != SHARD_MAGIC) {
-        lmd_errf(err, "%s: wrong magic number %d in the header (expected %d): not an llm.c "
-                 "token shard", path, (int)magic, SHARD_MAGIC);
+    /* llm.c's two forms (DESIGN 4.2): GPT-2 shards hold uint16 ids, its Llama-3 shards uint32
+     * ids; ids of the latter are < vocab_size <= 65536 here, so they narrow to uint16 exactly */
+    int wide = magic == SHARD_MAGIC32;
+    if (magic != SHARD_MAGIC && magic != SHARD_MAGIC32) {
+        lmd_errf(err, "%s: wrong magic number %d in the header (expected %d for uint16 or %d for "
+                 "uint32 tokens): not an llm.c token shard", path, (int)magic, SHARD_MAGIC,
+                 SHARD_MAGIC32);
         goto done;
     }
-    if (version != SHARD_VERSION) {
-        lmd_errf(err, "%s: unsupported shard version %d (expected %d: uint16 tokens; version 2 "
-                 "holds uint32 tokens and is not supported)", path, (int)version, SHARD_VERSION);
+    if (version != (wide ? SHARD_VERSION32 : SHARD_VERSION)) {
+        lmd_errf(err, "%s: unsupported shard version %d for magic %d (expected %d)", path,
+                 (int)version, (int)magic, wide ? SHARD_VERSION32 : SHARD_VERSION);
         goto done;
     }
     if (count < 0) {
         lmd_errf(err, "%s: the header declares a negative token count %d", path, (int)count);
         goto done;
     }
-    long long held = (size - SHARD_HEADER_BYTES) / 2;
+    const long long isz = wide ? 4 : 2;
+    long long held = (size - SHARD_HEADER_BYTES) / isz;
     if ((long long)count > held) {
         lmd_errf(err, "%s: truncated token shard: the header says %d tokens, the file holds %lld "
                  "(%lld bytes after the header)", path, (int)count, held,
                  size - SHARD_HEADER_BYTES);
         goto done;
     }
-    if ((long long)SHARD_HEADER_BYTES + 2LL * count != size) {
+    if ((long long)SHARD_HEADER_BYTES + isz * count != size) {
         lmd_errf(err, "%s: the header says %d tokens (%lld bytes) but the file has %lld bytes "
                  "after the header: trailing data, not a valid shard", path, (int)count,
-                 2LL * count, size - SHARD_HEADER_BYTES);
+                 isz * count, size - SHARD_HEADER_BYTES);
         goto done;
     }
     if (*n + (size_t)count > *cap) {
@@ -290,22 +297,28 @@ static int read_shard(const char *path, int vocab_size, uint16_t **buf, size_t *
         *cap = want;
     }
     uint16_t *dst = *buf + *n;
-    size_t got = fread(dst, 2, (size_t)count, f);
-    if (got != (size_t)count) {
-        lmd_errf(err, "%s: read %zu of %d tokens: %s", path, got, (int)count,
-                 ferror(f) ? strerror(errno) : "unexpected end of file");
-        goto done;
-    }
     /* Little-endian on disk: decode bytewise so big-endian hosts read the same ids. */
-    const uint8_t *raw = (const uint8_t *)dst;
-    for (size_t i = 0; i < (size_t)count; i++) {
-        uint16_t id = (uint16_t)(raw[2 * i] | raw[2 * i + 1] << 8);
-        if (id >= vocab_size) {
-            lmd_errf(err, "%s: token id %u at position %zu is >= vocab_size %d", path,
-                     (unsigned)id, i, vocab_size);
+    uint8_t chunk[4096];
+    const size_t per = sizeof chunk / (size_t)isz;
+    for (size_t i0 = 0; i0 < (size_t)count; i0 += per) {
+        size_t m = (size_t)count - i0 < per ? (size_t)count - i0 : per;
+        size_t got = fread(chunk, (size_t)isz, m, f);
+        if (got != m) {
+            lmd_errf(err, "%s: read %zu of %d tokens: %s", path, i0 + got, (int)count,
+                     ferror(f) ? strerror(errno) : "unexpected end of file");
             goto done;
         }
-        dst[i] = id;
+        for (size_t j = 0; j < m; j++) {
+            const uint8_t *p = chunk + j * (size_t)isz;
+            uint32_t id = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+            if (wide) id |= (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            if (id >= (uint32_t)vocab_size) {
+                lmd_errf(err, "%s: token id %u at position %zu is >= vocab_size %d", path,
+                         (unsigned)id, i0 + j, vocab_size);
+                goto done;
+            }
+            dst[i0 + j] = (uint16_t)id;
+        }
     }
     *n += (size_t)count;
     rc = 0;

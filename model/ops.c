@@ -96,46 +96,6 @@ static float row_max(const float *x, int n) {
 }
 
 /* ------------------------------------------------------------------------------------------
- * exp for vectorized loops
- *
- * libm's expf is a scalar call, and GELU through libm's tanhf was a third of a training step.
- * exp_vec is branch-free (selects only), so loops calling it vectorize; it is within a few
- * float ulps of the exact value (tests/test_gpt_grad.c checks GELU and its derivative against
- * the formula in double), propagates NaN, and depends on nothing but IEEE float arithmetic and
- * fmaf, so it gives the same bits on every machine.
- * ------------------------------------------------------------------------------------------ */
-
-static inline float bits_to_float(int32_t b) {
-    float f;
-    memcpy(&f, &b, sizeof f);
-    return f;
-}
-
-/* exp(x); x below -87 gives e^-87 ~ 1.65e-38 (the smallest normal float is 1.18e-38: no
- * denormal ever comes out, which would cost a microcode assist per element on x86) instead of
- * a denormal or 0 (harmless where it is used: softmax terms that small vanish next to the row
- * maximum's 1, and callers that need exact zeros test the argument). fmaf is exactly rounded
- * everywhere (one instruction with -march=native on FMA hardware), so the result is the same on
- * every machine. */
-static inline float exp_vec(float x) {
-    float xc = x < -87.0f ? -87.0f : (x > 88.3f ? 88.3f : x);
-    float kx = xc == xc ? xc : 0.0f; /* NaN: keep the integer conversion defined */
-    /* k = round(x / ln 2) by the 1.5 * 2^23 trick; x = k ln2 + r with |r| <= ln2 / 2 */
-    float k = fmaf(kx, 1.44269504f, 12582912.0f) - 12582912.0f;
-    float r = fmaf(k, -0.693359375f, xc); /* ln2 split: k * hi is exact */
-    r = fmaf(k, 2.12194440e-4f, r);
-    /* Taylor to r^7: truncation below 6e-9 relative on |r| <= 0.347 */
-    float p = fmaf(r, 1.98412698e-4f, 1.38888889e-3f);
-    p = fmaf(p, r, 8.33333333e-3f);
-    p = fmaf(p, r, 4.16666667e-2f);
-    p = fmaf(p, r, 1.66666667e-1f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
-    return p * bits_to_float(((int32_t)k + 127) << 23);
-}
-
-/* ------------------------------------------------------------------------------------------
  * layers
  * ------------------------------------------------------------------------------------------ */
 
@@ -279,6 +239,11 @@ static void sgemm_rows(int transA, int transB, int M, int N, int K, float alpha,
         }
     }
     openblas_set_num_threads(blas_threads);
+}
+
+void lmd_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm_rows(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* out (N,OC) = inp (N,IC) W^T + bias, or out += that when accumulate */

@@ -23,6 +23,11 @@ void lmd_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 void lmd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                             const float *w, const float *mean, const float *rstd, size_t N, int C);
 
+/* C (M,N) = alpha op(A) op(B) + beta C, row-major cblas_sgemm with the rows of C split over the
+ * OpenMP threads (each a single-threaded sgemm; bitwise the same for any thread count). */
+void lmd_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+
 /* out (N,OC) = inp (N,IC) W^T + bias, or out += that when accumulate */
 void lmd_matmul_forward(float *out, const float *inp, const float *W, const float *bias, size_t N,
                         int IC, int OC, int accumulate);

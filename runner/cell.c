@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "fileio.h"
 #include "geometry.h"
 #include "measure.h"
 #include "h5io.h"
@@ -35,48 +37,70 @@ const char *lmd_cell_status_name(lmd_cell_status s) {
 
 /* ---- small file helpers ---- */
 
+#define CELL_TEXT_MAX (1u << 20) /* state and settings files are a few hundred bytes */
+
+/* The text of path, NULL when it does not exist; a file that exists but cannot be read is
+ * reported on stderr (naming the file) and also gives NULL. */
 static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0) {
-        fclose(f);
-        return NULL;
-    }
-    char *s = lmd_calloc((size_t)n + 1, 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
+    char *s;
+    lmd_err err;
+    int rc = lmd_file_read(path, CELL_TEXT_MAX, &s, NULL, &err);
+    if (rc < 0) fprintf(stderr, "lmdisp: warning: %s\n", err.msg);
+    return rc == 0 ? s : NULL;
 }
 
 static int write_text_atomic(const char *path, const char *text, lmd_err *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return lmd_errf(err, "cannot write %s: %s", tmp, strerror(errno));
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n;
-    ok &= fflush(f) == 0;
-    ok &= fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return lmd_errf(err, "cannot write %s: %s", path, strerror(e));
-    }
-    return 0;
+    return lmd_file_write_atomic(path, text, strlen(text), err);
 }
 
+/* The state file. A running cell also names its holder (host, pid of rank 0 of its group), so
+ * `lmdisp status` can tell a run that died without a chance to update it (kill -9, a crash)
+ * from one that is still going. */
 static void write_state(const char *dir, const char *status, int64_t step, const char *msg) {
-    char path[4200], text[2048];
+    char path[4200], text[2048], holder[400] = "";
     snprintf(path, sizeof path, "%s/state", dir);
-    snprintf(text, sizeof text, "status: %s\nstep: %lld\nmessage: %s\n", status, (long long)step,
-             msg ? msg : "");
+    if (!strcmp(status, "running")) {
+        char host[256] = "?";
+        if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "?");
+        host[sizeof host - 1] = '\0';
+        snprintf(holder, sizeof holder, "host: %s\npid: %ld\n", host, (long)getpid());
+    }
+    snprintf(text, sizeof text, "status: %s\nstep: %lld\n%smessage: %s\n", status, (long long)step,
+             holder, msg ? msg : "");
     lmd_err err;
     if (write_text_atomic(path, text, &err)) fprintf(stderr, "lmdisp: warning: %s\n", err.msg);
+}
+
+int lmd_cell_holder_gone(const char *cell_dir, char *why, size_t n) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/state", cell_dir);
+    char *s = read_text(path);
+    if (!s) return 0;
+    char st[64] = "", host[256] = "", me[256] = "";
+    long pid = -1;
+    const char *p = strstr(s, "status: ");
+    if (p) sscanf(p + 8, "%63s", st);
+    p = strstr(s, "\nhost: ");
+    if (p) sscanf(p + 7, "%255s", host);
+    p = strstr(s, "\npid: ");
+    if (p) sscanf(p + 6, "%ld", &pid);
+    free(s);
+    if (strcmp(st, "running") || !host[0] || pid <= 0) return 0;
+    if (gethostname(me, sizeof me) != 0 || strncmp(me, host, sizeof host - 1)) return 0;
+    /* same host: alive only if the pid exists and is still an lmdisp (pids are reused) */
+    int alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;
+    if (alive) {
+        char comm[64] = "", cpath[64];
+        snprintf(cpath, sizeof cpath, "/proc/%ld/comm", pid);
+        FILE *f = fopen(cpath, "r");
+        if (f) {
+            if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = '\0';
+            fclose(f);
+            alive = strstr(comm, "lmdisp") != NULL;
+        }
+    }
+    if (!alive && why) snprintf(why, n, "its run (pid %ld on %s) is gone", pid, host);
+    return !alive;
 }
 
 static void cell_log(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -218,7 +242,7 @@ static int measure_and_write(const lmd_cell_job *job, const lmd_cell_data *data,
     rc = rc ? rc : lmd_h5_write_scalar_f64(f, "/train_loss", train_loss, err);
     free(hist);
     if (H5Fclose(f) < 0 && !rc) rc = lmd_errf(err, "%s: error closing", tmp);
-    if (!rc && rename(tmp, path) != 0) rc = lmd_errf(err, "cannot rename %s: %s", tmp, strerror(errno));
+    if (!rc) rc = lmd_file_commit(tmp, path, err);
     if (rc) remove(tmp);
     cell_log(job->dir, "track step %lld tokens %lld: val_loss %.4f last-layer cossim %.4f "
              "spearman %.3f kendall %.3f", (long long)st->step, (long long)st->tokens, val,
@@ -284,8 +308,17 @@ static int any(MPI_Comm comm, int flag) {
     return out;
 }
 
+static long long test_hook_step(const char *var, const char *id) {
+    const char *v = getenv(var);
+    const char *colon = v ? strrchr(v, ':') : NULL;
+    if (!colon) return -1;
+    char sub[160];
+    snprintf(sub, sizeof sub, "%.*s", (int)(colon - v), v);
+    return strstr(id, sub) ? atoll(colon + 1) : -1;
+}
+
 lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data, MPI_Comm comm,
-                             volatile int *stop_flag, lmd_cell_tick tick, void *tick_ctx,
+                             volatile sig_atomic_t *stop_flag, lmd_cell_tick tick, void *tick_ctx,
                              lmd_err *err) {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
@@ -330,6 +363,9 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
                 gpt_free(&probe);
             } else {
                 cell_log(job->dir, "skipping unreadable checkpoint: %s", perr.msg);
+                fprintf(stderr, "lmdisp run: cell %s: checkpoint %s is unreadable, skipped (%s); "
+                        "resuming from %s\n", job->id, path, perr.msg,
+                        i + 1 < n ? "an older checkpoint" : "the start (step 0)");
             }
         }
         free(steps);
@@ -386,6 +422,12 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
             if (strstr(job->id, sub)) inject_step = atoll(colon + 1);
         }
     }
+    /* LMDISP_TEST_STOP="ID_SUBSTRING:STEP" acts as a signal arriving during step STEP (the run
+     * stops at that step boundary, checkpoints and exits 3); LMDISP_TEST_KILL="ID_SUBSTRING:STEP"
+     * kills the process (SIGKILL) at that boundary, before anything of the step is saved. For
+     * tests: the interruption lands mid-training at a known step, every time. */
+    long long stop_step = test_hook_step("LMDISP_TEST_STOP", job->id);
+    long long kill_step = test_hook_step("LMDISP_TEST_KILL", job->id);
     lmd_cell_status status = CELL_DONE;
     const int64_t total = job->opts.steps;
     const int64_t log_every = total >= 20 ? total / 20 : 1;
@@ -410,12 +452,16 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
             break;
         }
         if (s >= total) break;
-        int stop = stop_flag ? *stop_flag : 0;
+        if (s == kill_step && rank == 0) raise(SIGKILL);
+        int stop = (stop_flag ? *stop_flag : 0) || (s == stop_step && !(have_state && s == resume_step));
         if (any(comm, stop)) {
             if (rank == 0) {
                 bad = save_ckpt(job, &tr, err);
                 write_state(job->dir, "interrupted", s, bad ? err->msg : "stopped on a signal");
                 cell_log(job->dir, "interrupted at step %lld, checkpoint saved", (long long)s);
+                if (!bad)
+                    fprintf(stderr, "lmdisp run: cell %s interrupted at step %lld; rerun the same "
+                            "command to resume\n", job->id, (long long)s);
             }
             status = bad ? CELL_FAILED : CELL_INTERRUPTED;
             break;

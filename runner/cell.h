@@ -5,6 +5,7 @@
 #define LMDISP_CELL_H
 
 #include <mpi.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "data.h"
@@ -47,6 +48,11 @@ const char *lmd_cell_status_name(lmd_cell_status s);
  * finished (done or diverged), 0 otherwise. */
 int lmd_cell_finished(const char *cell_dir, char *status, size_t n, int64_t *step);
 
+/* 1 when the state file says `running` on this host but its holder process (host and pid
+ * recorded in it) is gone, with why filled for the user; 0 otherwise (also when the holder runs
+ * on another host: that cannot be checked from here). */
+int lmd_cell_holder_gone(const char *cell_dir, char *why, size_t n);
+
 /* Checks that an existing cell directory holds the same settings text. Returns 0 if new or
  * equal, -1 with a message naming the first differing line otherwise. */
 int lmd_cell_check_settings(const lmd_cell_job *job, lmd_err *err);
@@ -57,7 +63,7 @@ int lmd_cell_check_settings(const lmd_cell_job *job, lmd_err *err);
  * after every optimizer step, e.g. for a progress display. */
 typedef void (*lmd_cell_tick)(void *ctx, int64_t step, int64_t total);
 lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data, MPI_Comm comm,
-                             volatile int *stop_flag, lmd_cell_tick tick, void *tick_ctx,
+                             volatile sig_atomic_t *stop_flag, lmd_cell_tick tick, void *tick_ctx,
                              lmd_err *err);
 
 #endif

@@ -73,6 +73,20 @@ int cmd_aggregate(int argc, char **argv) {
         MPI_Finalize();
         return 2;
     }
+    /* one writer of study.h5 at a time (a plain `lmdisp run` of the same directory writes it
+     * too), and the temporary files of a killed writer go */
+    int lock = -1;
+    if (rank == 0) {
+        lock = lmd_studydir_lock(dir, 1, "lmdisp aggregate", &err);
+        if (lock < 0 || lmd_studydir_clean_tmp(dir, stdout, &err) < 0) rc = -1;
+    }
+    if (lmd_mpi_agree(MPI_COMM_WORLD, rc, &err)) {
+        if (rank == 0) fprintf(stderr, "lmdisp aggregate: %s\n", err.msg);
+        lmd_studydir_unlock(lock);
+        lmd_spec_free(&spec);
+        MPI_Finalize();
+        return 2;
+    }
     if (rank == 0) {
         /* ids include resolved data paths: say so when none of the spec's cells has a
          * directory, rather than silently writing an all-missing study */
@@ -92,6 +106,7 @@ int cmd_aggregate(int argc, char **argv) {
     rc = lmd_study_write(&spec, dir, t_start, MPI_COMM_WORLD, &err);
     if (rc && rank == 0) fprintf(stderr, "lmdisp aggregate: %s\n", err.msg);
     if (!rc && rank == 0 && !quiet) lmd_study_print_summary(dir, stdout);
+    lmd_studydir_unlock(lock);
     lmd_spec_free(&spec);
     MPI_Finalize();
     return rc ? 1 : 0;

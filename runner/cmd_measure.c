@@ -4,16 +4,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "anymodel.h"
 #include "args.h"
 #include "checkpoint.h"
 #include "commands.h"
 #include "evalset.h"
 #include "geometry.h"
 #include "measure.h"
+#include "hfmodel.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: lmdisp measure CK.h5 [--data SRC | --tokens FILE.bin] [--sequences N]\n"
+            "usage: lmdisp measure MODEL [--data SRC | --tokens FILE.bin] [--sequences N]\n"
             "                     [--seq-len T] [--val-fraction X] [--bins N] [--json]"
             " [--threads N]\n"
             "\n"
@@ -21,6 +23,10 @@ static void usage(FILE *f) {
             "mean pairwise cosine similarity of tokens (diagonal included, and off-diagonal),\n"
             "singular-value entropy and MEV; the trend over depth (Spearman, Kendall tau-b) and\n"
             "the means over the last N layers (docs/ANALYSIS.md).\n"
+            "MODEL is an lmdisp checkpoint, an HF model directory or hf:ORG/NAME[@REVISION]\n"
+            "(local HF cache). A pretrained model needs --tokens (its tokenizer's ids) and\n"
+            "follows the paper's protocol: --seq-len defaults to 512, each sequence is measured\n"
+            "alone and the cosine matrices are averaged; it is streamed one block at a time.\n"
             "\n"
             "%s"
             "output:\n"
@@ -66,6 +72,86 @@ static int first_nonfinite(const gpt_model *m, char *name, size_t cap, size_t *i
     return 0;
 }
 
+/* g's JSON object with the model facts appended inside it */
+static int print_json_with_facts(const lmd_geom *g, const lmd_anymodel *m, const char *spec,
+                                 lmd_err *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&buf, &len);
+    if (!mf) return lmd_errf(err, "open_memstream failed");
+    int rc = lmd_geom_print_json(mf, g, err);
+    if (fclose(mf) != 0 && rc == 0) rc = lmd_errf(err, "writing JSON to memory failed");
+    if (rc == 0 && (len < 2 || buf[len - 1] != '}')) rc = lmd_errf(err, "unexpected JSON");
+    if (rc == 0) {
+        buf[--len] = 0;
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) buf[--len] = 0;
+        fputs(buf, stdout);
+        /* the spec as a JSON string: paths and hf: names need escaping of " and \ only */
+        fputs(",\n  \"model\": \"", stdout);
+        for (const char *p = spec; *p; p++) {
+            if (*p == '"' || *p == '\\') fputc('\\', stdout);
+            if ((unsigned char)*p >= 0x20) fputc(*p, stdout);
+        }
+        printf("\",\n  \"model_type\": \"%s\",\n  \"n_params\": %lld,\n  \"n_layer\": %d,\n"
+               "  \"hidden_size\": %d\n}\n", m->model_type, (long long)m->n_params, m->n_layer,
+               m->hidden_size);
+        if (fflush(stdout) == EOF) rc = lmd_errf(err, "writing JSON to stdout failed");
+    }
+    free(buf);
+    return rc;
+}
+
+/* `lmdisp measure` of a pretrained (HF) model: streamed, the paper's protocol by default */
+static int measure_hf(const char *spec, const lmd_evalopts *eo, int json) {
+    lmd_err err = {{0}};
+    if (eo->data) {
+        fprintf(stderr, "lmdisp measure: %s: --data builds lmdisp's own corpora; a pretrained "
+                        "model needs --tokens FILE.bin of its tokenizer\n", spec);
+        return 2;
+    }
+    lmd_anymodel m;
+    if (lmd_anymodel_open(&m, spec, &err)) {
+        fprintf(stderr, "lmdisp measure: %s\n", err.msg);
+        return 2;
+    }
+    int T = eo->T;
+    int32_t *tok = NULL;
+    if (lmd_anymodel_eval_tokens(&m, eo->tokens, eo->n_seq, &T, &tok, &err)) {
+        fprintf(stderr, "lmdisp measure: %s: %s\n", spec, err.msg);
+        lmd_anymodel_close(&m);
+        return 2;
+    }
+    lmd_geom g;
+    double t0 = lmd_now();
+    int rc = lmd_anymodel_measure(&m, tok, eo->n_seq, T, eo->bins, 0, "lmdisp measure", &g,
+                                  &err);
+    double secs = lmd_now() - t0;
+    free(tok);
+    if (rc) {
+        fprintf(stderr, "lmdisp measure: %s: %s\n", spec, err.msg);
+        lmd_anymodel_close(&m);
+        return 2;
+    }
+    int status = 0;
+    if (json) {
+        if (print_json_with_facts(&g, &m, spec, &err)) {
+            fprintf(stderr, "lmdisp measure: %s\n", err.msg);
+            status = 1;
+        }
+    } else {
+        printf("lmdisp measure: %s (%s, %lld parameters; n_layer %d, hidden %d, vocab %d)\n",
+               spec, m.model_type, (long long)m.n_params, m.n_layer, m.hidden_size,
+               m.vocab_size);
+        printf("  evaluation set: first %d windows of %d tokens of %s, each measured alone, "
+               "cosine matrices averaged; %.2f s (%.0f tokens/s)\n",
+               eo->n_seq, T, eo->tokens, secs, (double)eo->n_seq * T / secs);
+        print_table(&g);
+    }
+    lmd_geom_free(&g);
+    lmd_anymodel_close(&m);
+    return status;
+}
+
 int cmd_measure(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "measure", argc, argv);
@@ -90,6 +176,7 @@ int cmd_measure(int argc, char **argv) {
     }
     const char *ck = pos[0];
     gpt_set_threads(eo.threads);
+    if (hub_is_model_form(ck)) return measure_hf(ck, &eo, json);
 
     lmd_err err = {{0}};
     gpt_model m;

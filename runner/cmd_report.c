@@ -15,8 +15,11 @@ static void usage(FILE *f) {
             "Prints the tables of a study file (docs/STUDY.md): per cell (status, final\n"
             "validation loss and last-layer mean cosine similarity, Spearman/Kendall of the layer\n"
             "trend at initialization and at the end), the cross-grid trend (rank correlation of\n"
-            "each model's rho with mlp_dim, per setting and checkpoint) and the means over seeds\n"
-            "per width. Default: all tables as text.\n"
+            "mlp_dim with each model's rho, last-layer and last-half mean cosine, per setting\n"
+            "and checkpoint; 'saturated' where every rho is 1), the means over seeds per width,\n"
+            "and one line per claim of the paper with its numbers (larger MLP, less\n"
+            "condensation; dispersion lowers it; condensation at initialization). Default: all\n"
+            "tables as text.\n"
             "--csv: one table (default cells: one row per cell and checkpoint) as CSV, NaN as an\n"
             "empty field, numbers with 17 significant digits.\n");
 }

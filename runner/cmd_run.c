@@ -8,8 +8,10 @@
  * their own queue. A cell's numbers depend only on the spec and its seed (and on the group
  * size, unless train.shards makes them independent of it), never on which rank runs it.
  * Finished cells (state done or diverged) are skipped; unfinished ones resume from their newest
- * checkpoint. On SIGUSR1/SIGTERM each running cell checkpoints at its next step boundary and the
- * run exits with code 3 (LMD_EXIT_INTERRUPTED). */
+ * checkpoint. On SIGINT/SIGUSR1/SIGTERM each running cell checkpoints at its next step boundary
+ * and the run exits with code 3 (LMD_EXIT_INTERRUPTED). Rank 0 holds DIR/lock while it runs
+ * (runner/studydir.h) and refuses a spec that would change the study already in DIR. */
+#include <errno.h>
 #include <math.h>
 #include <mpi.h>
 #include <signal.h>
@@ -29,13 +31,31 @@
 #include "studydir.h"
 #include "util.h"
 
+/* Set by SIGUSR1, SIGTERM and SIGINT; polled at step boundaries (the only globals). */
 static volatile sig_atomic_t g_stop = 0;
-static volatile int g_stop_int = 0;
 
+/* A first Ctrl-C asks for a clean stop at the next step boundary; a second one ends the
+ * process at once (the default action), for a user who cannot wait for the checkpoint. */
 static void on_signal(int sig) {
-    (void)sig;
+    if (sig == SIGINT && g_stop) {
+        signal(SIGINT, SIG_DFL);
+        raise(SIGINT);
+        return;
+    }
     g_stop = 1;
-    g_stop_int = 1;
+}
+
+/* Installed before MPI_Init, so a signal during start-up is a clean stop, not a kill. */
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = {SIGUSR1, SIGTERM, SIGINT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (sigaction(sigs[i], &sa, NULL) != 0)
+            fprintf(stderr, "lmdisp run: warning: cannot install the handler of signal %d: %s; "
+                    "that signal will kill the run without a checkpoint\n", sigs[i], strerror(errno));
 }
 
 static void usage(FILE *f) {
@@ -50,7 +70,9 @@ static void usage(FILE *f) {
             "of the manifest (default DIR/manifest), from the frozen DIR/spec.yaml; no study.h5\n"
             "(the aggregation job writes it).\n"
             "Exit codes: 0 all cells finished (done or diverged), 1 a cell failed,\n"
-            "2 bad spec or usage, 3 interrupted by SIGUSR1/SIGTERM (checkpoints saved).\n");
+            "2 bad spec or usage (also: DIR holds a different study, or is locked by another\n"
+            "run), 3 interrupted by SIGINT (Ctrl-C), SIGTERM or SIGUSR1 (checkpoints saved; a\n"
+            "second Ctrl-C kills at once).\n");
 }
 
 /* Counters in the window at world rank 0: progress, then one claim counter per size class. */
@@ -396,7 +418,7 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
             } else {
                 lmd_cell_data data = {dc.train, dc.val, dc.eval_inputs};
                 gpt_set_threads(spec->threads_per_rank);
-                cs = lmd_cell_run(&job, &data, group, &g_stop_int, tick, &prog, &err);
+                cs = lmd_cell_run(&job, &data, group, &g_stop, tick, &prog, &err);
                 if (cs == CELL_FAILED && grank == 0)
                     fprintf(stderr, "lmdisp run: cell %s failed: %s\n", c->id, err.msg);
             }
@@ -494,6 +516,7 @@ int cmd_run(int argc, char **argv) {
     }
     int array_mode = task >= 0;
     if (array_mode ? (npos != 0 || !out) : (npos != 1 || manifest)) bad = 1;
+    install_signal_handlers();
     int provided;
     MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
     int wrank;
@@ -503,18 +526,23 @@ int cmd_run(int argc, char **argv) {
         MPI_Finalize();
         return 2;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    lmd_err err = {{0}};
     if (array_mode) {
+        /* array tasks of one study run side by side: a shared lock, which keeps a plain
+         * `lmdisp run` or `aggregate` of the same directory out while they work */
+        int lock = -1;
+        if (wrank == 0) lock = lmd_studydir_lock(out, 0, "lmdisp run --array-task", &err);
+        if (agree(wrank == 0 && lock < 0)) {
+            if (wrank == 0) fprintf(stderr, "lmdisp run: array task %d: %s\n", task, err.msg);
+            MPI_Finalize();
+            return 2;
+        }
         int status = run_array_task(out, task, manifest, wrank);
+        lmd_studydir_unlock(lock);
         MPI_Finalize();
         return status;
     }
     lmd_spec spec;
-    lmd_err err = {{0}};
     int rc = lmd_spec_load(&spec, pos[0], &err);
     if (agree(rc != 0)) {
         if (wrank == 0) fprintf(stderr, "lmdisp run: %s\n", rc ? err.msg : "spec failed to load on another rank");
@@ -527,15 +555,37 @@ int cmd_run(int argc, char **argv) {
         snprintf(outbuf, sizeof outbuf, "results/%s", spec.name);
         out = outbuf;
     }
-    int mk = wrank == 0 ? lmd_mkdirs(out, &err) : 0;
-    if (agree(mk)) {
-        if (wrank == 0) fprintf(stderr, "lmdisp run: %s\n", err.msg);
+    /* Rank 0 alone touches the directory: the existing study must fit the spec (refused:
+     * exit 2 with nothing changed), then the lock, then the stale temporary files of a killed
+     * run, then the spec copy for status and aggregate. */
+    int lock = -1, fail = 0;
+    if (wrank == 0) {
+        char note[1024];
+        int chk = lmd_studydir_check_spec(out, &spec, note, sizeof note, &err);
+        if (chk < 0) {
+            fail = 2;
+        } else if (lmd_mkdirs(out, &err)) {
+            fail = 1;
+        } else if ((lock = lmd_studydir_lock(out, 1, "lmdisp run", &err)) < 0) {
+            fail = 2;
+        } else if (lmd_studydir_check_spec(out, &spec, note, sizeof note, &err) < 0) {
+            fail = 2; /* another run changed it between the first check and the lock */
+        } else if (lmd_studydir_clean_tmp(out, stdout, &err) < 0 ||
+                   lmd_studydir_save_spec(out, &spec, &err)) {
+            fail = 1;
+        } else if (chk == 1) {
+            printf("lmdisp run: %s\n", note);
+        }
+        if (fail) fprintf(stderr, "lmdisp run: %s\n", err.msg);
+        fflush(stdout);
+    }
+    MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (fail) {
+        lmd_studydir_unlock(lock);
         lmd_spec_free(&spec);
         MPI_Finalize();
-        return 1;
+        return fail;
     }
-    if (wrank == 0 && lmd_studydir_save_spec(out, &spec, &err)) /* for status and aggregate */
-        fprintf(stderr, "lmdisp run: warning: %s\n", err.msg);
     size_t *all = lmd_calloc(spec.n_cells, sizeof *all);
     for (size_t i = 0; i < spec.n_cells; i++) all[i] = i;
     double t_start = lmd_now();
@@ -549,6 +599,7 @@ int cmd_run(int argc, char **argv) {
         if (!serr && wrank == 0) lmd_study_print_summary(out, stdout);
     }
     if (status == 0 && failed) status = 1;
+    lmd_studydir_unlock(lock);
     lmd_spec_free(&spec);
     MPI_Finalize();
     return status;

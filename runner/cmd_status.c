@@ -153,7 +153,7 @@ int cmd_status(int argc, char **argv) {
         return 2;
     }
     cell_view *v = lmd_calloc(spec.n_cells ? spec.n_cells : 1, sizeof *v);
-    int counts[6] = {0};
+    int counts[6] = {0}, n_gone = 0;
     const char *names[6] = {"pending", "running", "interrupted", "done", "diverged", "failed"};
     for (size_t i = 0; i < spec.n_cells; i++) {
         const lmd_cell *c = &spec.cells[i];
@@ -163,6 +163,13 @@ int cmd_status(int argc, char **argv) {
         char st[32] = "";
         lmd_cell_finished(cdir, st, sizeof st, &step);
         snprintf(v[i].status, sizeof v[i].status, "%s", st[0] ? st : "pending");
+        /* a run killed without a chance to update the state file (kill -9, a crash, mpirun
+         * ending its ranks) must not look like one still running */
+        char why[400];
+        if (!strcmp(st, "running") && lmd_cell_holder_gone(cdir, why, sizeof why)) {
+            snprintf(v[i].status, sizeof v[i].status, "interrupted");
+            n_gone++;
+        }
         v[i].step = step;
         newest_track(cdir, &v[i]);
         for (int k = 0; k < 6; k++)
@@ -204,6 +211,9 @@ int cmd_status(int argc, char **argv) {
         for (int k = 0; k < 6; k++)
             if (counts[k]) printf(" %d %s", counts[k], names[k]);
         printf("\n");
+        if (n_gone)
+            printf("%d cell(s) interrupted: the state file says running, but the run that held "
+                   "them is gone (killed?); rerun the same command to resume them\n", n_gone);
         if (src[0]) {
             /* Slurm's view: tasks by state, and cells whose task died without finishing them */
             char seen[16][32];

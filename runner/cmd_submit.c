@@ -74,19 +74,36 @@ static int sbatch(const char *script, char *job_id, size_t n, lmd_err *err) {
 }
 
 static int write_script(const char *path, const char *text, lmd_err *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) return lmd_errf(err, "cannot write %s: %s", path, strerror(errno));
-    int ok = fputs(text, f) >= 0;
-    ok &= fclose(f) == 0;
-    if (!ok) return lmd_errf(err, "cannot write %s: %s", path, strerror(errno));
-    chmod(path, 0755);
+    if (lmd_file_write_atomic(path, text, strlen(text), err)) return -1;
+    if (chmod(path, 0755) != 0)
+        return lmd_errf(err, "cannot make %s executable: %s", path, strerror(errno));
     return 0;
+}
+
+/* After a failed submission: only a submission that reached Slurm counts. With no job
+ * submitted, the manifest goes, so that the same command can be retried; with some jobs in
+ * Slurm, it stays (they read it) and the user is told what to do. */
+static void forget_manifest(const char *cmd, const char *manifest, int n_submitted, int dry) {
+    if (dry) return;
+    if (n_submitted == 0) {
+        if (unlink(manifest) != 0 && errno != ENOENT)
+            fprintf(stderr, "lmdisp %s: cannot remove %s: %s; remove it by hand before retrying\n",
+                    cmd, manifest, strerror(errno));
+        else
+            fprintf(stderr, "lmdisp %s: nothing was submitted; %s removed, the same command can "
+                    "be retried\n", cmd, manifest);
+    } else {
+        fprintf(stderr, "lmdisp %s: %d job(s) did reach Slurm (see slurm/jobs.tsv) and read %s, "
+                "which is kept; cancel them (scancel) and delete the directory, or let them run "
+                "and use `lmdisp resubmit` for what is missing\n", cmd, n_submitted, manifest);
+    }
 }
 
 /* Renders and (unless dry run) submits the array pieces and the aggregation job of
  * manifest m. Returns 0, or 1 with a message. */
 static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_manifest *m,
-                        const submit_opts *o, lmd_err *err) {
+                        const submit_opts *o, int *n_submitted, lmd_err *err) {
+    *n_submitted = 0;
     char exe[PATH_MAX];
     if (self_path(exe, sizeof exe)) return lmd_errf(err, "cannot find the lmdisp binary's path");
     char q_exe[3 * PATH_MAX] = "", q_dir[3 * PATH_MAX] = "", q_man[3 * PATH_MAX] = "";
@@ -147,6 +164,7 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
             if (write_script(path, text, err) || sbatch(path, j.job_id, sizeof j.job_id, err)) {
                 rc = 1;
             } else {
+                ++*n_submitted;
                 j.round = m->round;
                 snprintf(j.kind, sizeof j.kind, "array");
                 j.first_task = first;
@@ -187,6 +205,7 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
                 if (write_script(path, text, err) || sbatch(path, j.job_id, sizeof j.job_id, err)) {
                     rc = 1;
                 } else {
+                    ++*n_submitted;
                     j.round = m->round;
                     snprintf(j.kind, sizeof j.kind, "aggregate");
                     rc = lmd_slurm_jobs_append(o->dir, &j, err) ? 1 : 0;
@@ -311,9 +330,11 @@ int cmd_submit(int argc, char **argv) {
             rc = 1;
         }
     }
-    if (!rc && submit_round(&spec, &res, &m, &o, &err)) {
+    int n_sub = 0;
+    if (!rc && submit_round(&spec, &res, &m, &o, &n_sub, &err)) {
         fprintf(stderr, "lmdisp submit: %s\n", err.msg);
         rc = 1;
+        forget_manifest("submit", man, n_sub, dry);
     }
     if (!rc && !dry)
         printf("watch it with: lmdisp status %s   (cells and Slurm tasks)\n", dir);
@@ -487,9 +508,11 @@ int cmd_resubmit(int argc, char **argv) {
             }
         }
         submit_opts o = {dir, templates, throttle ? throttle : res.throttle, dry, rman};
-        if (!rc && submit_round(&spec, &res, &m, &o, &err)) {
+        int n_sub = 0;
+        if (!rc && submit_round(&spec, &res, &m, &o, &n_sub, &err)) {
             fprintf(stderr, "lmdisp resubmit: %s\n", err.msg);
             rc = 1;
+            forget_manifest("resubmit", rman, n_sub, dry);
         }
         if (!rc && dry) printf("dry run: nothing written, nothing submitted\n");
         lmd_manifest_free(&m);

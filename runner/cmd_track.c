@@ -14,18 +14,21 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "anymodel.h"
 #include "args.h"
 #include "checkpoint.h"
 #include "commands.h"
 #include "evalset.h"
 #include "h5io.h"
+#include "hfmodel.h"
 #include "measure.h"
 #include "train.h"
 #include "trajectory.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: lmdisp track CK.h5... | DIR... --out TRAJ.h5 [--data SRC | --tokens FILE.bin]\n"
+            "usage: lmdisp track CK.h5... | DIR... | HFDIR... | hf:ORG/NAME@* --out TRAJ.h5\n"
+            "                   [--data SRC | --tokens FILE.bin]\n"
             "                   [--sequences N] [--seq-len T] [--val-fraction X] [--bins N]\n"
             "                   [--eval-batches N] [--threads N]\n"
             "\n"
@@ -37,6 +40,10 @@ static void usage(FILE *f) {
             "All checkpoints must have the same model config. A checkpoint that cannot be read or\n"
             "measured is reported and skipped; the others are still written, and the exit code\n"
             "is then 1.\n"
+            "Pretrained models: HF model directories and hf:ORG/NAME@REV (ordered by the stepN\n"
+            "of the name), or hf:ORG/NAME@* = every revision in the local HF cache in training\n"
+            "order (stage, then step; main last; revisions without a step listed and skipped).\n"
+            "They need --tokens; --seq-len defaults to 512 (the paper's protocol).\n"
             "\n"
             "%s"
             "  --eval-batches N    validation-loss batches of %d x T tokens (default 8; 0 = none;\n"
@@ -54,6 +61,9 @@ typedef struct {
     gpt_config cfg;
     int64_t step, tokens; /* tokens = -1 when unknown */
     const char *step_from; /* "attribute" or "name" */
+    int hf;                /* a pretrained model (spec for lmd_anymodel_open) */
+    int order;             /* position in an hf:ORG/NAME@* series (-1: sort by step) */
+    char model_type[32];
 } track_item;
 
 /* Parses the first "step<digits>" of a file name that starts the name or follows a
@@ -107,8 +117,47 @@ static int read_opt_attr(hid_t f, const char *name, int64_t *v) {
     return st < 0 ? -1 : 1;
 }
 
+/* config.json of a pretrained model, in gpt_config's fields for the same-model check */
+static void probe_hf(track_item *it) {
+    lmd_err err = {{0}};
+    char dir[4096], cj[4200];
+    hf_arch_config c;
+    memset(&c, 0, sizeof c);
+    if (hub_resolve(it->path, dir, sizeof dir, &err) ||
+        (snprintf(cj, sizeof cj, "%s/config.json", dir), hub_config_load(cj, &c, &err))) {
+        lmd_err_prefix(&err, "%s", it->path);
+        memcpy(it->error, err.msg, sizeof it->error);
+        return;
+    }
+    it->cfg.vocab_size = c.vocab_size;
+    it->cfg.n_ctx = c.max_position;
+    it->cfg.n_layer = c.n_layer;
+    it->cfg.n_embd = c.hidden_size;
+    it->cfg.n_head = c.n_head;
+    it->cfg.mlp_dim = c.intermediate_size;
+    snprintf(it->model_type, sizeof it->model_type, "%s", c.model_type);
+    hf_arch_config_free(&c);
+    if (it->order < 0) {
+        int64_t st = 0, tk = 0;
+        int ht = 0;
+        if (!parse_name(it->path, &st, &tk, &ht)) {
+            snprintf(it->error, sizeof it->error, "%s: no stepN in the name or revision, so its "
+                     "place in the series is unknown", it->path);
+            return;
+        }
+        it->step = st;
+        it->tokens = ht ? tk : -1;
+        it->step_from = "name";
+    }
+    it->ok = 1;
+}
+
 /* Config, step and tokens of one file without loading its parameters. */
 static void probe(track_item *it) {
+    if (it->hf) {
+        probe_hf(it);
+        return;
+    }
     lmd_err err = {{0}};
     if (lmd_ckpt_read_config(it->path, &it->cfg, &err)) {
         snprintf(it->error, sizeof it->error, "%s", err.msg);
@@ -155,6 +204,7 @@ static int cmp_item(const void *pa, const void *pb) {
     const track_item *a = pa, *b = pb;
     if (a->ok != b->ok) return a->ok ? -1 : 1; /* failures last, in command-line order */
     if (!a->ok) return 0;
+    if (a->order >= 0 && b->order >= 0) return a->order < b->order ? -1 : a->order > b->order;
     if (a->step != b->step) return a->step < b->step ? -1 : 1;
     if (a->tokens != b->tokens) return a->tokens < b->tokens ? -1 : 1;
     return strcmp(a->path, b->path);
@@ -181,6 +231,7 @@ static void add_item(track_item **items, int *n, int *cap, const char *path) {
     it->path = strdup(path);
     if (!it->path) lmd_die("out of memory collecting checkpoints");
     it->tokens = -1;
+    it->order = -1;
 }
 
 /* Every *.h5 of dir (sorted by name) except skip (the output file). Returns 0 or -1. */
@@ -270,7 +321,48 @@ int cmd_track(int argc, char **argv) {
     int n = 0, cap = 0, status = 0;
     for (int i = 0; i < npos && status == 0; i++) {
         struct stat sb;
-        if (stat(pos[i], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        size_t pl = strlen(pos[i]);
+        if (!strncmp(pos[i], "hf:", 3) && pl > 2 && !strcmp(pos[i] + pl - 2, "@*")) {
+            hub_revision *revs = NULL;
+            int nr = 0;
+            char *skipped = NULL;
+            lmd_err e = {{0}};
+            if (hub_list_series(pos[i], &revs, &nr, &skipped, &e)) {
+                fprintf(stderr, "lmdisp track: %s\n", e.msg);
+                status = 2;
+                break;
+            }
+            /* one line per revision, each saying it is skipped */
+            for (char *line = skipped, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next) *next++ = 0;
+                if (*line)
+                    fprintf(stderr, "lmdisp track: %s: skipped revision %s (no step in its "
+                                    "name)\n", pos[i], line);
+            }
+            for (int r = 0; r < nr; r++) {
+                add_item(&items, &n, &cap, revs[r].spec);
+                track_item *it = &items[n - 1];
+                it->hf = 1;
+                it->order = r;
+                it->step = revs[r].step;
+                it->step_from = "revision";
+                int64_t st = 0, tk = 0;
+                int ht = 0;
+                parse_name(revs[r].name, &st, &tk, &ht);
+                if (ht) it->tokens = tk;
+            }
+            if (nr == 0) {
+                fprintf(stderr, "lmdisp track: %s: no revision with a step in the cache\n",
+                        pos[i]);
+                status = 2;
+            }
+            free(revs);
+            free(skipped);
+        } else if (hub_is_model_form(pos[i])) {
+            add_item(&items, &n, &cap, pos[i]);
+            items[n - 1].hf = 1;
+        } else if (stat(pos[i], &sb) == 0 && S_ISDIR(sb.st_mode)) {
             if (add_dir(&items, &n, &cap, pos[i], out_real)) status = 2;
         } else {
             add_item(&items, &n, &cap, pos[i]);
@@ -289,7 +381,13 @@ int cmd_track(int argc, char **argv) {
             ref = i;
             continue;
         }
-        if (!same_config(&items[i].cfg, &items[ref].cfg)) {
+        if (items[i].hf != items[ref].hf) {
+            fprintf(stderr, "lmdisp track: %s is %s but %s is not: one series holds one kind\n",
+                    items[i].path, items[i].hf ? "a pretrained model" : "an lmdisp checkpoint",
+                    items[ref].path);
+            mismatch = 1;
+        } else if (!same_config(&items[i].cfg, &items[ref].cfg) ||
+                   strcmp(items[i].model_type, items[ref].model_type)) {
             char c1[200], c2[200];
             fmt_config(c1, sizeof c1, &items[ref].cfg);
             fmt_config(c2, sizeof c2, &items[i].cfg);
@@ -316,13 +414,34 @@ int cmd_track(int argc, char **argv) {
         goto cleanup;
     }
     for (int i = 1; i < n_ok; i++)
-        if (items[i].step == items[i - 1].step)
+        if (items[i].step == items[i - 1].step && items[i].order < 0)
             fprintf(stderr, "lmdisp track: note: %s and %s both have step %lld\n",
                     items[i - 1].path, items[i].path, (long long)items[i].step);
 
     lmd_err err = {{0}};
     lmd_evalset es;
-    if (lmd_evalset_load(&es, &eo, &items[0].cfg, &err)) {
+    const int hf = items[0].hf;
+    int32_t *hf_tok = NULL;
+    if (hf) {
+        /* pretrained: windows of the token file, 512 tokens by default */
+        memset(&es, 0, sizeof es);
+        lmd_anymodel facts;
+        memset(&facts, 0, sizeof facts);
+        facts.vocab_size = items[0].cfg.vocab_size;
+        facts.max_T = !strcmp(items[0].model_type, "gpt2") ? items[0].cfg.n_ctx : 0;
+        int T = eo.T;
+        if (eo.data || lmd_anymodel_eval_tokens(&facts, eo.tokens, eo.n_seq, &T, &hf_tok, &err)) {
+            fprintf(stderr, "lmdisp track: %s\n",
+                    eo.data ? "pretrained models need --tokens FILE.bin, not --data" : err.msg);
+            status = 2;
+            goto cleanup;
+        }
+        es.n_seq = eo.n_seq;
+        es.T = T;
+        es.kind = "tokens";
+        es.val_fraction = NAN;
+        snprintf(es.source, sizeof es.source, "%s", eo.tokens);
+    } else if (lmd_evalset_load(&es, &eo, &items[0].cfg, &err)) {
         fprintf(stderr, "lmdisp track: %s\n", err.msg);
         status = 2;
         goto cleanup;
@@ -349,6 +468,41 @@ int cmd_track(int argc, char **argv) {
     for (int i = 0; i < n_ok; i++) {
         track_item *it = &items[i];
         double t0 = lmd_now();
+        if (hf) {
+            lmd_anymodel am;
+            lmd_traj_row *r = &rows[K];
+            int frc = lmd_anymodel_open(&am, it->path, &err);
+            if (!frc) {
+                frc = lmd_anymodel_measure(&am, hf_tok, es.n_seq, es.T, eo.bins, 0,
+                                           "lmdisp track", &r->geom, &err);
+                lmd_anymodel_close(&am);
+            }
+            if (frc) {
+                snprintf(it->error, sizeof it->error, "%s", err.msg);
+                it->ok = 0;
+                fprintf(stderr, "[%d/%d] %s: FAILED, skipping: %s\n", i + 1, n_ok, it->path,
+                        err.msg);
+                continue;
+            }
+            r->checkpoint = it->path;
+            r->step = it->step;
+            r->tokens = it->tokens;
+            r->val_loss = NAN;
+            K++;
+            int L = r->geom.n_layers - 1;
+            double el = lmd_now() - t_all;
+            fprintf(stderr, "[%d/%d] step %lld (%s): last-layer cossim %.4f, spearman %.3f  "
+                            "(%.2f s; ETA %.0f s)\n",
+                    i + 1, n_ok, (long long)it->step, it->path, r->geom.layer_mean[L],
+                    r->geom.spearman, lmd_now() - t0, el / (i + 1) * (n_ok - i - 1));
+            if (lmd_traj_write(out, &meta, rows, K, &err)) {
+                fprintf(stderr, "lmdisp track: %s\n", err.msg);
+                status = 1;
+                break;
+            }
+            written = K;
+            continue;
+        }
         gpt_model m;
         if (lmd_ckpt_load(it->path, &m, NULL, &err)) {
             snprintf(it->error, sizeof it->error, "%s", err.msg);
@@ -378,9 +532,10 @@ int cmd_track(int argc, char **argv) {
         K++;
         int L = r->geom.n_layers - 1;
         fprintf(stderr, "[%d/%d] step %lld (%s): last-layer cossim %.4f, spearman %.3f, val loss "
-                        "%.4f  (%.2f s)\n",
+                        "%.4f  (%.2f s; ETA %.0f s)\n",
                 i + 1, n_ok, (long long)it->step, it->path, r->geom.layer_mean[L],
-                r->geom.spearman, r->val_loss, lmd_now() - t0);
+                r->geom.spearman, r->val_loss, lmd_now() - t0,
+                (lmd_now() - t_all) / (i + 1) * (n_ok - i - 1));
         // rewritten after every checkpoint so a long series interrupted midway keeps its rows
         if (lmd_traj_write(out, &meta, rows, K, &err)) {
             fprintf(stderr, "lmdisp track: %s\n", err.msg);
@@ -420,6 +575,7 @@ int cmd_track(int argc, char **argv) {
     for (int k = 0; k < K; k++) lmd_geom_free(&rows[k].geom);
     free(rows);
     lmd_evalset_free(&es);
+    free(hf_tok);
 cleanup:
     for (int i = 0; i < n; i++) free(items[i].path);
     free(items);

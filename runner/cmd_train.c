@@ -22,6 +22,8 @@ static void usage(FILE *f) {
             "data and output:\n"
             "  --data SRC              synthetic | synthetic:SEED | text:PATH | shards:GLOB"
             " (default synthetic)\n"
+            "                          | tok:TOKENIZER:PATH (text or .jsonl through an HF\n"
+            "                          tokenizer.json; vocab from the tokenizer)\n"
             "  --val-fraction X        held-out fraction at the end of the data (default 0.1;"
             " 0 = none)\n"
             "  --out DIR               checkpoint directory (default results/train)\n"

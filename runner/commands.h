@@ -5,6 +5,7 @@
 
 int cmd_train(int argc, char **argv);
 int cmd_step(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_track(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
@@ -14,5 +15,6 @@ int cmd_aggregate(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_resubmit(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -11,8 +11,9 @@
 
 const char *lmd_evalopts_help(void) {
     return "evaluation set (the same for every checkpoint measured):\n"
-           "  --data SRC          synthetic | synthetic:SEED | text:PATH | shards:GLOB (default\n"
-           "                      synthetic): the first N windows of its validation split\n"
+           "  --data SRC          synthetic | synthetic:SEED | text:PATH | shards:GLOB |\n"
+           "                      tok:TOKENIZER:PATH (default synthetic): the first N windows\n"
+           "                      of its validation split\n"
            "  --val-fraction X    the split, as `lmdisp train` makes it (default 0.1)\n"
            "  --tokens FILE.bin   instead: the first N windows of this llm.c token file\n"
            "                      (window i = tokens i*T .. (i+1)*T-1)\n"

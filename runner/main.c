@@ -21,8 +21,10 @@ static const command COMMANDS[] = {
     {"report", cmd_report, "tables of a study.h5: per cell, cross-grid trend, per width"},
     {"status", cmd_status, "state of every cell of a study directory (grid view)"},
     {"step", cmd_step, "one forward/backward on a checkpoint, dumped to HDF5 (DESIGN 4.3)"},
+    {"forward", cmd_forward, "forward pass of any model form, hidden states + logits to HDF5 (4.7)"},
     {"measure", cmd_measure, "condensation metrics of one checkpoint (DESIGN 4.5)"},
     {"track", cmd_track, "condensation of a series of checkpoints -> trajectory HDF5"},
+    {"tokenize", cmd_tokenize, "text or JSON Lines -> token file with an HF tokenizer.json (4.8)"},
 };
 
 static void usage(FILE *f) {

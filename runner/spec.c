@@ -932,6 +932,10 @@ static void parse_document(spec_doc *doc, const ynode *root, lmd_spec *out) {
             } else if (!valid_name(v->val)) {
                 perr(c, v, "name", "'%s' must match [A-Za-z0-9_.-]+ (it names directories)",
                      v->val);
+            } else if (!strcmp(v->val, ".") || !strcmp(v->val, "..")) {
+                /* results/<name> would be results/ itself or the current directory */
+                perr(c, v, "name", "'%s' must be a directory name, not '.' or '..' (the default "
+                     "output directory is results/<name>)", v->val);
             } else {
                 doc->name = v->val;
                 doc->name_node = v;
@@ -962,28 +966,40 @@ static void parse_document(spec_doc *doc, const ynode *root, lmd_spec *out) {
 
 static int64_t *i64_alloc(size_t n) { return lmd_calloc(n ? n : 1, sizeof(int64_t)); }
 
-int lmd_track_log(int64_t steps, int64_t **out) {
+int64_t lmd_track_first(int64_t steps, double warmup_ratio) {
+    /* the update of step 0 uses lr(0) = 0 when there is a warmup (gpt_lr_at), so the weights
+     * after step 1 are the initialization's, bit for bit: nothing to measure there */
+    return (int64_t)floor(warmup_ratio * (double)steps) >= 1 ? 2 : 1;
+}
+
+int lmd_track_log(int64_t steps, int64_t first, int64_t **out) {
     int64_t *v = i64_alloc(66);
     int n = 0;
     v[n++] = 0;
-    for (int64_t p = 1; p < steps; p *= 2) v[n++] = p;
+    for (int64_t p = 1; p < steps; p *= 2)
+        if (p >= first) v[n++] = p;
     if (steps > 0) v[n++] = steps;
     *out = v;
     return n;
 }
 
-int lmd_track_log_points(int64_t steps, int points, int64_t **out) {
+int lmd_track_log_points(int64_t steps, int points, int64_t first, int64_t **out) {
+    if (first < 1) first = 1;
+    if (first > steps) first = steps > 0 ? steps : 1;
     if (points < 2) points = 2;
-    if ((int64_t)points > steps + 1) points = (int)(steps + 1);
+    if ((int64_t)points > steps - first + 2) points = (int)(steps - first + 2);
+    if (points < 1) points = 1;
     int64_t *v = i64_alloc((size_t)points);
     int n = 0;
     v[n++] = 0;
-    int k = points - 1; /* points in [1, steps] */
-    int64_t prev = 0;
+    int k = points - 1; /* points in [first, steps] */
+    int64_t prev = first - 1;
     for (int i = 0; i < k; i++) {
-        /* geometric target steps^(i/(k-1)); nudged up to stay distinct and down to leave room
-         * for the remaining points, so exactly `points` distinct steps come out */
-        double t = k == 1 ? (double)steps : exp(log((double)steps) * i / (double)(k - 1));
+        /* geometric target first * (steps/first)^(i/(k-1)); nudged up to stay distinct and
+         * down to leave room for the remaining points, so exactly `points` distinct steps
+         * come out */
+        double t = k == 1 ? (double)steps
+                          : (double)first * exp(log((double)steps / (double)first) * i / (double)(k - 1));
         int64_t s = (int64_t)llround(t);
         if (s <= prev) s = prev + 1;
         if (s > steps - (k - 1 - i)) s = steps - (k - 1 - i);
@@ -994,13 +1010,14 @@ int lmd_track_log_points(int64_t steps, int points, int64_t **out) {
     return n;
 }
 
-int lmd_track_every(int64_t steps, int64_t every, int64_t **out) {
+int lmd_track_every(int64_t steps, int64_t every, int64_t first, int64_t **out) {
     if (every < 1) every = 1;
     int64_t cnt = steps / every + 2;
     if (cnt > LMD_SPEC_MAX_TRACK + 2) cnt = LMD_SPEC_MAX_TRACK + 2;
     int64_t *v = i64_alloc((size_t)cnt);
     int n = 0;
-    for (int64_t s = 0; s <= steps && n < cnt - 1; s += every) v[n++] = s;
+    for (int64_t s = 0; s <= steps && n < cnt - 1; s += every)
+        if (s == 0 || s >= first) v[n++] = s;
     if (v[n - 1] != steps) v[n++] = steps;
     *out = v;
     return n;
@@ -1287,6 +1304,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
              g->n_ctx);
     tr->hist_bins = (int)v[S_HIST_BINS].i;
     tr->save_checkpoints = (int)v[S_SAVE_CK].i;
+    const int64_t first = lmd_track_first(t->steps, t->warmup_ratio);
     if (doc->track == TRACK_LIST) {
         const ynode *lst = doc->track_list;
         tr->steps = i64_alloc(lst->n);
@@ -1311,11 +1329,11 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
         if (t->steps / v[S_EVERY].i > LMD_SPEC_MAX_TRACK)
             CERR(S_EVERY, "every %lld gives more than %d checkpoints over %lld steps",
                  (long long)v[S_EVERY].i, LMD_SPEC_MAX_TRACK, (long long)t->steps);
-        tr->n_steps = lmd_track_every(t->steps, v[S_EVERY].i, &tr->steps);
+        tr->n_steps = lmd_track_every(t->steps, v[S_EVERY].i, first, &tr->steps);
     } else if (v[S_LOG_POINTS].set) {
-        tr->n_steps = lmd_track_log_points(t->steps, (int)v[S_LOG_POINTS].i, &tr->steps);
+        tr->n_steps = lmd_track_log_points(t->steps, (int)v[S_LOG_POINTS].i, first, &tr->steps);
     } else {
-        tr->n_steps = lmd_track_log(t->steps, &tr->steps);
+        tr->n_steps = lmd_track_log(t->steps, first, &tr->steps);
     }
     x->total_track += (size_t)tr->n_steps;
     if (x->total_track > (size_t)20000000)

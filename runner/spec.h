@@ -141,15 +141,20 @@ char *lmd_cell_settings(const lmd_cell *c);
 /* Loads the cell's token data (synthetic corpus, text file or shards). */
 int lmd_cell_load_data(const lmd_cell *c, lmd_tokens *out, lmd_err *err);
 
+/* The first step after the initialization whose weights can differ from it: 2 when the
+ * schedule has a warmup (its step-0 update uses lr 0, so step 1 equals step 0 bit for bit),
+ * else 1. The generated schedules below start there; an explicit list is kept as written. */
+int64_t lmd_track_first(int64_t steps, double warmup_ratio);
+
 /* Tracked steps of the schedules (exposed for tests and tools). Each returns a malloc'd,
- * ascending, distinct list in *out and its length.
- *   log:        0, 1, 2, 4, ..., 2^k <= steps, and steps.
- *   log_points: min(points, steps+1) distinct steps: 0, then points-1 roughly geometric steps
- *               in [1, steps] ending at steps (points >= 2).
- *   every:      0, n, 2n, ... <= steps, and steps. */
-int lmd_track_log(int64_t steps, int64_t **out);
-int lmd_track_log_points(int64_t steps, int points, int64_t **out);
-int lmd_track_every(int64_t steps, int64_t every, int64_t **out);
+ * ascending, distinct list in *out and its length; first is lmd_track_first (1 = no skip).
+ *   log:        0, then 1, 2, 4, ..., 2^k <= steps that are >= first, and steps.
+ *   log_points: min(points, steps-first+2) distinct steps: 0, then points-1 roughly
+ *               geometric steps in [first, steps] ending at steps (points >= 2).
+ *   every:      0, n, 2n, ... <= steps (those >= first), and steps. */
+int lmd_track_log(int64_t steps, int64_t first, int64_t **out);
+int lmd_track_log_points(int64_t steps, int points, int64_t first, int64_t **out);
+int lmd_track_every(int64_t steps, int64_t every, int64_t first, int64_t **out);
 
 /* The dotted names of every setting a grid: or zip: axis may vary, NULL terminated. */
 const char *const *lmd_spec_grid_names(void);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dispersion.h"
+#include "fileio.h"
 #include "h5io.h"
 #include "rankcorr.h"
 #include "studyfile.h"
@@ -29,9 +30,16 @@
 #endif
 
 /* Per-width summary metrics: name in /summary/by_width and how to get it from a cell. */
-enum { M_SPEARMAN = 0, M_KENDALL, M_LAST_COSSIM, M_VAL_LOSS, N_METRICS };
+enum { M_SPEARMAN = 0, M_KENDALL, M_LAST_COSSIM, M_LAST_HALF, M_VAL_LOSS, N_METRICS };
 static const char *const METRIC_NAMES[N_METRICS] = {"spearman", "kendall", "last_layer_cossim",
-                                                    "val_loss"};
+                                                    "last_half_cossim", "val_loss"};
+/* The per-model statistics of the cross-grid trend (DESIGN.md section 1): name under
+ * /summary/trend and the metric it is computed from. */
+enum { T_RHO = 0, T_LAST_LAYER, T_LAST_HALF, N_TRENDS };
+static const char *const TREND_NAMES[N_TRENDS] = {"rho", "last_layer", "last_half"};
+static const int TREND_METRIC[N_TRENDS] = {M_SPEARMAN, M_LAST_COSSIM, M_LAST_HALF};
+/* index of floor((n_layer+1)/2) in /condensation/last_n_mean (N = 1..5, then that) */
+#define LAST_HALF_INDEX 5
 /* Values per cell exchanged for the summary: status flag, then K values of each metric. */
 #define SUMMARY_STRIDE(K) (1 + (size_t)N_METRICS * (size_t)(K))
 
@@ -272,14 +280,14 @@ static void rows_free(rows *r) {
     free(r->train);
 }
 
+/* A cell's state file (a few lines; a long failure message at most a few KiB). NULL when it
+ * does not exist; an unreadable one is reported naming the file. */
 static char *read_small_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *s = lmd_calloc(8193, 1);
-    size_t got = fread(s, 1, 8192, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
+    char *s;
+    lmd_err err;
+    int rc = lmd_file_read(path, 1u << 20, &s, NULL, &err);
+    if (rc < 0) fprintf(stderr, "lmdisp: warning: %s\n", err.msg);
+    return rc == 0 ? s : NULL;
 }
 
 /* Value of "key: value" in text (up to the end of line), copied into out. */
@@ -406,16 +414,20 @@ static int read_cell(rows *r, size_t i, const lmd_cell *c, const study_shape *sh
  * --------------------------------------------------------------------------------------- */
 
 typedef struct {
-    double *trend_sp, *trend_kd; /* [D,K] */
-    int64_t *trend_n;            /* [D,K] */
+    double *trend_sp[N_TRENDS], *trend_kd[N_TRENDS]; /* [D,K] */
+    int64_t *trend_n[N_TRENDS];                      /* [D,K] */
+    int64_t *rho_saturated;      /* [D,K] 1 when every cell behind the rho trend has rho = 1 */
     double *mean[N_METRICS], *std[N_METRICS]; /* [D,W,K] */
     int64_t *n_seeds;            /* [D,W] done cells */
 } summary;
 
 static void summary_free(summary *s) {
-    free(s->trend_sp);
-    free(s->trend_kd);
-    free(s->trend_n);
+    for (int t = 0; t < N_TRENDS; t++) {
+        free(s->trend_sp[t]);
+        free(s->trend_kd[t]);
+        free(s->trend_n[t]);
+    }
+    free(s->rho_saturated);
     for (int m = 0; m < N_METRICS; m++) {
         free(s->mean[m]);
         free(s->std[m]);
@@ -428,9 +440,12 @@ static void summary_compute(summary *s, const study_shape *sh, const double *all
     const size_t C = sh->C, K = (size_t)sh->K, D = (size_t)sh->D, W = (size_t)sh->W;
     const size_t stride = SUMMARY_STRIDE(K);
     size_t dk = (D ? D : 1) * (K ? K : 1), dwk = dk * (W ? W : 1);
-    s->trend_sp = lmd_calloc(dk, sizeof(double));
-    s->trend_kd = lmd_calloc(dk, sizeof(double));
-    s->trend_n = lmd_calloc(dk, sizeof(int64_t));
+    for (int t = 0; t < N_TRENDS; t++) {
+        s->trend_sp[t] = lmd_calloc(dk, sizeof(double));
+        s->trend_kd[t] = lmd_calloc(dk, sizeof(double));
+        s->trend_n[t] = lmd_calloc(dk, sizeof(int64_t));
+    }
+    s->rho_saturated = lmd_calloc(dk, sizeof(int64_t));
     for (int m = 0; m < N_METRICS; m++) {
         s->mean[m] = lmd_calloc(dwk, sizeof(double));
         s->std[m] = lmd_calloc(dwk, sizeof(double));
@@ -438,19 +453,22 @@ static void summary_compute(summary *s, const study_shape *sh, const double *all
     s->n_seeds = lmd_calloc((D ? D : 1) * (W ? W : 1), sizeof(int64_t));
     double *x = lmd_calloc(C ? C : 1, sizeof(double)), *y = lmd_calloc(C ? C : 1, sizeof(double));
     for (size_t d = 0; d < D; d++) {
-        for (size_t k = 0; k < K; k++) {
-            size_t n = 0;
-            for (size_t i = 0; i < C; i++) {
-                const double *row = all + i * stride;
-                double rho = row[1 + M_SPEARMAN * K + k];
-                if ((size_t)sh->group[i] != d || row[0] != 1.0 || !isfinite(rho)) continue;
-                x[n] = (double)sh->widths[sh->wi[i]];
-                y[n++] = rho;
+        for (size_t k = 0; k < K; k++)
+            for (int t = 0; t < N_TRENDS; t++) {
+                size_t n = 0, n_one = 0;
+                for (size_t i = 0; i < C; i++) {
+                    const double *row = all + i * stride;
+                    double v = row[1 + (size_t)TREND_METRIC[t] * K + k];
+                    if ((size_t)sh->group[i] != d || row[0] != 1.0 || !isfinite(v)) continue;
+                    x[n] = (double)sh->widths[sh->wi[i]];
+                    y[n++] = v;
+                    n_one += v == 1.0;
+                }
+                s->trend_sp[t][d * K + k] = lmd_spearman(x, y, n);
+                s->trend_kd[t][d * K + k] = lmd_kendall_tau_b(x, y, n);
+                s->trend_n[t][d * K + k] = (int64_t)n;
+                if (t == T_RHO) s->rho_saturated[d * K + k] = n > 0 && n_one == n;
             }
-            s->trend_sp[d * K + k] = lmd_spearman(x, y, n);
-            s->trend_kd[d * K + k] = lmd_kendall_tau_b(x, y, n);
-            s->trend_n[d * K + k] = (int64_t)n;
-        }
         for (size_t w = 0; w < W; w++) {
             for (size_t i = 0; i < C; i++)
                 if ((size_t)sh->group[i] == d && (size_t)sh->wi[i] == w && all[i * stride] == 1.0)
@@ -632,9 +650,21 @@ static int write_all(lmd_pfile *pf, const lmd_spec *spec, const study_shape *sh,
     rc = rc ? rc : lmd_pfile_write_strings(pf, "/summary/dispersion", D, 0, zd, (const char *const *)sh->variant, err);
     rc = rc ? rc : lmd_pfile_write_strings(pf, "/summary/label", D, 0, zd, (const char *const *)sh->label, err);
     rc = rc ? rc : lmd_pfile_write(pf, "/summary/mlp_dim", H5T_NATIVE_INT64, 1, dW, 0, z ? W : 0, sh->widths, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/summary/trend_spearman", H5T_NATIVE_DOUBLE, 2, dDK, 0, zd, s->trend_sp, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/summary/trend_kendall", H5T_NATIVE_DOUBLE, 2, dDK, 0, zd, s->trend_kd, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/summary/trend_n", H5T_NATIVE_INT64, 2, dDK, 0, zd, s->trend_n, err);
+    /* DESIGN 1: /summary/trend/<s>/{spearman,kendall} for every per-model statistic s */
+    for (int t = 0; t < N_TRENDS && !rc; t++) {
+        char name[128];
+        snprintf(name, sizeof name, "/summary/trend/%s/spearman", TREND_NAMES[t]);
+        rc = lmd_pfile_write(pf, name, H5T_NATIVE_DOUBLE, 2, dDK, 0, zd, s->trend_sp[t], err);
+        snprintf(name, sizeof name, "/summary/trend/%s/kendall", TREND_NAMES[t]);
+        rc = rc ? rc : lmd_pfile_write(pf, name, H5T_NATIVE_DOUBLE, 2, dDK, 0, zd, s->trend_kd[t], err);
+        snprintf(name, sizeof name, "/summary/trend/%s/n", TREND_NAMES[t]);
+        rc = rc ? rc : lmd_pfile_write(pf, name, H5T_NATIVE_INT64, 2, dDK, 0, zd, s->trend_n[t], err);
+    }
+    rc = rc ? rc : lmd_pfile_write(pf, "/summary/trend/rho/saturated", H5T_NATIVE_INT64, 2, dDK, 0, zd, s->rho_saturated, err);
+    /* the paths of format 1 before issue 17: the rho trend, kept for existing readers */
+    rc = rc ? rc : lmd_pfile_write(pf, "/summary/trend_spearman", H5T_NATIVE_DOUBLE, 2, dDK, 0, zd, s->trend_sp[T_RHO], err);
+    rc = rc ? rc : lmd_pfile_write(pf, "/summary/trend_kendall", H5T_NATIVE_DOUBLE, 2, dDK, 0, zd, s->trend_kd[T_RHO], err);
+    rc = rc ? rc : lmd_pfile_write(pf, "/summary/trend_n", H5T_NATIVE_INT64, 2, dDK, 0, zd, s->trend_n[T_RHO], err);
     rc = rc ? rc : lmd_pfile_write(pf, "/summary/by_width/n_seeds", H5T_NATIVE_INT64, 2, dDW, 0, zd, s->n_seeds, err);
     for (int m = 0; m < N_METRICS && !rc; m++) {
         char name[128];
@@ -642,6 +672,201 @@ static int write_all(lmd_pfile *pf, const lmd_spec *spec, const study_shape *sh,
         rc = lmd_pfile_write(pf, name, H5T_NATIVE_DOUBLE, 3, dDWK, 0, zd, s->mean[m], err);
         snprintf(name, sizeof name, "/summary/by_width/%s_std", METRIC_NAMES[m]);
         rc = rc ? rc : lmd_pfile_write(pf, name, H5T_NATIVE_DOUBLE, 3, dDWK, 0, zd, s->std[m], err);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Self-description: a /cells column for every setting that varies, dimension names
+ * --------------------------------------------------------------------------------------- */
+
+/* Value of line "key=..." in a settings text, malloc'd, or NULL when absent. */
+static char *settings_value(const char *text, const char *key) {
+    size_t kl = strlen(key);
+    for (const char *p = text; *p;) {
+        size_t len = strcspn(p, "\n");
+        if (len > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+            char *v = lmd_calloc(len - kl, 1);
+            memcpy(v, p + kl + 1, len - kl - 1);
+            return v;
+        }
+        p += len;
+        if (*p == '\n') p++;
+    }
+    return NULL;
+}
+
+static int is_int_text(const char *v) {
+    char *end;
+    errno = 0;
+    (void)strtoll(v, &end, 10);
+    return *v && !*end && errno == 0;
+}
+
+static int is_num_text(const char *v) {
+    char *end;
+    (void)strtod(v, &end);
+    return *v && !*end;
+}
+
+/* Columns already written for every study (a varying one is listed, not duplicated). */
+static const char *const FIXED_COLUMNS[][2] = {
+    {"model.mlp_dim", "mlp_dim"}, {"train.seed", "seed"}, {"dispersion.variant", "dispersion"},
+    {"model.n_layer", "n_layer"},
+};
+static const char *const RESERVED_COLUMNS[] = {"id", "mlp_dim", "seed", "dispersion", "n_params",
+                                               "status", "message", "last_step", "n_layer",
+                                               "group"};
+
+/* Writes /cells/<name> for every setting of lmd_cell_settings() that takes two different values
+ * among the cells that have it (a cell may lack one, e.g. dispersion.coeff of an `off` cell):
+ * int64 when every cell has an integer, float64 when the values are numbers (NaN where a cell
+ * lacks it), else a string ("" where absent). <name> is the part after the
+ * last dot unless that clashes, then the dotted name with '_' for '.'; attribute `setting`
+ * holds the dotted name. Attribute `/cells` `varying` lists the columns of every varying
+ * setting, fixed ones included. Rank 0 writes the rows; identical calls on every rank. */
+static int write_varying(lmd_pfile *pf, const lmd_spec *spec, lmd_err *err) {
+    const size_t C = spec->n_cells;
+    char **text = lmd_calloc(C ? C : 1, sizeof *text);
+    for (size_t i = 0; i < C; i++) text[i] = lmd_cell_settings(&spec->cells[i]);
+    /* union of the keys, in order of first appearance */
+    size_t nk = 0, cap = 64;
+    char **keys = lmd_calloc(cap, sizeof *keys);
+    for (size_t i = 0; i < C; i++)
+        for (const char *p = text[i]; *p;) {
+            size_t len = strcspn(p, "\n"), kl = strcspn(p, "=\n");
+            if (kl < len) {
+                int seen = 0;
+                for (size_t j = 0; j < nk && !seen; j++)
+                    seen = strlen(keys[j]) == kl && !strncmp(keys[j], p, kl);
+                if (!seen) {
+                    if (nk == cap) {
+                        cap *= 2;
+                        keys = realloc(keys, cap * sizeof *keys);
+                        if (!keys) lmd_die("out of memory listing the settings");
+                    }
+                    keys[nk] = lmd_calloc(kl + 1, 1);
+                    memcpy(keys[nk++], p, kl);
+                }
+            }
+            p += len;
+            if (*p == '\n') p++;
+        }
+    char listing[4096] = "";
+    int rc = 0;
+    char **vals = lmd_calloc(C ? C : 1, sizeof *vals);
+    for (size_t j = 0; j < nk && !rc; j++) {
+        int varies = 0, all_int = 1, all_num = 1;
+        const char *seen = NULL; /* first present value */
+        for (size_t i = 0; i < C; i++) {
+            vals[i] = settings_value(text[i], keys[j]);
+            if (vals[i] && seen && strcmp(vals[i], seen)) varies = 1;
+            if (vals[i] && !seen) seen = vals[i];
+            if (!vals[i] || !is_int_text(vals[i])) all_int = 0;
+            if (vals[i] && !is_num_text(vals[i])) all_num = 0;
+        }
+        const char *fixed = NULL;
+        for (size_t f = 0; f < sizeof FIXED_COLUMNS / sizeof FIXED_COLUMNS[0]; f++)
+            if (!strcmp(keys[j], FIXED_COLUMNS[f][0])) fixed = FIXED_COLUMNS[f][1];
+        char col[256];
+        if (varies && fixed) {
+            snprintf(col, sizeof col, "%s", fixed);
+        } else if (varies) {
+            const char *dot = strrchr(keys[j], '.');
+            snprintf(col, sizeof col, "%s", dot ? dot + 1 : keys[j]);
+            int clash = 0;
+            for (size_t f = 0; f < sizeof RESERVED_COLUMNS / sizeof RESERVED_COLUMNS[0]; f++)
+                clash |= !strcmp(col, RESERVED_COLUMNS[f]);
+            for (size_t o = 0; o < nk; o++) { /* another setting with the same last part */
+                const char *od = strrchr(keys[o], '.');
+                clash |= o != j && !strcmp(od ? od + 1 : keys[o], col);
+            }
+            if (clash) {
+                snprintf(col, sizeof col, "%s", keys[j]);
+                for (char *q = col; *q; q++)
+                    if (*q == '.') *q = '_';
+            }
+            char name[300];
+            snprintf(name, sizeof name, "/cells/%s", col);
+            hsize_t dC[1] = {C}, n0 = pf->rank == 0 ? C : 0;
+            if (all_int) {
+                int64_t *v = lmd_calloc(C ? C : 1, sizeof *v);
+                for (size_t i = 0; i < C; i++) v[i] = strtoll(vals[i], NULL, 10);
+                rc = lmd_pfile_write(pf, name, H5T_NATIVE_INT64, 1, dC, 0, n0, v, err);
+                free(v);
+            } else if (all_num) {
+                double *v = lmd_calloc(C ? C : 1, sizeof *v);
+                for (size_t i = 0; i < C; i++) v[i] = vals[i] ? strtod(vals[i], NULL) : NAN;
+                rc = lmd_pfile_write(pf, name, H5T_NATIVE_DOUBLE, 1, dC, 0, n0, v, err);
+                free(v);
+            } else {
+                const char **v = lmd_calloc(C ? C : 1, sizeof *v);
+                for (size_t i = 0; i < C; i++) v[i] = vals[i] ? vals[i] : "";
+                rc = lmd_pfile_write_strings(pf, name, C, 0, n0, v, err);
+                free(v);
+            }
+            if (!rc) rc = lmd_pfile_attr_str(pf, name, "setting", keys[j], err);
+            if (!rc) rc = lmd_pfile_attr_str(pf, name, "dims", "cell", err);
+        }
+        if (varies && strlen(listing) + strlen(col) + 2 < sizeof listing) {
+            if (listing[0]) strcat(listing, ",");
+            strcat(listing, col);
+        }
+        for (size_t i = 0; i < C; i++) free(vals[i]);
+    }
+    if (!rc) rc = lmd_pfile_attr_str(pf, "/cells", "varying", listing, err);
+    free(vals);
+    for (size_t j = 0; j < nk; j++) free(keys[j]);
+    free(keys);
+    for (size_t i = 0; i < C; i++) free(text[i]);
+    free(text);
+    return rc;
+}
+
+/* Attribute `dims` on every dataset: the names of its dimensions, comma-separated, outermost
+ * first (docs/STUDY.md "Dimensions"). */
+static int write_dims(lmd_pfile *pf, lmd_err *err) {
+    static const char *const DIMS[][2] = {
+        {"/tracking/step", "checkpoint"}, {"/tracking/tokens", "checkpoint"},
+        {"/tracking/cell_tokens", "cell,checkpoint"},
+        {"/condensation/layer_mean_cossim", "cell,checkpoint,layer"},
+        {"/condensation/offdiag_mean_cossim", "cell,checkpoint,layer"},
+        {"/condensation/cossim_hist", "cell,checkpoint,layer,bin"},
+        {"/condensation/singular_value_entropy", "cell,checkpoint,layer"},
+        {"/condensation/mev", "cell,checkpoint,layer"},
+        {"/condensation/last_n_mean", "cell,checkpoint,last_n"},
+        {"/condensation/spearman", "cell,checkpoint"}, {"/condensation/kendall", "cell,checkpoint"},
+        {"/loss/val", "cell,checkpoint"}, {"/loss/train", "cell,checkpoint"},
+        {"/summary/dispersion", "setting"}, {"/summary/label", "setting"},
+        {"/summary/mlp_dim", "width"}, {"/summary/trend_spearman", "setting,checkpoint"},
+        {"/summary/trend_kendall", "setting,checkpoint"}, {"/summary/trend_n", "setting,checkpoint"},
+        {"/summary/trend/rho/saturated", "setting,checkpoint"},
+        {"/summary/by_width/n_seeds", "setting,width"},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof DIMS / sizeof DIMS[0] && !rc; i++)
+        rc = lmd_pfile_attr_str(pf, DIMS[i][0], "dims", DIMS[i][1], err);
+    for (int t = 0; t < N_TRENDS && !rc; t++) {
+        static const char *const PARTS[] = {"spearman", "kendall", "n"};
+        for (int q = 0; q < 3 && !rc; q++) {
+            char name[128];
+            snprintf(name, sizeof name, "/summary/trend/%s/%s", TREND_NAMES[t], PARTS[q]);
+            rc = lmd_pfile_attr_str(pf, name, "dims", "setting,checkpoint", err);
+        }
+    }
+    for (int m = 0; m < N_METRICS && !rc; m++) {
+        char name[128];
+        snprintf(name, sizeof name, "/summary/by_width/%s_mean", METRIC_NAMES[m]);
+        rc = lmd_pfile_attr_str(pf, name, "dims", "setting,width,checkpoint", err);
+        snprintf(name, sizeof name, "/summary/by_width/%s_std", METRIC_NAMES[m]);
+        rc = rc ? rc : lmd_pfile_attr_str(pf, name, "dims", "setting,width,checkpoint", err);
+    }
+    static const char *const CELLS[] = {"id", "mlp_dim", "seed", "dispersion", "n_params",
+                                        "status", "message", "last_step", "n_layer", "group"};
+    for (size_t i = 0; i < sizeof CELLS / sizeof CELLS[0] && !rc; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "/cells/%s", CELLS[i]);
+        rc = lmd_pfile_attr_str(pf, name, "dims", "cell", err);
     }
     return rc;
 }
@@ -697,6 +922,7 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
             row[1 + M_SPEARMAN * K + k] = r.spearman[o];
             row[1 + M_KENDALL * K + k] = r.kendall[o];
             row[1 + M_LAST_COSSIM * K + k] = r.lmc[o * (size_t)sh.L1 + (size_t)c->cfg.n_layer];
+            row[1 + M_LAST_HALF * K + k] = r.lastn[o * 6 + LAST_HALF_INDEX];
             row[1 + M_VAL_LOSS * K + k] = r.val[o];
         }
     }
@@ -735,6 +961,8 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
             created = 1;
             rc = write_provenance(&pf, spec, t_start, err);
             if (!rc) rc = write_all(&pf, spec, &sh, &r, (size_t)c0, &s, err);
+            if (!rc) rc = write_varying(&pf, spec, err);
+            if (!rc) rc = write_dims(&pf, err);
             lmd_err cerr = {{0}};
             int crc = lmd_pfile_close(&pf, &cerr);
             if (crc && !rc) {
@@ -746,8 +974,7 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
     if (created) {
         int mrc = MPI_Barrier(comm);
         bad = lmd_mpi_check(mrc, "waiting for every rank to close the study file", err);
-        if (!bad && !rc && rank == 0 && rename(tmp, final) != 0)
-            bad = lmd_errf(err, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+        if (!bad && !rc && rank == 0) bad = lmd_file_commit(tmp, final, err) != 0;
         if (lmd_mpi_agree(comm, bad, err)) rc = -1;
         if (rc && rank == 0) remove(tmp);
     }
@@ -766,8 +993,10 @@ typedef struct {
     int K, L1, D, W;
     char **id, **disp, **status, **label;
     int64_t *mlp, *seed, *n_params, *n_layer, *group;
-    int64_t *step, *tokens, *cell_tokens, *widths, *trend_n, *n_seeds;
-    double *lmc, *sp, *kd, *val, *tsp, *tkd;
+    int64_t *step, *tokens, *cell_tokens, *widths, *n_seeds;
+    double *lmc, *sp, *kd, *val, *lastn;
+    double *tsp[N_TRENDS], *tkd[N_TRENDS];
+    int64_t *tn[N_TRENDS], *saturated;
     double *mean[N_METRICS], *std[N_METRICS];
     char name[256];
 } study_view;
@@ -784,9 +1013,14 @@ static void view_free(study_view *v) {
     free_strings(v->status, v->C);
     free_strings(v->label, (size_t)v->D);
     void *p[] = {v->mlp, v->seed, v->n_params, v->n_layer, v->group, v->step, v->tokens,
-                 v->cell_tokens, v->widths, v->trend_n, v->n_seeds, v->lmc, v->sp, v->kd,
-                 v->val, v->tsp, v->tkd};
+                 v->cell_tokens, v->widths, v->n_seeds, v->lmc, v->sp, v->kd,
+                 v->val, v->lastn, v->saturated};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
+    for (int t = 0; t < N_TRENDS; t++) {
+        free(v->tsp[t]);
+        free(v->tkd[t]);
+        free(v->tn[t]);
+    }
     for (int m = 0; m < N_METRICS; m++) {
         free(v->mean[m]);
         free(v->std[m]);
@@ -894,9 +1128,23 @@ static int view_load(study_view *v, const char *path, lmd_err *err) {
     v->kd = read_all(f, path, "/condensation/kendall", H5T_NATIVE_DOUBLE, C * K, &rc, err);
     v->val = read_all(f, path, "/loss/val", H5T_NATIVE_DOUBLE, C * K, &rc, err);
     v->widths = read_all(f, path, "/summary/mlp_dim", H5T_NATIVE_INT64, W, &rc, err);
-    v->tsp = read_all(f, path, "/summary/trend_spearman", H5T_NATIVE_DOUBLE, D * K, &rc, err);
-    v->tkd = read_all(f, path, "/summary/trend_kendall", H5T_NATIVE_DOUBLE, D * K, &rc, err);
-    v->trend_n = read_all(f, path, "/summary/trend_n", H5T_NATIVE_INT64, D * K, &rc, err);
+    v->lastn = read_all(f, path, "/condensation/last_n_mean", H5T_NATIVE_DOUBLE, C * K * 6, &rc, err);
+    if (!rc && H5Lexists(f, "/summary/trend", H5P_DEFAULT) <= 0) {
+        H5Fclose(f);
+        view_free(v);
+        return lmd_errf(err, "%s was written before /summary/trend existed; rebuild it with "
+                        "`lmdisp aggregate DIR` (DIR = the study directory)", path);
+    }
+    for (int t = 0; t < N_TRENDS; t++) {
+        char name[128];
+        snprintf(name, sizeof name, "/summary/trend/%s/spearman", TREND_NAMES[t]);
+        v->tsp[t] = read_all(f, path, name, H5T_NATIVE_DOUBLE, D * K, &rc, err);
+        snprintf(name, sizeof name, "/summary/trend/%s/kendall", TREND_NAMES[t]);
+        v->tkd[t] = read_all(f, path, name, H5T_NATIVE_DOUBLE, D * K, &rc, err);
+        snprintf(name, sizeof name, "/summary/trend/%s/n", TREND_NAMES[t]);
+        v->tn[t] = read_all(f, path, name, H5T_NATIVE_INT64, D * K, &rc, err);
+    }
+    v->saturated = read_all(f, path, "/summary/trend/rho/saturated", H5T_NATIVE_INT64, D * K, &rc, err);
     v->n_seeds = read_all(f, path, "/summary/by_width/n_seeds", H5T_NATIVE_INT64, D * W, &rc, err);
     for (int m = 0; m < N_METRICS; m++) {
         char name[128];
@@ -984,25 +1232,54 @@ static void print_cells(const study_view *v, FILE *f, int csv) {
 }
 
 static void print_trend(const study_view *v, FILE *f, int csv) {
-    char b[2][48];
-    if (csv) fprintf(f, "setting,step,tokens,n_cells,trend_spearman,trend_kendall\n");
+    char b[6][48];
+    int lw = label_width(v);
+    if (csv)
+        fprintf(f, "setting,step,tokens,n_cells,trend_spearman,trend_kendall,rho_saturated,"
+                   "last_layer_spearman,last_layer_kendall,last_half_spearman,last_half_kendall\n");
     else
-        fprintf(f, "cross-grid trend: rank correlation of each model's rho with mlp_dim "
-                   "(done cells; negative = larger models condense less)\n"
-                   "  %-*s %10s %12s %4s %9s %9s\n", label_width(v), "setting", "step", "tokens", "n",
-                "spearman", "kendall");
+        fprintf(f, "cross-grid trend: rank correlation of mlp_dim with each per-model statistic "
+                   "(done cells, all seeds;\nnegative = larger models condense less). rho = the "
+                   "model's Spearman of layer mean vs depth,\nlast_layer = mean cosine of the last "
+                   "hidden state, last_half = mean over the last half of the layers\n"
+                   "  %-*s %8s %10s %4s %17s %17s %17s\n  %-*s %8s %10s %4s %8s %8s %8s %8s %8s %8s\n",
+                lw, "", "", "", "", "rho", "last_layer", "last_half", lw, "setting", "step",
+                "tokens", "n", "spearman", "kendall", "spearman", "kendall", "spearman", "kendall");
     for (int d = 0; d < v->D; d++)
         for (int k = 0; k < v->K; k++) {
             size_t o = (size_t)d * (size_t)v->K + (size_t)k;
-            if (csv)
-                fprintf(f, "\"%s\",%lld,%lld,%lld,%s,%s\n", v->label[d], (long long)v->step[k],
-                        (long long)v->tokens[k], (long long)v->trend_n[o],
-                        num(b[0], 48, v->tsp[o], 3, 1), num(b[1], 48, v->tkd[o], 3, 1));
+            if (csv) {
+                fprintf(f, "\"%s\",%lld,%lld,%lld,%s,%s,%lld,%s,%s,%s,%s\n", v->label[d],
+                        (long long)v->step[k], (long long)v->tokens[k], (long long)v->tn[T_RHO][o],
+                        num(b[0], 48, v->tsp[T_RHO][o], 3, 1), num(b[1], 48, v->tkd[T_RHO][o], 3, 1),
+                        (long long)v->saturated[o],
+                        num(b[2], 48, v->tsp[T_LAST_LAYER][o], 3, 1),
+                        num(b[3], 48, v->tkd[T_LAST_LAYER][o], 3, 1),
+                        num(b[4], 48, v->tsp[T_LAST_HALF][o], 3, 1),
+                        num(b[5], 48, v->tkd[T_LAST_HALF][o], 3, 1));
+                continue;
+            }
+            fprintf(f, "  %-*s %8lld %10lld %4lld", lw, v->label[d], (long long)v->step[k],
+                    (long long)v->tokens[k], (long long)v->tn[T_LAST_LAYER][o]);
+            if (v->saturated[o])
+                fprintf(f, " %17s", "saturated");
             else
-                fprintf(f, "  %-*s %10lld %12lld %4lld %9s %9s\n", label_width(v), v->label[d],
-                        (long long)v->step[k], (long long)v->tokens[k], (long long)v->trend_n[o],
-                        num(b[0], 48, v->tsp[o], 3, 0), num(b[1], 48, v->tkd[o], 3, 0));
+                fprintf(f, " %8s %8s", num(b[0], 48, v->tsp[T_RHO][o], 3, 0),
+                        num(b[1], 48, v->tkd[T_RHO][o], 3, 0));
+            fprintf(f, " %8s %8s %8s %8s\n", num(b[2], 48, v->tsp[T_LAST_LAYER][o], 3, 0),
+                    num(b[3], 48, v->tkd[T_LAST_LAYER][o], 3, 0),
+                    num(b[4], 48, v->tsp[T_LAST_HALF][o], 3, 0),
+                    num(b[5], 48, v->tkd[T_LAST_HALF][o], 3, 0));
         }
+    if (csv) return;
+    for (int d = 0; d < v->D; d++) {
+        int n_sat = 0;
+        for (int k = 0; k < v->K; k++) n_sat += v->saturated[(size_t)d * (size_t)v->K + (size_t)k] != 0;
+        if (n_sat)
+            fprintf(f, "  note: rho is saturated for %s at %d of %d checkpoints: every cell's layer "
+                       "means rise monotonically with depth (rho = 1), so its trend is undefined "
+                       "there; read last_layer and last_half\n", v->label[d], n_sat, v->K);
+    }
 }
 
 static void print_width(const study_view *v, FILE *f, int csv) {
@@ -1010,12 +1287,12 @@ static void print_width(const study_view *v, FILE *f, int csv) {
     int K = v->K;
     if (csv)
         fprintf(f, "setting,mlp_dim,n_seeds,step,tokens,spearman_mean,spearman_std,kendall_mean,"
-                   "kendall_std,last_layer_cossim_mean,last_layer_cossim_std,val_loss_mean,"
-                   "val_loss_std\n");
+                   "kendall_std,last_layer_cossim_mean,last_layer_cossim_std,last_half_cossim_mean,"
+                   "last_half_cossim_std,val_loss_mean,val_loss_std\n");
     else
         fprintf(f, "per width at the final checkpoint (mean ± std over seeds, done cells)\n"
-                   "  %-*s %8s %4s %17s %17s %17s %17s\n", label_width(v), "setting", "mlp_dim", "n", "rho",
-                "tau", "last_cossim", "val_loss");
+                   "  %-*s %8s %4s %17s %17s %17s %17s %17s\n", label_width(v), "setting", "mlp_dim", "n", "rho",
+                "tau", "last_cossim", "last_half", "val_loss");
     for (int d = 0; d < v->D; d++)
         for (int w = 0; w < v->W; w++) {
             size_t dw = (size_t)d * (size_t)v->W + (size_t)w;
@@ -1049,6 +1326,126 @@ static void print_width(const study_view *v, FILE *f, int csv) {
         }
 }
 
+/* Per-cell statistic of a claim at column k: the last-layer or the last-half mean cosine. */
+static double cell_stat(const study_view *v, size_t i, int k, int t) {
+    if (k < 0) return NAN;
+    if (t == T_LAST_LAYER) return last_cos(v, i, k);
+    return v->lastn[(i * (size_t)v->K + (size_t)k) * 6 + LAST_HALF_INDEX];
+}
+
+static void mean_std(const double *x, int n, double *mean, double *std) {
+    double s = 0, q = 0;
+    for (int j = 0; j < n; j++) s += x[j];
+    *mean = n ? s / n : NAN;
+    for (int j = 0; j < n; j++) q += (x[j] - *mean) * (x[j] - *mean);
+    *std = n >= 2 ? sqrt(q / (n - 1)) : NAN;
+}
+
+/* One line per claim of the paper that the study can test, with the numbers behind it
+ * (docs/STUDY.md "Claims"): larger MLP, less condensation; dispersion lowers condensation;
+ * condensation at initialization. */
+static void print_claims(const study_view *v, FILE *f) {
+    char b[4][48];
+    const int K = v->K, kl = K - 1, k0 = init_col(v);
+    fprintf(f, "claims (done cells; last checkpoint = step %lld):\n", K ? (long long)v->step[kl] : 0LL);
+    if (K == 0) return;
+    /* 1. larger MLP, less condensation: per setting, width vs last_layer and last_half */
+    for (int d = 0; d < v->D; d++) {
+        size_t o = (size_t)d * (size_t)K + (size_t)kl;
+        int neg = 0, defined = 0;
+        for (int t = T_LAST_LAYER; t <= T_LAST_HALF; t++) {
+            defined += isfinite(v->tsp[t][o]) && isfinite(v->tkd[t][o]);
+            neg += v->tsp[t][o] < 0 && v->tkd[t][o] < 0;
+        }
+        fprintf(f, "  larger MLP, less condensation [%s]: last_layer spearman %s kendall %s, "
+                   "last_half spearman %s kendall %s (n %lld cells, %d widths) -> %s\n",
+                v->label[d], num(b[0], 48, v->tsp[T_LAST_LAYER][o], 3, 0),
+                num(b[1], 48, v->tkd[T_LAST_LAYER][o], 3, 0),
+                num(b[2], 48, v->tsp[T_LAST_HALF][o], 3, 0),
+                num(b[3], 48, v->tkd[T_LAST_HALF][o], 3, 0), (long long)v->tn[T_LAST_LAYER][o],
+                v->W, defined < 2 ? "not testable" : neg == 2 ? "holds" : neg == 0 ? "does not hold" : "mixed");
+    }
+    /* 2. dispersion lowers condensation: each dispersion setting minus the one setting without
+     * it, per width, paired by seed */
+    int off = -1, n_off = 0;
+    for (int d = 0; d < v->D; d++)
+        if (!strncmp(v->label[d], "off", 3) && (v->label[d][3] == '\0' || v->label[d][3] == ' ')) {
+            off = d;
+            n_off++;
+        }
+    double *diff = lmd_calloc(v->C ? v->C : 1, sizeof *diff);
+    for (int d = 0; d < v->D; d++) {
+        if (d == off) continue;
+        if (n_off != 1) {
+            fprintf(f, "  dispersion lowers condensation [%s]: not testable (needs exactly one setting "
+                       "without dispersion, found %d)\n", v->label[d], n_off);
+            continue;
+        }
+        for (int t = T_LAST_LAYER; t <= T_LAST_HALF; t++) {
+            int lower = 0, clear = 0, tested = 0;
+            fprintf(f, "  dispersion lowers condensation [%s - off, %s, mean ± std over seeds]:",
+                    v->label[d], TREND_NAMES[t]);
+            for (int w = 0; w < v->W; w++) {
+                int n = 0;
+                for (size_t i = 0; i < v->C; i++) {
+                    if (v->group[i] != d || v->mlp[i] != v->widths[w] || strcmp(v->status[i], "done"))
+                        continue;
+                    for (size_t j = 0; j < v->C; j++)
+                        if (v->group[j] == off && v->mlp[j] == v->mlp[i] && v->seed[j] == v->seed[i] &&
+                            !strcmp(v->status[j], "done")) {
+                            double x = cell_stat(v, i, kl, t) - cell_stat(v, j, kl, t);
+                            if (isfinite(x)) diff[n++] = x;
+                        }
+                }
+                double m, sd;
+                mean_std(diff, n, &m, &sd);
+                if (n) {
+                    tested++;
+                    lower += m < 0;
+                    clear += m < 0 && n >= 2 && m + sd < 0;
+                }
+                if (n >= 2)
+                    fprintf(f, " %lld: %s ± %s (n %d)%s", (long long)v->widths[w],
+                            num(b[0], 48, m, 3, 0), num(b[1], 48, sd, 3, 0), n, w + 1 < v->W ? ";" : "");
+                else
+                    fprintf(f, " %lld: %s (n %d)%s", (long long)v->widths[w], num(b[0], 48, m, 3, 0),
+                            n, w + 1 < v->W ? ";" : "");
+            }
+            fprintf(f, " -> %s (lower at %d of %d widths, by more than one std at %d)\n",
+                    !tested ? "not testable" : lower == tested ? "holds" : lower == 0 ? "does not hold" : "mixed",
+                    lower, tested, clear);
+        }
+    }
+    free(diff);
+    /* 3. condensation at initialization: the mean layer profile at step 0 and each cell's rho */
+    if (k0 < 0) {
+        fprintf(f, "  condensation at initialization: not testable (step 0 is not tracked)\n");
+        return;
+    }
+    int64_t nl = -1;
+    int n = 0, pos = 0, ncells = 0;
+    double *prof = lmd_calloc((size_t)v->L1, sizeof *prof);
+    for (size_t i = 0; i < v->C; i++) {
+        if (strcmp(v->status[i], "done")) continue;
+        double rho = at(v->sp, v, i, k0);
+        if (isfinite(rho)) {
+            ncells++;
+            pos += rho > 0;
+        }
+        if (nl < 0) nl = v->n_layer[i];
+        if (v->n_layer[i] != nl) continue; /* one profile: the first done cell's depth */
+        for (int l = 0; l <= nl; l++) prof[l] += v->lmc[(i * (size_t)K + (size_t)k0) * (size_t)v->L1 + (size_t)l];
+        n++;
+    }
+    fprintf(f, "  condensation at initialization: layer means at step 0 (mean of %d cells with %lld layers)", n,
+            (long long)nl);
+    for (int l = 0; l <= nl && n; l++)
+        fprintf(f, " %s", num(b[0], 48, prof[l] / n, 3, 0));
+    fprintf(f, " (embedding .. final norm); rho > 0 in %d of %d cells -> %s\n", pos, ncells,
+            !ncells ? "not testable" : 2 * pos > ncells && n && prof[nl] > prof[0] ? "holds" : "does not hold");
+    free(prof);
+}
+
 int lmd_study_report(const char *path, FILE *f, int csv, const char *table, lmd_err *err) {
     if (!table) table = csv ? "cells" : "all";
     int all = !strcmp(table, "all");
@@ -1071,6 +1468,10 @@ int lmd_study_report(const char *path, FILE *f, int csv, const char *table, lmd_
     if (all || !strcmp(table, "trend")) print_trend(&v, f, csv);
     if (all) fprintf(f, "\n");
     if (all || !strcmp(table, "width")) print_width(&v, f, csv);
+    if (all) {
+        fprintf(f, "\n");
+        print_claims(&v, f);
+    }
     view_free(&v);
     return 0;
 }

@@ -19,8 +19,9 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
 
 /* Prints the tables of the study file at path: table "cells" (one line per cell: width,
  * dispersion, seed, status, final validation loss and last-layer cosine, rho/tau at init and
- * at the end), "trend" (cross-grid trend per setting and checkpoint), "width" (mean ± std over
- * seeds per width), or "all" (text only). csv: comma-separated, one row per value for
+ * at the end), "trend" (cross-grid trend of rho, last_layer and last_half per setting and
+ * checkpoint, "saturated" where every rho is 1), "width" (mean ± std over seeds per width), or
+ * "all" (text only; ends with one line per claim of the paper, docs/STUDY.md "Reading it"). csv: comma-separated, one row per value for
  * spreadsheets (cells: one row per cell and checkpoint); NaN is an empty field. Serial. */
 int lmd_study_report(const char *path, FILE *f, int csv, const char *table, lmd_err *err);
 

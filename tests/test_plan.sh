@@ -19,7 +19,7 @@ if [ $? -ne 0 ]; then
     exit 1
 fi
 
-for pair in quickstart:8 mlp_sweep:30 checkpoint_tracking:5; do
+for pair in quickstart:24 mlp_sweep:30 checkpoint_tracking:5; do
     name=${pair%%:*}
     want=${pair##*:}
     spec=$SRC/experiments/$name.yaml

@@ -27,6 +27,7 @@ same_tracks() {
   [ "$n" -gt 0 ] && [ "$bad" -eq 0 ]
 }
 
+# (section 3 kills a rank at a fixed step: LMDISP_TEST_KILL)
 # 1. one rank and two ranks give identical per-cell results
 mpi 1 "$LMDISP" run "$spec" --out "$tmp/np1" > "$tmp/np1.log" 2>&1 || fail "run -np 1 failed ($(tail -3 "$tmp/np1.log"))"
 mpi 2 "$LMDISP" run "$spec" --out "$tmp/np2" > "$tmp/np2.log" 2>&1 || fail "run -np 2 failed ($(tail -3 "$tmp/np2.log"))"
@@ -44,20 +45,19 @@ mpi 2 "$LMDISP" run "$spec" --out "$tmp/np2" > "$tmp/rerun.log" 2>&1 || fail "re
 after=$(cat "$tmp"/np2/cells/*/log | grep -c starting)
 if [ "$before" -eq "$after" ]; then pass "rerun skipped all finished cells"; else fail "rerun retrained ($before -> $after starts)"; fi
 
-# 3. kill -9 mid-run, rerun: finished cells not retrained, results equal the uninterrupted run
-mpi 2 "$LMDISP" run "$spec" --out "$tmp/killed" > "$tmp/killed.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 300); do # wait until at least one cell is done and one is under way
-  d=$(grep -l "status: done" "$tmp"/killed/cells/*/state 2>/dev/null | wc -l)
-  r=$(grep -l "status: running" "$tmp"/killed/cells/*/state 2>/dev/null | wc -l)
-  [ "$d" -ge 1 ] && [ "$r" -ge 1 ] && break
-  sleep 0.1
-done
-victim=$(pgrep -f "lmdisp run $spec --out $tmp/killed" | tail -1)
-[ -n "$victim" ] && kill -9 "$victim"
-wait "$pid" 2>/dev/null
+# 3. kill -9 mid-run, rerun: finished cells not retrained, results equal the uninterrupted run.
+# The kill is deterministic: LMDISP_TEST_KILL makes the rank training the cheapest cell (the
+# last one scheduled, so others are done by then) SIGKILL itself at step 700, mid-training
+# between the checkpoints of tracked steps 512 and 1000.
+last=$("$LMDISP" plan "$spec" --json | $PY -c "import json,sys; c=json.load(sys.stdin)['cells']; print(min(c, key=lambda x: (x['flops'], -x['index']))['id'])")
+LMDISP_TEST_KILL="$last:700" mpi 2 -x LMDISP_TEST_KILL "$LMDISP" run "$spec" --out "$tmp/killed" > "$tmp/killed.log" 2>&1
+rc=$?
 done_before=$(grep -l "status: done" "$tmp"/killed/cells/*/state 2>/dev/null | xargs -r -n1 dirname)
-echo "  killed rank $victim; done before the kill: $(echo $done_before | wc -w) cell(s)"
+st=$(sed -n 's/^status: //p' "$tmp/killed/cells/$last/state")
+echo "  killed at step 700 of $last (mpirun rc $rc, state '$st'); done before the kill: $(echo $done_before | wc -w) cell(s)"
+if [ "$rc" -ne 0 ] && [ "$st" = running ] && "$LMDISP" status "$tmp/killed" | grep -qE " interrupted +512/1000"; then
+  pass "killed mid-training: status shows the cell interrupted at its checkpoint 512/1000, not running"
+else fail "kill at step 700: rc=$rc state=$st"; "$LMDISP" status "$tmp/killed"; fi
 mpi 2 "$LMDISP" run "$spec" --out "$tmp/killed" > "$tmp/resumed.log" 2>&1 || fail "resumed run failed"
 retrained=0
 for d in $done_before; do
@@ -65,8 +65,8 @@ for d in $done_before; do
 done
 if [ "$retrained" -eq 0 ] && [ -n "$done_before" ]; then pass "cells finished before the kill were not retrained"
 else fail "finished cells retrained: $retrained (done before: '$done_before')"; fi
-if grep -qh "resuming from step" "$tmp"/killed/cells/*/log; then pass "an unfinished cell resumed from its checkpoint"
-else echo "  (note: no cell was mid-training at the kill)"; fi
+if grep -q "resuming from step 512" "$tmp/killed/cells/$last/log"; then pass "the killed cell resumed from its step-512 checkpoint"
+else fail "the killed cell did not resume from step 512"; cat "$tmp/killed/cells/$last/log"; fi
 if same_tracks "$tmp/np1" "$tmp/killed"; then pass "killed + resumed == uninterrupted"
 else fail "resumed results differ from the uninterrupted run"; fi
 

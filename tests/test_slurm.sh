@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # test_slurm.sh (ctest label `slurm`) — the cluster path against a real Slurm on this machine:
-# starts slurm/local-cluster (one node: munged, slurmctld, slurmd), submits the quickstart as an
+# starts slurm/local-cluster (one node: munged, slurmctld, slurmd), submits the 8-cell
+# tests/specs/quickstart_small.yaml as an
 # array job, sends one running task `scancel --signal=USR1 --batch` (what a preemption or the
 # time-limit warning does), waits for the aggregation job, and checks that
 #   - the signalled task checkpointed, requeued itself and finished on its second attempt,
 #   - study.h5 is complete and equal to a plain `mpirun lmdisp run` of the same spec,
 #   - after deleting one cell's results, `lmdisp resubmit` runs exactly that cell again and the
-#     new aggregation gives the same study.h5 again; no other cell is retrained.
+#     new aggregation gives the same study.h5 again; no other cell is retrained;
+#   - the array script submitted without --array still records its attempt.
 # Needs root (it starts the Slurm daemons); skipped otherwise (exit 77).
 set -u
 : "${LMDISP:?}" "${LMDISP_TMP:?}" "${LMDISP_TESTS:?}"
@@ -17,7 +19,7 @@ export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 PY=/usr/bin/python3
 tmp="$LMDISP_TMP/test_slurm"
 rm -rf "$tmp" && mkdir -p "$tmp"
-spec="$src/experiments/quickstart.yaml"
+spec="$src/tests/specs/quickstart_small.yaml"   # 8 cells; experiments/quickstart.yaml has 24
 fails=0 passes=0
 pass() { passes=$((passes + 1)); echo "ok: $*"; }
 fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
@@ -88,7 +90,7 @@ echo "  array and aggregation done ($(el))"
 "$LMDISP" status "$S" | head -4
 
 vt=${victim#*_}
-if awk -F'\t' -v t="$vt" '$4 == t && $5 == 0 && $7 == "requeue"' "$S/slurm/attempts.tsv" | grep -q . &&
+if awk -F'\t' -v t="$vt" '$4 == t && $5 == 0 && $7 == "interrupted-requeue"' "$S/slurm/attempts.tsv" | grep -q . &&
    awk -F'\t' -v t="$vt" '$4 == t && $5 == 1 && $7 == "done"' "$S/slurm/attempts.tsv" | grep -q .; then
   pass "task $vt: attempt 0 interrupted and requeued, attempt 1 done"
 else fail "attempts of task $vt"; cat "$S/slurm/attempts.tsv"; fi
@@ -124,6 +126,15 @@ starts2=$(cat "$S"/cells/*/log | grep -cE "^(starting|resuming)")
 if $PY "$LMDISP_TESTS/h5cmp.py" "$S/study.h5" "$tmp/ref/study.h5"; then
   pass "study.h5 after resubmission equals the plain mpirun run"
 else fail "study.h5 after resubmission differs"; fi
+
+# the array script started by Slurm without --array (no SLURM_ARRAY_TASK_ID): it must still
+# record the attempt (before the fix, `set -u` ended it silently)
+sed '/^#SBATCH --array=/d' "$S/slurm/array-0-0.sbatch" > "$tmp/noarray.sbatch"
+noarr=$(sbatch --parsable "$tmp/noarray.sbatch") || fail "sbatch of the script without --array"
+[ -n "$noarr" ] && wait_gone "$noarr" 120
+if grep -q $'\t2\tno-array-task\t' "$S/slurm/attempts.tsv"; then
+  pass "started by Slurm without --array: attempt recorded as no-array-task (job $noarr)"
+else fail "no record of the job without --array ($noarr)"; tail -3 "$S/slurm/attempts.tsv"; fi
 
 echo "test_slurm: $passes passed, $fails failed ($(el))"
 [ $fails -eq 0 ]

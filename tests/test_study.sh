@@ -46,7 +46,7 @@ f = h5py.File(os.path.join(d, "study.h5"), "r")
 fails = []
 def check(cond, msg):
     if not cond: fails.append(msg)
-C, K, L1, BINS = 4, 6, 3, 128
+C, K, L1, BINS = 4, 5, 3, 128
 contract = {  # DESIGN 4.4 plus the documented extensions
     "cells/id": ("S", (C,)), "cells/mlp_dim": ("i8", (C,)), "cells/seed": ("i8", (C,)),
     "cells/dispersion": ("S", (C,)), "cells/n_params": ("i8", (C,)), "cells/status": ("S", (C,)),
@@ -61,8 +61,13 @@ contract = {  # DESIGN 4.4 plus the documented extensions
     "summary/dispersion": ("S", (2,)), "summary/label": ("S", (2,)), "summary/mlp_dim": ("i8", (2,)),
     "summary/trend_spearman": ("f8", (2, K)), "summary/trend_kendall": ("f8", (2, K)),
     "summary/trend_n": ("i8", (2, K)), "summary/by_width/n_seeds": ("i8", (2, 2)),
+    "summary/trend/rho/saturated": ("i8", (2, K)),
 }
-for m in ("spearman", "kendall", "last_layer_cossim", "val_loss"):
+for sname in ("rho", "last_layer", "last_half"):
+    contract[f"summary/trend/{sname}/spearman"] = ("f8", (2, K))
+    contract[f"summary/trend/{sname}/kendall"] = ("f8", (2, K))
+    contract[f"summary/trend/{sname}/n"] = ("i8", (2, K))
+for m in ("spearman", "kendall", "last_layer_cossim", "last_half_cossim", "val_loss"):
     for s in ("mean", "std"):
         contract[f"summary/by_width/{m}_{s}"] = ("f8", (2, 2, K))
 for p, (t, shape) in contract.items():
@@ -73,6 +78,14 @@ for p, (t, shape) in contract.items():
 for a in ("spec_yaml", "spec_sha256", "lmdisp_version", "git_commit", "created", "mpi_version",
           "hdf5_version", "openblas_version", "hosts", "n_ranks", "start_time", "end_time"):
     check(a in f.attrs, f"root attribute {a} missing")
+# self-description: dimension names on every dataset, the varying settings listed
+def dims_ok(name, obj):
+    if isinstance(obj, h5py.Dataset):
+        dims = obj.attrs.get("dims")
+        check(dims is not None and len(dims.split(",")) == obj.ndim,
+              f"{name}: attribute dims {dims!r} does not name its {obj.ndim} dimension(s)")
+f.visititems(dims_ok)
+check(f["cells"].attrs.get("varying") == "mlp_dim,dispersion", f"/cells varying {f['cells'].attrs.get('varying')!r}")
 spec_text = open(sys.argv[2]).read()
 check(f.attrs.get("spec_yaml") == spec_text, "spec_yaml is not the spec text")
 if fails:
@@ -81,7 +94,7 @@ if fails:
 ids = f["cells/id"].asstr()[()]
 status = f["cells/status"].asstr()[()]
 steps = f["tracking/step"][()]
-check(list(steps) == [0, 1, 2, 4, 8, 10], f"tracking/step {steps}")
+check(list(steps) == [0, 2, 4, 8, 10], f"tracking/step {steps} (warmup: step 1 equals step 0 and is not tracked)")
 check(list(f["tracking/tokens"][()]) == [s * 4 * 16 for s in steps], "tracking/tokens != step*B*T")
 check(sorted(f["cells/mlp_dim"][()]) == [32, 32, 64, 64], "mlp_dim")
 check(sorted(f["cells/dispersion"].asstr()[()]) == ["angular_spread", "angular_spread", "off", "off"], "dispersion")
@@ -132,6 +145,18 @@ def kendall(x, y):
     n0 = n * (n - 1) / 2
     den = np.sqrt((n0 - tx) * (n0 - ty))
     return (c - dd) / den if den > 0 else np.nan
+try:
+    import warnings
+    from scipy import stats
+    warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN, as we do
+    def ref_spearman(x, y):
+        return float(stats.spearmanr(x, y)[0]) if len(x) >= 2 else np.nan
+    def ref_kendall(x, y):
+        return float(stats.kendalltau(x, y)[0]) if len(x) >= 2 else np.nan
+    REF = "scipy.stats"
+except ImportError:
+    ref_spearman, ref_kendall, REF = spearman, kendall, "numpy"
+n_trend_checked = [0]
 labels = list(f["summary/label"].asstr()[()])
 check(labels == ["off", "angular_spread"], f"summary labels {labels}")
 group = f["cells/group"][()]
@@ -149,19 +174,45 @@ for g in range(len(labels)):
             ok = (np.isnan(want) and np.isnan(got)) or abs(want - got) <= tol
             check(ok, f"summary/{name}[{g},{k}] = {got}, numpy gives {want} (tol {tol})")
         check(f["summary/trend_n"][g, k] == len(use), "trend_n")
+    # DESIGN 1: /summary/trend/<s>/{spearman,kendall} for rho, last_layer, last_half, against
+    # scipy.stats (tau-b, average ranks) when it is installed, else the numpy versions above
+    per_model = {"rho": rho,
+                 "last_layer": f["condensation/layer_mean_cossim"][:, :, -1],
+                 "last_half": f["condensation/last_n_mean"][:, :, 5]}
+    for sname, arr in per_model.items():
+        for k in range(len(steps)):
+            use = [i for i in sel if np.isfinite(arr[i, k])]
+            x, y = mlp[use].astype(float), arr[use, k]
+            for part, fn in (("spearman", ref_spearman), ("kendall", ref_kendall)):
+                want, got = fn(x, y), f[f"summary/trend/{sname}/{part}"][g, k]
+                ok = (np.isnan(want) and np.isnan(got)) or abs(want - got) <= tol
+                check(ok, f"summary/trend/{sname}/{part}[{g},{k}] = {got}, {REF} gives {want} (tol {tol})")
+                if ok and np.isfinite(want): n_trend_checked[0] += 1
+            check(f[f"summary/trend/{sname}/n"][g, k] == len(use), f"trend/{sname}/n")
+        if sname == "rho":
+            for k in range(len(steps)):
+                use = [i for i in sel if np.isfinite(rho[i, k])]
+                sat = int(len(use) > 0 and all(rho[i, k] == 1.0 for i in use))
+                check(f["summary/trend/rho/saturated"][g, k] == sat, f"trend/rho/saturated[{g},{k}]")
+    for part in ("spearman", "kendall"):
+        check(np.array_equal(f[f"summary/trend/rho/{part}"][g], f[f"summary/trend_{part}"][g],
+                             equal_nan=True), f"summary/trend_{part} is not the rho trend")
     widths = f["summary/mlp_dim"][()]
     for w, width in enumerate(widths):
         cells = [i for i in sel if mlp[i] == width]
         check(f["summary/by_width/n_seeds"][g, w] == len(cells), "n_seeds")
         vals = {"spearman": rho, "kendall": f["condensation/kendall"][()],
                 "val_loss": f["loss/val"][()],
-                "last_layer_cossim": f["condensation/layer_mean_cossim"][:, :, -1]}
+                "last_layer_cossim": f["condensation/layer_mean_cossim"][:, :, -1],
+                "last_half_cossim": f["condensation/last_n_mean"][:, :, 5]}
         for m, arr in vals.items():
             mean = f[f"summary/by_width/{m}_mean"][g, w]
             want = np.nanmean(arr[cells], axis=0) if cells else np.full(len(steps), np.nan)
             check(np.allclose(mean, want, rtol=0, atol=tol, equal_nan=True), f"{m}_mean [{g},{w}]")
             std = f[f"summary/by_width/{m}_std"][g, w]
             check(np.all(np.isnan(std)) if len(cells) < 2 else True, f"{m}_std with one seed is not NaN")
+print(f"  {n_trend_checked[0]} finite trend values equal {REF} (tol {tol})")
+check(n_trend_checked[0] >= 6, "too few finite trend values to test the summary")
 if fails:
     print("\n".join("  " + x for x in fails)); sys.exit(1)
 PY
@@ -224,9 +275,45 @@ else fail "aggregate table lacks the statuses"; cat "$tmp/M.log"; fi
 
 # 4. report, text and CSV
 if "$LMDISP" report "$tmp/A/study.h5" > "$tmp/report.txt" 2>&1 && grep -q "rho@end" "$tmp/report.txt" \
-   && grep -q "cross-grid trend" "$tmp/report.txt" && grep -q "per width" "$tmp/report.txt"; then
-  pass "report prints the cell, trend and width tables"
+   && grep -q "cross-grid trend" "$tmp/report.txt" && grep -q "per width" "$tmp/report.txt" \
+   && grep -q "^claims" "$tmp/report.txt"; then
+  pass "report prints the cell, trend and width tables and the claims"
 else fail "report"; cat "$tmp/report.txt"; fi
+# the claims lines carry the numbers of the file: trend at the last checkpoint, the paired
+# dispersion difference per width, the layer profile at step 0
+if $PY - "$tmp/report.txt" "$tmp/A/study.h5" <<'PY'
+import re, sys, h5py, numpy as np
+text = open(sys.argv[1]).read()
+f = h5py.File(sys.argv[2], "r")
+bad = []
+lines = text[text.find("claims ("):].splitlines()
+labels = list(f["summary/label"].asstr()[()])
+for g, lab in enumerate(labels):
+    l = [x for x in lines if x.strip().startswith(f"larger MLP, less condensation [{lab}]")]
+    if len(l) != 1: bad.append(f"no width claim line for {lab}"); continue
+    got = [float(v) for v in re.findall(r"(?:spearman|kendall) (-?\d\.\d+)", l[0])]
+    want = [f[f"summary/trend/{s}/{p}"][g, -1] for s in ("last_layer", "last_half") for p in ("spearman", "kendall")]
+    if len(got) != 4 or any(abs(a - b) > 5e-4 for a, b in zip(got, want)): bad.append(f"{l[0]!r} vs {want}")
+    if f"(n {f['summary/trend/last_layer/n'][g, -1]} cells" not in l[0]: bad.append(f"n cells in {l[0]!r}")
+    verdict = "holds" if all(w < 0 for w in want) else "does not hold" if all(w > 0 for w in want) else None
+    if verdict and not l[0].endswith("-> " + verdict): bad.append(f"verdict of {l[0]!r}, expected {verdict}")
+ids = f["cells/id"].asstr()[()]; grp = f["cells/group"][()]; mlp = f["cells/mlp_dim"][()]
+seed = f["cells/seed"][()]; last = f["condensation/layer_mean_cossim"][:, -1, -1]
+l = [x for x in lines if "dispersion lowers condensation [angular_spread - off, last_layer" in x]
+if len(l) != 1: bad.append("no dispersion claim line")
+else:
+    for w in f["summary/mlp_dim"][()]:
+        d = [last[i] - last[j] for i in range(len(ids)) for j in range(len(ids))
+             if grp[i] == 1 and grp[j] == 0 and mlp[i] == w and mlp[j] == w and seed[i] == seed[j]]
+        if f" {w}: {np.mean(d):.3f} (n {len(d)})" not in l[0]: bad.append(f"width {w}: {np.mean(d):.3f} not in {l[0]!r}")
+l = [x for x in lines if "condensation at initialization" in x]
+k0 = list(f["tracking/step"][()]).index(0)
+prof = f["condensation/layer_mean_cossim"][:, k0, :].mean(axis=0)
+if len(l) != 1 or " ".join(f"{v:.3f}" for v in prof) not in l[0]: bad.append(f"init profile {prof} not in {l}")
+print("\n".join("  " + b for b in bad)); sys.exit(1 if bad else 0)
+PY
+then pass "report: the claims lines carry the trend, the paired dispersion difference and the step-0 profile"
+else fail "report claims lines"; sed -n '/^claims/,$p' "$tmp/report.txt"; fi
 "$LMDISP" report "$tmp/M/study.h5" --csv > "$tmp/cells.csv" 2> "$tmp/csv.err"; rc=$?
 "$LMDISP" report "$tmp/M" --csv --table trend > "$tmp/trend.csv" 2>> "$tmp/csv.err"; rc2=$?
 if [ $rc = 0 ] && [ $rc2 = 0 ] && $PY - "$tmp/cells.csv" "$tmp/trend.csv" "$tmp/M/study.h5" <<'PY'
@@ -252,11 +339,45 @@ else fail "report --csv"; cat "$tmp/csv.err"; fi
 if [ $rc -ne 0 ] && grep -q "nonexistent.h5" "$tmp/r.err"; then pass "report names a missing file"
 else fail "report of a missing file: rc $rc"; cat "$tmp/r.err"; fi
 
+# the docs/STUDY.md "Reading it" examples run on this file (pandas when it is installed)
+awk '/^## Reading it/{r=1} /^## Plots/{r=0} r && /^```python/{n++; f=1; next} r && /^```/{f=0} f{print > (dir "/doc_example" n ".py")}' \
+  dir="$tmp" "$src/docs/STUDY.md"
+for ex in "$tmp"/doc_example*.py; do
+  [ -f "$ex" ] || { fail "no python example in docs/STUDY.md"; break; }
+  sed -i "s#results/quickstart/study.h5#$tmp/A/study.h5#" "$ex"
+  if grep -q "import pandas\|pandas as pd" "$ex" && ! $PY -c "import pandas" 2> /dev/null; then
+    echo "skip: pandas is not installed for $PY, $(basename "$ex") not run"; continue
+  fi
+  if $PY "$ex" > "$ex.out" 2>&1 && [ -s "$ex.out" ]; then pass "docs/STUDY.md example $(basename "$ex") runs"
+  else fail "docs/STUDY.md example $(basename "$ex")"; cat "$ex.out"; fi
+done
+
+# every other varying grid axis is a /cells column with its dotted setting name
+if mpi 1 "$LMDISP" run "$LMDISP_TESTS/specs/study_axes.yaml" --out "$tmp/X" > "$tmp/X.log" 2>&1 && \
+   $PY - "$tmp/X/study.h5" <<'PY'
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+bad = []
+c = f["cells"]
+if c.attrs.get("varying") != "lr,coeff": bad.append(f"varying {c.attrs.get('varying')!r}")
+for col, setting, want in (("coeff", "dispersion.coeff", [0.1, 0.1, 0.5, 0.5]),
+                           ("lr", "train.lr", [1e-3, 3e-3, 1e-3, 3e-3])):
+    if col not in c: bad.append(f"no /cells/{col}"); continue
+    if c[col].dtype != np.float64 or not np.allclose(c[col][()], want, rtol=1e-12, atol=0):
+        bad.append(f"/cells/{col} = {c[col][()]} ({c[col].dtype}), expected {want}")
+    if c[col].attrs.get("setting") != setting or c[col].attrs.get("dims") != "cell":
+        bad.append(f"/cells/{col} attributes {dict(c[col].attrs)}")
+if "n_embd" in c or "steps" in c: bad.append("a setting that does not vary got a column")
+print("\n".join("  " + b for b in bad)); sys.exit(1 if bad else 0)
+PY
+then pass "varying grid axes (coeff, lr) are /cells columns with their setting names"
+else fail "varying grid axes as /cells columns"; cat "$tmp/X.log" | tail -5; fi
+
 # 5. plots (study and `lmdisp track` trajectory)
 if $PY -c "import matplotlib" 2> /dev/null; then
   if $PY "$src/analysis/plot_study.py" "$tmp/M/study.h5" --out "$tmp/plots" > "$tmp/plot.log" 2>&1; then
-    n=0; for p in heatmaps trend condensation; do [ -s "$tmp/plots/$p.png" ] && n=$((n + 1)); done
-    [ $n = 3 ] && pass "plot_study.py: heatmaps, trend and condensation PNGs" || fail "plot PNGs missing"
+    n=0; for p in heatmaps figure2 trend condensation; do [ -s "$tmp/plots/$p.png" ] && n=$((n + 1)); done
+    [ $n = 4 ] && pass "plot_study.py: heatmaps, figure2, trend and condensation PNGs" || fail "plot PNGs missing"
   else fail "plot_study.py on study.h5"; cat "$tmp/plot.log"; fi
   "$LMDISP" train --n-layer 2 --n-embd 16 --n-head 2 --mlp-dim 32 --batch 4 --seq 16 --steps 4 \
     --checkpoint-steps 0,2,4 --out "$tmp/tr" > /dev/null 2>&1 && \

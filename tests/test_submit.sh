@@ -66,7 +66,7 @@ if [ $rc -eq 0 ] && [ ! -e "$out" ] && [ ! -s "$FAKE/sbatch.log" ] && grep -q --
 else fail "dry run (rc $rc)"; cat "$tmp/dry.log"; fi
 
 # ---- 2. MaxArraySize split and --cells-per-task ----
-FAKE_MAX_ARRAY=3 "$LMDISP" submit "$LMDISP_SRC/experiments/quickstart.yaml" --out "$tmp/split" --dry-run > "$tmp/split.log" 2>&1
+FAKE_MAX_ARRAY=3 "$LMDISP" submit "$LMDISP_TESTS/specs/quickstart_small.yaml" --out "$tmp/split" --dry-run > "$tmp/split.log" 2>&1
 arrays=$(grep -c "^#SBATCH --array=" "$tmp/split.log")
 offsets=$(grep "^TASK_OFFSET=" "$tmp/split.log" | tr '\n' ' ')
 dep=$(grep "^#SBATCH --dependency=" "$tmp/split.log")
@@ -74,7 +74,7 @@ if [ "$arrays" -eq 3 ] && [ "$offsets" = "TASK_OFFSET=0 TASK_OFFSET=3 TASK_OFFSE
    grep -q -- "--array=0-1$" "$tmp/split.log" && [ "$(echo "$dep" | tr ':' '\n' | grep -c 'array job')" -eq 3 ]; then
   pass "8 tasks with MaxArraySize 3: 3 arrays (offsets 0, 3, 6), aggregation after all three"
 else fail "split: $arrays arrays, offsets '$offsets', '$dep'"; fi
-"$LMDISP" submit "$LMDISP_SRC/experiments/quickstart.yaml" --out "$tmp/cpt" --cells-per-task 3 --dry-run > "$tmp/cpt.log" 2>&1
+"$LMDISP" submit "$LMDISP_TESTS/specs/quickstart_small.yaml" --out "$tmp/cpt" --cells-per-task 3 --dry-run > "$tmp/cpt.log" 2>&1
 tasks=$(awk '$2 ~ /^mlp/ {print $1}' "$tmp/cpt.log" | sort -u | tr '\n' ' ')
 ncells=$(awk '$2 ~ /^mlp/ {print $2}' "$tmp/cpt.log" | sort -u | wc -l)
 if [ "$tasks" = "0 1 2 " ] && [ "$ncells" -eq 8 ]; then pass "--cells-per-task 3: 8 cells in tasks 0..2, each once"
@@ -178,7 +178,7 @@ sleep 0.2
 kill -USR1 $tpid
 wait $tpid; rc=$?
 st=$(grep -o "status: [a-z]*" "$S/cells/$cell0/state")
-if [ $rc -eq 0 ] && grep -q "requeue 101_0" "$FAKE/scontrol.log" && grep -q $'\t0\t0\t3\trequeue\t' "$S/slurm/attempts.tsv" &&
+if [ $rc -eq 0 ] && grep -q "requeue 101_0" "$FAKE/scontrol.log" && grep -q $'\t0\t0\t3\tinterrupted-requeue\t' "$S/slurm/attempts.tsv" &&
    [ "$st" = "status: interrupted" ]; then
   pass "USR1 to task 0: checkpoint ($st), exit 3, scontrol requeue 101_0, attempt recorded"
 else fail "interrupt: rc $rc, state '$st'"; cat "$tmp/task0.log"; cat "$FAKE/scontrol.log" 2>/dev/null; fi
@@ -200,8 +200,8 @@ for _ in $(seq 1 300); do ls "$S/cells/$cell2/ckpt/"*.h5 > /dev/null 2>&1 && bre
 sleep 0.2
 kill -USR1 $tpid
 wait $tpid; rc=$?
-if [ $rc -eq 3 ] && ! grep -q "requeue 101_2" "$FAKE/scontrol.log" && grep -q $'\t2\t3\t3\tcap-reached\t' "$S/slurm/attempts.tsv"; then
-  pass "at the requeue cap (3) the task is not requeued: exit 3, 'cap-reached' recorded"
+if [ $rc -eq 3 ] && ! grep -q "requeue 101_2" "$FAKE/scontrol.log" && grep -q $'\t2\t3\t3\tinterrupted-cap-reached\t' "$S/slurm/attempts.tsv"; then
+  pass "at the requeue cap (3) the task is not requeued: exit 3, 'interrupted-cap-reached' recorded"
 else fail "requeue cap: rc $rc"; tail -5 "$tmp/task2.log"; fi
 
 # the task refuses a changed spec and an out-of-range index

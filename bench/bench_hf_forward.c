@@ -1,0 +1,175 @@
+/* bench_hf_forward.c — speed of the pretrained forward pass (model/hfarch.c) and of the
+ * streamed measurement on top of it, on random weights of a given shape held in memory (so
+ * the figure is compute, not disk; `lmdisp measure` on a real file adds the bf16/f32 copy out
+ * of the memory map).
+ *
+ *   bench_hf_forward [--arch gpt2|llama|olmo2] [--layers L] [--hidden D] [--heads H]
+ *                    [--kv-heads KV] [--inter I] [--vocab V] [--batch B] [--seq T]
+ *                    [--threads N] [--reps R] [--warmup W]
+ *
+ * Prints, for the median of R timed runs each: forward with logits (what an LM forward
+ * computes), forward without logits, and forward + measurement (every hidden state into the
+ * geometry accumulator: cosine matrices, histograms, spectra), in tokens/s, and the share of
+ * the measurement in the forward without logits. Defaults: GPT-2 small (12 x 768, 12 heads,
+ * vocab 50257), 4 x 512 tokens. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blascore.h"
+#include "geometry.h"
+#include "gpt.h"
+#include "hfarch.h"
+
+typedef struct {
+    char name[160];
+    size_t n;
+    float *data;
+} btensor;
+
+typedef struct {
+    btensor *t;
+    int n, cap;
+    uint64_t seed;
+} bsource;
+
+/* Values by kind: norms 1, biases 0, weights N(0, 0.02); generated once per tensor name. */
+static btensor *bsrc_get(bsource *s, const char *name, size_t n) {
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->t[i].name, name)) return &s->t[i];
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->t = realloc(s->t, (size_t)s->cap * sizeof *s->t);
+        if (!s->t) lmd_die("out of memory");
+    }
+    btensor *t = &s->t[s->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->n = n;
+    t->data = lmd_aligned_alloc(n * sizeof(float));
+    int norm = strstr(name, "norm") || strstr(name, "ln_");
+    int bias = strstr(name, ".bias") != NULL;
+    lmd_rng r;
+    lmd_rng_seed(&r, s->seed + (uint64_t)s->n, 9);
+    for (size_t i = 0; i < n; i++)
+        t->data[i] = bias ? 0.0f : norm ? 1.0f : (float)(0.02 * lmd_rng_normal(&r));
+    return t;
+}
+
+static int bsrc_f32(void *ctx, const char *name, int ndim, const int64_t *shape, float *dst,
+                    lmd_err *err) {
+    size_t n = 1;
+    for (int k = 0; k < ndim; k++) n *= (size_t)shape[k];
+    btensor *t = bsrc_get(ctx, name, n);
+    if (t->n != n) return lmd_errf(err, "bench: %s asked with another size", name);
+    memcpy(dst, t->data, n * sizeof(float));
+    return 0;
+}
+
+static int bsrc_has(void *ctx, const char *name) { return 0; }
+
+static int acc_hidden(void *ctx, int layer, const float *h, int n_seq, int T, int d,
+                      lmd_err *err) {
+    return lmd_geom_acc_add(ctx, layer, h, n_seq, err);
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    lmd_blas_core_select(argv); /* before any BLAS call: see model/blascore.h */
+    const char *arch = "gpt2";
+    int L = 12, d = 768, H = 12, KV = 0, I = 0, V = 50257, B = 4, T = 512, threads = 1, reps = 3,
+        warm = 1;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (!strcmp(k, "--arch")) arch = v;
+        else if (!strcmp(k, "--layers")) L = atoi(v);
+        else if (!strcmp(k, "--hidden")) d = atoi(v);
+        else if (!strcmp(k, "--heads")) H = atoi(v);
+        else if (!strcmp(k, "--kv-heads")) KV = atoi(v);
+        else if (!strcmp(k, "--inter")) I = atoi(v);
+        else if (!strcmp(k, "--vocab")) V = atoi(v);
+        else if (!strcmp(k, "--batch")) B = atoi(v);
+        else if (!strcmp(k, "--seq")) T = atoi(v);
+        else if (!strcmp(k, "--threads")) threads = atoi(v);
+        else if (!strcmp(k, "--reps")) reps = atoi(v);
+        else if (!strcmp(k, "--warmup")) warm = atoi(v);
+        else {
+            fprintf(stderr, "bench_hf_forward: unknown option %s\n", k);
+            return 2;
+        }
+    }
+    hf_arch_config c;
+    memset(&c, 0, sizeof c);
+    if (!strcmp(arch, "gpt2")) c.arch = HF_GPT2;
+    else if (!strcmp(arch, "llama")) c.arch = HF_LLAMA;
+    else if (!strcmp(arch, "olmo2")) c.arch = HF_OLMO2;
+    else {
+        fprintf(stderr, "bench_hf_forward: --arch gpt2|llama|olmo2\n");
+        return 2;
+    }
+    snprintf(c.model_type, sizeof c.model_type, "%s", arch);
+    c.vocab_size = V, c.hidden_size = d, c.n_layer = L, c.n_head = H;
+    c.n_kv_head = KV > 0 ? KV : H, c.head_dim = d / H;
+    c.intermediate_size = I > 0 ? I : 4 * d;
+    c.max_position = T > 1024 ? T : 1024;
+    c.norm_eps = 1e-5, c.rope_theta = 10000, c.scale_attn_weights = 1;
+    c.tie_word_embeddings = c.arch == HF_GPT2;
+    gpt_set_threads(threads);
+
+    bsource s = {NULL, 0, 0, 15};
+    hf_tensor_source src = {&s, bsrc_f32, bsrc_has};
+    size_t N = (size_t)B * T;
+    int32_t *tok = lmd_calloc(N, sizeof *tok);
+    lmd_rng r;
+    lmd_rng_seed(&r, 1, 1);
+    for (size_t i = 0; i < N; i++) tok[i] = (int32_t)lmd_rng_below(&r, (uint64_t)V);
+    float *logits = lmd_aligned_alloc(N * (size_t)V * sizeof(float));
+    lmd_err err = {{0}};
+    double *t_log = lmd_calloc((size_t)reps, sizeof(double)),
+           *t_fwd = lmd_calloc((size_t)reps, sizeof(double)),
+           *t_mea = lmd_calloc((size_t)reps, sizeof(double));
+    printf("bench_hf_forward: %s, %d layers, hidden %d, %d heads (%d kv), intermediate %d, "
+           "vocab %d, %d x %d tokens, %d thread(s), %lld params\n",
+           arch, L, d, H, c.n_kv_head, c.intermediate_size, V, B, T, threads,
+           (long long)hf_num_params(&c));
+    for (int k = -warm; k < reps; k++) {
+        double t0 = lmd_now();
+        if (hf_forward(&c, &src, tok, B, T, NULL, NULL, logits, &err)) lmd_die("%s", err.msg);
+        double t1 = lmd_now();
+        if (hf_forward(&c, &src, tok, B, T, NULL, NULL, NULL, &err)) lmd_die("%s", err.msg);
+        double t2 = lmd_now();
+        lmd_geom_acc acc;
+        if (lmd_geom_acc_init(&acc, L + 1, T, d, LMD_GEOM_NBINS, &err)) lmd_die("%s", err.msg);
+        double t3 = lmd_now();
+        if (hf_forward(&c, &src, tok, B, T, acc_hidden, &acc, NULL, &err)) lmd_die("%s", err.msg);
+        lmd_geom g;
+        if (lmd_geom_acc_finish(&acc, &g, &err)) lmd_die("%s", err.msg);
+        double t4 = lmd_now();
+        lmd_geom_free(&g);
+        lmd_geom_acc_free(&acc);
+        if (k >= 0) t_log[k] = t1 - t0, t_fwd[k] = t2 - t1, t_mea[k] = t4 - t3;
+        printf("  run %d%s: forward+logits %.3f s, forward %.3f s, forward+measure %.3f s\n",
+               k, k < 0 ? " (warm-up)" : "", t1 - t0, t2 - t1, t4 - t3);
+    }
+    qsort(t_log, (size_t)reps, sizeof(double), cmp_d);
+    qsort(t_fwd, (size_t)reps, sizeof(double), cmp_d);
+    qsort(t_mea, (size_t)reps, sizeof(double), cmp_d);
+    double ml = t_log[reps / 2], mf = t_fwd[reps / 2], mm = t_mea[reps / 2];
+    printf("median: forward+logits %.0f tokens/s, forward %.0f tokens/s, forward+measure %.0f "
+           "tokens/s; measurement share of the forward %.1f %%\n",
+           N / ml, N / mf, N / mm, 100.0 * (mm - mf) / mf);
+    printf("RESULT tokens_per_s_logits=%.1f tokens_per_s_forward=%.1f tokens_per_s_measure=%.1f "
+           "measure_share=%.4f\n", N / ml, N / mf, N / mm, (mm - mf) / mf);
+    for (int i = 0; i < s.n; i++) free(s.t[i].data);
+    free(s.t);
+    free(tok);
+    free(logits);
+    free(t_log);
+    free(t_fwd);
+    free(t_mea);
+    return 0;
+}

@@ -1,0 +1,666 @@
+/* hfarch.c — forward passes of the pretrained Hugging Face architectures (hfarch.h), streamed
+ * one block at a time.
+ *
+ * Semantics from transformers' modeling files (HF.md): gpt2 (pre-LayerNorm, Conv1D [in,out]
+ * weights, gelu_new, learned positions), llama (RMSNorm, half-split RoPE, GQA, SwiGLU),
+ * qwen2 (q/k/v biases), qwen3 (per-head q/k RMSNorm before RoPE), olmo2 (post-norms on the
+ * branch outputs, whole-projection q/k RMSNorm), olmo3 (olmo2 + sliding-window layers; YaRN
+ * on the full-attention layers only).
+ *
+ * Memory: all n_seq x T rows go through every matmul together (sgemm-sized products), and
+ * only one block's weights are resident: one buffer sized for a block is refilled per layer.
+ * The MLP runs in row chunks, so its (rows, intermediate) scratch does not grow with n_seq.
+ * The embedding table lives only while the lookup runs, unless the logits need it again.
+ *
+ * Precision: float32 throughout; row statistics of the norms and softmax sums in double;
+ * RoPE angles and YaRN frequencies in double (HF uses float32 there: ours is the more exact
+ * of the two, well inside HF.md's tolerance). */
+#include "hfarch.h"
+#include "ops.h"
+#include "par.h"
+#include "vmath.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAR_ROWS 64       /* loops over fewer rows stay serial */
+#define ATT_BLK 64        /* query rows per score block */
+#define MLP_ROWS 2048     /* rows per MLP chunk */
+#define LOGIT_ROWS 1024   /* rows per lm_head chunk */
+
+/* 64-byte aligned and NOT zeroed (lmd_aligned_alloc zeroes): for weight buffers the source
+ * overwrites whole, where zeroing first would touch a block's or a vocabulary's worth of memory
+ * for nothing. Aborts like lmd_aligned_alloc when the system refuses. */
+static float *weights_alloc(size_t n) {
+    void *p = NULL;
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    bytes = (bytes + 63) / 64 * 64;
+    if (posix_memalign(&p, 64, bytes) != 0)
+        lmd_die("out of memory allocating %zu bytes of weights", bytes);
+    return p;
+}
+
+void hf_arch_config_free(hf_arch_config *c) {
+    if (!c) return;
+    free(c->layer_sliding);
+    c->layer_sliding = NULL;
+}
+
+static int is_llama_family(const hf_arch_config *c) { return c->arch != HF_GPT2; }
+static int is_olmo(const hf_arch_config *c) { return c->arch == HF_OLMO2 || c->arch == HF_OLMO3; }
+
+/* ------------------------------------------------------------------------------------------
+ * the tensors of one block
+ * ------------------------------------------------------------------------------------------ */
+
+enum {
+    W_LN1W, W_LN1B, /* gpt2 ln_1; llama/qwen input_layernorm */
+    W_QKV, W_QKVB,  /* gpt2 c_attn (Conv1D [d,3d]) */
+    W_Q, W_QB, W_K, W_KB, W_V, W_VB,
+    W_QN, W_KN,     /* qwen3 per head [hd]; olmo whole projection [H*hd], [KV*hd] */
+    W_O, W_OB,
+    W_LN2W, W_LN2B, /* gpt2 ln_2; llama post_attention_layernorm (pre-MLP); olmo post-attn */
+    W_PFN,          /* olmo post_feedforward_layernorm */
+    W_GATE, W_GATEB, W_UP, W_UPB, W_DOWN, W_DOWNB, /* gpt2: UP = c_fc, DOWN = mlp.c_proj */
+    W_NUM
+};
+
+typedef struct {
+    char name[160];
+    int ndim;
+    int64_t shape[2];
+} wdesc;
+
+typedef struct {
+    wdesc d[W_NUM];
+    int present[W_NUM];
+    size_t numel[W_NUM];
+    size_t total;
+} block_layout;
+
+static void add_w(block_layout *b, int slot, const char *prefix, const char *suffix, int ndim,
+                  int64_t r, int64_t c) {
+    wdesc *w = &b->d[slot];
+    snprintf(w->name, sizeof w->name, "%s%s", prefix, suffix);
+    w->ndim = ndim;
+    w->shape[0] = r;
+    w->shape[1] = ndim == 2 ? c : 1;
+    b->present[slot] = 1;
+    b->numel[slot] = (size_t)r * (size_t)(ndim == 2 ? c : 1);
+    b->total += b->numel[slot];
+}
+
+/* gpt2 tensor-name prefix: "transformer." (saved from GPT2LMHeadModel) or "" */
+static const char *gpt2_prefix(const hf_tensor_source *src) {
+    if (src && src->has && src->has(src->ctx, "transformer.wte.weight")) return "transformer.";
+    return "";
+}
+
+static void block_describe(const hf_arch_config *c, const char *gprefix, int layer,
+                           block_layout *b) {
+    memset(b, 0, sizeof *b);
+    int64_t d = c->hidden_size, IM = c->intermediate_size, hd = c->head_dim;
+    int64_t qd = (int64_t)c->n_head * hd, kd = (int64_t)c->n_kv_head * hd;
+    char p[96];
+    if (c->arch == HF_GPT2) {
+        snprintf(p, sizeof p, "%sh.%d.", gprefix ? gprefix : "", layer);
+        add_w(b, W_LN1W, p, "ln_1.weight", 1, d, 0);
+        add_w(b, W_LN1B, p, "ln_1.bias", 1, d, 0);
+        add_w(b, W_QKV, p, "attn.c_attn.weight", 2, d, 3 * d);
+        add_w(b, W_QKVB, p, "attn.c_attn.bias", 1, 3 * d, 0);
+        add_w(b, W_O, p, "attn.c_proj.weight", 2, d, d);
+        add_w(b, W_OB, p, "attn.c_proj.bias", 1, d, 0);
+        add_w(b, W_LN2W, p, "ln_2.weight", 1, d, 0);
+        add_w(b, W_LN2B, p, "ln_2.bias", 1, d, 0);
+        add_w(b, W_UP, p, "mlp.c_fc.weight", 2, d, IM);
+        add_w(b, W_UPB, p, "mlp.c_fc.bias", 1, IM, 0);
+        add_w(b, W_DOWN, p, "mlp.c_proj.weight", 2, IM, d);
+        add_w(b, W_DOWNB, p, "mlp.c_proj.bias", 1, d, 0);
+        return;
+    }
+    snprintf(p, sizeof p, "model.layers.%d.", layer);
+    if (!is_olmo(c)) add_w(b, W_LN1W, p, "input_layernorm.weight", 1, d, 0);
+    add_w(b, W_Q, p, "self_attn.q_proj.weight", 2, qd, d);
+    add_w(b, W_K, p, "self_attn.k_proj.weight", 2, kd, d);
+    add_w(b, W_V, p, "self_attn.v_proj.weight", 2, kd, d);
+    if (c->qkv_bias) {
+        add_w(b, W_QB, p, "self_attn.q_proj.bias", 1, qd, 0);
+        add_w(b, W_KB, p, "self_attn.k_proj.bias", 1, kd, 0);
+        add_w(b, W_VB, p, "self_attn.v_proj.bias", 1, kd, 0);
+    }
+    if (c->arch == HF_QWEN3) {
+        add_w(b, W_QN, p, "self_attn.q_norm.weight", 1, hd, 0);
+        add_w(b, W_KN, p, "self_attn.k_norm.weight", 1, hd, 0);
+    } else if (is_olmo(c)) {
+        add_w(b, W_QN, p, "self_attn.q_norm.weight", 1, qd, 0);
+        add_w(b, W_KN, p, "self_attn.k_norm.weight", 1, kd, 0);
+    }
+    add_w(b, W_O, p, "self_attn.o_proj.weight", 2, d, qd);
+    if (c->o_bias) add_w(b, W_OB, p, "self_attn.o_proj.bias", 1, d, 0);
+    add_w(b, W_LN2W, p, "post_attention_layernorm.weight", 1, d, 0);
+    if (is_olmo(c)) add_w(b, W_PFN, p, "post_feedforward_layernorm.weight", 1, d, 0);
+    add_w(b, W_GATE, p, "mlp.gate_proj.weight", 2, IM, d);
+    add_w(b, W_UP, p, "mlp.up_proj.weight", 2, IM, d);
+    add_w(b, W_DOWN, p, "mlp.down_proj.weight", 2, d, IM);
+    if (c->mlp_bias) {
+        add_w(b, W_GATEB, p, "mlp.gate_proj.bias", 1, IM, 0);
+        add_w(b, W_UPB, p, "mlp.up_proj.bias", 1, IM, 0);
+        add_w(b, W_DOWNB, p, "mlp.down_proj.bias", 1, d, 0);
+    }
+}
+
+int64_t hf_num_params(const hf_arch_config *c) {
+    block_layout b;
+    block_describe(c, "", 0, &b);
+    int64_t V = c->vocab_size, d = c->hidden_size;
+    int64_t n = V * d + (int64_t)b.total * c->n_layer;
+    if (c->arch == HF_GPT2)
+        n += (int64_t)c->max_position * d + 2 * d; /* wpe, ln_f */
+    else
+        n += d; /* model.norm */
+    if (!c->tie_word_embeddings) n += V * d;
+    return n;
+}
+
+/* Fills the block buffer: every tensor of layer `layer` converted to float32. */
+static int load_block(const hf_arch_config *c, const hf_tensor_source *src, const char *gprefix,
+                      int layer, float *buf, float *w[W_NUM], lmd_err *err) {
+    block_layout b;
+    block_describe(c, gprefix, layer, &b);
+    float *p = buf;
+    for (int k = 0; k < W_NUM; k++) {
+        w[k] = NULL;
+        if (!b.present[k]) continue;
+        w[k] = p;
+        if (src->get_f32(src->ctx, b.d[k].name, b.d[k].ndim, b.d[k].shape, p, err))
+            return lmd_err_prefix(err, "layer %d", layer);
+        p += b.numel[k];
+    }
+    return 0;
+}
+
+static int load_tensor(const hf_tensor_source *src, const char *name, int ndim, int64_t r,
+                       int64_t cols, float *dst, lmd_err *err) {
+    int64_t shape[2] = {r, cols};
+    return src->get_f32(src->ctx, name, ndim, shape, dst, err);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * elementwise and per-row pieces
+ * ------------------------------------------------------------------------------------------ */
+
+/* out (N,C) = (x - mean) / sqrt(var + eps) * w + b (biased variance, HF nn.LayerNorm) */
+static void layernorm(float *out, const float *x, const float *w, const float *b, size_t N, int C,
+                      double eps) {
+#pragma omp parallel for schedule(static) if (N >= PAR_ROWS)
+    for (size_t r = 0; r < N; r++) {
+        const float *xr = x + r * C;
+        float *o = out + r * C;
+        double s = 0.0;
+        for (int i = 0; i < C; i++) s += xr[i];
+        double mu = s / C, v = 0.0;
+        for (int i = 0; i < C; i++) {
+            double dv = xr[i] - mu;
+            v += dv * dv;
+        }
+        float rs = (float)(1.0 / sqrt(v / C + eps)), m = (float)mu;
+        for (int i = 0; i < C; i++) o[i] = (xr[i] - m) * rs * w[i] + b[i];
+    }
+}
+
+/* o (C) = x / sqrt(mean(x^2) + eps) * w (HF LlamaRMSNorm; o == x allowed) */
+static inline void rms_row(float *o, const float *x, const float *w, int C, double eps) {
+    double s = 0.0;
+    for (int i = 0; i < C; i++) s += (double)x[i] * x[i];
+    float rs = (float)(1.0 / sqrt(s / C + eps));
+    for (int i = 0; i < C; i++) o[i] = x[i] * rs * w[i];
+}
+
+/* out (N,C) = rms_row of every row (in place allowed) */
+static void rmsnorm(float *out, const float *x, const float *w, size_t N, int C, double eps) {
+#pragma omp parallel for schedule(static) if (N >= PAR_ROWS)
+    for (size_t r = 0; r < N; r++) rms_row(out + r * C, x + r * C, w, C, eps);
+}
+
+/* rows (N,C) += bias (C) */
+static void add_bias(float *y, const float *bias, size_t N, int C) {
+    if (!bias) return;
+#pragma omp parallel for schedule(static) if (N >= PAR_ROWS)
+    for (size_t r = 0; r < N; r++) {
+        float *o = y + r * C;
+        for (int j = 0; j < C; j++) o[j] += bias[j];
+    }
+}
+
+/* y (N,OC) = x (N,IC) W^T + b with W (OC,IC) (nn.Linear), or y += that when acc */
+static void linear(float *y, const float *x, const float *W, const float *b, size_t N, int IC,
+                   int OC, int acc) {
+    lmd_sgemm(0, 1, (int)N, OC, IC, 1.0f, x, IC, W, IC, acc ? 1.0f : 0.0f, y, OC);
+    add_bias(y, b, N, OC);
+}
+
+/* y (N,OC) = x (N,IC) W + b with W (IC,OC) (GPT-2 Conv1D), or y += that when acc */
+static void conv1d(float *y, const float *x, const float *W, const float *b, size_t N, int IC,
+                   int OC, int acc) {
+    lmd_sgemm(0, 0, (int)N, OC, IC, 1.0f, x, IC, W, OC, acc ? 1.0f : 0.0f, y, OC);
+    add_bias(y, b, N, OC);
+}
+
+/* g (n) = silu(g) * u = g / (1 + e^-g) * u */
+static void swiglu(float *g, const float *u, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) {
+        double x = g[i];
+        g[i] = (float)(x / (1.0 + exp_vec_d(-x)) * u[i]);
+    }
+}
+
+/* h (n) += y (n) */
+static void add_into(float *h, const float *y, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) h[i] += y[i];
+}
+
+/* ------------------------------------------------------------------------------------------
+ * RoPE
+ * ------------------------------------------------------------------------------------------ */
+
+/* inv_freq (hd/2) for the default rope, or YaRN's blend (modeling_rope_utils.py
+ * _compute_yarn_parameters); *scaling = the factor applied to cos and sin. */
+static void rope_inv_freq(const hf_arch_config *c, int yarn, double *inv_freq, double *scaling) {
+    int hd = c->head_dim, half = hd / 2;
+    double base = c->rope_theta;
+    *scaling = 1.0;
+    for (int i = 0; i < half; i++) inv_freq[i] = 1.0 / pow(base, (2.0 * i) / hd);
+    if (!yarn) return;
+    double factor = c->yarn.factor;
+    double omax = c->yarn.original_max_position > 0 ? c->yarn.original_max_position
+                                                     : (double)c->max_position;
+    /* get_mscale(scale, m) = 1 if scale <= 1 else 0.1 m ln(scale) + 1 */
+#define GET_MSCALE(s, m) ((s) <= 1.0 ? 1.0 : 0.1 * (m) * log(s) + 1.0)
+    double af = c->yarn.attention_factor;
+    if (!(af > 0)) {
+        if (c->yarn.mscale != 0 && c->yarn.mscale_all_dim != 0)
+            af = GET_MSCALE(factor, c->yarn.mscale) / GET_MSCALE(factor, c->yarn.mscale_all_dim);
+        else
+            af = GET_MSCALE(factor, 1.0);
+    }
+#undef GET_MSCALE
+    *scaling = af;
+    double beta_fast = c->yarn.beta_fast > 0 ? c->yarn.beta_fast : 32.0;
+    double beta_slow = c->yarn.beta_slow > 0 ? c->yarn.beta_slow : 1.0;
+    /* find_correction_dim(rot) = dim ln(omax / (rot 2 pi)) / (2 ln base) */
+    double low = hd * log(omax / (beta_fast * 2.0 * M_PI)) / (2.0 * log(base));
+    double high = hd * log(omax / (beta_slow * 2.0 * M_PI)) / (2.0 * log(base));
+    if (c->yarn.truncate) {
+        low = floor(low);
+        high = ceil(high);
+    }
+    if (low < 0) low = 0;
+    if (high > hd - 1) high = hd - 1;
+    if (low == high) high += 0.001;
+    for (int i = 0; i < half; i++) {
+        double ramp = (i - low) / (high - low);
+        ramp = ramp < 0 ? 0 : (ramp > 1 ? 1 : ramp);
+        double extra = 1.0 - ramp; /* inv_freq_extrapolation_factor */
+        double interp = inv_freq[i] / factor;
+        inv_freq[i] = interp * (1.0 - extra) + inv_freq[i] * extra;
+    }
+}
+
+/* cos/sin tables (T, hd/2), already multiplied by the attention scaling */
+static void rope_tables(const hf_arch_config *c, int yarn, int T, float *cosb, float *sinb) {
+    int half = c->head_dim / 2;
+    double *inv = lmd_calloc((size_t)half, sizeof *inv), sc;
+    rope_inv_freq(c, yarn, inv, &sc);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            double a = (double)t * inv[i];
+            cosb[(size_t)t * half + i] = (float)(cos(a) * sc);
+            sinb[(size_t)t * half + i] = (float)(sin(a) * sc);
+        }
+    free(inv);
+}
+
+/* the nh heads of hd of one row x, at the position whose (hd/2) cos/sin rows are cr, sr,
+ * rotated in place: pairs (j, j + hd/2), as x cos + rotate_half(x) sin */
+static inline void rope_row(float *x, int nh, int hd, const float *cr, const float *sr) {
+    int half = hd / 2;
+    for (int h = 0; h < nh; h++) {
+        float *v = x + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            float a = v[i], b = v[i + half];
+            v[i] = a * cr[i] - b * sr[i];
+            v[i + half] = b * cr[i] + a * sr[i];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * attention
+ * ------------------------------------------------------------------------------------------ */
+
+/* softmax over keys [lo, t] of a score row that covers keys [k0, k1) (row[0] = key k0);
+ * everything else in the row becomes 0. Max subtracted; exp in float (vmath.h exp_vec,
+ * vectorized), the sum in double. */
+static void softmax_window(float *row, int k0, int k1, int lo, int t) {
+    float *r = row - k0; /* r[j] = key j */
+    float mx = r[lo];
+#pragma omp simd reduction(max : mx)
+    for (int j = lo; j <= t; j++) mx = r[j] > mx ? r[j] : mx;
+    float *restrict x = r + lo;
+    const int n = t - lo + 1;
+#pragma omp simd
+    for (int j = 0; j < n; j++) x[j] = exp_vec(x[j] - mx);
+    /* the sum in LANES fixed double lanes (par.h): vectorizes, and its order is fixed */
+    double acc[LANES] = {0};
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += x[j + l];
+    for (int l = 0; j < n; j++, l++) acc[l] += x[j];
+    float inv = (float)(1.0 / lanes_total(acc));
+#pragma omp simd
+    for (int j = lo; j <= t; j++) r[j] *= inv;
+    for (int j = k0; j < lo; j++) r[j] = 0.0f;
+    for (int j = t + 1; j < k1; j++) r[j] = 0.0f;
+}
+
+/* out (n_seq*T, H*hd) = softmax(scale q k^T + mask) v per (sequence, head); q rows of stride
+ * ldq (head h at column h*hd), k, v rows of stride ldk (kv head g at column g*hd); query head h
+ * reads kv head h / (H/KV). window 0 = causal; W > 0: keys i - W < j <= i. scratch: one
+ * ATT_BLK x T score block per thread. */
+static void attention(float *out, int ldo, const float *q, int ldq, const float *k,
+                      const float *v, int ldk, int n_seq, int T, int H, int KV, int hd,
+                      float scale, int window, float *scratch, int nthreads) {
+    int pairs = n_seq * H, group = H / KV;
+    int nt = nthreads < pairs ? nthreads : pairs;
+    if (nt < 1) nt = 1;
+    int blas_threads = openblas_get_num_threads();
+    if (nt > 1) openblas_set_num_threads(1);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int p = 0; p < pairs; p++) {
+        int s = p / H, h = p % H, g = h / group;
+        size_t row0 = (size_t)s * T;
+        const float *qh = q + row0 * ldq + (size_t)h * hd;
+        const float *kh = k + row0 * ldk + (size_t)g * hd;
+        const float *vh = v + row0 * ldk + (size_t)g * hd;
+        float *oh = out + row0 * ldo + (size_t)h * hd;
+        float *sc = scratch + (size_t)par_thread_id() * ATT_BLK * T;
+        for (int r0 = 0; r0 < T; r0 += ATT_BLK) {
+            int r1 = r0 + ATT_BLK < T ? r0 + ATT_BLK : T, nr = r1 - r0;
+            int k0 = window > 0 ? r0 - window + 1 : 0;
+            if (k0 < 0) k0 = 0;
+            int nk = r1 - k0;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nk, hd, scale,
+                        qh + (size_t)r0 * ldq, ldq, kh + (size_t)k0 * ldk, ldk, 0.0f, sc, nk);
+            for (int t = r0; t < r1; t++) {
+                int lo = window > 0 ? t - window + 1 : 0;
+                if (lo < 0) lo = 0;
+                softmax_window(sc + (size_t)(t - r0) * nk, k0, r1, lo, t);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, nk, 1.0f, sc, nk,
+                        vh + (size_t)k0 * ldk, ldk, 0.0f, oh + (size_t)r0 * ldo, ldo);
+        }
+    }
+    if (nt > 1) openblas_set_num_threads(blas_threads);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * the forward pass
+ * ------------------------------------------------------------------------------------------ */
+
+int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32_t *tokens,
+               int n_seq, int T, hf_hidden_fn on_hidden, void *ctx, float *logits,
+               lmd_err *err) {
+    if (!c || !src || !src->get_f32 || !tokens)
+        return lmd_errf(err, "hf_forward: missing config, weights or tokens");
+    if (n_seq < 1 || T < 1)
+        return lmd_errf(err, "hf_forward: need at least one sequence of length >= 1 (got %d x %d)",
+                        n_seq, T);
+    const int d = c->hidden_size, V = c->vocab_size, H = c->n_head, KV = c->n_kv_head,
+              hd = c->head_dim, IM = c->intermediate_size, L = c->n_layer;
+    if (d < 1 || V < 1 || H < 1 || KV < 1 || hd < 1 || IM < 1 || L < 1 || H % KV != 0)
+        return lmd_errf(err, "hf_forward: invalid %s config (hidden %d, vocab %d, heads %d/%d, "
+                        "head_dim %d, intermediate %d, layers %d)",
+                        c->model_type, d, V, H, KV, hd, IM, L);
+    if (c->arch == HF_GPT2 && (hd * H != d))
+        return lmd_errf(err, "hf_forward: gpt2 needs n_embd %d divisible by n_head %d", d, H);
+    if (is_llama_family(c) && hd % 2 != 0)
+        return lmd_errf(err, "hf_forward: RoPE needs an even head_dim (got %d)", hd);
+    if (c->arch == HF_GPT2 && T > c->max_position)
+        return lmd_errf(err, "hf_forward: sequence length %d exceeds gpt2's n_positions %d", T,
+                        c->max_position);
+    const size_t N = (size_t)n_seq * T;
+    for (size_t i = 0; i < N; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return lmd_errf(err, "hf_forward: token id %d (sequence %zu, position %zu) is outside "
+                            "the vocabulary of %d", (int)tokens[i], i / T, i % T, V);
+
+    const char *gp = c->arch == HF_GPT2 ? gpt2_prefix(src) : "";
+    const int qd = H * hd, kd = KV * hd;
+    const size_t dd = (size_t)d;
+    block_layout bl;
+    block_describe(c, gp, 0, &bl);
+    int rc = 0;
+    char name[192];
+
+    /* activations of all sequences */
+    float *h = lmd_aligned_alloc(N * dd * sizeof(float));   /* residual stream */
+    float *xn = lmd_aligned_alloc(N * dd * sizeof(float));  /* normed input / branch output */
+    size_t qkv_w = c->arch == HF_GPT2 ? 3 * dd : (size_t)qd + 2 * (size_t)kd;
+    float *qkv = lmd_aligned_alloc(N * qkv_w * sizeof(float));
+    float *ao = lmd_aligned_alloc(N * (size_t)qd * sizeof(float)); /* attention output */
+    size_t mrows = N < MLP_ROWS ? N : MLP_ROWS;
+    float *m1 = lmd_aligned_alloc(mrows * (size_t)IM * sizeof(float));
+    float *m2 = is_llama_family(c) ? lmd_aligned_alloc(mrows * (size_t)IM * sizeof(float)) : NULL;
+    int nthreads = par_max_threads();
+    float *scratch = lmd_aligned_alloc((size_t)nthreads * ATT_BLK * T * sizeof(float));
+    float *cos0 = NULL, *sin0 = NULL, *cosy = NULL, *siny = NULL;
+    float *wbuf = NULL, *emb = NULL, *fn_w = NULL, *fn_b = NULL, *head = NULL;
+    float *w[W_NUM];
+
+    /* embeddings: h = embed[tok] (+ wpe[t]) */
+    emb = weights_alloc((size_t)V * dd);
+    snprintf(name, sizeof name, c->arch == HF_GPT2 ? "%swte.weight" : "model.embed_tokens.weight",
+             gp);
+    if (load_tensor(src, name, 2, V, d, emb, err)) goto fail;
+    for (size_t r = 0; r < N; r++) memcpy(h + r * dd, emb + (size_t)tokens[r] * dd, dd * sizeof(float));
+    if (c->arch == HF_GPT2) {
+        float *wpe = weights_alloc((size_t)c->max_position * dd);
+        snprintf(name, sizeof name, "%swpe.weight", gp);
+        if (load_tensor(src, name, 2, c->max_position, d, wpe, err)) {
+            free(wpe);
+            goto fail;
+        }
+        for (size_t r = 0; r < N; r++) {
+            const float *pe = wpe + (r % T) * dd;
+            float *o = h + r * dd;
+            for (int i = 0; i < d; i++) o[i] += pe[i];
+        }
+        free(wpe);
+    }
+    if (!(logits && c->tie_word_embeddings)) {
+        free(emb);
+        emb = NULL;
+    }
+    if (on_hidden && on_hidden(ctx, 0, h, n_seq, T, d, err)) goto fail;
+
+    if (is_llama_family(c)) {
+        size_t tab = (size_t)T * (hd / 2);
+        cos0 = lmd_calloc(tab, sizeof(float));
+        sin0 = lmd_calloc(tab, sizeof(float));
+        rope_tables(c, 0, T, cos0, sin0);
+        if (c->rope_type == HF_ROPE_YARN) {
+            cosy = lmd_calloc(tab, sizeof(float));
+            siny = lmd_calloc(tab, sizeof(float));
+            rope_tables(c, 1, T, cosy, siny);
+        }
+    }
+
+    wbuf = weights_alloc(bl.total);
+    for (int l = 0; l < L; l++) {
+        if (load_block(c, src, gp, l, wbuf, w, err)) goto fail;
+        int sliding = c->layer_sliding && c->layer_sliding[l];
+        int window = sliding ? c->sliding_window : 0;
+        if (sliding && window < 1) {
+            lmd_errf(err, "hf_forward: layer %d slides but sliding_window is %d", l, window);
+            goto fail;
+        }
+        float *q, *k, *v;
+        int ldq, ldk;
+        float scale;
+        if (c->arch == HF_GPT2) {
+            /* h += c_proj(attn(ln_1(h))) */
+            layernorm(xn, h, w[W_LN1W], w[W_LN1B], N, d, c->norm_eps);
+            conv1d(qkv, xn, w[W_QKV], w[W_QKVB], N, d, 3 * d, 0);
+            q = qkv, k = qkv + d, v = qkv + 2 * d, ldq = ldk = 3 * d;
+            scale = c->scale_attn_weights ? 1.0f / sqrtf((float)hd) : 1.0f;
+            if (c->scale_attn_by_inverse_layer_idx) scale /= (float)(l + 1);
+        } else {
+            /* llama/qwen: x = rms(h); olmo: the block input itself */
+            const float *x = h;
+            if (!is_olmo(c)) {
+                rmsnorm(xn, h, w[W_LN1W], N, d, c->norm_eps);
+                x = xn;
+            }
+            ldq = ldk = (int)qkv_w;
+            q = qkv, k = qkv + qd, v = qkv + qd + kd;
+            lmd_sgemm(0, 1, (int)N, qd, d, 1.0f, x, d, w[W_Q], d, 0.0f, q, ldq);
+            lmd_sgemm(0, 1, (int)N, kd, d, 1.0f, x, d, w[W_K], d, 0.0f, k, ldk);
+            lmd_sgemm(0, 1, (int)N, kd, d, 1.0f, x, d, w[W_V], d, 0.0f, v, ldk);
+            if (w[W_QB]) {
+#pragma omp parallel for schedule(static) if (N >= PAR_ROWS)
+                for (size_t r = 0; r < N; r++) {
+                    float *qr = q + r * ldq, *kr = k + r * ldk, *vr = v + r * ldk;
+                    for (int j = 0; j < qd; j++) qr[j] += w[W_QB][j];
+                    for (int j = 0; j < kd; j++) kr[j] += w[W_KB][j];
+                    for (int j = 0; j < kd; j++) vr[j] += w[W_VB][j];
+                }
+            }
+            /* qk-norm (qwen3: per head, [hd] weights; olmo: the whole projection), then
+             * RoPE; olmo3's sliding layers always use the default rope */
+            int yarn = c->rope_type == HF_ROPE_YARN && !sliding;
+            const float *cs = yarn ? cosy : cos0, *sn = yarn ? siny : sin0;
+            const int half = hd / 2;
+#pragma omp parallel for schedule(static) if (N >= PAR_ROWS)
+            for (size_t r = 0; r < N; r++) {
+                float *qr = q + r * ldq, *kr = k + r * ldk;
+                if (c->arch == HF_QWEN3) {
+                    for (int hh = 0; hh < H; hh++)
+                        rms_row(qr + (size_t)hh * hd, qr + (size_t)hh * hd, w[W_QN], hd,
+                                c->norm_eps);
+                    for (int hh = 0; hh < KV; hh++)
+                        rms_row(kr + (size_t)hh * hd, kr + (size_t)hh * hd, w[W_KN], hd,
+                                c->norm_eps);
+                } else if (is_olmo(c)) {
+                    rms_row(qr, qr, w[W_QN], qd, c->norm_eps);
+                    rms_row(kr, kr, w[W_KN], kd, c->norm_eps);
+                }
+                size_t t = r % (size_t)T;
+                rope_row(qr, H, hd, cs + t * half, sn + t * half);
+                rope_row(kr, KV, hd, cs + t * half, sn + t * half);
+            }
+            scale = (float)(1.0 / sqrt((double)hd));
+        }
+        attention(ao, qd, q, ldq, k, v, ldk, n_seq, T, H, KV, hd, scale, window, scratch,
+                  nthreads);
+        if (c->arch == HF_GPT2) {
+            conv1d(h, ao, w[W_O], w[W_OB], N, d, d, 1);
+            /* h += mlp.c_proj(gelu_new(c_fc(ln_2(h)))), in row chunks */
+            layernorm(xn, h, w[W_LN2W], w[W_LN2B], N, d, c->norm_eps);
+            for (size_t r0 = 0; r0 < N; r0 += mrows) {
+                size_t nr = N - r0 < mrows ? N - r0 : mrows;
+                conv1d(m1, xn + r0 * dd, w[W_UP], w[W_UPB], nr, d, IM, 0);
+                lmd_gelu_forward(m1, m1, nr * (size_t)IM);
+                conv1d(h + r0 * dd, m1, w[W_DOWN], w[W_DOWNB], nr, IM, d, 1);
+            }
+        } else if (!is_olmo(c)) {
+            /* h += o(attn); h += down(silu(gate(x)) * up(x)), x = rms(h) */
+            linear(h, ao, w[W_O], w[W_OB], N, qd, d, 1);
+            rmsnorm(xn, h, w[W_LN2W], N, d, c->norm_eps);
+            for (size_t r0 = 0; r0 < N; r0 += mrows) {
+                size_t nr = N - r0 < mrows ? N - r0 : mrows;
+                linear(m1, xn + r0 * dd, w[W_GATE], w[W_GATEB], nr, d, IM, 0);
+                linear(m2, xn + r0 * dd, w[W_UP], w[W_UPB], nr, d, IM, 0);
+                swiglu(m1, m2, nr * (size_t)IM);
+                linear(h + r0 * dd, m1, w[W_DOWN], w[W_DOWNB], nr, IM, d, 1);
+            }
+        } else {
+            /* olmo: h += rms(o(attn), post_attention_layernorm);
+             *       h += rms(mlp(h), post_feedforward_layernorm) */
+            linear(xn, ao, w[W_O], w[W_OB], N, qd, d, 0);
+            rmsnorm(xn, xn, w[W_LN2W], N, d, c->norm_eps);
+            add_into(h, xn, N * dd);
+            for (size_t r0 = 0; r0 < N; r0 += mrows) {
+                size_t nr = N - r0 < mrows ? N - r0 : mrows;
+                linear(m1, h + r0 * dd, w[W_GATE], w[W_GATEB], nr, d, IM, 0);
+                linear(m2, h + r0 * dd, w[W_UP], w[W_UPB], nr, d, IM, 0);
+                swiglu(m1, m2, nr * (size_t)IM);
+                linear(xn + r0 * dd, m1, w[W_DOWN], w[W_DOWNB], nr, IM, d, 0);
+            }
+            rmsnorm(xn, xn, w[W_PFN], N, d, c->norm_eps);
+            add_into(h, xn, N * dd);
+        }
+        if (l < L - 1 && on_hidden && on_hidden(ctx, l + 1, h, n_seq, T, d, err)) goto fail;
+    }
+    free(wbuf);
+    wbuf = NULL;
+
+    /* final norm -> hidden state L -> logits */
+    fn_w = lmd_aligned_alloc(dd * sizeof(float));
+    if (c->arch == HF_GPT2) {
+        fn_b = lmd_aligned_alloc(dd * sizeof(float));
+        snprintf(name, sizeof name, "%sln_f.weight", gp);
+        if (load_tensor(src, name, 1, d, 0, fn_w, err)) goto fail;
+        snprintf(name, sizeof name, "%sln_f.bias", gp);
+        if (load_tensor(src, name, 1, d, 0, fn_b, err)) goto fail;
+        layernorm(xn, h, fn_w, fn_b, N, d, c->norm_eps);
+    } else {
+        if (load_tensor(src, "model.norm.weight", 1, d, 0, fn_w, err)) goto fail;
+        rmsnorm(xn, h, fn_w, N, d, c->norm_eps);
+    }
+    if (on_hidden && on_hidden(ctx, L, xn, n_seq, T, d, err)) goto fail;
+    if (logits) {
+        /* the activations no longer needed make room for the head */
+        free(qkv), qkv = NULL;
+        free(m1), m1 = NULL;
+        free(m2), m2 = NULL;
+        if (c->tie_word_embeddings) {
+            head = emb;
+            emb = NULL;
+        } else {
+            head = weights_alloc((size_t)V * dd);
+            if (load_tensor(src, "lm_head.weight", 2, V, d, head, err)) goto fail;
+        }
+        for (size_t r0 = 0; r0 < N; r0 += LOGIT_ROWS) {
+            size_t nr = N - r0 < LOGIT_ROWS ? N - r0 : LOGIT_ROWS;
+            lmd_sgemm(0, 1, (int)nr, V, d, 1.0f, xn + r0 * dd, d, head, d, 0.0f,
+                      logits + r0 * (size_t)V, V);
+        }
+    }
+    goto done;
+fail:
+    rc = -1;
+    if (!err || !err->msg[0]) lmd_errf(err, "hf_forward failed");
+done:
+    free(h);
+    free(xn);
+    free(qkv);
+    free(ao);
+    free(m1);
+    free(m2);
+    free(scratch);
+    free(cos0);
+    free(sin0);
+    free(cosy);
+    free(siny);
+    free(wbuf);
+    free(emb);
+    free(fn_w);
+    free(fn_b);
+    free(head);
+    return rc;
+}

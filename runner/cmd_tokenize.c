@@ -1,0 +1,591 @@
+/* cmd_tokenize.c — `lmdisp tokenize --tokenizer TOK --out FILE.bin INPUT...` (DESIGN.md 4.8):
+ * text files (one document each) or JSON Lines (one document per line) through an HF
+ * tokenizer.json into one llm.c token file (4.2), streaming in chunks cut at points where the
+ * encoding provably does not change (tokenizer.h), encoded in parallel and written in order,
+ * so the output is the same for every thread count. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <jansson.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "commands.h"
+#include "tokenizer.h"
+
+#define MAGIC_U16  20240520
+#define MAGIC_U32  20240801
+#define READ_BLOCK (1u << 20)
+
+static void usage(FILE *f) {
+    fprintf(
+        f, "usage: lmdisp tokenize --tokenizer TOK (--out FILE.bin | --print) [options] INPUT...\n"
+           "\n"
+           "Encodes text with a Hugging Face tokenizer.json (byte-level BPE: GPT-2, Llama-3,\n"
+           "Qwen2, OLMo-2/3) as HF tokenizers does with add_special_tokens=False, and writes one\n"
+           "llm.c token file: uint16 ids when the vocabulary fits, else uint32 (DESIGN.md 4.2).\n"
+           "\n"
+           "  --tokenizer TOK     tokenizer.json, or a model directory holding one\n"
+           "  --out FILE.bin      the token file (written to FILE.bin.tmp, renamed when complete)\n"
+           "  --print             print the ids as one JSON array on stdout instead (one INPUT)\n"
+           "  --print-docs        print one JSON array per document (no separators; any INPUTs)\n"
+           "  --field NAME        INPUTs are JSON Lines; each line's string field NAME is one\n"
+           "                      document (default for *.jsonl files: text)\n"
+           "  --separator eos|none  between documents (default eos)\n"
+           "  --eos-token TEXT    the separator token (default: the tokenizer's <|endoftext|>,\n"
+           "                      <|end_of_text|>, </s> or <|end|>)\n"
+           "  --threads N         encoding threads (default: OMP_NUM_THREADS or all cores);\n"
+           "                      the output does not depend on N\n"
+           "  --chunk-kb N        plain-text chunk size in KiB (default 1024)\n"
+           "  --quiet             no progress on stderr\n"
+           "  --decode FILE.bin   instead: write the text of a token file to stdout\n"
+           "\n"
+           "Empty documents are skipped (no separator for them). Plain text files are cut into\n"
+           "chunks only where the encoding provably does not change (docs/TOKENIZE.md).\n");
+}
+
+typedef struct {
+    const char *file;
+    uint64_t off; /* file offset of the job's first byte (for messages) */
+    size_t a_off, len, ctx;
+    int check_utf8, doc_first;
+    const char *field; /* JSON Lines: the raw line is parsed by the worker; NULL = text */
+    uint64_t lineno;
+    tok_ids ids;
+    int failed;
+    lmd_err err;
+} job;
+
+typedef struct {
+    const lmd_tokenizer *tok;
+    tok_ws **ws;
+    int nt;
+    size_t chunk;
+    int64_t sep_id; /* -1 = none */
+    job *jobs;
+    int nj, max_jobs;
+    char *arena;
+    size_t an, acap;
+    /* output */
+    FILE *out;
+    const char *out_path;
+    int u16;
+    uint64_t count;
+    tok_ids *print;
+    int print_docs; /* --print-docs: one array per document, no separators */
+    int n_docs;
+    /* progress */
+    int quiet;
+    double t0, last;
+    uint64_t bytes_done, bytes_total;
+} run_ctx;
+
+static void progress(run_ctx *r, int final) {
+    if (r->quiet) return;
+    double now = lmd_now();
+    if (!final && now - r->last < 2.0) return;
+    r->last = now;
+    double dt = now - r->t0 > 1e-9 ? now - r->t0 : 1e-9;
+    double mbs = (double)r->bytes_done / 1e6 / dt;
+    if (final) {
+        fprintf(stderr,
+                "tokenize: %d documents, %.1f MB, %llu tokens in %.1f s (%.1f MB/s, %d "
+                "threads)\n",
+                r->n_docs, (double)r->bytes_done / 1e6, (unsigned long long)r->count, dt, mbs,
+                r->nt);
+        return;
+    }
+    double eta = mbs > 0 && r->bytes_total > r->bytes_done
+                     ? (double)(r->bytes_total - r->bytes_done) / 1e6 / mbs
+                     : 0;
+    fprintf(stderr, "tokenize: %.1f / %.1f MB (%.0f%%), %.1f MB/s, ETA %.0f s, %llu tokens\n",
+            (double)r->bytes_done / 1e6, (double)r->bytes_total / 1e6,
+            r->bytes_total ? 100.0 * (double)r->bytes_done / (double)r->bytes_total : 100.0, mbs,
+            eta, (unsigned long long)r->count);
+}
+
+static int emit(run_ctx *r, const uint32_t *ids, size_t n, lmd_err *err) {
+    if (r->print) {
+        for (size_t i = 0; i < n; i++)
+            tok_ids_push(r->print, ids[i]);
+        r->count += n;
+        return 0;
+    }
+    if (r->u16) {
+        uint16_t buf[4096];
+        for (size_t i = 0; i < n;) {
+            size_t k = n - i < 4096 ? n - i : 4096;
+            for (size_t j = 0; j < k; j++)
+                buf[j] = (uint16_t)ids[i + j];
+            if (fwrite(buf, 2, k, r->out) != k)
+                return lmd_errf(err, "%s: write failed: %s", r->out_path, strerror(errno));
+            i += k;
+        }
+    } else if (n && fwrite(ids, 4, n, r->out) != n) {
+        return lmd_errf(err, "%s: write failed: %s", r->out_path, strerror(errno));
+    }
+    r->count += n;
+    if (r->count > INT32_MAX)
+        return lmd_errf(err,
+                        "%s: more than 2^31-1 tokens: the llm.c header's count (int32) "
+                        "cannot hold them; split the input",
+                        r->out_path);
+    return 0;
+}
+
+static void print_ids(tok_ids *ids) {
+    fputc('[', stdout);
+    for (size_t i = 0; i < ids->n; i++)
+        printf(i ? ",%u" : "%u", ids->v[i]);
+    fputs("]\n", stdout);
+    ids->n = 0;
+}
+
+/* Encodes the batch in parallel, then writes it in order. */
+static int flush(run_ctx *r, lmd_err *err) {
+    int nj = r->nj;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(r->nt)
+    for (int j = 0; j < nj; j++) {
+        job *jb = &r->jobs[j];
+        tok_ws *w = r->ws[omp_get_thread_num()];
+        const char *text = r->arena + jb->a_off;
+        jb->ids.n = 0;
+        if (jb->check_utf8) {
+            int64_t bad = tok_utf8_invalid_at(text, jb->len + jb->ctx);
+            if (bad >= 0) {
+                jb->failed = 1;
+                lmd_errf(&jb->err, "%s: invalid UTF-8 at byte offset %llu (byte 0x%02X)", jb->file,
+                         (unsigned long long)(jb->off + (uint64_t)bad), (unsigned char)text[bad]);
+                continue;
+            }
+        }
+        if (jb->field) {
+            json_error_t je;
+            json_t *obj = json_loadb(text, jb->len, JSON_ALLOW_NUL, &je);
+            if (!obj) {
+                jb->failed = 1;
+                lmd_errf(&jb->err, "%s:%llu:%d (byte offset %llu): %s", jb->file,
+                         (unsigned long long)jb->lineno, je.column,
+                         (unsigned long long)(jb->off + (uint64_t)je.position), je.text);
+                continue;
+            }
+            json_t *v = json_is_object(obj) ? json_object_get(obj, jb->field) : NULL;
+            if (!json_is_string(v)) {
+                jb->failed = 1;
+                lmd_errf(&jb->err, "--field %s: %s:%llu: %s", jb->field, jb->file,
+                         (unsigned long long)jb->lineno,
+                         !json_is_object(obj) ? "the line is not a JSON object"
+                         : v                  ? "the field is not a string"
+                                              : "the field is missing");
+            } else if (tok_encode(r->tok, w, json_string_value(v), json_string_length(v), 0,
+                                  &jb->ids, &jb->err)) {
+                jb->failed = 1;
+                lmd_err_prefix(&jb->err, "%s:%llu", jb->file, (unsigned long long)jb->lineno);
+            }
+            json_decref(obj); /* jansson has checked the UTF-8 of the line */
+            continue;
+        }
+        if (tok_encode(r->tok, w, text, jb->len, jb->ctx, &jb->ids, &jb->err)) {
+            jb->failed = 1;
+            lmd_err_prefix(&jb->err, "%s, document at byte offset %llu", jb->file,
+                           (unsigned long long)jb->off);
+        }
+    }
+    for (int j = 0; j < nj; j++) {
+        job *jb = &r->jobs[j];
+        if (jb->failed) {
+            *err = jb->err;
+            return -1;
+        }
+        if (jb->doc_first && jb->ids.n) { /* documents with no tokens are skipped */
+            if (r->print_docs && r->print->n) print_ids(r->print);
+            if (r->n_docs > 0 && r->sep_id >= 0) {
+                uint32_t s = (uint32_t)r->sep_id;
+                if (emit(r, &s, 1, err)) return -1;
+            }
+            r->n_docs++;
+        }
+        if (emit(r, jb->ids.v, jb->ids.n, err)) return -1;
+        r->bytes_done += jb->len;
+    }
+    r->nj = 0;
+    r->an = 0;
+    progress(r, 0);
+    return 0;
+}
+
+static int add_job(run_ctx *r, const char *file, uint64_t off, const char *data, size_t len,
+                   size_t ctx, const char *field, uint64_t lineno, int doc_first,
+                   lmd_err *err) {
+    if (r->nj > 0 && (r->nj == r->max_jobs || r->an + len + ctx > r->acap))
+        if (flush(r, err)) return -1;
+    if (r->an + len + ctx > r->acap) { /* one job larger than the arena */
+        size_t c = r->an + len + ctx;
+        char *a = realloc(r->arena, c);
+        if (!a) return lmd_errf(err, "%s: out of memory for a %zu-byte document", file, len);
+        r->arena = a;
+        r->acap = c;
+    }
+    job *jb = &r->jobs[r->nj++];
+    tok_ids keep = jb->ids;
+    memset(jb, 0, sizeof *jb);
+    jb->ids = keep;
+    jb->file = file;
+    jb->off = off;
+    jb->a_off = r->an;
+    jb->len = len;
+    jb->ctx = ctx;
+    jb->field = field;
+    jb->lineno = lineno;
+    jb->check_utf8 = !field;
+    jb->doc_first = doc_first;
+    memcpy(r->arena + r->an, data, len + ctx);
+    r->an += len + ctx;
+    return 0;
+}
+
+/* A plain text file = one document, cut at tok_safe_cut points near every r->chunk bytes. */
+static int feed_text(run_ctx *r, const char *path, lmd_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return lmd_errf(err, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = r->chunk + 2 * READ_BLOCK, have = 0;
+    char *buf = malloc(cap);
+    if (!buf) lmd_die("out of memory");
+    uint64_t base = 0;
+    int eof = 0, first = 1, rc = -1;
+    size_t W = tok_cut_window(r->tok);
+    size_t from = r->chunk;
+    for (;;) {
+        while (!eof && have < r->chunk + READ_BLOCK) {
+            if (cap - have < READ_BLOCK) {
+                cap *= 2;
+                char *b = realloc(buf, cap);
+                if (!b) lmd_die("out of memory");
+                buf = b;
+            }
+            size_t got = fread(buf + have, 1, READ_BLOCK, f);
+            have += got;
+            if (got < READ_BLOCK) {
+                if (ferror(f)) {
+                    lmd_errf(err, "%s: read failed at byte %llu: %s", path,
+                             (unsigned long long)(base + have), strerror(errno));
+                    goto done;
+                }
+                eof = 1;
+            }
+        }
+        if (have == 0) break;
+        size_t ctx = 0, c = have > r->chunk ? tok_safe_cut(r->tok, buf, have, from, &ctx) : 0;
+        if (!c && !eof) { /* no cut point yet: read on, resuming the search where it stopped */
+            if (have > W + 1 && have - W - 1 > from) from = have - W - 1;
+            if (cap - have < READ_BLOCK) {
+                cap *= 2;
+                char *b = realloc(buf, cap);
+                if (!b) lmd_die("out of memory");
+                buf = b;
+            }
+            size_t got = fread(buf + have, 1, READ_BLOCK, f);
+            have += got;
+            if (got < READ_BLOCK) {
+                if (ferror(f)) {
+                    lmd_errf(err, "%s: read failed: %s", path, strerror(errno));
+                    goto done;
+                }
+                eof = 1;
+            }
+            continue;
+        }
+        size_t len = c ? c : have;
+        if (add_job(r, path, base, buf, len, c ? ctx : 0, NULL, 0, first, err)) goto done;
+        first = 0;
+        memmove(buf, buf + len, have - len);
+        have -= len;
+        base += len;
+        from = r->chunk;
+        if (!c) break;
+    }
+    rc = 0;
+done:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+/* JSON Lines: every non-empty line is an object whose string `field` is one document. */
+static int feed_jsonl(run_ctx *r, const char *path, const char *field, lmd_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return lmd_errf(err, "%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t n;
+    uint64_t off = 0, lineno = 0;
+    int rc = -1;
+    while ((n = getline(&line, &lcap, f)) >= 0) {
+        lineno++;
+        uint64_t here = off;
+        off += (uint64_t)n;
+        size_t len = (size_t)n;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            len--;
+        if (len == 0) continue;
+        if (add_job(r, path, here, line, len, 0, field, lineno, 1, err)) goto done;
+    }
+    if (ferror(f)) {
+        lmd_errf(err, "%s: read failed after line %llu: %s", path, (unsigned long long)lineno,
+                 strerror(errno));
+        goto done;
+    }
+    rc = 0;
+done:
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+static int write_header(FILE *f, int u16, uint64_t count) {
+    int32_t h[256] = {0};
+    h[0] = u16 ? MAGIC_U16 : MAGIC_U32;
+    h[1] = u16 ? 1 : 7;
+    h[2] = (int32_t)count;
+    return fwrite(h, 4, 256, f) == 256 ? 0 : -1;
+}
+
+/* --decode FILE.bin: the text of a token file (either form of 4.2) on stdout. */
+static int decode_file(const lmd_tokenizer *tok, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "lmdisp tokenize: %s: cannot open: %s\n", path, strerror(errno));
+        return 2;
+    }
+    int32_t h[256];
+    int rc = 2;
+    uint32_t *ids = NULL;
+    if (fread(h, 4, 256, f) != 256 ||
+        !((h[0] == MAGIC_U16 && h[1] == 1) || (h[0] == MAGIC_U32 && h[1] == 7)) || h[2] < 0) {
+        fprintf(stderr, "lmdisp tokenize: %s: not an llm.c token file (header [0]=%d [1]=%d)\n",
+                path, h[0], h[1]);
+        goto done;
+    }
+    size_t n = (size_t)h[2], w = h[0] == MAGIC_U16 ? 2 : 4;
+    ids = lmd_calloc(n ? n : 1, sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        uint16_t u;
+        if (w == 2 ? fread(&u, 2, 1, f) != 1 : fread(&ids[i], 4, 1, f) != 1) {
+            fprintf(stderr,
+                    "lmdisp tokenize: %s: the header says %zu tokens but the file ends "
+                    "after %zu\n",
+                    path, n, i);
+            goto done;
+        }
+        if (w == 2) ids[i] = u;
+    }
+    char *text;
+    size_t len;
+    lmd_err err = {{0}};
+    if (tok_decode(tok, ids, n, &text, &len, &err)) {
+        fprintf(stderr, "lmdisp tokenize: %s: %s\n", path, err.msg);
+        goto done;
+    }
+    rc = fwrite(text, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
+    free(text);
+done:
+    free(ids);
+    fclose(f);
+    return rc;
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    lmd_args a;
+    lmd_args_init(&a, "tokenize", argc, argv);
+    if (lmd_args_flag(&a, "help")) {
+        usage(stdout);
+        lmd_args_free(&a);
+        return 0;
+    }
+    const char *tokp = lmd_args_str(&a, "tokenizer");
+    const char *outp = lmd_args_str(&a, "out");
+    const char *field = lmd_args_str(&a, "field");
+    const char *sepp = lmd_args_str(&a, "separator");
+    const char *eos_text = lmd_args_str(&a, "eos-token");
+    const char *decp = lmd_args_str(&a, "decode");
+    int print = lmd_args_flag(&a, "print");
+    int print_docs = lmd_args_flag(&a, "print-docs");
+    if (print_docs) print = 1;
+    int quiet = lmd_args_flag(&a, "quiet");
+    int nt = omp_get_max_threads(), chunk_kb = 1024;
+    lmd_args_int(&a, "threads", &nt, 1, 1024);
+    lmd_args_int(&a, "chunk-kb", &chunk_kb, 1, 1 << 20);
+    enum { MAXIN = 4096 };
+    const char **inputs = lmd_calloc(MAXIN, sizeof *inputs);
+    int nin = lmd_args_positional(&a, inputs, MAXIN);
+    int bad = lmd_args_finish(&a);
+    lmd_args_free(&a);
+    int rc = 2;
+    lmd_tokenizer *tok = NULL;
+    run_ctx r;
+    memset(&r, 0, sizeof r);
+    char tmp[4200] = "";
+    if (bad) goto out;
+    if (decp) {
+        lmd_err derr = {{0}};
+        if (!tokp || nin || outp || print) {
+            fprintf(stderr,
+                    "lmdisp tokenize: --decode FILE.bin takes --tokenizer and nothing else\n");
+            goto out;
+        }
+        if (tok_load(&tok, tokp, &derr)) {
+            fprintf(stderr, "lmdisp tokenize: %s\n", derr.msg);
+            goto out;
+        }
+        rc = decode_file(tok, decp);
+        goto out;
+    }
+    if (!tokp || (!outp && !print) || (outp && print) || nin < 1) {
+        fprintf(stderr, "lmdisp tokenize: need --tokenizer, exactly one of --out or --print, and "
+                        "at least one INPUT\n");
+        usage(stderr);
+        goto out;
+    }
+    if (print && !print_docs && nin != 1) {
+        fprintf(stderr, "lmdisp tokenize: --print takes a single INPUT (got %d)\n", nin);
+        goto out;
+    }
+    if (sepp && strcmp(sepp, "eos") && strcmp(sepp, "none")) {
+        fprintf(stderr, "lmdisp tokenize: --separator must be eos or none, not '%s'\n", sepp);
+        goto out;
+    }
+    lmd_err err = {{0}};
+    if (tok_load(&tok, tokp, &err)) {
+        fprintf(stderr, "lmdisp tokenize: %s\n", err.msg);
+        goto out;
+    }
+    r.sep_id = -1;
+    if (!print_docs && (!sepp || !strcmp(sepp, "eos"))) {
+        const char *name = NULL;
+        r.sep_id = eos_text ? tok_token_id(tok, eos_text) : tok_eos_id(tok, &name);
+        if (r.sep_id < 0) {
+            if (eos_text)
+                fprintf(stderr,
+                        "lmdisp tokenize: --eos-token '%s' is neither an added token nor "
+                        "a vocabulary token of %s\n",
+                        eos_text, tokp);
+            else
+                fprintf(stderr,
+                        "lmdisp tokenize: %s has no end-of-text special token "
+                        "(<|endoftext|>, <|end_of_text|>, </s>, <|end|>); name one with "
+                        "--eos-token or use --separator none\n",
+                        tokp);
+            goto out;
+        }
+    }
+    uint64_t total = 0;
+    for (int i = 0; i < nin; i++) {
+        struct stat st;
+        if (stat(inputs[i], &st) != 0 || !S_ISREG(st.st_mode)) {
+            fprintf(stderr, "lmdisp tokenize: %s: %s\n", inputs[i],
+                    errno && stat(inputs[i], &st) != 0 ? strerror(errno) : "not a regular file");
+            goto out;
+        }
+        total += (uint64_t)st.st_size;
+    }
+    r.tok = tok;
+    r.nt = nt;
+    r.chunk = (size_t)chunk_kb * 1024;
+    r.max_jobs = 4096; /* many small JSON Lines documents per parallel batch */
+    r.jobs = lmd_calloc((size_t)r.max_jobs, sizeof *r.jobs);
+    r.acap = (size_t)(4 * nt) * (r.chunk + 64);
+    r.arena = malloc(r.acap);
+    if (!r.arena) lmd_die("out of memory for a %zu-byte batch", r.acap);
+    r.ws = lmd_calloc((size_t)nt, sizeof *r.ws);
+    for (int i = 0; i < nt; i++)
+        r.ws[i] = tok_ws_new(tok);
+    r.quiet = quiet || print;
+    r.t0 = r.last = lmd_now();
+    r.bytes_total = total;
+    r.u16 = tok_vocab_size(tok) <= 65536;
+    /* jansson seeded its hash when tok_load parsed tokenizer.json, before any thread runs */
+    tok_ids printed = {0};
+    if (print) {
+        r.print = &printed;
+        r.print_docs = print_docs;
+    } else {
+        snprintf(tmp, sizeof tmp, "%s.tmp", outp);
+        r.out = fopen(tmp, "wb");
+        r.out_path = tmp;
+        if (!r.out) {
+            fprintf(stderr, "lmdisp tokenize: cannot create %s: %s\n", tmp, strerror(errno));
+            tmp[0] = 0;
+            rc = 1;
+            goto out;
+        }
+        if (write_header(r.out, r.u16, 0)) {
+            fprintf(stderr, "lmdisp tokenize: %s: write failed: %s\n", tmp, strerror(errno));
+            rc = 1;
+            goto out;
+        }
+    }
+    for (int i = 0; i < nin; i++) {
+        const char *fld = field ? field : ends_with(inputs[i], ".jsonl") ? "text" : NULL;
+        int e = fld ? feed_jsonl(&r, inputs[i], fld, &err) : feed_text(&r, inputs[i], &err);
+        if (e || flush(&r, &err)) {
+            fprintf(stderr, "lmdisp tokenize: %s\n", err.msg);
+            rc = strstr(err.msg, "write failed") ? 1 : 2;
+            goto out;
+        }
+    }
+    if (print) {
+        print_ids(&printed);
+        tok_ids_free(&printed);
+        if (fflush(stdout) != 0) {
+            rc = 1;
+            goto out;
+        }
+    } else {
+        if (fseek(r.out, 0, SEEK_SET) != 0 || write_header(r.out, r.u16, r.count) ||
+            fclose(r.out) != 0) {
+            r.out = NULL;
+            fprintf(stderr, "lmdisp tokenize: %s: cannot finish the file: %s\n", tmp,
+                    strerror(errno));
+            rc = 1;
+            goto out;
+        }
+        r.out = NULL;
+        if (rename(tmp, outp) != 0) {
+            fprintf(stderr, "lmdisp tokenize: cannot rename %s to %s: %s\n", tmp, outp,
+                    strerror(errno));
+            rc = 1;
+            goto out;
+        }
+        tmp[0] = 0;
+        progress(&r, 1);
+        if (!quiet)
+            fprintf(stderr, "tokenize: wrote %s (%s, %s ids, %s)\n", outp, tok_describe(tok),
+                    r.u16 ? "uint16" : "uint32",
+                    r.sep_id >= 0 ? "eos between documents" : "no separator");
+    }
+    rc = 0;
+out:
+    if (r.out) fclose(r.out);
+    if (tmp[0]) remove(tmp);
+    if (r.ws)
+        for (int i = 0; i < r.nt; i++)
+            tok_ws_free(r.ws[i]);
+    free(r.ws);
+    if (r.jobs)
+        for (int j = 0; j < r.max_jobs; j++)
+            tok_ids_free(&r.jobs[j].ids);
+    free(r.jobs);
+    free(r.arena);
+    tok_free(tok);
+    free(inputs);
+    return rc;
+}
