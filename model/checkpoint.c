@@ -892,11 +892,9 @@ int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *
                  path, (long long)step, (long long)LMD_CKPT_MAX_STEP);
         goto done;
     }
-    if (tokens < 0 || tokens > LMD_CKPT_MAX_TOKENS || (step == 0 && tokens != 0)) {
-        lmd_errf(err,
-                 "checkpoint '%s': root attribute tokens = %lld is out of range for step %lld "
-                 "(0 .. 2^62, and 0 at step 0)",
-                 path, (long long)tokens, (long long)step);
+    if (tokens < 0 || tokens > LMD_CKPT_MAX_TOKENS) {
+        lmd_errf(err, "checkpoint '%s': root attribute tokens = %lld is out of range (0 .. 2^62)",
+                 path, (long long)tokens);
         goto done;
     }
 
