@@ -51,7 +51,7 @@ ck, tmp, lm = sys.argv[1:4]
 d = open(ck, "rb").read()
 a = d.find(b"format\0")
 assert a > 0, "no format attribute found"
-lo, hi = max(0, a - 150), a + 100
+lo, hi = max(0, a - 120), a + 60
 bad = []
 f = tmp + "/sweep.h5"
 for off in range(lo, hi):
