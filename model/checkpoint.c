@@ -752,8 +752,10 @@ static int ckpt_probe(const char *path, lmd_err *err) {
     pid_t w;
     while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
     }
-    if (w == pid && WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
+    /* the child exits 0 whenever it gets to the end; anything else is a crash (a sanitizer
+     * turns one into exit 1) */
+    if (w == pid && (WIFSIGNALED(status) || WEXITSTATUS(status) != 0)) {
+        int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGSEGV;
         return lmd_errf(err,
                         "checkpoint '%s' is corrupted: reading its root attributes %s inside "
                         "HDF5 (%s in a probe process); restore the file from a copy, or delete "
