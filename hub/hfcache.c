@@ -245,7 +245,7 @@ static int walk_refs(const char *base, const char *rel, namelist *l, lmd_err *er
                 if (!nn) lmd_die("out of memory");
                 l->names = nn;
             }
-            l->names[l->n] = strdup(sub);
+            l->names[l->n] = lmd_strdup(sub);
             if (!l->names[l->n]) lmd_die("out of memory");
             l->n++;
         }

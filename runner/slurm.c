@@ -463,10 +463,7 @@ int lmd_slurm_resources(const lmd_spec *s, lmd_slurm_res *r, lmd_err *err) {
 
 char *lmd_slurm_template(const char *templates_dir, const char *name, lmd_err *err) {
     if (!templates_dir) {
-        const char *t = !strcmp(name, "array") ? lmd_tmpl_array : lmd_tmpl_aggregate;
-        char *c = lmd_calloc(strlen(t) + 1, 1);
-        memcpy(c, t, strlen(t));
-        return c;
+        return lmd_strdup(!strcmp(name, "array") ? lmd_tmpl_array : lmd_tmpl_aggregate);
     }
     char path[4300];
     snprintf(path, sizeof path, "%s/%s.sbatch.in", templates_dir, name);
