@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "dispersion.h"
+#include "fileio.h"
 #include "sha256.h"
 
 /* ------------------------------------------------------------------------------------------
@@ -1579,32 +1580,15 @@ int lmd_spec_parse(lmd_spec *s, const char *text, size_t len, const char *displa
 
 int lmd_spec_load(lmd_spec *s, const char *path, lmd_err *err) {
     memset(s, 0, sizeof *s);
-    FILE *f = fopen(path, "rb");
-    if (!f) return lmd_errf(err, "%s: cannot open the spec: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        fclose(f);
-        return lmd_errf(err, "%s: cannot stat the spec: %s", path, strerror(errno));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fclose(f);
-        return lmd_errf(err, "%s: not a regular file", path);
-    }
-    if ((unsigned long long)st.st_size > LMD_SPEC_MAX_BYTES) {
-        fclose(f);
-        return lmd_errf(err, "%s: the spec is %lld bytes; specs are limited to %u bytes (1 MiB)",
-                        path, (long long)st.st_size, LMD_SPEC_MAX_BYTES);
-    }
-    /* read one byte more than the cap so a file growing under us is still caught */
-    char *buf = lmd_calloc(LMD_SPEC_MAX_BYTES + 2, 1);
-    size_t n = fread(buf, 1, LMD_SPEC_MAX_BYTES + 1, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr) {
-        free(buf);
-        return lmd_errf(err, "%s: read error", path);
-    }
-    int rc = lmd_spec_parse(s, buf, n, path, NULL, err);
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = lmd_file_read(path, LMD_SPEC_MAX_BYTES, &buf, &n, err);
+    if (rc == LMD_FILE_MISSING)
+        return lmd_errf(err, "%s: cannot open the spec: %s", path, strerror(ENOENT));
+    if (rc)
+        return lmd_err_prefix(err, "cannot load the spec (specs are limited to %u bytes, 1 MiB)",
+                              LMD_SPEC_MAX_BYTES);
+    rc = lmd_spec_parse(s, buf, n, path, NULL, err);
     free(buf);
     return rc;
 }
