@@ -38,6 +38,15 @@ else fail "np 1 and np 2 differ"; fi
 if "$LMDISP" status "$tmp/np2" --json | $PY -c "import json,sys; d=json.load(sys.stdin); c=d['counts']; sys.exit(0 if c['done']==4 and len(d['cells'])==4 else 1)"; then
   pass "status --json: 4 cells done"; else fail "status --json"; fi
 "$LMDISP" status "$tmp/np2" | head -8
+# a study directory whose path holds a quote and a backslash still gives valid JSON, the path
+# given back to the letter (status only reads the directory, so a copy of it will do)
+odd="$tmp/odd \"quote\" back\\slash"
+cp -r "$tmp/np2" "$odd"
+if "$LMDISP" status "$odd" --json > "$tmp/odd.json" 2> "$tmp/odd.err" &&
+   $PY -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d['dir']==sys.argv[2] and d['counts']['done']==4 and all(c['status']=='done' for c in d['cells']) else 1)" "$tmp/odd.json" "$odd"; then
+  pass "status --json: a directory with \" and \\ in its path is valid JSON"
+else fail "status --json with \" and \\ in the path: $(head -c 300 "$tmp/odd.json") $(cat "$tmp/odd.err")"; fi
+rm -rf "$odd"
 
 # 2. rerun of a finished study retrains nothing
 before=$(cat "$tmp"/np2/cells/*/log | grep -c starting)
