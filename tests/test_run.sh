@@ -10,10 +10,7 @@ tmp="$LMDISP_TMP/test_run"
 rm -rf "$tmp" && mkdir -p "$tmp"
 spec="$LMDISP_TESTS/specs/run_tiny.yaml"
 PY=/usr/bin/python3
-fails=0 passes=0
-pass() { passes=$((passes + 1)); echo "ok: $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
-mpi() { mpirun --oversubscribe -np "$@"; }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 # same_tracks DIR_A DIR_B: every per-cell track file identical (h5diff: data and attributes)
 same_tracks() {
