@@ -352,8 +352,9 @@ static int read_track(rows *r, size_t i, int k, const lmd_cell *c, const char *p
 static int read_cell(rows *r, size_t i, const lmd_cell *c, const study_shape *sh,
                      const char *dir, char *missing_track, size_t mt_len, lmd_err *err) {
     char cdir[4200], path[4400], st[64] = "", stepbuf[64] = "", msg[2048] = "";
-    snprintf(cdir, sizeof cdir, "%s/cells/%s", dir, c->id);
-    snprintf(path, sizeof path, "%s/state", cdir);
+    if (lmd_path(cdir, sizeof cdir, err, "%s/cells/%s", dir, c->id) ||
+        lmd_path(path, sizeof path, err, "%s/state", cdir))
+        return -1;
     char *text = read_small_text(path);
     if (text) {
         state_field(text, "status", st, sizeof st);
@@ -944,8 +945,8 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
 
     /* write under a temporary name agreed by all ranks, rename when every rank closed it */
     char tmp[4400], final[4400];
-    snprintf(final, sizeof final, "%s/study.h5", dir);
-    snprintf(tmp, sizeof tmp, "%s/study.h5.tmp.%lld", dir, pid);
+    if (!rc) rc = lmd_path(final, sizeof final, err, "%s/study.h5", dir);
+    if (!rc) rc = lmd_path(tmp, sizeof tmp, err, "%s/study.h5.tmp.%lld", dir, pid);
     int created = 0;
     if (!rc) {
         lmd_pfile pf;

@@ -16,9 +16,10 @@
 
 int lmd_studydir_save_spec(const char *dir, const lmd_spec *spec, lmd_err *err) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/spec.yaml", dir);
-    if (lmd_file_write_atomic(path, spec->text, spec->text_len, err)) return -1;
-    snprintf(path, sizeof path, "%s/spec.dir", dir);
+    if (lmd_path(path, sizeof path, err, "%s/spec.yaml", dir) ||
+        lmd_file_write_atomic(path, spec->text, spec->text_len, err) ||
+        lmd_path(path, sizeof path, err, "%s/spec.dir", dir))
+        return -1;
     char line[4200];
     int n = snprintf(line, sizeof line, "%s\n", spec->dir);
     return lmd_file_write_atomic(path, line, (size_t)n, err);
@@ -27,7 +28,7 @@ int lmd_studydir_save_spec(const char *dir, const lmd_spec *spec, lmd_err *err) 
 int lmd_studydir_load_spec(const char *dir, lmd_spec *spec, lmd_err *err) {
     memset(spec, 0, sizeof *spec);
     char path[4200], base[4200] = "";
-    snprintf(path, sizeof path, "%s/spec.dir", dir);
+    if (lmd_path(path, sizeof path, err, "%s/spec.dir", dir)) return -1;
     char *text = NULL;
     int rc = lmd_file_read(path, sizeof base - 1, &text, NULL, err);
     if (rc < 0) return -1;
@@ -35,7 +36,7 @@ int lmd_studydir_load_spec(const char *dir, lmd_spec *spec, lmd_err *err) {
         snprintf(base, sizeof base, "%.*s", (int)strcspn(text, "\n"), text);
         free(text);
     }
-    snprintf(path, sizeof path, "%s/spec.yaml", dir);
+    if (lmd_path(path, sizeof path, err, "%s/spec.yaml", dir)) return -1;
     size_t len;
     rc = lmd_file_read(path, LMD_SPEC_MAX_BYTES, &text, &len, err);
     if (rc == LMD_FILE_MISSING) {
@@ -165,7 +166,7 @@ int lmd_studydir_check_spec(const char *dir, const lmd_spec *spec, char *note, s
 
 int lmd_studydir_lock(const char *dir, int exclusive, const char *command, lmd_err *err) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/lock", dir);
+    if (lmd_path(path, sizeof path, err, "%s/lock", dir)) return -1;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return lmd_errf(err, "cannot open the study lock %s: %s (is %s writable?)", path,
