@@ -138,8 +138,6 @@ int cmd_status(int argc, char **argv) {
         return help ? 0 : 2;
     }
     const char *dir = pos[0];
-    char specpath[4200];
-    snprintf(specpath, sizeof specpath, "%s/spec.yaml", dir);
     lmd_spec spec;
     lmd_err err = {{0}};
     if (lmd_studydir_load_spec(dir, &spec, &err)) {

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,4 +236,17 @@ int lmd_studydir_clean_tmp(const char *dir, FILE *f, lmd_err *err) {
     }
     closedir(d);
     return rc ? -1 : n;
+}
+
+int lmd_studydir_check_paths(const char *dir, const lmd_spec *spec, lmd_err *err) {
+    /* 4096: lmd_cell_job.dir; 4200: the track and checkpoint paths built from it */
+    char p[4200];
+    for (size_t i = 0; i < spec->n_cells; i++) {
+        const char *id = spec->cells[i].id;
+        if (lmd_path(p, 4096, err, "%s/cells/%s", dir, id) ||
+            lmd_path(p, sizeof p, err, "%s/cells/%s/track/step%07lld.h5.tmp.%d", dir, id,
+                     (long long)spec->cells[i].train.steps, INT_MAX))
+            return lmd_err_prefix(err, "study directory %.200s: choose a shorter --out", dir);
+    }
+    return 0;
 }

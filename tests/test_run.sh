@@ -193,5 +193,12 @@ out=$(mpi 2 "$LMDISP" run "$tmp/bad.yaml" --out "$tmp/badout" 2>&1); rc=$?
 if [ "$rc" -eq 2 ] && grep -q "bad.yaml:5:3" <<<"$out" && [ ! -e "$tmp/badout" ]; then pass "bad spec rejected with file:line:column, nothing written"
 else fail "bad spec: rc=$rc exists=$([ -e "$tmp/badout" ] && echo yes) out=$out"; fi
 
+# 8. an --out so long that a cell's track file path would not fit: refused up front, exit 2,
+# "path too long", nothing created (it used to be cut silently and written elsewhere)
+long="$tmp/long/$($PY -c "print('/'.join(['d' * 250] * 17))")"
+out=$("$LMDISP" run "$spec" --out "$long" 2>&1); rc=$?
+if [ "$rc" -eq 2 ] && grep -q "path too long" <<<"$out" && [ ! -e "$tmp/long" ]; then pass "a too long --out refused up front, nothing created"
+else fail "too long --out: rc=$rc exists=$([ -e "$tmp/long" ] && echo yes) out=$(head -c 300 <<<"$out")"; fi
+
 echo "test_run: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
