@@ -73,9 +73,8 @@ static int load_tokenized(const char *spec, int vocab_size, lmd_tokens *out, lmd
     char *text = NULL;
     tok_ws *w = NULL;
     tok_ids ids = {0};
-    if (V > 65536) {
-        lmd_errf(err, "data '%s': the tokenizer has %u ids; training and measuring read uint16 "
-                 "tokens (at most 65,536 ids) for now", spec, V);
+    if (V > (uint32_t)INT32_MAX) {
+        lmd_errf(err, "data '%s': the tokenizer has %u ids, more than int32 ids hold", spec, V);
         goto done;
     }
     if (vocab_size > 0 && V > (uint32_t)vocab_size) {
@@ -126,7 +125,7 @@ static int load_tokenized(const char *spec, int vocab_size, lmd_tokens *out, lmd
     }
     memset(out, 0, sizeof *out);
     out->tok = lmd_calloc(ids.n, sizeof *out->tok);
-    for (size_t i = 0; i < ids.n; i++) out->tok[i] = (uint16_t)ids.v[i];
+    for (size_t i = 0; i < ids.n; i++) out->tok[i] = (int32_t)ids.v[i];
     out->n = ids.n;
     out->vocab_size = vocab_size > 0 ? vocab_size : (int)V;
     snprintf(out->source, sizeof out->source, "%s", spec);
