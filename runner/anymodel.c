@@ -1,6 +1,7 @@
 /* anymodel.c — lmdisp checkpoints and HF models behind one forward (anymodel.h). */
 #include "anymodel.h"
 #include "tokfile.h"
+#include "datasrc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,5 +128,39 @@ int lmd_anymodel_eval_tokens(const lmd_anymodel *m, const char *tokens, int n_se
     size_t n = 0, want = (size_t)n_seq * (size_t)*T;
     if (lmd_tokfile_read(tokens, m->vocab_size, 0, want, ids, &n, err))
         return lmd_err_prefix(err, "evaluation set of %d windows of %d tokens", n_seq, *T);
+    return 0;
+}
+
+int lmd_anymodel_eval_data(const lmd_anymodel *m, const char *data, int n_seq, int *T,
+                           int32_t **ids, lmd_err *err) {
+    *ids = NULL;
+    if (strncmp(data, "tok:", 4) != 0)
+        return lmd_errf(err, "--data %s: a pretrained model is measured on text in its own "
+                        "tokenization: give --data tok:TOKENIZER:PATH or --tokens FILE.bin",
+                        data);
+    if (*T == 0) {
+        *T = LMD_HF_DEFAULT_SEQ_LEN;
+        if (m->max_T > 0 && *T > m->max_T) *T = m->max_T;
+    }
+    if (m->max_T > 0 && *T > m->max_T)
+        return lmd_errf(err, "--seq-len %d exceeds the model's %d positions", *T, m->max_T);
+    lmd_tokens toks;
+    if (lmd_datasrc_load(data, m->vocab_size, &toks, err)) return -1;
+    size_t want = (size_t)n_seq * (size_t)*T;
+    if (toks.n < want) {
+        lmd_errf(err, "--data %s holds %zu tokens, too few for %d windows of %d tokens (%zu "
+                 "needed): it makes %zu; lower --sequences or --seq-len", data, toks.n, n_seq,
+                 *T, want, toks.n / (size_t)*T);
+        lmd_tokens_free(&toks);
+        return -1;
+    }
+    int32_t *out = malloc(want * sizeof *out);
+    if (!out) {
+        lmd_tokens_free(&toks);
+        return lmd_errf(err, "--data %s: out of memory for %zu token ids", data, want);
+    }
+    memcpy(out, toks.tok, want * sizeof *out);
+    lmd_tokens_free(&toks);
+    *ids = out;
     return 0;
 }

@@ -45,6 +45,13 @@ int lmd_anymodel_forward(lmd_anymodel *m, const int32_t *tokens, int n_seq, int 
  * means LMD_HF_DEFAULT_SEQ_LEN (capped at gpt2's positions). *ids malloc'ed (n_seq*T). */
 int lmd_anymodel_eval_tokens(const lmd_anymodel *m, const char *tokens, int n_seq, int *T,
                              int32_t **ids, lmd_err *err);
+/* The same windows from a --data source (tok:TOKENIZER:PATH: text or JSON Lines encoded with a
+ * tokenizer.json whose ids the model's vocabulary covers): the first n_seq windows of T tokens
+ * of the whole encoded stream (no validation split: a pretrained model was not trained on it).
+ * Other sources (synthetic, text:, shards:) are refused: they are not the model's tokenization
+ * (shards: give --tokens). */
+int lmd_anymodel_eval_data(const lmd_anymodel *m, const char *data, int n_seq, int *T,
+                           int32_t **ids, lmd_err *err);
 
 /* Condensation metrics (analysis/geometry.h) of n_seq sequences of T tokens, streamed: every
  * hidden state goes into the accumulator as the forward produces it. chunk: sequences per

@@ -79,11 +79,6 @@ static int print_json_with_facts(const lmd_geom *g, const lmd_anymodel *m, const
 /* `lmdisp measure` of a pretrained (HF) model: streamed, the paper's protocol by default */
 static int measure_hf(const char *spec, const lmd_evalopts *eo, int json) {
     lmd_err err = {{0}};
-    if (eo->data) {
-        fprintf(stderr, "lmdisp measure: %s: --data builds lmdisp's own corpora; a pretrained "
-                        "model needs --tokens FILE.bin of its tokenizer\n", spec);
-        return 2;
-    }
     lmd_anymodel m;
     if (lmd_anymodel_open(&m, spec, &err)) {
         fprintf(stderr, "lmdisp measure: %s\n", err.msg);
@@ -91,7 +86,8 @@ static int measure_hf(const char *spec, const lmd_evalopts *eo, int json) {
     }
     int T = eo->T;
     int32_t *tok = NULL;
-    if (lmd_anymodel_eval_tokens(&m, eo->tokens, eo->n_seq, &T, &tok, &err)) {
+    if (eo->data ? lmd_anymodel_eval_data(&m, eo->data, eo->n_seq, &T, &tok, &err)
+                 : lmd_anymodel_eval_tokens(&m, eo->tokens, eo->n_seq, &T, &tok, &err)) {
         fprintf(stderr, "lmdisp measure: %s: %s\n", spec, err.msg);
         lmd_anymodel_close(&m);
         return 2;
@@ -119,7 +115,8 @@ static int measure_hf(const char *spec, const lmd_evalopts *eo, int json) {
                m.vocab_size);
         printf("  evaluation set: first %d windows of %d tokens of %s, each measured alone, "
                "cosine matrices averaged; %.2f s (%.0f tokens/s)\n",
-               eo->n_seq, T, eo->tokens, secs, (double)eo->n_seq * T / secs);
+               eo->n_seq, T, eo->data ? eo->data : eo->tokens, secs,
+               (double)eo->n_seq * T / secs);
         print_table(&g);
     }
     lmd_geom_free(&g);

