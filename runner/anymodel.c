@@ -131,36 +131,19 @@ int lmd_anymodel_eval_tokens(const lmd_anymodel *m, const char *tokens, int n_se
     return 0;
 }
 
-int lmd_anymodel_eval_data(const lmd_anymodel *m, const char *data, int n_seq, int *T,
-                           int32_t **ids, lmd_err *err) {
+int lmd_anymodel_eval_data(const lmd_anymodel *m, const char *data, lmd_paper_sampling *ps,
+                           int32_t **ids, size_t **starts, size_t *n_docs, lmd_err *err) {
     *ids = NULL;
+    *starts = NULL;
     if (strncmp(data, "tok:", 4) != 0)
         return lmd_errf(err, "--data %s: a pretrained model is measured on text in its own "
                         "tokenization: give --data tok:TOKENIZER:PATH or --tokens FILE.bin",
                         data);
-    if (*T == 0) {
-        *T = LMD_HF_DEFAULT_SEQ_LEN;
-        if (m->max_T > 0 && *T > m->max_T) *T = m->max_T;
+    if (ps->T == 0) {
+        ps->T = LMD_HF_DEFAULT_SEQ_LEN;
+        if (m->max_T > 0 && ps->T > m->max_T) ps->T = m->max_T;
     }
-    if (m->max_T > 0 && *T > m->max_T)
-        return lmd_errf(err, "--seq-len %d exceeds the model's %d positions", *T, m->max_T);
-    lmd_tokens toks;
-    if (lmd_datasrc_load(data, m->vocab_size, &toks, err)) return -1;
-    size_t want = (size_t)n_seq * (size_t)*T;
-    if (toks.n < want) {
-        lmd_errf(err, "--data %s holds %zu tokens, too few for %d windows of %d tokens (%zu "
-                 "needed): it makes %zu; lower --sequences or --seq-len", data, toks.n, n_seq,
-                 *T, want, toks.n / (size_t)*T);
-        lmd_tokens_free(&toks);
-        return -1;
-    }
-    int32_t *out = malloc(want * sizeof *out);
-    if (!out) {
-        lmd_tokens_free(&toks);
-        return lmd_errf(err, "--data %s: out of memory for %zu token ids", data, want);
-    }
-    memcpy(out, toks.tok, want * sizeof *out);
-    lmd_tokens_free(&toks);
-    *ids = out;
-    return 0;
+    if (m->max_T > 0 && ps->T > m->max_T)
+        return lmd_errf(err, "--seq-len %d exceeds the model's %d positions", ps->T, m->max_T);
+    return lmd_datasrc_paper_sample(data, m->vocab_size, ps, ids, starts, n_docs, err);
 }

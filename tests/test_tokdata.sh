@@ -5,7 +5,10 @@
 # does; a missing package FAILS, it never skips):
 #  * tokenize a Debian licence text -> uint32 file (magic 20240801, version 7),
 #  * measure an HF llama with vocab 128,256 (tests/hf/llama widened) on --tokens FILE and on
-#    --data tok:TOKENIZER:TEXT: the same windows, the same numbers,
+#    --data tok:TOKENIZER:TEXT (one document: the same window, the same numbers),
+#  * the paper's sampling of --data tok: (--sequences, --seq-len, --min-words, --seed): same
+#    seed same sample, another seed another; too small a source refused with how many it can
+#    make,
 #  * track of the same model with --data tok:,
 #  * train + measure a native model on the uint32 file (shards:) and on tok: directly,
 #  * ids >= the model's vocabulary refused, naming the file and the position.
@@ -74,19 +77,47 @@ import struct,sys; h=open('$W/gpl.bin','rb').read(12); print(*struct.unpack('<3i
 [ "$magic $version" = "20240801 7" ] || bad "gpl.bin header $magic $version, want the uint32 form 20240801 7"
 echo "gpl.bin: $ntok Llama-3 tokens"
 
-# ---- 2. HF measure: --tokens FILE and --data tok: give the same windows and numbers ----
+# ---- 2. HF measure: --tokens FILE, and --data tok: with the paper's sampling ----
 "$LMDISP" measure "$W/llama_wide" --tokens "$W/gpl.bin" --sequences 4 --seq-len 32 --json \
   >"$W/m_tokens.json" 2>"$W/err" || { cat "$W/err" >&2; bad "measure --tokens (uint32) failed"; }
-"$LMDISP" measure "$W/llama_wide" --data "tok:$TJ:$TEXT" --sequences 4 --seq-len 32 --json \
-  >"$W/m_data.json" 2>"$W/err" || { cat "$W/err" >&2; bad "measure --data tok: failed"; }
-python3 - "$W/m_tokens.json" "$W/m_data.json" <<'EOF' || bad "--tokens and --data tok: measured differently"
+# one document (no blank line), --min-words 0, 1 sequence: the sample is the file's first window
+grep -v '^[[:space:]]*$' "$TEXT" >"$W/one.txt"
+"$LMDISP" tokenize --tokenizer "$TJ" --out "$W/one.bin" "$W/one.txt" >/dev/null 2>&1 || bad "tokenize one.txt"
+"$LMDISP" measure "$W/llama_wide" --tokens "$W/one.bin" --sequences 1 --seq-len 32 --json \
+  >"$W/m1_tokens.json" 2>"$W/err" || { cat "$W/err" >&2; bad "measure --tokens one.bin failed"; }
+"$LMDISP" measure "$W/llama_wide" --data "tok:$TJ:$W/one.txt" --sequences 1 --seq-len 32 \
+  --min-words 0 --json >"$W/m1_data.json" 2>"$W/err" || { cat "$W/err" >&2; bad "measure --data tok: failed"; }
+python3 -c '
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 for k in ("layer_mean_cossim", "offdiag_mean_cossim", "singular_value_entropy"):
     if a[k] != b[k]:
         print(f"{k}: --tokens {a[k]} vs --data {b[k]}"); sys.exit(1)
-print("measure --tokens == --data tok: on", len(a["layer_mean_cossim"]), "layers")
-EOF
+print("measure --tokens == --data tok: on one document,", len(a["layer_mean_cossim"]), "layers")
+' "$W/m1_tokens.json" "$W/m1_data.json" || bad "--tokens and --data tok: measured one document differently"
+# the paper's sampling: deterministic in --seed; every option changes the sample
+m() { "$LMDISP" measure "$W/llama_wide" --data "tok:$TJ:$TEXT" "$@"; }
+m --sequences 4 --seq-len 32 --min-words 100 --seed 7 >"$W/s7a.txt" 2>"$W/err" || { cat "$W/err" >&2; bad "sampling seed 7 failed"; }
+m --sequences 4 --seq-len 32 --min-words 100 --seed 7 >"$W/s7b.txt" 2>"$W/err" || bad "sampling seed 7 (again) failed"
+m --sequences 4 --seq-len 32 --min-words 100 --seed 8 >"$W/s8.txt" 2>"$W/err" || bad "sampling seed 8 failed"
+cmp -s <(grep -v " s (" "$W/s7a.txt") <(grep -v " s (" "$W/s7b.txt") \
+  || { diff "$W/s7a.txt" "$W/s7b.txt" >&2; bad "same seed, different sample or numbers"; }
+starts7=$(grep "starting documents" "$W/s7a.txt" || true); starts8=$(grep "starting documents" "$W/s8.txt" || true)
+[ -n "$starts7" ] && [ "$starts7" != "$starts8" ] || bad "seeds 7 and 8 drew the same starts ($starts7)"
+[ "$(tail -n +4 "$W/s7a.txt")" != "$(tail -n +4 "$W/s8.txt")" ] || bad "seeds 7 and 8 gave the same numbers"
+echo "seed 7: $starts7; seed 8: $starts8"
+m --sequences 3 --seq-len 16 --min-words 100 --seed 7 >"$W/s7c.txt" 2>"$W/err" || bad "sampling 3 x 16 failed"
+grep -q "3 sequences of 16 tokens" "$W/s7c.txt" || bad "--sequences/--seq-len not applied: $(sed -n 2p "$W/s7c.txt")"
+# the paper's defaults (100 x 512 tokens, 1024 words) on one licence: refused, saying how many
+if m >/dev/null 2>"$W/err"; then bad "100 sequences of 1024 words accepted from one licence"; fi
+grep -q "it can make [0-9]* sequences, 100 were asked for" "$W/err" || bad "too-small refusal: $(cat "$W/err")"
+can=$(sed -n 's/.*it can make \([0-9]*\) sequences.*/\1/p' "$W/err")
+echo "paper defaults on GPL-3: it can make $can sequences"
+m --sequences "${can:-1}" --seq-len 32 >/dev/null 2>"$W/err" || bad "the $can sequences it said it can make were refused: $(cat "$W/err")"
+if m --sequences 4 --min-words 100000 >/dev/null 2>"$W/err"; then bad "--min-words 100000 accepted"; fi
+grep -q "it can make 0 sequences" "$W/err" || bad "--min-words not applied: $(cat "$W/err")"
+if "$LMDISP" measure "$W/llama_wide" --tokens "$W/gpl.bin" --seed 3 >/dev/null 2>"$W/err"; then
+  bad "--seed accepted with --tokens"; fi
 "$LMDISP" measure "$W/llama_wide" --data "tok:$TJ:$TEXT" --sequences 4 --seq-len 32 \
   >"$W/m_data.txt" 2>"$W/err" || { cat "$W/err" >&2; bad "measure --data tok: (text) failed"; }
 grep -q "vocab 128256" "$W/m_data.txt" || bad "measure text output lacks the vocabulary: $(head -2 "$W/m_data.txt")"
@@ -104,9 +135,6 @@ if "$LMDISP" measure "$LMDISP_TESTS/hf/llama" --tokens "$W/gpl.bin" --sequences 
    2>"$W/err" >/dev/null; then bad "a 128-id model accepted Llama-3 ids"; fi
 grep -q "gpl.bin: token id [0-9]* at position [0-9]* (byte offset [0-9]*) is >= the model's vocab_size 128" "$W/err" \
   || bad "refusal of ids: $(cat "$W/err")"
-if "$LMDISP" measure "$W/llama_wide" --data "tok:$TJ:$TEXT" --sequences 1000 --seq-len 32 \
-   2>"$W/err" >/dev/null; then bad "1000 windows accepted from one licence"; fi
-grep -q "it makes [0-9]*" "$W/err" || bad "too-small refusal does not say how many: $(cat "$W/err")"
 
 # ---- 5. native training on the uint32 file and on tok: directly ----
 common=(--n-layer 1 --n-embd 16 --n-head 2 --mlp-dim 32 --n-ctx 32 --batch 2 --seq 32 --steps 2
