@@ -26,7 +26,17 @@ case "$SHAPE" in
     olmo2|llama) ARGS="--arch $SHAPE --layers ${LAYERS:-2} --hidden 2048 --heads 16 --inter 8192 --vocab 100352" ;;
     *) echo "compare_hf_torch.sh: shape gpt2, olmo2 or llama" >&2; exit 2 ;;
 esac
+# PyTorch (Debian's python3-torch) links the same libopenblas, whose runtime detection falls back
+# to generic kernels on CPUs newer than itself; bench_hf_forward fixes that for itself by
+# re-executing (model/blascore.h), so PyTorch gets the same kernels here. An explicit
+# OPENBLAS_CORETYPE is kept.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    if grep -q avx512f /proc/cpuinfo; then OPENBLAS_CORETYPE=SkylakeX
+    elif grep -q avx2 /proc/cpuinfo; then OPENBLAS_CORETYPE=Haswell; fi
+    export OPENBLAS_CORETYPE
+fi
 ARGS="$ARGS --batch $BATCH --seq $SEQ --reps $REPS --warmup 1"
+echo "OpenBLAS kernels (both sides): ${OPENBLAS_CORETYPE:-detected}"
 echo "shape: $ARGS; threads tried: $THREADS; rounds: $ROUNDS; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 field() { sed -n "s/.*RESULT.*$1=\([0-9.]*\).*/\1/p"; }
 ratios=()

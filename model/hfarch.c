@@ -31,6 +31,18 @@
 #define MLP_ROWS 2048     /* rows per MLP chunk */
 #define LOGIT_ROWS 1024   /* rows per lm_head chunk */
 
+/* 64-byte aligned and NOT zeroed (lmd_aligned_alloc zeroes): for weight buffers the source
+ * overwrites whole, where zeroing first would touch a block's or a vocabulary's worth of memory
+ * for nothing. Aborts like lmd_aligned_alloc when the system refuses. */
+static float *weights_alloc(size_t n) {
+    void *p = NULL;
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    bytes = (bytes + 63) / 64 * 64;
+    if (posix_memalign(&p, 64, bytes) != 0)
+        lmd_die("out of memory allocating %zu bytes of weights", bytes);
+    return p;
+}
+
 void hf_arch_config_free(hf_arch_config *c) {
     if (!c) return;
     free(c->layer_sliding);
@@ -451,13 +463,13 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
     float *w[W_NUM];
 
     /* embeddings: h = embed[tok] (+ wpe[t]) */
-    emb = lmd_aligned_alloc((size_t)V * dd * sizeof(float));
+    emb = weights_alloc((size_t)V * dd);
     snprintf(name, sizeof name, c->arch == HF_GPT2 ? "%swte.weight" : "model.embed_tokens.weight",
              gp);
     if (load_tensor(src, name, 2, V, d, emb, err)) goto fail;
     for (size_t r = 0; r < N; r++) memcpy(h + r * dd, emb + (size_t)tokens[r] * dd, dd * sizeof(float));
     if (c->arch == HF_GPT2) {
-        float *wpe = lmd_aligned_alloc((size_t)c->max_position * dd * sizeof(float));
+        float *wpe = weights_alloc((size_t)c->max_position * dd);
         snprintf(name, sizeof name, "%swpe.weight", gp);
         if (load_tensor(src, name, 2, c->max_position, d, wpe, err)) {
             free(wpe);
@@ -488,7 +500,7 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
         }
     }
 
-    wbuf = lmd_aligned_alloc(bl.total * sizeof(float));
+    wbuf = weights_alloc(bl.total);
     for (int l = 0; l < L; l++) {
         if (load_block(c, src, gp, l, wbuf, w, err)) goto fail;
         int sliding = c->layer_sliding && c->layer_sliding[l];
@@ -620,7 +632,7 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
             head = emb;
             emb = NULL;
         } else {
-            head = lmd_aligned_alloc((size_t)V * dd * sizeof(float));
+            head = weights_alloc((size_t)V * dd);
             if (load_tensor(src, "lm_head.weight", 2, V, d, head, err)) goto fail;
         }
         for (size_t r0 = 0; r0 < N; r0 += LOGIT_ROWS) {
