@@ -233,7 +233,7 @@ static int read_shard(const char *path, int vocab_size, int32_t **buf, size_t *n
     int32_t *ids = NULL;
     size_t m = 0;
     if (lmd_tokfile_read(path, vocab_size, 0, 0, &ids, &m, err)) return -1;
-    if (*n + m > *cap) {
+    if (m && *n + m > *cap) {
         size_t want = *cap ? *cap : 1024;
         while (want < *n + m) want *= 2;
         int32_t *grown = realloc(*buf, want * sizeof **buf);
@@ -245,7 +245,7 @@ static int read_shard(const char *path, int vocab_size, int32_t **buf, size_t *n
         *buf = grown;
         *cap = want;
     }
-    memcpy(*buf + *n, ids, m * sizeof *ids);
+    if (m) memcpy(*buf + *n, ids, m * sizeof *ids); /* an empty file: *buf may be NULL */
     *n += m;
     free(ids);
     return 0;
