@@ -187,5 +187,36 @@ if mpirun --oversubscribe -np 1 "$LMDISP" run "$W/spec/tok_badjsonl.yaml" --out 
    >"$W/run3.log" 2>&1; then bad "a JSON Lines line without a string text accepted"; fi
 grep -q "bad.jsonl:2" "$W/run3.log" || bad "bad JSON Lines not named with its line: $(tail -3 "$W/run3.log")"
 
+# ---- 7. tokenize over MPI ranks: 2 ranks write the same file as 1 ----
+T1="$W/ranks"; mkdir -p "$T1"
+cat /usr/share/common-licenses/* >"$T1/lic.txt"
+python3 -c '
+import json, sys
+paras = [p.strip() for p in open(sys.argv[1], encoding="utf-8").read().split("\n\n") if p.strip()]
+with open(sys.argv[2], "w") as f:
+    for p in paras: f.write(json.dumps({"text": p}) + "\n")
+' "$T1/lic.txt" "$T1/lic.jsonl"
+for kind in txt jsonl; do
+  "$LMDISP" tokenize --tokenizer "$TJ" --chunk-kb 16 --threads 1 --out "$T1/np1.$kind.bin" \
+    "$T1/lic.$kind" "$TEXT" 2>"$T1/np1.err" || { cat "$T1/np1.err" >&2; bad "tokenize 1 rank ($kind)"; }
+  mpirun --oversubscribe -np 2 "$LMDISP" tokenize --tokenizer "$TJ" --chunk-kb 16 --threads 1 \
+    --out "$T1/np2.$kind.bin" "$T1/lic.$kind" "$TEXT" 2>"$T1/np2.err" \
+    || { cat "$T1/np2.err" >&2; bad "tokenize 2 ranks ($kind)"; }
+  if cmp "$T1/np1.$kind.bin" "$T1/np2.$kind.bin"; then
+    echo "tokenize $kind: 2 ranks == 1 rank ($(stat -c %s "$T1/np1.$kind.bin") bytes)"
+  else bad "tokenize $kind: 2 ranks wrote another file than 1 rank"; fi
+  grep -q "1 threads x 2 ranks" "$T1/np2.err" || bad "2-rank summary: $(tail -2 "$T1/np2.err")"
+done
+# an error in the second rank's range (batches of 4 chunks of ~16 KiB: byte 235000 is in chunk
+# 2 or 3 of the 4th batch) is reported once, by rank 0, as with one rank
+{ head -c 235000 "$T1/lic.txt"; printf '\xff'; cat "$TEXT"; } >"$T1/bad.txt"
+"$LMDISP" tokenize --tokenizer "$TJ" --chunk-kb 16 --threads 1 --out "$T1/bad1.bin" "$T1/bad.txt" \
+  2>"$T1/bad1.err" && bad "invalid UTF-8 accepted (1 rank)"
+mpirun --oversubscribe -np 2 "$LMDISP" tokenize --tokenizer "$TJ" --chunk-kb 16 --threads 1 \
+  --out "$T1/bad2.bin" "$T1/bad.txt" 2>"$T1/bad2.err" >/dev/null && bad "invalid UTF-8 accepted (2 ranks)"
+grep "invalid UTF-8" "$T1/bad1.err" >"$T1/m1"; grep "invalid UTF-8" "$T1/bad2.err" >"$T1/m2" || true
+{ [ -s "$T1/m1" ] && cmp -s "$T1/m1" "$T1/m2"; } || bad "2-rank error differs: '$(cat "$T1/m1")' vs '$(cat "$T1/m2")'"
+[ ! -e "$T1/bad2.bin" ] && [ ! -e "$T1/bad2.bin.tmp" ] || bad "a failed 2-rank run left a file"
+
 [ $fail = 0 ] && echo "test_tokdata: all passed"
 exit $fail
