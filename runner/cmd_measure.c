@@ -10,8 +10,9 @@
 #include "commands.h"
 #include "evalset.h"
 #include "geometry.h"
-#include "measure.h"
 #include "hfmodel.h"
+#include "jsonout.h"
+#include "measure.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -50,29 +51,15 @@ static void print_table(const lmd_geom *g) {
 /* g's JSON object with the model facts appended inside it */
 static int print_json_with_facts(const lmd_geom *g, const lmd_anymodel *m, const char *spec,
                                  lmd_err *err) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mf = open_memstream(&buf, &len);
-    if (!mf) return lmd_errf(err, "open_memstream failed");
-    int rc = lmd_geom_print_json(mf, g, err);
-    if (fclose(mf) != 0 && rc == 0) rc = lmd_errf(err, "writing JSON to memory failed");
-    if (rc == 0 && (len < 2 || buf[len - 1] != '}')) rc = lmd_errf(err, "unexpected JSON");
-    if (rc == 0) {
-        buf[--len] = 0;
-        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) buf[--len] = 0;
-        fputs(buf, stdout);
-        /* the spec as a JSON string: paths and hf: names need escaping of " and \ only */
-        fputs(",\n  \"model\": \"", stdout);
-        for (const char *p = spec; *p; p++) {
-            if (*p == '"' || *p == '\\') fputc('\\', stdout);
-            if ((unsigned char)*p >= 0x20) fputc(*p, stdout);
-        }
-        printf("\",\n  \"model_type\": \"%s\",\n  \"n_params\": %lld,\n  \"n_layer\": %d,\n"
-               "  \"hidden_size\": %d\n}\n", m->model_type, (long long)m->n_params, m->n_layer,
-               m->hidden_size);
-        if (fflush(stdout) == EOF) rc = lmd_errf(err, "writing JSON to stdout failed");
-    }
-    free(buf);
+    json_t *o = lmd_geom_json(g);
+    lmd_json_set(o, "model", lmd_json_str(spec));
+    lmd_json_set(o, "model_type", lmd_json_str(m->model_type));
+    lmd_json_set(o, "n_params", json_integer((json_int_t)m->n_params));
+    lmd_json_set(o, "n_layer", json_integer(m->n_layer));
+    lmd_json_set(o, "hidden_size", json_integer(m->hidden_size));
+    int rc = lmd_json_dump(stdout, o, 17, err);
+    if (rc == 0 && (fputc('\n', stdout) == EOF || fflush(stdout) == EOF))
+        rc = lmd_errf(err, "writing JSON to stdout failed");
     return rc;
 }
 

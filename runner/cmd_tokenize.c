@@ -19,6 +19,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "fileio.h"
 #include "tokenizer.h"
 
 #define MAGIC_U16  20240520
@@ -634,16 +635,23 @@ int cmd_tokenize(int argc, char **argv) {
         r.print = &printed;
         r.print_docs = print_docs;
     } else if (r.rank == 0) {
-        snprintf(tmp, sizeof tmp, "%s.tmp", outp);
-        r.out = fopen(tmp, "wb");
-        r.out_path = tmp;
-        if (!r.out) {
-            fprintf(stderr, "lmdisp tokenize: cannot create %s: %s\n", tmp, strerror(errno));
+        if (lmd_path(tmp, sizeof tmp, &err, "%s.tmp", outp)) {
+            fprintf(stderr, "lmdisp tokenize: %s\n", err.msg);
             tmp[0] = 0;
             rc = 1;
-        } else if (write_header(r.out, r.u16, 0)) {
-            fprintf(stderr, "lmdisp tokenize: %s: write failed: %s\n", tmp, strerror(errno));
-            rc = 1;
+        } else {
+            r.out = fopen(tmp, "wb");
+            r.out_path = tmp;
+            if (!r.out) {
+                fprintf(stderr, "lmdisp tokenize: cannot create %s: %s\n", tmp,
+                        strerror(errno));
+                tmp[0] = 0;
+                rc = 1;
+            } else if (write_header(r.out, r.u16, 0)) {
+                fprintf(stderr, "lmdisp tokenize: %s: write failed: %s\n", tmp,
+                        strerror(errno));
+                rc = 1;
+            }
         }
     }
     {
@@ -683,9 +691,9 @@ int cmd_tokenize(int argc, char **argv) {
             goto out;
         }
         r.out = NULL;
-        if (rename(tmp, outp) != 0) {
-            fprintf(stderr, "lmdisp tokenize: cannot rename %s to %s: %s\n", tmp, outp,
-                    strerror(errno));
+        /* synced before the rename, so after a crash OUT is the old or the complete file */
+        if (lmd_file_commit(tmp, outp, &err)) {
+            fprintf(stderr, "lmdisp tokenize: %s\n", err.msg);
             rc = 1;
             goto out;
         }

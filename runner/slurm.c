@@ -463,29 +463,17 @@ int lmd_slurm_resources(const lmd_spec *s, lmd_slurm_res *r, lmd_err *err) {
 
 char *lmd_slurm_template(const char *templates_dir, const char *name, lmd_err *err) {
     if (!templates_dir) {
-        const char *t = !strcmp(name, "array") ? lmd_tmpl_array : lmd_tmpl_aggregate;
-        char *c = lmd_calloc(strlen(t) + 1, 1);
-        memcpy(c, t, strlen(t));
-        return c;
+        return lmd_strdup(!strcmp(name, "array") ? lmd_tmpl_array : lmd_tmpl_aggregate);
     }
     char path[4300];
-    snprintf(path, sizeof path, "%s/%s.sbatch.in", templates_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        lmd_errf(err, "cannot open template %s: %s", path, strerror(errno));
+    if (lmd_path(path, sizeof path, err, "%s/%s.sbatch.in", templates_dir, name)) return NULL;
+    char *t = NULL;
+    int rc = lmd_file_read(path, (size_t)1 << 20, &t, NULL, err);
+    if (rc == LMD_FILE_MISSING) lmd_errf(err, "cannot open template %s: %s", path, strerror(ENOENT));
+    if (rc) {
+        lmd_err_prefix(err, "cannot read a job template (up to 1 MiB)");
         return NULL;
     }
-    size_t cap = 1 << 20;
-    char *t = lmd_calloc(cap + 1, 1);
-    size_t n = fread(t, 1, cap, f);
-    int bad = ferror(f) || n == cap;
-    fclose(f);
-    if (bad) {
-        free(t);
-        lmd_errf(err, "cannot read template %s (error or larger than 1 MiB)", path);
-        return NULL;
-    }
-    t[n] = '\0';
     return t;
 }
 

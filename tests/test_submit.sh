@@ -22,9 +22,7 @@ PY=/usr/bin/python3
 tmp="$LMDISP_TMP/test_submit"
 rm -rf "$tmp" && mkdir -p "$tmp/bin" "$tmp/fake"
 spec="$LMDISP_TESTS/specs/run_tiny.yaml"
-fails=0 passes=0
-pass() { passes=$((passes + 1)); echo "ok: $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 # ---- stand-ins for the Slurm commands ----
 export FAKE="$tmp/fake"
