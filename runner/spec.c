@@ -1185,7 +1185,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
             CERR(S_DATA_TOKENIZER, "only used with source text (source is %s)",
                  SOURCES[d->source]);
         if (d->source == LMD_DATA_TEXT && v[S_DATA_TOKENIZER].set) {
-            d->tokenizer = dupstr(v[S_DATA_TOKENIZER].s);
+            d->tokenizer = lmd_strdup(v[S_DATA_TOKENIZER].s);
             d->tokenizer_resolved = path_join(x->base_dir, d->tokenizer);
             if (!x->checked_tok || strcmp(x->checked_tok, d->tokenizer_resolved)) {
                 lmd_tokenizer *tk = NULL;
@@ -1199,7 +1199,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
                     CERR(S_DATA_TOKENIZER, "tokenizer %s has %u ids, outside [2, %d]",
                          d->tokenizer_resolved, V, 1 << 24);
                 free(x->checked_tok);
-                x->checked_tok = dupstr(d->tokenizer_resolved);
+                x->checked_tok = lmd_strdup(d->tokenizer_resolved);
                 x->checked_tok_vocab = (int)V;
             }
             if (v[S_DATA_VOCAB].set && v[S_DATA_VOCAB].i != x->checked_tok_vocab)
