@@ -2,6 +2,7 @@
  * fixed evaluation windows. */
 #define _POSIX_C_SOURCE 200809L
 #include "data.h"
+#include "tokfile.h"
 
 #include <errno.h>
 #include <glob.h>
@@ -32,7 +33,7 @@ void lmd_tokens_free(lmd_tokens *t) {
 static int check_vocab(int vocab_size, const char *what, lmd_err *err) {
     if (vocab_size < 2 || vocab_size > 65536)
         return lmd_errf(err, "%s: vocab_size %d is out of range: it must be in [2, 65536] "
-                        "(token ids are stored as uint16)", what, vocab_size);
+                        "(the generator's tables hold uint16 ids)", what, vocab_size);
     return 0;
 }
 
@@ -142,9 +143,9 @@ int lmd_data_synthetic(lmd_tokens *out, const lmd_synth_opts *opts, lmd_err *err
         rank_cdf[k] = racc;
     }
 
-    uint16_t *tok = lmd_calloc(n, sizeof *tok);
-    tok[0] = (uint16_t)lmd_rng_below(&r, (uint64_t)V);
-    tok[1] = (uint16_t)lmd_rng_below(&r, (uint64_t)V);
+    int32_t *tok = lmd_calloc(n, sizeof *tok);
+    tok[0] = (int32_t)lmd_rng_below(&r, (uint64_t)V);
+    tok[1] = (int32_t)lmd_rng_below(&r, (uint64_t)V);
     size_t copy_left = 0, copy_dist = 0;
     for (size_t i = 2; i < n; i++) {
         if (copy_left == 0 && lmd_rng_below(&r, SYNTH_COPY_ODDS) == 0) {
@@ -215,7 +216,7 @@ int lmd_data_text(lmd_tokens *out, const char *path, lmd_err *err) {
         return lmd_errf(err, "%s: read %zu of %lld bytes of the text file%s%s", path, got, size,
                         rerr ? ": " : "", rerr ? strerror(errno) : "");
     }
-    uint16_t *tok = lmd_calloc((size_t)size, sizeof *tok);
+    int32_t *tok = lmd_calloc((size_t)size, sizeof *tok);
     for (size_t i = 0; i < (size_t)size; i++) tok[i] = bytes[i];
     free(bytes);
     out->tok = tok;
@@ -225,106 +226,29 @@ int lmd_data_text(lmd_tokens *out, const char *path, lmd_err *err) {
     return 0;
 }
 
-static int32_t le_i32(const uint8_t *p) {
-    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    int32_t v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-/* Appends the tokens of one shard to *buf (n used, cap allocated), checking the header, the
- * size and every id against vocab_size. */
-static int read_shard(const char *path, int vocab_size, uint16_t **buf, size_t *n, size_t *cap,
+/* Appends the tokens of one token file (read by lmd_tokfile_read, the one reader: header,
+ * size and every id against vocab_size) to *buf (n used, cap allocated). */
+static int read_shard(const char *path, int vocab_size, int32_t **buf, size_t *n, size_t *cap,
                       lmd_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lmd_errf(err, "%s: cannot open token shard: %s", path, strerror(errno));
-    int rc = -1;
-    long long size = file_size(f, path, err);
-    if (size < 0) goto done;
-    if (size < SHARD_HEADER_BYTES) {
-        lmd_errf(err, "%s: truncated token shard: the file is %lld bytes, shorter than the "
-                 "%d-byte llm.c header", path, size, SHARD_HEADER_BYTES);
-        goto done;
-    }
-    uint8_t hdr[SHARD_HEADER_BYTES];
-    if (fread(hdr, 1, sizeof hdr, f) != sizeof hdr) {
-        lmd_errf(err, "%s: cannot read the shard header: %s", path,
-                 ferror(f) ? strerror(errno) : "unexpected end of file");
-        goto done;
-    }
-    int32_t magic = le_i32(hdr), version = le_i32(hdr + 4), count = le_i32(hdr + 8);
-    /* llm.c's two forms (DESIGN 4.2): GPT-2 shards hold uint16 ids, its Llama-3 shards uint32
-     * ids; ids of the latter are < vocab_size <= 65536 here, so they narrow to uint16 exactly */
-    int wide = magic == SHARD_MAGIC32;
-    if (magic != SHARD_MAGIC && magic != SHARD_MAGIC32) {
-        lmd_errf(err, "%s: wrong magic number %d in the header (expected %d for uint16 or %d for "
-                 "uint32 tokens): not an llm.c token shard", path, (int)magic, SHARD_MAGIC,
-                 SHARD_MAGIC32);
-        goto done;
-    }
-    if (version != (wide ? SHARD_VERSION32 : SHARD_VERSION)) {
-        lmd_errf(err, "%s: unsupported shard version %d for magic %d (expected %d)", path,
-                 (int)version, (int)magic, wide ? SHARD_VERSION32 : SHARD_VERSION);
-        goto done;
-    }
-    if (count < 0) {
-        lmd_errf(err, "%s: the header declares a negative token count %d", path, (int)count);
-        goto done;
-    }
-    const long long isz = wide ? 4 : 2;
-    long long held = (size - SHARD_HEADER_BYTES) / isz;
-    if ((long long)count > held) {
-        lmd_errf(err, "%s: truncated token shard: the header says %d tokens, the file holds %lld "
-                 "(%lld bytes after the header)", path, (int)count, held,
-                 size - SHARD_HEADER_BYTES);
-        goto done;
-    }
-    if ((long long)SHARD_HEADER_BYTES + isz * count != size) {
-        lmd_errf(err, "%s: the header says %d tokens (%lld bytes) but the file has %lld bytes "
-                 "after the header: trailing data, not a valid shard", path, (int)count,
-                 isz * count, size - SHARD_HEADER_BYTES);
-        goto done;
-    }
-    if (*n + (size_t)count > *cap) {
+    int32_t *ids = NULL;
+    size_t m = 0;
+    if (lmd_tokfile_read(path, vocab_size, 0, 0, &ids, &m, err)) return -1;
+    if (m && *n + m > *cap) {
         size_t want = *cap ? *cap : 1024;
-        while (want < *n + (size_t)count) want *= 2;
-        uint16_t *grown = realloc(*buf, want * sizeof **buf);
+        while (want < *n + m) want *= 2;
+        int32_t *grown = realloc(*buf, want * sizeof **buf);
         if (!grown) {
-            lmd_errf(err, "%s: out of memory growing the token buffer to %zu tokens", path, want);
-            goto done;
+            free(ids);
+            return lmd_errf(err, "%s: out of memory growing the token buffer to %zu tokens",
+                            path, want);
         }
         *buf = grown;
         *cap = want;
     }
-    uint16_t *dst = *buf + *n;
-    /* Little-endian on disk: decode bytewise so big-endian hosts read the same ids. */
-    uint8_t chunk[4096];
-    const size_t per = sizeof chunk / (size_t)isz;
-    for (size_t i0 = 0; i0 < (size_t)count; i0 += per) {
-        size_t m = (size_t)count - i0 < per ? (size_t)count - i0 : per;
-        size_t got = fread(chunk, (size_t)isz, m, f);
-        if (got != m) {
-            lmd_errf(err, "%s: read %zu of %d tokens: %s", path, i0 + got, (int)count,
-                     ferror(f) ? strerror(errno) : "unexpected end of file");
-            goto done;
-        }
-        for (size_t j = 0; j < m; j++) {
-            const uint8_t *p = chunk + j * (size_t)isz;
-            uint32_t id = (uint32_t)p[0] | (uint32_t)p[1] << 8;
-            if (wide) id |= (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-            if (id >= (uint32_t)vocab_size) {
-                lmd_errf(err, "%s: token id %u at position %zu is >= vocab_size %d", path,
-                         (unsigned)id, i0 + j, vocab_size);
-                goto done;
-            }
-            dst[i0 + j] = (uint16_t)id;
-        }
-    }
-    *n += (size_t)count;
-    rc = 0;
-done:
-    fclose(f);
-    return rc;
+    if (m) memcpy(*buf + *n, ids, m * sizeof *ids); /* an empty file: *buf may be NULL */
+    *n += m;
+    free(ids);
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -333,8 +257,10 @@ static int cmp_str(const void *a, const void *b) {
 
 int lmd_data_shards(lmd_tokens *out, const char *pattern, int vocab_size, lmd_err *err) {
     memset(out, 0, sizeof *out);
-    if (check_vocab(vocab_size, pattern, err)) return -1;
-    uint16_t *buf = NULL;
+    if (vocab_size < 2)
+        return lmd_errf(err, "%s: vocab_size %d is out of range: it must be >= 2", pattern,
+                        vocab_size);
+    int32_t *buf = NULL;
     size_t n = 0, cap = 0, n_files = 0;
     if (strpbrk(pattern, "*?[") == NULL) {
         /* A plain path: open it directly so a missing file says why (strerror). */
@@ -484,7 +410,7 @@ void lmd_loader_next(lmd_loader *ld, int *inputs, int *targets) {
     const size_t bt = (size_t)ld->B * (size_t)ld->T;
     /* Init and seek guarantee a fitting pos; this only guards a pos set by hand. */
     if (ld->pos + bt + 1 > ld->span.n) ld->pos = 0;
-    const uint16_t *p = ld->span.tok + ld->pos;
+    const int32_t *p = ld->span.tok + ld->pos;
     for (size_t i = 0; i < bt; i++) {
         inputs[i] = p[i];
         targets[i] = p[i + 1];

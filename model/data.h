@@ -10,7 +10,7 @@
 
 /* A token stream held in memory. */
 typedef struct {
-    uint16_t *tok;
+    int32_t *tok;    /* ids in [0, vocab_size): any vocabulary (uint16 and uint32 files) */
     size_t n;        /* number of tokens */
     int vocab_size;  /* ids are < vocab_size */
     char source[512];/* what it was loaded from, for messages and provenance */
@@ -28,8 +28,9 @@ lmd_synth_opts lmd_synth_default(void);
 int lmd_data_synthetic(lmd_tokens *out, const lmd_synth_opts *opts, lmd_err *err);
 /* Reads a file as bytes: vocab 256. */
 int lmd_data_text(lmd_tokens *out, const char *path, lmd_err *err);
-/* Reads one llm.c shard or every file matching a glob pattern (sorted by name, concatenated).
- * vocab_size: ids must be below it (e.g. 50257 for GPT-2 BPE). */
+/* Reads one llm.c token file (uint16 or uint32 form, DESIGN 4.2) or every file matching a glob
+ * pattern (sorted by name, concatenated), through lmd_tokfile_read. vocab_size: ids must be
+ * below it (e.g. 50257 for GPT-2 BPE, 128256 for Llama-3). */
 int lmd_data_shards(lmd_tokens *out, const char *pattern, int vocab_size, lmd_err *err);
 /* Writes tokens as one llm.c shard (header 20240520, version 1, count, then uint16). */
 int lmd_data_write_shard(const char *path, const uint16_t *tok, size_t n, lmd_err *err);
@@ -37,7 +38,7 @@ void lmd_tokens_free(lmd_tokens *t);
 
 /* A non-owning view of a contiguous range of tokens. */
 typedef struct {
-    const uint16_t *tok;
+    const int32_t *tok;
     size_t n;
     int vocab_size;
 } lmd_span;

@@ -70,9 +70,8 @@ size_t gpt_num_params(const gpt_config *cfg) {
 
 int gpt_config_validate(const gpt_config *c, lmd_err *err) {
     if (c->vocab_size < 2) return lmd_errf(err, "vocab_size must be >= 2 (got %d)", c->vocab_size);
-    if (c->vocab_size > 65536)
-        return lmd_errf(err, "vocab_size must be <= 65536 (tokens are uint16), got %d",
-                        c->vocab_size);
+    if (c->vocab_size > GPT_MAX_VOCAB)
+        return lmd_errf(err, "vocab_size must be <= %d, got %d", GPT_MAX_VOCAB, c->vocab_size);
     if (c->n_ctx < 1) return lmd_errf(err, "n_ctx must be >= 1 (got %d)", c->n_ctx);
     if (c->n_layer < 1) return lmd_errf(err, "n_layer must be >= 1 (got %d)", c->n_layer);
     if (c->n_embd < 1) return lmd_errf(err, "n_embd must be >= 1 (got %d)", c->n_embd);

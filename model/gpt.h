@@ -64,8 +64,11 @@ void gpt_tensor_describe(const gpt_config *cfg, int k, gpt_tensor_info *info);
 size_t gpt_tensor_numel(const gpt_config *cfg, int k);
 /* Total number of parameters. */
 size_t gpt_num_params(const gpt_config *cfg);
-/* Validates a config (positive sizes, n_embd % n_head == 0, vocab <= 65536 for uint16 tokens
- * is NOT required here). Returns 0 or -1 with a message. */
+/* Largest vocabulary: token ids are int32 in memory and uint16 or uint32 on disk (DESIGN 4.2);
+ * Llama-3's 128,256 and Qwen2's 151,936 fit with room. */
+#define GPT_MAX_VOCAB (1 << 24)
+/* Validates a config (positive sizes, n_embd % n_head == 0, 2 <= vocab <= GPT_MAX_VOCAB).
+ * Returns 0 or -1 with a message. */
 int gpt_config_validate(const gpt_config *cfg, lmd_err *err);
 
 /* Activations, laid out for the (B, T) they were allocated for; forward may run with any

@@ -1,6 +1,7 @@
 /* anymodel.c — lmdisp checkpoints and HF models behind one forward (anymodel.h). */
 #include "anymodel.h"
 #include "tokfile.h"
+#include "datasrc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,4 +129,21 @@ int lmd_anymodel_eval_tokens(const lmd_anymodel *m, const char *tokens, int n_se
     if (lmd_tokfile_read(tokens, m->vocab_size, 0, want, ids, &n, err))
         return lmd_err_prefix(err, "evaluation set of %d windows of %d tokens", n_seq, *T);
     return 0;
+}
+
+int lmd_anymodel_eval_data(const lmd_anymodel *m, const char *data, lmd_paper_sampling *ps,
+                           int32_t **ids, size_t **starts, size_t *n_docs, lmd_err *err) {
+    *ids = NULL;
+    *starts = NULL;
+    if (strncmp(data, "tok:", 4) != 0)
+        return lmd_errf(err, "--data %s: a pretrained model is measured on text in its own "
+                        "tokenization: give --data tok:TOKENIZER:PATH or --tokens FILE.bin",
+                        data);
+    if (ps->T == 0) {
+        ps->T = LMD_HF_DEFAULT_SEQ_LEN;
+        if (m->max_T > 0 && ps->T > m->max_T) ps->T = m->max_T;
+    }
+    if (m->max_T > 0 && ps->T > m->max_T)
+        return lmd_errf(err, "--seq-len %d exceeds the model's %d positions", ps->T, m->max_T);
+    return lmd_datasrc_paper_sample(data, m->vocab_size, ps, ids, starts, n_docs, err);
 }

@@ -12,6 +12,7 @@
 #include "gpt.h"
 #include "hfarch.h"
 #include "hfmodel.h"
+#include "datasrc.h"
 #include "util.h"
 
 typedef struct {
@@ -45,6 +46,15 @@ int lmd_anymodel_forward(lmd_anymodel *m, const int32_t *tokens, int n_seq, int 
  * means LMD_HF_DEFAULT_SEQ_LEN (capped at gpt2's positions). *ids malloc'ed (n_seq*T). */
 int lmd_anymodel_eval_tokens(const lmd_anymodel *m, const char *tokens, int n_seq, int *T,
                              int32_t **ids, lmd_err *err);
+/* The evaluation sequences of an HF model from a --data source tok:TOKENIZER:PATH (text or
+ * JSON Lines encoded with a tokenizer.json whose ids the model's vocabulary covers): the
+ * paper's sampling (lmd_datasrc_paper_sample: seeded random starts, documents joined to at
+ * least ps->min_words words, truncated to ps->T tokens, ps->n_seq sequences). ps->T = 0 is
+ * set to LMD_HF_DEFAULT_SEQ_LEN (capped at gpt2's positions). Other sources (synthetic,
+ * text:, shards:) are refused: they are not the model's tokenization (shards: --tokens).
+ * *starts: the document of each sequence (malloc'ed). */
+int lmd_anymodel_eval_data(const lmd_anymodel *m, const char *data, lmd_paper_sampling *ps,
+                           int32_t **ids, size_t **starts, size_t *n_docs, lmd_err *err);
 
 /* Condensation metrics (analysis/geometry.h) of n_seq sequences of T tokens, streamed: every
  * hidden state goes into the accumulator as the forward produces it. chunk: sequences per

@@ -91,30 +91,39 @@ static int print_json_with_facts(const lmd_geom *g, const lmd_anymodel *m, const
 /* `lmdisp measure` of a pretrained (HF) model: streamed, the paper's protocol by default */
 static int measure_hf(const char *spec, const lmd_evalopts *eo, int json) {
     lmd_err err = {{0}};
-    if (eo->data) {
-        fprintf(stderr, "lmdisp measure: %s: --data builds lmdisp's own corpora; a pretrained "
-                        "model needs --tokens FILE.bin of its tokenizer\n", spec);
-        return 2;
-    }
     lmd_anymodel m;
     if (lmd_anymodel_open(&m, spec, &err)) {
         fprintf(stderr, "lmdisp measure: %s\n", err.msg);
         return 2;
     }
-    int T = eo->T;
+    int T = eo->T, n_seq = eo->n_seq;
     int32_t *tok = NULL;
-    if (lmd_anymodel_eval_tokens(&m, eo->tokens, eo->n_seq, &T, &tok, &err)) {
+    size_t *starts = NULL, n_docs = 0;
+    lmd_paper_sampling ps = {eo->n_seq_given ? eo->n_seq : LMD_PAPER_SEQUENCES, eo->T,
+                             eo->min_words, (uint64_t)eo->seed};
+    int erc;
+    if (eo->data) {
+        erc = lmd_anymodel_eval_data(&m, eo->data, &ps, &tok, &starts, &n_docs, &err);
+        T = ps.T;
+        n_seq = ps.n_seq;
+    } else if (eo->sampling_given) {
+        erc = lmd_errf(&err, "--min-words and --seed set the paper's sampling of a text source "
+                       "(--data tok:TOKENIZER:PATH); --tokens takes the first windows");
+    } else {
+        erc = lmd_anymodel_eval_tokens(&m, eo->tokens, n_seq, &T, &tok, &err);
+    }
+    if (erc) {
         fprintf(stderr, "lmdisp measure: %s: %s\n", spec, err.msg);
         lmd_anymodel_close(&m);
         return 2;
     }
     lmd_geom g;
     double t0 = lmd_now();
-    int rc = lmd_anymodel_measure(&m, tok, eo->n_seq, T, eo->bins, 0, "lmdisp measure", &g,
-                                  &err);
+    int rc = lmd_anymodel_measure(&m, tok, n_seq, T, eo->bins, 0, "lmdisp measure", &g, &err);
     double secs = lmd_now() - t0;
     free(tok);
     if (rc) {
+        free(starts);
         fprintf(stderr, "lmdisp measure: %s: %s\n", spec, err.msg);
         lmd_anymodel_close(&m);
         return 2;
@@ -129,12 +138,24 @@ static int measure_hf(const char *spec, const lmd_evalopts *eo, int json) {
         printf("lmdisp measure: %s (%s, %lld parameters; n_layer %d, hidden %d, vocab %d)\n",
                spec, m.model_type, (long long)m.n_params, m.n_layer, m.hidden_size,
                m.vocab_size);
-        printf("  evaluation set: first %d windows of %d tokens of %s, each measured alone, "
-               "cosine matrices averaged; %.2f s (%.0f tokens/s)\n",
-               eo->n_seq, T, eo->tokens, secs, (double)eo->n_seq * T / secs);
+        if (eo->data) {
+            printf("  evaluation set: %d sequences of %d tokens of %s (%zu documents), the "
+                   "paper's sampling: seed %lld, documents joined to >= %d words; each "
+                   "measured alone, cosine matrices averaged; %.2f s (%.0f tokens/s)\n",
+                   n_seq, T, eo->data, n_docs, (long long)eo->seed, eo->min_words, secs,
+                   (double)n_seq * T / secs);
+            printf("  starting documents:");
+            for (int i = 0; i < n_seq; i++) printf(" %zu", starts[i]);
+            printf("\n");
+        } else {
+            printf("  evaluation set: first %d windows of %d tokens of %s, each measured "
+                   "alone, cosine matrices averaged; %.2f s (%.0f tokens/s)\n",
+                   n_seq, T, eo->tokens, secs, (double)n_seq * T / secs);
+        }
         print_table(&g);
     }
     lmd_geom_free(&g);
+    free(starts);
     lmd_anymodel_close(&m);
     return status;
 }
@@ -170,6 +191,13 @@ int cmd_measure(int argc, char **argv) {
     lmd_train_state st;
     if (lmd_ckpt_load(ck, &m, &st, &err)) {
         fprintf(stderr, "lmdisp measure: %s\n", err.msg);
+        return 2;
+    }
+    if (eo.sampling_given) {
+        fprintf(stderr, "lmdisp measure: %s: --min-words and --seed set the paper's sampling, "
+                        "for pretrained models on --data tok:; an lmdisp checkpoint is measured "
+                        "on the first windows of its data's validation split\n", ck);
+        gpt_free(&m);
         return 2;
     }
     lmd_evalset es;

@@ -2,10 +2,14 @@
  * text files (one document each) or JSON Lines (one document per line) through an HF
  * tokenizer.json into one llm.c token file (4.2), streaming in chunks cut at points where the
  * encoding provably does not change (tokenizer.h), encoded in parallel and written in order,
- * so the output is the same for every thread count. */
+ * so the output is the same for every thread count. Under mpirun (more than one rank) every
+ * rank reads the inputs and cuts them identically, each encodes a contiguous range of each
+ * batch's chunks, and rank 0 gathers the ids and writes: the file is the same for every rank
+ * and thread count. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <jansson.h>
+#include <mpi.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +45,8 @@ static void usage(FILE *f) {
            "                      <|end_of_text|>, </s> or <|end|>)\n"
            "  --threads N         encoding threads (default: OMP_NUM_THREADS or all cores);\n"
            "                      the output does not depend on N\n"
+           "  (under mpirun -np R: each rank encodes a contiguous range of every batch's\n"
+           "   chunks, rank 0 writes; the output does not depend on R either)\n"
            "  --chunk-kb N        plain-text chunk size in KiB (default 1024)\n"
            "  --quiet             no progress on stderr\n"
            "  --decode FILE.bin   instead: write the text of a token file to stdout\n"
@@ -79,6 +85,8 @@ typedef struct {
     tok_ids *print;
     int print_docs; /* --print-docs: one array per document, no separators */
     int n_docs;
+    /* MPI: nranks > 1 when started by mpirun with several ranks */
+    int rank, nranks;
     /* progress */
     int quiet;
     double t0, last;
@@ -95,9 +103,10 @@ static void progress(run_ctx *r, int final) {
     if (final) {
         fprintf(stderr,
                 "tokenize: %d documents, %.1f MB, %llu tokens in %.1f s (%.1f MB/s, %d "
-                "threads)\n",
+                "threads%s%.0d%s)\n",
                 r->n_docs, (double)r->bytes_done / 1e6, (unsigned long long)r->count, dt, mbs,
-                r->nt);
+                r->nt, r->nranks > 1 ? " x " : "", r->nranks > 1 ? r->nranks : 0,
+                r->nranks > 1 ? " ranks" : "");
         return;
     }
     double eta = mbs > 0 && r->bytes_total > r->bytes_done
@@ -147,10 +156,69 @@ static void print_ids(tok_ids *ids) {
 }
 
 /* Encodes the batch in parallel, then writes it in order. */
+/* Several ranks: the statuses of all jobs to every rank, the first failure's message from
+ * its owner to every rank, the ids to rank 0. 0, or -1 with *err (the same on every rank). */
+static int exchange(run_ctx *r, int lo, int hi, lmd_err *err) {
+    int nj = r->nj, P = r->nranks;
+    long long *cnt = lmd_calloc((size_t)nj + 1, sizeof *cnt);
+    for (int j = lo; j < hi; j++) cnt[j] = r->jobs[j].failed ? -1 : (long long)r->jobs[j].ids.n;
+    /* ranges are disjoint: a sum gathers them (a failure is -1, never summed with another) */
+    MPI_Allreduce(MPI_IN_PLACE, cnt, nj, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+    int fail = -1;
+    for (int j = 0; j < nj && fail < 0; j++)
+        if (cnt[j] < 0) fail = j;
+    if (fail >= 0) {
+        int owner = 0;
+        while (owner + 1 < P && (int)((long long)nj * (owner + 1) / P) <= fail) owner++;
+        if (r->rank == owner) *err = r->jobs[fail].err;
+        MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, owner, MPI_COMM_WORLD);
+        free(cnt);
+        return -1;
+    }
+    int *rc = lmd_calloc((size_t)P, sizeof *rc), *rd = lmd_calloc((size_t)P, sizeof *rd);
+    long long tot = 0;
+    for (int q = 0; q < P; q++) {
+        long long a = 0;
+        for (int j = (int)((long long)nj * q / P); j < (int)((long long)nj * (q + 1) / P); j++)
+            a += cnt[j];
+        if (tot + a > INT32_MAX) lmd_die("tokenize: a batch of more than 2^31 ids");
+        rc[q] = (int)a;
+        rd[q] = (int)tot;
+        tot += a;
+    }
+    uint32_t *mine = lmd_calloc((size_t)rc[r->rank] + 1, sizeof *mine), *all = NULL;
+    size_t k = 0;
+    for (int j = lo; j < hi; j++) {
+        memcpy(mine + k, r->jobs[j].ids.v, r->jobs[j].ids.n * sizeof *mine);
+        k += r->jobs[j].ids.n;
+    }
+    if (r->rank == 0) all = lmd_calloc((size_t)tot + 1, sizeof *all);
+    MPI_Gatherv(mine, rc[r->rank], MPI_UINT32_T, all, rc, rd, MPI_UINT32_T, 0, MPI_COMM_WORLD);
+    if (r->rank == 0) {
+        size_t o = 0;
+        for (int j = 0; j < nj; j++) {
+            tok_ids *d = &r->jobs[j].ids;
+            d->n = 0;
+            for (long long i = 0; i < cnt[j]; i++) tok_ids_push(d, all[o + (size_t)i]);
+            o += (size_t)cnt[j];
+        }
+    }
+    free(all);
+    free(mine);
+    free(rc);
+    free(rd);
+    free(cnt);
+    return 0;
+}
+
 static int flush(run_ctx *r, lmd_err *err) {
     int nj = r->nj;
+    /* this rank's contiguous range of the batch's chunks (all of them with one rank) */
+    int lo = (int)((long long)nj * r->rank / r->nranks);
+    int hi = (int)((long long)nj * (r->rank + 1) / r->nranks);
+    for (int j = 0; j < nj; j++) r->jobs[j].failed = 0;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(r->nt)
-    for (int j = 0; j < nj; j++) {
+    for (int j = lo; j < hi; j++) {
         job *jb = &r->jobs[j];
         tok_ws *w = r->ws[omp_get_thread_num()];
         const char *text = r->arena + jb->a_off;
@@ -195,6 +263,35 @@ static int flush(run_ctx *r, lmd_err *err) {
             lmd_err_prefix(&jb->err, "%s, document at byte offset %llu", jb->file,
                            (unsigned long long)jb->off);
         }
+    }
+    if (r->nranks > 1) {
+        if (exchange(r, lo, hi, err)) return -1;
+        int ok = 1;
+        if (r->rank == 0) {
+            for (int j = 0; j < nj && ok; j++) {
+                job *jb = &r->jobs[j];
+                if (jb->doc_first && jb->ids.n) {
+                    if (r->print_docs && r->print->n) print_ids(r->print);
+                    if (r->n_docs > 0 && r->sep_id >= 0) {
+                        uint32_t sp = (uint32_t)r->sep_id;
+                        if (emit(r, &sp, 1, err)) ok = 0;
+                    }
+                    r->n_docs++;
+                }
+                if (ok && emit(r, jb->ids.v, jb->ids.n, err)) ok = 0;
+                r->bytes_done += jb->len;
+            }
+        }
+        /* rank 0's write status to everyone, so no rank waits in the next batch for it */
+        MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (!ok) {
+            MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, 0, MPI_COMM_WORLD);
+            return -1;
+        }
+        r->nj = 0;
+        r->an = 0;
+        progress(r, 0);
+        return 0;
     }
     for (int j = 0; j < nj; j++) {
         job *jb = &r->jobs[j];
@@ -434,6 +531,25 @@ int cmd_tokenize(int argc, char **argv) {
     lmd_tokenizer *tok = NULL;
     run_ctx r;
     memset(&r, 0, sizeof r);
+    r.nranks = 1;
+    /* several ranks only under mpirun; a plain run stays free of MPI start-up */
+    const char *wsz = getenv("OMPI_COMM_WORLD_SIZE");
+    int mpi_on = 0;
+    if (!bad && !decp && wsz && atoi(wsz) > 1) {
+        int provided;
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+            fprintf(stderr, "lmdisp tokenize: MPI_Init_thread failed\n");
+            free(inputs);
+            return 2;
+        }
+        mpi_on = 1;
+        MPI_Comm_rank(MPI_COMM_WORLD, &r.rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &r.nranks);
+        if (r.rank != 0) { /* rank 0 speaks for all: the same messages would repeat */
+            quiet = 1;
+            if (!freopen("/dev/null", "w", stderr)) lmd_die("cannot silence rank %d", r.rank);
+        }
+    }
     char tmp[4200] = "";
     if (bad) goto out;
     if (decp) {
@@ -518,22 +634,31 @@ int cmd_tokenize(int argc, char **argv) {
     if (print) {
         r.print = &printed;
         r.print_docs = print_docs;
-    } else {
+    } else if (r.rank == 0) {
         if (lmd_path(tmp, sizeof tmp, &err, "%s.tmp", outp)) {
             fprintf(stderr, "lmdisp tokenize: %s\n", err.msg);
-            rc = 1;
-            goto out;
-        }
-        r.out = fopen(tmp, "wb");
-        r.out_path = tmp;
-        if (!r.out) {
-            fprintf(stderr, "lmdisp tokenize: cannot create %s: %s\n", tmp, strerror(errno));
             tmp[0] = 0;
             rc = 1;
-            goto out;
+        } else {
+            r.out = fopen(tmp, "wb");
+            r.out_path = tmp;
+            if (!r.out) {
+                fprintf(stderr, "lmdisp tokenize: cannot create %s: %s\n", tmp,
+                        strerror(errno));
+                tmp[0] = 0;
+                rc = 1;
+            } else if (write_header(r.out, r.u16, 0)) {
+                fprintf(stderr, "lmdisp tokenize: %s: write failed: %s\n", tmp,
+                        strerror(errno));
+                rc = 1;
+            }
         }
-        if (write_header(r.out, r.u16, 0)) {
-            fprintf(stderr, "lmdisp tokenize: %s: write failed: %s\n", tmp, strerror(errno));
+    }
+    {
+        /* every rank learns whether rank 0 could start the file (rc 1: it could not) */
+        int st = rc == 1;
+        if (mpi_on) MPI_Bcast(&st, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (st) {
             rc = 1;
             goto out;
         }
@@ -547,7 +672,9 @@ int cmd_tokenize(int argc, char **argv) {
             goto out;
         }
     }
-    if (print) {
+    if (r.rank != 0) {
+        /* nothing to write: rank 0 finishes the file */
+    } else if (print) {
         print_ids(&printed);
         tok_ids_free(&printed);
         if (fflush(stdout) != 0) {
@@ -592,5 +719,10 @@ out:
     free(r.arena);
     tok_free(tok);
     free(inputs);
+    if (mpi_on) {
+        /* the exit status of rank 0 (a failure there, e.g. a write, is every rank's) */
+        MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        MPI_Finalize();
+    }
     return rc;
 }

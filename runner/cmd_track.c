@@ -430,17 +430,36 @@ int cmd_track(int argc, char **argv) {
         facts.vocab_size = items[0].cfg.vocab_size;
         facts.max_T = !strcmp(items[0].model_type, "gpt2") ? items[0].cfg.n_ctx : 0;
         int T = eo.T;
-        if (eo.data || lmd_anymodel_eval_tokens(&facts, eo.tokens, eo.n_seq, &T, &hf_tok, &err)) {
-            fprintf(stderr, "lmdisp track: %s\n",
-                    eo.data ? "pretrained models need --tokens FILE.bin, not --data" : err.msg);
+        lmd_paper_sampling ps = {eo.n_seq_given ? eo.n_seq : LMD_PAPER_SEQUENCES, eo.T,
+                                 eo.min_words, (uint64_t)eo.seed};
+        size_t *starts = NULL, n_docs = 0;
+        int erc = eo.data ? lmd_anymodel_eval_data(&facts, eo.data, &ps, &hf_tok, &starts,
+                                                   &n_docs, &err)
+                  : eo.sampling_given
+                      ? lmd_errf(&err, "--min-words and --seed set the paper's sampling of "
+                                 "--data tok:TOKENIZER:PATH; --tokens takes the first windows")
+                      : lmd_anymodel_eval_tokens(&facts, eo.tokens, eo.n_seq, &T, &hf_tok, &err);
+        free(starts);
+        if (eo.data) {
+            T = ps.T;
+            eo.n_seq = ps.n_seq;
+        }
+        if (erc) {
+            fprintf(stderr, "lmdisp track: %s\n", err.msg);
             status = 2;
             goto cleanup;
         }
         es.n_seq = eo.n_seq;
         es.T = T;
-        es.kind = "tokens";
+        es.kind = eo.data ? "paper_sampling" : "tokens";
         es.val_fraction = NAN;
-        snprintf(es.source, sizeof es.source, "%s", eo.tokens);
+        snprintf(es.source, sizeof es.source, "%s", eo.data ? eo.data : eo.tokens);
+    } else if (eo.sampling_given) {
+        fprintf(stderr, "lmdisp track: --min-words and --seed set the paper's sampling, for "
+                        "pretrained models on --data tok:; lmdisp checkpoints are measured on "
+                        "the first windows of their data's validation split\n");
+        status = 2;
+        goto cleanup;
     } else if (lmd_evalset_load(&es, &eo, &items[0].cfg, &err)) {
         fprintf(stderr, "lmdisp track: %s\n", err.msg);
         status = 2;

@@ -127,7 +127,7 @@ static int train_main(int argc, char **argv) {
     lmd_args_double(&a, "val-fraction", &val_fraction);
     gpt_config cfg = {.vocab_size = 0, .n_ctx = 128, .n_layer = 4, .n_embd = 128, .n_head = 4,
                       .mlp_dim = 512};
-    lmd_args_int(&a, "vocab", &cfg.vocab_size, 2, 65536);
+    lmd_args_int(&a, "vocab", &cfg.vocab_size, 2, GPT_MAX_VOCAB);
     lmd_args_int(&a, "n-ctx", &cfg.n_ctx, 1, 1 << 20);
     lmd_args_int(&a, "n-layer", &cfg.n_layer, 1, 1024);
     lmd_args_int(&a, "n-embd", &cfg.n_embd, 1, 1 << 16);

@@ -20,6 +20,10 @@ const char *lmd_evalopts_help(void) {
            "  --sequences N       windows measured (default 16)\n"
            "  --seq-len T         window length (default min(n_ctx, 64))\n"
            "  --bins N            cosine histogram bins on [-1, 1] (default 128)\n"
+           "pretrained (HF) model with --data tok:TOKENIZER:PATH: the paper's sampling\n"
+           "  (docs/DATA.md): from seeded random starts, consecutive documents joined until\n"
+           "  --min-words words (default 1024), truncated to --seq-len tokens (default 512),\n"
+           "  --sequences sequences (default 100); --seed S (default 0) orders the starts\n"
            "  --threads N         BLAS/OpenMP threads (default 1)\n";
 }
 
@@ -32,7 +36,13 @@ void lmd_evalopts_parse(lmd_args *a, lmd_evalopts *o) {
     o->threads = 1;
     o->data = lmd_args_str(a, "data");
     o->tokens = lmd_args_str(a, "tokens");
+    o->n_seq_given = lmd_args_str(a, "sequences") != NULL;
     lmd_args_int(a, "sequences", &o->n_seq, 1, 1 << 24);
+    o->min_words = LMD_PAPER_MIN_WORDS;
+    o->seed = 0;
+    o->sampling_given = lmd_args_str(a, "min-words") != NULL || lmd_args_str(a, "seed") != NULL;
+    lmd_args_int(a, "min-words", &o->min_words, 0, 1 << 30);
+    lmd_args_i64(a, "seed", &o->seed, 0);
     lmd_args_int(a, "seq-len", &o->T, 1, 1 << 24);
     lmd_args_double(a, "val-fraction", &o->val_fraction);
     lmd_args_int(a, "bins", &o->bins, 1, 1 << 20);

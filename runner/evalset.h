@@ -20,7 +20,14 @@ typedef struct {
     double val_fraction; /* --val-fraction, as `lmdisp train` */
     int bins;            /* --bins */
     int threads;         /* --threads */
+    int n_seq_given;     /* --sequences was given (else a pretrained model on --data tok:
+                          * takes the paper's 100) */
+    int min_words;       /* --min-words (paper's sampling; default 1024) */
+    int64_t seed;        /* --seed (paper's sampling; default 0) */
+    int sampling_given;  /* --min-words or --seed was given */
 } lmd_evalopts;
+#define LMD_PAPER_SEQUENCES 100
+#define LMD_PAPER_MIN_WORDS 1024
 
 /* Help text of the flags above. */
 const char *lmd_evalopts_help(void);

@@ -15,9 +15,11 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "datasrc.h"
 #include "dispersion.h"
 #include "fileio.h"
 #include "sha256.h"
+#include "tokenizer.h"
 
 /* ------------------------------------------------------------------------------------------
  * Small helpers
@@ -263,7 +265,7 @@ typedef enum { ST_INT, ST_NUM, ST_STR, ST_BOOL, ST_ENUM } st_type;
 
 enum {
     S_SEED,
-    S_DATA_SOURCE, S_DATA_PATH, S_DATA_VOCAB, S_DATA_SYN_SEED, S_DATA_SYN_TOKENS, S_DATA_VALF,
+    S_DATA_SOURCE, S_DATA_PATH, S_DATA_TOKENIZER, S_DATA_VOCAB, S_DATA_SYN_SEED, S_DATA_SYN_TOKENS, S_DATA_VALF,
     S_N_LAYER, S_N_EMBD, S_N_HEAD, S_N_CTX, S_MODEL_VOCAB, S_MLP_DIM,
     S_STEPS, S_TOKENS, S_BATCH, S_SEQ, S_LR, S_SCHEDULE, S_WARMUP, S_MIN_LR, S_WD, S_BETA1,
     S_BETA2, S_EPS, S_CLIP, S_SHARDS,
@@ -297,7 +299,8 @@ static const sdef DEFS[N_SETTINGS] = {
     [S_SEED] = {"seed", NULL, ST_INT, 0, I64MAX, 0, 0, 0, NULL, 1, 0, 1},
     [S_DATA_SOURCE] = {"data.source", NULL, ST_ENUM, 0, 0, 0, 0, 0, SOURCES, 1, 0, 1},
     [S_DATA_PATH] = {"data.path", NULL, ST_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
-    [S_DATA_VOCAB] = {"data.vocab", NULL, ST_INT, 2, 65536, 0, 0, 0, NULL, 1, 0, 0},
+    [S_DATA_TOKENIZER] = {"data.tokenizer", NULL, ST_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
+    [S_DATA_VOCAB] = {"data.vocab", NULL, ST_INT, 2, 1 << 24, 0, 0, 0, NULL, 1, 0, 0},
     [S_DATA_SYN_SEED] = {"data.synthetic_seed", NULL, ST_INT, 0, I64MAX, 0, 0, 0, NULL, 1, 0, 0},
     [S_DATA_SYN_TOKENS] = {"data.synthetic_tokens", NULL, ST_INT, 2, 4000000000LL, 0, 0, 0,
                            NULL, 1, 0, 0},
@@ -306,7 +309,7 @@ static const sdef DEFS[N_SETTINGS] = {
     [S_N_EMBD] = {"model.n_embd", NULL, ST_INT, 1, 65536, 0, 0, 0, NULL, 1, 128, 1},
     [S_N_HEAD] = {"model.n_head", NULL, ST_INT, 1, 4096, 0, 0, 0, NULL, 1, 4, 1},
     [S_N_CTX] = {"model.n_ctx", NULL, ST_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 128, 1},
-    [S_MODEL_VOCAB] = {"model.vocab", NULL, ST_INT, 2, 65536, 0, 0, 0, NULL, 1, 0, 0},
+    [S_MODEL_VOCAB] = {"model.vocab", NULL, ST_INT, 2, 1 << 24, 0, 0, 0, NULL, 1, 0, 0},
     [S_MLP_DIM] = {"model.mlp_dim", NULL, ST_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 0, 0},
     [S_STEPS] = {"train.steps", NULL, ST_INT, 0, 1000000000000LL, 0, 0, 0, NULL, 1, 0, 0},
     [S_TOKENS] = {"train.tokens", NULL, ST_INT, 1, I64MAX, 0, 0, 0, NULL, 1, 0, 0},
@@ -1079,6 +1082,7 @@ char *lmd_cell_settings(const lmd_cell *c) {
                 (unsigned long long)d->synthetic_seed, (long long)d->synthetic_tokens);
     else
         sb_addf(&b, "data.path=%s\n", d->resolved);
+    if (d->tokenizer_resolved) sb_addf(&b, "data.tokenizer=%s\n", d->tokenizer_resolved);
     sb_addf(&b, "data.vocab=%d\n", d->vocab);
     fmt_num(x, sizeof x, d->val_fraction);
     sb_addf(&b, "data.val_fraction=%s\n", x);
@@ -1099,6 +1103,15 @@ int lmd_cell_load_data(const lmd_cell *c, lmd_tokens *out, lmd_err *err) {
         o.vocab_size = d->vocab;
         return lmd_data_synthetic(out, &o, err);
     }
+    if (d->source == LMD_DATA_TEXT && d->tokenizer_resolved) {
+        size_t n = strlen(d->tokenizer_resolved) + strlen(d->resolved) + 8;
+        char *src = malloc(n);
+        if (!src) return lmd_errf(err, "out of memory");
+        snprintf(src, n, "tok:%s:%s", d->tokenizer_resolved, d->resolved);
+        int rc = lmd_datasrc_load(src, d->vocab, out, err);
+        free(src);
+        return rc;
+    }
     if (d->source == LMD_DATA_TEXT) return lmd_data_text(out, d->resolved, err);
     return lmd_data_shards(out, d->resolved, d->vocab, err);
 }
@@ -1109,6 +1122,8 @@ typedef struct {
     const char *base_dir;
     char *checked_path; /* last data path found to exist (cells mostly share one) */
     int checked_source;
+    char *checked_tok;  /* last tokenizer loaded, and its number of ids */
+    int checked_tok_vocab;
     size_t total_track;
 } expand_ctx;
 
@@ -1158,6 +1173,8 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
         if (v[S_DATA_PATH].set)
             CERR(S_DATA_PATH, "path is only used with source text or shards (source is "
                  "synthetic)");
+        if (v[S_DATA_TOKENIZER].set)
+            CERR(S_DATA_TOKENIZER, "only used with source text (source is synthetic)");
         d->synthetic_seed = v[S_DATA_SYN_SEED].set ? (uint64_t)v[S_DATA_SYN_SEED].i : sd.seed;
         d->synthetic_tokens =
             v[S_DATA_SYN_TOKENS].set ? v[S_DATA_SYN_TOKENS].i : (int64_t)sd.n_tokens;
@@ -1172,9 +1189,36 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
         if (!v[S_DATA_PATH].set)
             CERR(S_DATA_SOURCE, "source %s needs data.path (relative to the spec's directory)",
                  SOURCES[d->source]);
-        if (d->source == LMD_DATA_TEXT) {
+        if (v[S_DATA_TOKENIZER].set && d->source != LMD_DATA_TEXT)
+            CERR(S_DATA_TOKENIZER, "only used with source text (source is %s)",
+                 SOURCES[d->source]);
+        if (d->source == LMD_DATA_TEXT && v[S_DATA_TOKENIZER].set) {
+            d->tokenizer = lmd_strdup(v[S_DATA_TOKENIZER].s);
+            d->tokenizer_resolved = path_join(x->base_dir, d->tokenizer);
+            if (!x->checked_tok || strcmp(x->checked_tok, d->tokenizer_resolved)) {
+                lmd_tokenizer *tk = NULL;
+                lmd_err te = {{0}};
+                if (tok_load(&tk, d->tokenizer_resolved, &te))
+                    CERR(S_DATA_TOKENIZER, "%s (relative paths are resolved against the spec "
+                         "file's directory)", te.msg);
+                uint32_t V = tok_vocab_size(tk);
+                tok_free(tk);
+                if (V < 2 || V > (uint32_t)(1 << 24))
+                    CERR(S_DATA_TOKENIZER, "tokenizer %s has %u ids, outside [2, %d]",
+                         d->tokenizer_resolved, V, 1 << 24);
+                free(x->checked_tok);
+                x->checked_tok = lmd_strdup(d->tokenizer_resolved);
+                x->checked_tok_vocab = (int)V;
+            }
+            if (v[S_DATA_VOCAB].set && v[S_DATA_VOCAB].i != x->checked_tok_vocab)
+                CERR(S_DATA_VOCAB, "the tokenizer %s has %d ids: data.vocab is taken from it "
+                     "(leave it out or give %d)", d->tokenizer_resolved, x->checked_tok_vocab,
+                     x->checked_tok_vocab);
+            d->vocab = x->checked_tok_vocab;
+        } else if (d->source == LMD_DATA_TEXT) {
             if (v[S_DATA_VOCAB].set && v[S_DATA_VOCAB].i != 256)
-                CERR(S_DATA_VOCAB, "text data is read as bytes: its vocab is 256");
+                CERR(S_DATA_VOCAB, "text data is read as bytes: its vocab is 256 (give "
+                     "data.tokenizer to encode it with a tokenizer.json)");
             d->vocab = 256;
         } else {
             d->vocab = v[S_DATA_VOCAB].set ? (int)v[S_DATA_VOCAB].i : 50257;
@@ -1354,6 +1398,8 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
 static void cell_free(lmd_cell *cell) {
     free(cell->data.path);
     free(cell->data.resolved);
+    free(cell->data.tokenizer);
+    free(cell->data.tokenizer_resolved);
     free(cell->tracking.steps);
     memset(cell, 0, sizeof *cell);
 }
@@ -1447,6 +1493,7 @@ static int expand(spec_doc *doc, lmd_spec *s) {
     }
     free(choice);
     free(x.checked_path);
+    free(x.checked_tok);
     if (rc) return -1;
 
     /* duplicates: equal ids (label + 32 bits of the settings hash); equal digests mean the

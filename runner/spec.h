@@ -50,7 +50,12 @@ typedef struct {
     char *path;              /* as written in the spec (NULL for synthetic) */
     char *resolved;          /* path joined to the spec file's absolute directory (NULL for
                               * synthetic); for shards still a glob pattern */
-    int vocab;               /* token ids are < vocab (text: 256; shards: data.vocab) */
+    char *tokenizer;         /* data.tokenizer as written (NULL: text is read as bytes) */
+    char *tokenizer_resolved;/* joined to the spec's directory: a tokenizer.json or a model
+                              * directory; text (one document) or .jsonl ("text" fields) at
+                              * path is encoded with it, as --data tok:TOKENIZER:PATH */
+    int vocab;               /* token ids are < vocab (text: 256, or the tokenizer's id count;
+                              * shards: data.vocab) */
     uint64_t synthetic_seed; /* synthetic corpus only */
     int64_t synthetic_tokens;
     double val_fraction;     /* held-out fraction at the end of the stream */

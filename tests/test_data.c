@@ -257,9 +257,9 @@ static void test_shards(void) {
 
     lmd_tokens t;
     rc = lmd_data_shards(&t, p1, 65536, &err);
-    TU_CHECK(rc == 0 && t.n == n && t.vocab_size == 65536 &&
-                 memcmp(t.tok, tok, n * sizeof *tok) == 0,
-             "round trip: rc=%d %s", rc, err.msg);
+    int same = rc == 0 && t.n == n && t.vocab_size == 65536;
+    for (size_t i = 0; same && i < n; i++) same = t.tok[i] == (int32_t)tok[i];
+    TU_CHECK(same, "round trip: rc=%d %s", rc, err.msg);
     lmd_tokens_free(&t);
 
     /* Glob of two shards: sorted by name and concatenated (written in the other order). */
@@ -273,12 +273,40 @@ static void test_shards(void) {
     TU_CHECK(rc == 0, "writes: %s", err.msg);
     path_in(pat, sizeof pat, "glob_*.bin");
     rc = lmd_data_shards(&t, pat, 50257, &err);
-    uint16_t want[8] = {1, 2, 3, 4, 5, 10, 11, 12};
+    int32_t want[8] = {1, 2, 3, 4, 5, 10, 11, 12};
     TU_CHECK(rc == 0 && t.n == 8 && memcmp(t.tok, want, sizeof want) == 0,
              "glob: rc=%d n=%zu %s", rc, t.n, err.msg);
     TU_CHECK(rc == 0 && strstr(t.source, "2 files") != NULL, "source %s", t.source);
     lmd_tokens_free(&t);
     free(tok);
+
+    /* The uint32 form (20240801, 7): ids above 65535 (Llama-3's vocabulary is 128,256). */
+    char p32[1024];
+    path_in(p32, sizeof p32, "wide.bin");
+    uint32_t wide[5] = {0, 65535, 65536, 128000, 128255};
+    FILE *wf = fopen(p32, "wb");
+    uint8_t whdr[1024] = {0};
+    uint32_t wf3[3] = {20240801, 7, 5};
+    for (int j = 0; j < 3; j++)
+        for (int b = 0; b < 4; b++) whdr[4 * j + b] = (uint8_t)(wf3[j] >> (8 * b));
+    int wok = wf && fwrite(whdr, 1, sizeof whdr, wf) == sizeof whdr;
+    for (int i = 0; wok && i < 5; i++) {
+        uint8_t le[4] = {(uint8_t)wide[i], (uint8_t)(wide[i] >> 8), (uint8_t)(wide[i] >> 16),
+                         (uint8_t)(wide[i] >> 24)};
+        wok = fwrite(le, 1, 4, wf) == 4;
+    }
+    if (wf && fclose(wf) != 0) wok = 0;
+    TU_CHECK(wok, "cannot write %s", p32);
+    rc = lmd_data_shards(&t, p32, 128256, &err);
+    int wsame = rc == 0 && t.n == 5 && t.vocab_size == 128256;
+    for (int i = 0; wsame && i < 5; i++) wsame = t.tok[i] == (int32_t)wide[i];
+    TU_CHECK(wsame, "uint32 file: rc=%d n=%zu %s", rc, t.n, err.msg);
+    lmd_tokens_free(&t);
+    rc = lmd_data_shards(&t, p32, 100000, &err);
+    TU_CHECK(rc == -1 && strstr(err.msg, p32) && strstr(err.msg, "token id 128000") &&
+                 strstr(err.msg, "position 3") && strstr(err.msg, "byte offset 1036") &&
+                 strstr(err.msg, "vocab_size 100000"),
+             "uint32 id over vocab: rc=%d '%s'", rc, err.msg);
 }
 
 static void test_text(void) {
@@ -301,7 +329,7 @@ static void test_split_loader_eval(void) {
     const size_t n = 1000;
     lmd_tokens all = {0};
     all.tok = malloc(n * sizeof *all.tok);
-    for (size_t i = 0; i < n; i++) all.tok[i] = (uint16_t)i; /* id = position */
+    for (size_t i = 0; i < n; i++) all.tok[i] = (int32_t)i; /* id = position */
     all.n = n;
     all.vocab_size = 65536;
     snprintf(all.source, sizeof all.source, "ramp");
@@ -473,8 +501,8 @@ static void test_bad_files(void) {
              "bad file in glob: rc=%d", rc);
 
     /* Invalid vocabulary for shards. */
-    rc = lmd_data_shards(&t, good, 70000, &err);
-    TU_CHECK(rc == -1 && has_all(err.msg, "vocab_size", "70000", NULL, NULL), "vocab 70000");
+    rc = lmd_data_shards(&t, good, 1, &err);
+    TU_CHECK(rc == -1 && has_all(err.msg, "vocab_size", "1", NULL, NULL), "vocab 1");
 
     /* A shard with no tokens. */
     path_in(p, sizeof p, "empty.bin");

@@ -621,6 +621,8 @@ static void test_bad_specs(void) {
         {"bad_log_points.yaml", "16:15", "key 'tracking.log_points'", "only to checkpoints: log"},
         {"bad_shards_pow2.yaml", "12:11", "key 'train.shards'", "must be a power of 2"},
         {"bad_shards_batch.yaml", "12:11", "key 'train.shards'", "batch (6) must be divisible by shards (4)"},
+        {"bad_tokenizer_missing.yaml", "5:14", "key 'data.tokenizer'", "no_such_dir/tokenizer.json"},
+        {"bad_tokenizer_synthetic.yaml", "4:14", "key 'data.tokenizer'", "only used with source text"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char path[512], where[600];
