@@ -35,7 +35,9 @@ typedef struct {
     uint64_t seed;
 } bsource;
 
-/* Values by kind: norms 1, biases 0, weights N(0, 0.02); generated once per tensor name. */
+/* Values by kind: norms 1, biases 0, weights uniform with the standard deviation 0.02 of
+ * HF's N(0, 0.02) init (uniform: drawing 300M normals took ~50 s of every run; the timing
+ * does not depend on the distribution); generated once per tensor name. */
 static btensor *bsrc_get(bsource *s, const char *name, size_t n) {
     for (int i = 0; i < s->n; i++)
         if (!strcmp(s->t[i].name, name)) return &s->t[i];
@@ -52,8 +54,14 @@ static btensor *bsrc_get(bsource *s, const char *name, size_t n) {
     int bias = strstr(name, ".bias") != NULL;
     lmd_rng r;
     lmd_rng_seed(&r, s->seed + (uint64_t)s->n, 9);
-    for (size_t i = 0; i < n; i++)
-        t->data[i] = bias ? 0.0f : norm ? 1.0f : (float)(0.02 * lmd_rng_normal(&r));
+    const double a = 0.02 * sqrt(3.0) / 2147483648.0; /* u32 - 2^31 -> U(-0.02 sqrt 3, +) */
+    for (size_t i = 0; i < n; i += 2) {
+        uint64_t u = lmd_rng_u64(&r);
+        float v0 = (float)(a * ((double)(uint32_t)u - 2147483648.0));
+        float v1 = (float)(a * ((double)(uint32_t)(u >> 32) - 2147483648.0));
+        t->data[i] = bias ? 0.0f : norm ? 1.0f : v0;
+        if (i + 1 < n) t->data[i + 1] = bias ? 0.0f : norm ? 1.0f : v1;
+    }
     return t;
 }
 
