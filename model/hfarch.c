@@ -54,12 +54,10 @@ static float *weights_alloc(size_t n) {
     return p;
 }
 
-/* activations: zeroed like lmd_aligned_alloc, on huge pages like weights_alloc */
-static float *act_alloc(size_t n) {
-    float *p = weights_alloc(n);
-    memset(p, 0, (n ? n : 1) * sizeof(float));
-    return p;
-}
+/* activations: on huge pages like weights_alloc, and like it not zeroed: every activation
+ * buffer is written whole (embedding lookup, norms, sgemm with beta 0 or onto a bias fill,
+ * attention's per-head products) before it is read, so zeroing would be a wasted pass. */
+static float *act_alloc(size_t n) { return weights_alloc(n); }
 
 void hf_arch_config_free(hf_arch_config *c) {
     if (!c) return;
@@ -260,18 +258,36 @@ static void add_bias(float *y, const float *bias, size_t N, int C) {
     }
 }
 
+/* rows (N,C) = bias (C) */
+static void fill_bias(float *y, const float *bias, size_t N, int C) {
+#pragma omp parallel for schedule(static) if (N >= PAR_ROWS)
+    for (size_t r = 0; r < N; r++) memcpy(y + r * C, bias, (size_t)C * sizeof(float));
+}
+
+/* y = x W' + b, or y += that when acc. Without acc the bias is written first and the sgemm
+ * accumulates onto it (beta 1): one pass over y instead of sgemm's zeroing (beta 0) plus a
+ * bias pass. W' = W^T (trans_w) or W. */
+static void affine(float *y, const float *x, const float *W, int trans_w, int ldw,
+                   const float *b, size_t N, int IC, int OC, int acc) {
+    float beta = acc ? 1.0f : 0.0f;
+    if (b && !acc) {
+        fill_bias(y, b, N, OC);
+        beta = 1.0f;
+    }
+    lmd_sgemm(0, trans_w, (int)N, OC, IC, 1.0f, x, IC, W, ldw, beta, y, OC);
+    if (acc) add_bias(y, b, N, OC);
+}
+
 /* y (N,OC) = x (N,IC) W^T + b with W (OC,IC) (nn.Linear), or y += that when acc */
 static void linear(float *y, const float *x, const float *W, const float *b, size_t N, int IC,
                    int OC, int acc) {
-    lmd_sgemm(0, 1, (int)N, OC, IC, 1.0f, x, IC, W, IC, acc ? 1.0f : 0.0f, y, OC);
-    add_bias(y, b, N, OC);
+    affine(y, x, W, 1, IC, b, N, IC, OC, acc);
 }
 
 /* y (N,OC) = x (N,IC) W + b with W (IC,OC) (GPT-2 Conv1D), or y += that when acc */
 static void conv1d(float *y, const float *x, const float *W, const float *b, size_t N, int IC,
                    int OC, int acc) {
-    lmd_sgemm(0, 0, (int)N, OC, IC, 1.0f, x, IC, W, OC, acc ? 1.0f : 0.0f, y, OC);
-    add_bias(y, b, N, OC);
+    affine(y, x, W, 0, OC, b, N, IC, OC, acc);
 }
 
 /* g (n) = silu(g) * u = g / (1 + e^-g) * u */
