@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonout.h"
 #include "rankcorr.h"
 
 /* LAPACK's symmetric eigensolver (divide and conquer), Fortran interface. Debian's OpenBLAS
@@ -341,54 +342,41 @@ int lmd_geom_compute(lmd_geom *g, const float *hidden, int n_layers, long n_seq,
 
 /* ---- JSON ---- */
 
-static void json_num(FILE *f, double v) {
-    if (isfinite(v))
-        fprintf(f, "%.17g", v);
-    else
-        fputs("null", f);  // JSON has no NaN/Infinity
-}
-
-static void json_array(FILE *f, const double *v, int n) {
-    fputc('[', f);
-    for (int i = 0; i < n; i++) {
-        if (i) fputs(", ", f);
-        json_num(f, v[i]);
+json_t *lmd_geom_json(const lmd_geom *g) {
+    size_t L1 = (size_t)g->n_layers;
+    json_t *o = json_object();
+    if (!o) lmd_die("jansson could not build the geometry object (out of memory?)");
+    lmd_json_set(o, "n_layers", json_integer(g->n_layers));
+    lmd_json_set(o, "n_sequences", json_integer(g->n_seq));
+    lmd_json_set(o, "seq_len", json_integer(g->T));
+    lmd_json_set(o, "n_embd", json_integer(g->d));
+    lmd_json_set(o, "hist_bins", json_integer(g->nbins));
+    lmd_json_set(o, "layer_mean_cossim", lmd_json_nums(g->layer_mean, L1));
+    lmd_json_set(o, "offdiag_mean_cossim", lmd_json_nums(g->offdiag_mean, L1));
+    lmd_json_set(o, "spearman", lmd_json_num(g->spearman));
+    lmd_json_set(o, "kendall", lmd_json_num(g->kendall));
+    json_t *last = json_object();
+    if (!last) lmd_die("jansson could not build the geometry object (out of memory?)");
+    for (int N = 1; N <= 5; N++) {
+        char key[4];
+        snprintf(key, sizeof key, "%d", N);
+        lmd_json_set(last, key, lmd_json_num(g->last_n_mean[N - 1]));
     }
-    fputc(']', f);
+    lmd_json_set(last, "half", lmd_json_num(g->last_n_mean[5]));
+    lmd_json_set(o, "last_n_mean", last);
+    lmd_json_set(o, "last_n_half", json_integer(g->half_n));
+    lmd_json_set(o, "singular_value_entropy", lmd_json_nums(g->sv_entropy, L1));
+    lmd_json_set(o, "mev", lmd_json_nums(g->mev, L1));
+    json_t *hist = json_array();
+    if (!hist) lmd_die("jansson could not build the geometry object (out of memory?)");
+    for (size_t l = 0; l < L1; l++)
+        lmd_json_append(hist, lmd_json_nums(g->hist + l * (size_t)g->nbins, (size_t)g->nbins));
+    lmd_json_set(o, "cossim_hist", hist);
+    return o;
 }
 
 int lmd_geom_print_json(FILE *f, const lmd_geom *g, lmd_err *err) {
-    int L1 = g->n_layers;
-    fprintf(f, "{\n  \"n_layers\": %d,\n  \"n_sequences\": %ld,\n  \"seq_len\": %d,\n", L1,
-            g->n_seq, g->T);
-    fprintf(f, "  \"n_embd\": %d,\n  \"hist_bins\": %d,\n", g->d, g->nbins);
-    fputs("  \"layer_mean_cossim\": ", f);
-    json_array(f, g->layer_mean, L1);
-    fputs(",\n  \"offdiag_mean_cossim\": ", f);
-    json_array(f, g->offdiag_mean, L1);
-    fputs(",\n  \"spearman\": ", f);
-    json_num(f, g->spearman);
-    fputs(",\n  \"kendall\": ", f);
-    json_num(f, g->kendall);
-    fputs(",\n  \"last_n_mean\": {", f);
-    for (int N = 1; N <= 5; N++) {
-        fprintf(f, "\"%d\": ", N);
-        json_num(f, g->last_n_mean[N - 1]);
-        fputs(", ", f);
-    }
-    fputs("\"half\": ", f);
-    json_num(f, g->last_n_mean[5]);
-    fprintf(f, "},\n  \"last_n_half\": %d,\n  \"singular_value_entropy\": ", g->half_n);
-    json_array(f, g->sv_entropy, L1);
-    fputs(",\n  \"mev\": ", f);
-    json_array(f, g->mev, L1);
-    fputs(",\n  \"cossim_hist\": [", f);
-    for (int l = 0; l < L1; l++) {
-        fputs(l ? ",\n    " : "\n    ", f);
-        json_array(f, g->hist + (size_t)l * g->nbins, g->nbins);
-    }
-    fputs("\n  ]\n}", f);
-    if (ferror(f))
-        return lmd_errf(err, "writing geometry JSON failed: %s", strerror(errno));
+    if (lmd_json_dump(f, lmd_geom_json(g), 17, err))
+        return lmd_err_prefix(err, "writing geometry JSON");
     return 0;
 }

@@ -137,8 +137,11 @@ int lmd_geom_spectrum(const float *x, int T, int d, double *entropy, double *mev
  *   layer_mean_cossim, offdiag_mean_cossim (arrays of L1), spearman, kendall,
  *   last_n_mean {"1".."5", "half"}, last_n_half (the N of "half"),
  *   singular_value_entropy, mev (arrays of L1), cossim_hist (L1 arrays of nbins densities).
- * NaN and +-Inf are written as null. Numbers use %.17g, so doubles round-trip.
+ * NaN and +-Inf are written as null. Numbers use 17 significant digits, so doubles round-trip.
  * Returns 0, or -1 with a message if writing to f failed. */
 int lmd_geom_print_json(FILE *f, const lmd_geom *g, lmd_err *err);
+
+/* The same object as a jansson tree (a new reference), for writers that add fields to it. */
+struct json_t *lmd_geom_json(const lmd_geom *g);
 
 #endif

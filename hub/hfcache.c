@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
+
 static int is_dir(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
@@ -103,21 +105,21 @@ static int is_sha(const char *s) {
 /* Reads refs/<rev> into sha (41 bytes). */
 static int read_ref(const hf_spec *h, const char *rev, char *sha, lmd_err *err) {
     char p[5000];
-    snprintf(p, sizeof p, "%s/refs/%s", h->dir, rev);
-    FILE *f = fopen(p, "r");
-    if (!f)
+    if (lmd_path(p, sizeof p, err, "%s/refs/%s", h->dir, rev)) return -1;
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = lmd_file_read(p, 127, &buf, &n, err);
+    if (rc == LMD_FILE_MISSING)
         return lmd_errf(err,
                         "hf:%s@%s: revision not in the HF cache (no %s); fetch it with: "
                         "huggingface-cli download %s --revision %s",
                         h->repo, rev, p, h->repo, rev);
-    char buf[128] = {0};
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    if (rc) return lmd_err_prefix(err, "hf:%s@%s: reading the ref", h->repo, rev);
     while (n && isspace((unsigned char)buf[n - 1])) buf[--n] = '\0';
-    if (!is_sha(buf))
-        return lmd_errf(err, "%s: does not hold a 40-hex commit (\"%.60s\")", p, buf);
-    memcpy(sha, buf, 41);
-    return 0;
+    rc = is_sha(buf) ? 0 : lmd_errf(err, "%s: does not hold a 40-hex commit (\"%.60s\")", p, buf);
+    if (rc == 0) memcpy(sha, buf, 41);
+    free(buf);
+    return rc;
 }
 
 int hub_resolve(const char *spec, char *dir, size_t n, lmd_err *err) {
@@ -245,7 +247,7 @@ static int walk_refs(const char *base, const char *rel, namelist *l, lmd_err *er
                 if (!nn) lmd_die("out of memory");
                 l->names = nn;
             }
-            l->names[l->n] = strdup(sub);
+            l->names[l->n] = lmd_strdup(sub);
             if (!l->names[l->n]) lmd_die("out of memory");
             l->n++;
         }

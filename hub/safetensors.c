@@ -231,7 +231,7 @@ static int add_file(st_set *s, const char *path, lmd_err *err) {
     st_file *f = &s->files[s->nfiles];
     f->map = map;
     f->size = size;
-    f->path = strdup(path);
+    f->path = lmd_strdup(path);
     if (!f->path) lmd_die("out of memory");
     int fileno = s->nfiles++;
 
@@ -269,7 +269,7 @@ static int add_file(st_set *s, const char *path, lmd_err *err) {
             continue;
         }
         st_tensor *t = push_tensor(s);
-        t->name = strdup(key);
+        t->name = lmd_strdup(key);
         if (!t->name) lmd_die("out of memory");
         t->file = fileno;
         if ((rc = parse_entry(t, path, key, v, buflen, err))) break;

@@ -632,7 +632,7 @@ int tok_load(lmd_tokenizer **out, const char *path, lmd_err *err) {
         goto done;
     }
     (void)pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
-    t->re_src = strdup(regex);
+    t->re_src = lmd_strdup(regex);
     if (!t->re_src) lmd_die("out of memory");
     t->cut_proven =
         !strcmp(regex, RE_GPT2) || !strcmp(regex, RE_LLAMA3) || !strcmp(regex, RE_QWEN2);

@@ -15,8 +15,9 @@
  * filter, so a flipped bit in the data is reported instead of silently trained on.
  * A file is complete for a bitwise resume when it has both /optimizer and /state.
  *
- * Writing goes to "<path>.tmp.<pid>" and is renamed over path only after HDF5 closed the file
- * and it was fsync'ed, so a crash never leaves a half-written checkpoint under the real name. */
+ * Writing builds the file in memory (HDF5 core driver), then writes that image to
+ * "<path>.tmp.<pid>", fsyncs it and renames it over path, so a crash never leaves a half-written
+ * checkpoint under the real name and a full disk is an ordinary write() error (lmd_ckpt_save). */
 #define _POSIX_C_SOURCE 200809L
 #include "checkpoint.h"
 
@@ -28,11 +29,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CKPT_FORMAT "lmdisp-checkpoint"
 #define CKPT_VERSION 1
+#define LMD_CKPT_MAX_STEP 1000000000000LL
+#define LMD_CKPT_MAX_TOKENS ((int64_t)1 << 62)
 /* 4 MiB chunks: whole small tensors in one chunk, large ones split by rows so each chunk
  * stays far below HDF5's 4 GiB chunk limit and the checksum localizes damage. */
 #define CKPT_CHUNK_FLOATS ((size_t)1 << 20)
@@ -154,15 +159,17 @@ static int attr_write_u64s(hid_t loc, const char *name, const uint64_t *v, hsize
     return 0;
 }
 
-/* Variable-length UTF-8 string: h5py reads it back as str. */
+/* Fixed-length, NUL-terminated ASCII string. Not variable-length: a vlen string lives in the
+ * global heap, which carries no checksum, and HDF5 1.10 trusts its sizes (one flipped byte there
+ * made every reader crash or hang). h5py reads it back as bytes. */
 static int attr_write_str(hid_t loc, const char *name, const char *s, const char *file,
                           lmd_err *err) {
     hid_t ids[3] = {-1, -1, -1};
     ids[0] = H5Tcopy(H5T_C_S1);
-    if (ids[0] < 0 || H5Tset_size(ids[0], H5T_VARIABLE) < 0 ||
-        H5Tset_cset(ids[0], H5T_CSET_UTF8) < 0 || (ids[1] = H5Screate(H5S_SCALAR)) < 0 ||
+    if (ids[0] < 0 || H5Tset_size(ids[0], strlen(s) + 1) < 0 ||
+        H5Tset_strpad(ids[0], H5T_STR_NULLTERM) < 0 || (ids[1] = H5Screate(H5S_SCALAR)) < 0 ||
         (ids[2] = H5Acreate2(loc, name, ids[0], ids[1], H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        H5Awrite(ids[2], ids[0], &s) < 0) {
+        H5Awrite(ids[2], ids[0], s) < 0) {
         h5_errf(err, "%s: cannot write string attribute %s", file, name);
         h5_close_all(ids, 3);
         return -1;
@@ -282,19 +289,6 @@ done:
     return rc;
 }
 
-/* Makes the renamed file's contents durable before the rename publishes it. */
-static int fsync_path(const char *file, lmd_err *err) {
-    int fd = open(file, O_RDONLY);
-    if (fd < 0) return lmd_errf(err, "%s: cannot reopen to sync: %s", file, strerror(errno));
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return lmd_errf(err, "%s: fsync failed: %s", file, strerror(e));
-    }
-    close(fd);
-    return 0;
-}
-
 /* Directory part of path, for messages ("." when there is none). */
 static void dir_of(const char *path, char *buf, size_t cap) {
     const char *slash = strrchr(path, '/');
@@ -304,6 +298,39 @@ static void dir_of(const char *path, char *buf, size_t cap) {
         snprintf(buf, cap, "/");
     else
         snprintf(buf, cap, "%.*s", (int)(slash - path), path);
+}
+
+/* Writes n bytes to a new file tmp and fsyncs it; on any failure removes it. ENOSPC and EIO
+ * come back here as plain errno values, not from inside HDF5. */
+static int write_image(const char *tmp, const char *path, const unsigned char *buf, size_t n,
+                       lmd_err *err) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return lmd_errf(err, "cannot save checkpoint '%s': cannot create temporary file '%s': %s",
+                        path, tmp, strerror(errno));
+    size_t off = 0;
+    int e = 0;
+    while (off < n) {
+        ssize_t w = write(fd, buf + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            e = w < 0 ? errno : ENOSPC;
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (!e && fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    if (e) {
+        remove(tmp);
+        return lmd_errf(err,
+                        "cannot save checkpoint '%s': writing %zu bytes to '%s' failed: %s%s", path,
+                        n, tmp, strerror(e),
+                        e == ENOSPC || e == EDQUOT ? " (free space there, then resume from the "
+                                                     "newest checkpoint)"
+                                                   : "");
+    }
+    return 0;
 }
 
 int lmd_ckpt_save(const char *path, const gpt_model *m, const lmd_train_state *st, lmd_err *err) {
@@ -322,28 +349,53 @@ int lmd_ckpt_save(const char *path, const gpt_model *m, const lmd_train_state *s
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return lmd_errf(err, "cannot save checkpoint: path too long: '%s'", path);
 
+    /* The file is built in memory (core driver, no backing store) and written out by
+     * write_image: HDF5 1.10 cannot recover from a failed write inside H5Fflush/H5Fclose (the
+     * file stays half-closed and closing it again, e.g. at exit from MPI_Finalize, crashes),
+     * so HDF5 must never see a full disk. The cost is one in-memory copy of the checkpoint. */
     h5_quiet q;
     h5_quiet_begin(&q);
     int rc = -1;
+    unsigned char *image = NULL;
     hid_t ids[2] = {-1, -1}; /* fapl, file */
-    if ((ids[0] = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fapl_sec2(ids[0]) < 0 ||
+    if ((ids[0] = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
+        H5Pset_fapl_core(ids[0], (size_t)4 << 20, 0) < 0 ||
         H5Pset_fclose_degree(ids[0], H5F_CLOSE_STRONG) < 0) {
         h5_errf(err, "cannot save checkpoint '%s': cannot set up file access", path);
         goto done;
     }
     ids[1] = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, ids[0]);
     if (ids[1] < 0) {
-        h5_errf(err, "cannot save checkpoint: cannot create temporary file '%s'", tmp);
+        h5_errf(err, "cannot save checkpoint '%s': cannot create it in memory", path);
         goto done;
     }
     if (write_contents(ids[1], m, st, tmp, err)) goto done;
-    hid_t f = ids[1];
-    ids[1] = -1;
-    if (H5Fclose(f) < 0) {
-        h5_errf(err, "cannot save checkpoint: closing '%s' failed (disk full?)", tmp);
+    if (H5Fflush(ids[1], H5F_SCOPE_GLOBAL) < 0) {
+        h5_errf(err, "cannot save checkpoint '%s': cannot flush the in-memory file", path);
         goto done;
     }
-    if (fsync_path(tmp, err)) goto done;
+    ssize_t n = H5Fget_file_image(ids[1], NULL, 0);
+    if (n <= 0) {
+        h5_errf(err, "cannot save checkpoint '%s': cannot get the size of its image", path);
+        goto done;
+    }
+    image = malloc((size_t)n);
+    if (!image) {
+        lmd_errf(err, "cannot save checkpoint '%s': out of memory for its %lld-byte image", path,
+                 (long long)n);
+        goto done;
+    }
+    if (H5Fget_file_image(ids[1], image, (size_t)n) != n) {
+        h5_errf(err, "cannot save checkpoint '%s': cannot copy its image", path);
+        goto done;
+    }
+    hid_t f = ids[1];
+    ids[1] = -1;
+    if (H5Fclose(f) < 0) { /* in memory: nothing can be left half-written on disk */
+        h5_errf(err, "cannot save checkpoint '%s': closing the in-memory file failed", path);
+        goto done;
+    }
+    if (write_image(tmp, path, image, (size_t)n, err)) goto done;
     if (rename(tmp, path) != 0) {
         lmd_errf(err, "cannot save checkpoint: rename '%s' -> '%s' failed: %s", tmp, path,
                  strerror(errno));
@@ -352,6 +404,7 @@ int lmd_ckpt_save(const char *path, const gpt_model *m, const lmd_train_state *s
     rc = 0;
 done:
     h5_close_all(ids, 2);
+    free(image);
     if (rc != 0) remove(tmp); /* may not exist; nothing to report then */
     h5_quiet_end(&q);
     return rc;
@@ -665,12 +718,60 @@ static int read_config(hid_t f, const char *path, gpt_config *cfg, lmd_err *err)
     return 0;
 }
 
+/* Seconds the probe child may take before it counts as hung (it needs milliseconds). */
+#define CKPT_PROBE_SECONDS 5
+
+/* HDF5 1.10 trusts sizes in version-1 object headers and in the global heap (neither has a
+ * checksum): one flipped byte there made every command crash (H5HG_read, H5O__msg_iterate) or
+ * hang (a zero heap-collection size) inside the library, past any check of ours. So the reads
+ * of the root object header (format, version, config, step/tokens/seed) are first done in a
+ * child process; if it dies or hangs, the file is reported as corrupted and never read here.
+ * A clean HDF5 error in the child is left to the real reads to report. Returns 0 to go on. */
+static int ckpt_probe(const char *path, lmd_err *err) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return 0; /* cannot guard (no processes left): read unguarded */
+    if (pid == 0) {
+        alarm(CKPT_PROBE_SECONDS); /* SIGALRM's default action ends a hung child */
+        lmd_err e;
+        memset(&e, 0, sizeof e);
+        gpt_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        hid_t f = ckpt_open(path, &e);
+        if (f >= 0 && read_config(f, path, &cfg, &e) == 0) {
+            static const char *const RUN[3] = {"step", "tokens", "seed"};
+            for (int i = 0; i < 3; i++) {
+                int64_t v;
+                if (H5Aexists(f, RUN[i]) > 0) attr_read_i64(f, "/", RUN[i], &v, path, &e);
+            }
+        }
+        _exit(0); /* no atexit handlers: HDF5 and MPI belong to the parent */
+    }
+    int status = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    /* the child exits 0 whenever it gets to the end; anything else is a crash (a sanitizer
+     * turns one into exit 1) */
+    if (w == pid && (WIFSIGNALED(status) || WEXITSTATUS(status) != 0)) {
+        int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGSEGV;
+        return lmd_errf(err,
+                        "checkpoint '%s' is corrupted: reading its root attributes %s inside "
+                        "HDF5 (%s in a probe process); restore the file from a copy, or delete "
+                        "it so that a resume starts from an older checkpoint",
+                        path, sig == SIGALRM ? "hung" : "crashed",
+                        sig == SIGALRM ? "no answer in " "5 s" : strsignal(sig));
+    }
+    return 0;
+}
+
 int lmd_ckpt_read_config(const char *path, gpt_config *cfg, lmd_err *err) {
     h5_quiet q;
     h5_quiet_begin(&q);
     memset(cfg, 0, sizeof *cfg);
     int rc = -1;
-    hid_t f = ckpt_open(path, err);
+    hid_t f = ckpt_probe(path, err) ? -1 : ckpt_open(path, err);
     if (f >= 0) {
         rc = read_config(f, path, cfg, err);
         H5Fclose(f);
@@ -765,7 +866,7 @@ int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *
     gpt_config cfg;
     memset(&cfg, 0, sizeof cfg);
 
-    if ((ids[1] = ckpt_open(path, err)) < 0) goto done;
+    if (ckpt_probe(path, err) || (ids[1] = ckpt_open(path, err)) < 0) goto done;
     hid_t f = ids[1];
     if (read_config(f, path, &cfg, err)) goto done;
     /* step, tokens and seed may be absent from a params-only file written by another tool
@@ -784,6 +885,19 @@ int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *
         if (ex == 0) continue;
         if (attr_read_i64(f, "/", RUN_ATTRS[i], run_dst[i], path, err)) goto done;
         n_run_attrs++;
+    }
+    /* A resumed run trusts these: a negative or absurd step would index the LR schedule and
+     * the tracking list out of range. 10^12 is the most steps a spec may ask for (SPEC.md);
+     * tokens grow by batch x seq <= 2^31 per step, so 2^62 bounds them without overflow. */
+    if (step < 0 || step > LMD_CKPT_MAX_STEP) {
+        lmd_errf(err, "checkpoint '%s': root attribute step = %lld is out of range (0 .. %lld)",
+                 path, (long long)step, (long long)LMD_CKPT_MAX_STEP);
+        goto done;
+    }
+    if (tokens < 0 || tokens > LMD_CKPT_MAX_TOKENS) {
+        lmd_errf(err, "checkpoint '%s': root attribute tokens = %lld is out of range (0 .. 2^62)",
+                 path, (long long)tokens);
+        goto done;
     }
 
     int hp = has_link(f, "params", path, err);

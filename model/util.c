@@ -32,6 +32,28 @@ int lmd_err_prefix(lmd_err *e, const char *fmt, ...) {
     return -1;
 }
 
+char *lmd_strdup_at(const char *s, const char *file, int line) {
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    char *d = lmd_calloc_at(n + 1, 1, file, line);
+    memcpy(d, s, n);
+    return d;
+}
+
+int lmd_path(char *dst, size_t n, lmd_err *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(dst, n, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= n) {
+        lmd_errf(err, "path too long (%d bytes, at most %zu): %.200s...", k, n ? n - 1 : 0,
+                 n ? dst : "");
+        if (n) dst[0] = '\0'; /* never leave a truncated path behind */
+        return -1;
+    }
+    return 0;
+}
+
 void *lmd_calloc_at(size_t n, size_t size, const char *file, int line) {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p) {

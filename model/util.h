@@ -28,6 +28,15 @@ void *lmd_calloc_at(size_t n, size_t size, const char *file, int line);
 void *lmd_aligned_alloc_at(size_t bytes, const char *file, int line);
 #define lmd_aligned_alloc(bytes) lmd_aligned_alloc_at((bytes), __FILE__, __LINE__)
 
+/* Copy of s in checked memory (free with free()); NULL for NULL. */
+char *lmd_strdup_at(const char *s, const char *file, int line);
+#define lmd_strdup(s) lmd_strdup_at((s), __FILE__, __LINE__)
+
+/* Formats a path into dst[0..n): returns 0, or -1 with "path too long" in err when the result
+ * would not fit, so a truncated path is never used to open or create the wrong file. */
+int lmd_path(char *dst, size_t n, lmd_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Fatal error for programmer mistakes and broken invariants: prints file:line and aborts. */
 void lmd_die_at(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));

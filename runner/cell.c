@@ -136,7 +136,7 @@ int lmd_cell_finished(const char *cell_dir, char *status, size_t n, int64_t *ste
 
 int lmd_cell_check_settings(const lmd_cell_job *job, lmd_err *err) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/settings", job->dir);
+    if (lmd_path(path, sizeof path, err, "%s/settings", job->dir)) return -1;
     char *old = read_text(path);
     if (!old) return 0;
     int rc = 0;
@@ -215,8 +215,11 @@ static int measure_and_write(const lmd_cell_job *job, const lmd_cell_data *data,
                              : NAN;
 
     char path[4200], tmp[4300];
-    snprintf(path, sizeof path, "%s/track/step%07lld.h5", job->dir, (long long)st->step);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    if (lmd_path(path, sizeof path, err, "%s/track/step%07lld.h5", job->dir, (long long)st->step) ||
+        lmd_path(tmp, sizeof tmp, err, "%s.tmp.%d", path, (int)getpid())) {
+        lmd_geom_free(&g);
+        return -1;
+    }
     hid_t f = lmd_h5_create(tmp, err);
     if (f < 0) {
         lmd_geom_free(&g);

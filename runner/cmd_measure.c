@@ -10,8 +10,9 @@
 #include "commands.h"
 #include "evalset.h"
 #include "geometry.h"
-#include "measure.h"
 #include "hfmodel.h"
+#include "jsonout.h"
+#include "measure.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -30,7 +31,9 @@ static void usage(FILE *f) {
             "\n"
             "%s"
             "output:\n"
-            "  --json              print one JSON object (DESIGN.md 4.5 keys) and nothing else\n",
+            "  --json              print one JSON object (DESIGN.md 4.5 keys) and nothing else\n"
+            "  --allow-nonfinite   measure a model with NaN/Inf parameters anyway (exit 0; by\n"
+            "                      default it is refused with exit 3, docs/ANALYSIS.md)\n",
             lmd_evalopts_help());
 }
 
@@ -47,32 +50,41 @@ static void print_table(const lmd_geom *g) {
     printf("  half (N=%d) %.4f\n", g->half_n, g->last_n_mean[5]);
 }
 
+/* Finds the first non-finite parameter in checkpoint order; 1 if any (name and index set). */
+static int first_nonfinite(const gpt_model *m, char *name, size_t cap, size_t *idx) {
+    for (int k = 0; k < GPT_NUM_TENSORS; k++) {
+        gpt_tensor_info info;
+        gpt_tensor_describe(&m->cfg, k, &info);
+        int nl = info.layered ? m->cfg.n_layer : 1;
+        size_t n = info.ndim == 1 ? info.shape[0] : info.shape[0] * info.shape[1];
+        for (int l = 0; l < nl; l++) {
+            const float *p = m->params.t[k] + (size_t)l * n;
+            for (size_t i = 0; i < n; i++)
+                if (!isfinite(p[i])) {
+                    if (info.layered)
+                        snprintf(name, cap, info.name, l);
+                    else
+                        snprintf(name, cap, "%s", info.name);
+                    *idx = i;
+                    return 1;
+                }
+        }
+    }
+    return 0;
+}
+
 /* g's JSON object with the model facts appended inside it */
 static int print_json_with_facts(const lmd_geom *g, const lmd_anymodel *m, const char *spec,
                                  lmd_err *err) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mf = open_memstream(&buf, &len);
-    if (!mf) return lmd_errf(err, "open_memstream failed");
-    int rc = lmd_geom_print_json(mf, g, err);
-    if (fclose(mf) != 0 && rc == 0) rc = lmd_errf(err, "writing JSON to memory failed");
-    if (rc == 0 && (len < 2 || buf[len - 1] != '}')) rc = lmd_errf(err, "unexpected JSON");
-    if (rc == 0) {
-        buf[--len] = 0;
-        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) buf[--len] = 0;
-        fputs(buf, stdout);
-        /* the spec as a JSON string: paths and hf: names need escaping of " and \ only */
-        fputs(",\n  \"model\": \"", stdout);
-        for (const char *p = spec; *p; p++) {
-            if (*p == '"' || *p == '\\') fputc('\\', stdout);
-            if ((unsigned char)*p >= 0x20) fputc(*p, stdout);
-        }
-        printf("\",\n  \"model_type\": \"%s\",\n  \"n_params\": %lld,\n  \"n_layer\": %d,\n"
-               "  \"hidden_size\": %d\n}\n", m->model_type, (long long)m->n_params, m->n_layer,
-               m->hidden_size);
-        if (fflush(stdout) == EOF) rc = lmd_errf(err, "writing JSON to stdout failed");
-    }
-    free(buf);
+    json_t *o = lmd_geom_json(g);
+    lmd_json_set(o, "model", lmd_json_str(spec));
+    lmd_json_set(o, "model_type", lmd_json_str(m->model_type));
+    lmd_json_set(o, "n_params", json_integer((json_int_t)m->n_params));
+    lmd_json_set(o, "n_layer", json_integer(m->n_layer));
+    lmd_json_set(o, "hidden_size", json_integer(m->hidden_size));
+    int rc = lmd_json_dump(stdout, o, 17, err);
+    if (rc == 0 && (fputc('\n', stdout) == EOF || fflush(stdout) == EOF))
+        rc = lmd_errf(err, "writing JSON to stdout failed");
     return rc;
 }
 
@@ -136,6 +148,7 @@ int cmd_measure(int argc, char **argv) {
         return 0;
     }
     int json = lmd_args_flag(&a, "json");
+    int allow_nonfinite = lmd_args_flag(&a, "allow-nonfinite");
     lmd_evalopts eo;
     lmd_evalopts_parse(&a, &eo);
     const char *pos[2] = {NULL, NULL};
@@ -164,6 +177,21 @@ int cmd_measure(int argc, char **argv) {
         fprintf(stderr, "lmdisp measure: %s: %s\n", ck, err.msg);
         gpt_free(&m);
         return 2;
+    }
+    /* NaN parameters give NaN metrics that look like a result: say so, naming the tensor */
+    char bad_name[160];
+    size_t bad_i = 0;
+    if (first_nonfinite(&m, bad_name, sizeof bad_name, &bad_i)) {
+        fprintf(stderr,
+                "lmdisp measure: %s: %s: /params/%s[%zu] is not finite (the first non-finite "
+                "parameter); its metrics would be NaN%s\n",
+                ck, allow_nonfinite ? "warning" : "refused", bad_name, bad_i,
+                allow_nonfinite ? "" : " (--allow-nonfinite measures it anyway)");
+        if (!allow_nonfinite) {
+            lmd_evalset_free(&es);
+            gpt_free(&m);
+            return 3;
+        }
     }
     lmd_geom g;
     double t0 = lmd_now();

@@ -1,11 +1,13 @@
 /* cmd_plan.c — `lmdisp plan SPEC [--json]`: validates a spec and prints its cells with their
  * size and estimated cost; writes nothing. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "commands.h"
+#include "jsonout.h"
 #include "slurm.h"
 #include "spec.h"
 
@@ -33,63 +35,66 @@ static void usage(FILE *f) {
             PLAN_DEFAULT_GFLOPS);
 }
 
-/* Prints s as a JSON string literal. */
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p == '\t')
-            fputs("\\t", f);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
+/* seconds to the millisecond, as the table shows them (a rounded double prints short at 15
+ * significant digits) */
+static double ms(double secs) { return round(secs * 1000.0) / 1000.0; }
 
-static void print_json(const lmd_spec *s, double gflops) {
+static int print_json(const lmd_spec *s, double gflops, lmd_err *err) {
     double par = (double)(s->ranks_per_model > 0 ? s->ranks_per_model : 1) * s->threads_per_rank;
     double tot_flops = 0, tot_params = 0;
-    printf("{\n  \"spec\": ");
-    json_str(stdout, s->path);
-    printf(",\n  \"name\": ");
-    json_str(stdout, s->name);
-    printf(",\n  \"spec_sha256\": \"%s\",\n", s->sha256);
-    if (s->ranks_per_model > 0) printf("  \"ranks_per_model\": %d,\n", s->ranks_per_model);
-    else printf("  \"ranks_per_model\": \"auto\",\n");
-    printf("  \"threads_per_rank\": %d,\n", s->threads_per_rank);
-    printf("  \"assumed_gflops_per_thread\": %g,\n", gflops);
-    printf("  \"uniform_tracking\": %s,\n", s->uniform_tracking ? "true" : "false");
-    printf("  \"axes\": [");
+    json_t *o = json_object(), *axes = json_array(), *cells = json_array(), *tot = json_object();
+    if (!o || !axes || !cells || !tot) lmd_die("jansson could not build the plan (out of memory?)");
+    lmd_json_set(o, "spec", lmd_json_str(s->path));
+    lmd_json_set(o, "name", lmd_json_str(s->name));
+    lmd_json_set(o, "spec_sha256", lmd_json_str(s->sha256));
+    lmd_json_set(o, "ranks_per_model", s->ranks_per_model > 0 ? json_integer(s->ranks_per_model)
+                                                              : json_string("auto"));
+    lmd_json_set(o, "threads_per_rank", json_integer(s->threads_per_rank));
+    lmd_json_set(o, "assumed_gflops_per_thread", lmd_json_num(gflops));
+    lmd_json_set(o, "uniform_tracking", json_boolean(s->uniform_tracking));
     for (int a = 0; a < s->n_axes; a++) {
-        printf("%s{\"names\": ", a ? ", " : "");
-        json_str(stdout, s->axes[a].names);
-        printf(", \"values\": %d}", s->axes[a].n_values);
+        json_t *ax = json_object();
+        if (!ax) lmd_die("jansson could not build the plan (out of memory?)");
+        lmd_json_set(ax, "names", lmd_json_str(s->axes[a].names));
+        lmd_json_set(ax, "values", json_integer(s->axes[a].n_values));
+        lmd_json_append(axes, ax);
     }
-    printf("],\n  \"cells\": [\n");
+    lmd_json_set(o, "axes", axes);
     for (size_t i = 0; i < s->n_cells; i++) {
         const lmd_cell *c = &s->cells[i];
         double secs = c->flops / (gflops * 1e9 * par);
         tot_flops += c->flops;
         tot_params += (double)c->n_params;
-        printf("    {\"index\": %zu, \"id\": \"%s\", \"mlp_dim\": %d, \"dispersion\": \"%s\", "
-               "\"seed\": %llu, \"n_layer\": %d, \"n_embd\": %d, \"n_head\": %d, "
-               "\"steps\": %lld, \"batch\": %d, \"seq\": %d, \"n_params\": %zu, "
-               "\"flops\": %.6e, \"est_seconds\": %.3f, \"tracking_steps\": [",
-               c->index, c->id, c->cfg.mlp_dim, lmd_disp_variant_name(c->train.disp.variant),
-               (unsigned long long)c->train.seed, c->cfg.n_layer, c->cfg.n_embd, c->cfg.n_head,
-               (long long)c->train.steps, c->train.B, c->train.T, c->n_params, c->flops, secs);
+        json_t *e = json_object(), *tr = json_array();
+        if (!e || !tr) lmd_die("jansson could not build the plan (out of memory?)");
+        lmd_json_set(e, "index", json_integer((json_int_t)c->index));
+        lmd_json_set(e, "id", lmd_json_str(c->id));
+        lmd_json_set(e, "mlp_dim", json_integer(c->cfg.mlp_dim));
+        lmd_json_set(e, "dispersion", lmd_json_str(lmd_disp_variant_name(c->train.disp.variant)));
+        lmd_json_set(e, "seed", json_integer((json_int_t)c->train.seed));
+        lmd_json_set(e, "n_layer", json_integer(c->cfg.n_layer));
+        lmd_json_set(e, "n_embd", json_integer(c->cfg.n_embd));
+        lmd_json_set(e, "n_head", json_integer(c->cfg.n_head));
+        lmd_json_set(e, "steps", json_integer((json_int_t)c->train.steps));
+        lmd_json_set(e, "batch", json_integer(c->train.B));
+        lmd_json_set(e, "seq", json_integer(c->train.T));
+        lmd_json_set(e, "n_params", json_integer((json_int_t)c->n_params));
+        lmd_json_set(e, "flops", lmd_json_num(c->flops));
+        lmd_json_set(e, "est_seconds", lmd_json_num(ms(secs)));
         for (int k = 0; k < c->tracking.n_steps; k++)
-            printf("%s%lld", k ? ", " : "", (long long)c->tracking.steps[k]);
-        printf("]}%s\n", i + 1 < s->n_cells ? "," : "");
+            lmd_json_append(tr, json_integer((json_int_t)c->tracking.steps[k]));
+        lmd_json_set(e, "tracking_steps", tr);
+        lmd_json_append(cells, e);
     }
-    printf("  ],\n  \"totals\": {\"cells\": %zu, \"n_params\": %.0f, \"flops\": %.6e, "
-           "\"est_seconds\": %.3f}\n}\n",
-           s->n_cells, tot_params, tot_flops, tot_flops / (gflops * 1e9 * par));
+    lmd_json_set(o, "cells", cells);
+    lmd_json_set(tot, "cells", json_integer((json_int_t)s->n_cells));
+    lmd_json_set(tot, "n_params", json_integer((json_int_t)tot_params));
+    lmd_json_set(tot, "flops", lmd_json_num(tot_flops));
+    lmd_json_set(tot, "est_seconds", lmd_json_num(ms(tot_flops / (gflops * 1e9 * par))));
+    lmd_json_set(o, "totals", tot);
+    if (lmd_json_dump(stdout, o, 15, err)) return -1;
+    if (fputc('\n', stdout) == EOF) return lmd_errf(err, "writing JSON to stdout failed");
+    return 0;
 }
 
 static void print_table(const lmd_spec *s, double gflops) {
@@ -169,10 +174,13 @@ int cmd_plan(int argc, char **argv) {
         lmd_spec_free(&s);
         return 2;
     }
-    if (json)
-        print_json(&s, gflops);
-    else
+    int rc = 0;
+    if (json && print_json(&s, gflops, &err)) {
+        fprintf(stderr, "lmdisp plan: %s\n", err.msg);
+        rc = 1;
+    } else if (!json) {
         print_table(&s, gflops);
+    }
     lmd_spec_free(&s);
-    return 0;
+    return rc;
 }

@@ -561,7 +561,9 @@ int cmd_run(int argc, char **argv) {
     int lock = -1, fail = 0;
     if (wrank == 0) {
         char note[1024];
-        int chk = lmd_studydir_check_spec(out, &spec, note, sizeof note, &err);
+        int chk = lmd_studydir_check_paths(out, &spec, &err)
+                      ? -1
+                      : lmd_studydir_check_spec(out, &spec, note, sizeof note, &err);
         if (chk < 0) {
             fail = 2;
         } else if (lmd_mkdirs(out, &err)) {

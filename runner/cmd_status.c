@@ -11,6 +11,7 @@
 #include "cell.h"
 #include "commands.h"
 #include "h5io.h"
+#include "jsonout.h"
 #include "slurm.h"
 #include "spec.h"
 #include "studydir.h"
@@ -116,11 +117,6 @@ static void newest_track(const char *cell_dir, cell_view *v) {
     v->tracked = best;
 }
 
-static void json_num(FILE *f, double x) {
-    if (isfinite(x)) fprintf(f, "%.10g", x);
-    else fputs("null", f);
-}
-
 int cmd_status(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "status", argc, argv);
@@ -142,8 +138,6 @@ int cmd_status(int argc, char **argv) {
         return help ? 0 : 2;
     }
     const char *dir = pos[0];
-    char specpath[4200];
-    snprintf(specpath, sizeof specpath, "%s/spec.yaml", dir);
     lmd_spec spec;
     lmd_err err = {{0}};
     if (lmd_studydir_load_spec(dir, &spec, &err)) {
@@ -182,30 +176,43 @@ int cmd_status(int argc, char **argv) {
         if (strcmp(v[i].status, "done") && strcmp(v[i].status, "diverged") && dead_state(v[i].slurm))
             n_dead++;
     if (json) {
-        printf("{\"dir\": \"%s\", \"name\": \"%s\", \"n_cells\": %zu, \"slurm\": \"%s\", "
-               "\"died_in_slurm\": %d, \"counts\": {",
-               dir, spec.name, spec.n_cells, src, n_dead);
-        for (int k = 0; k < 6; k++) printf("%s\"%s\": %d", k ? ", " : "", names[k], counts[k]);
-        printf("}, \"cells\": [");
+        json_t *o = json_object(), *cnt = json_object(), *cells = json_array();
+        if (!o || !cnt || !cells) lmd_die("jansson could not build the status (out of memory?)");
+        lmd_json_set(o, "dir", lmd_json_str(dir));
+        lmd_json_set(o, "name", lmd_json_str(spec.name));
+        lmd_json_set(o, "n_cells", json_integer((json_int_t)spec.n_cells));
+        lmd_json_set(o, "slurm", lmd_json_str(src));
+        lmd_json_set(o, "died_in_slurm", json_integer(n_dead));
+        for (int k = 0; k < 6; k++) lmd_json_set(cnt, names[k], json_integer(counts[k]));
+        lmd_json_set(o, "counts", cnt);
         for (size_t i = 0; i < spec.n_cells; i++) {
             const lmd_cell *c = &spec.cells[i];
-            printf("%s\n  {\"index\": %zu, \"id\": \"%s\", \"mlp_dim\": %d, \"dispersion\": \"%s\", "
-                   "\"seed\": %llu, \"status\": \"%s\", \"step\": %lld, \"steps\": %lld, "
-                   "\"tracked_step\": %lld, \"slurm_state\": \"%s\", \"val_loss\": ",
-                   i ? "," : "", c->index, c->id, c->cfg.mlp_dim,
-                   lmd_disp_variant_name(c->train.disp.variant),
-                   (unsigned long long)c->train.seed, v[i].status, v[i].step,
-                   (long long)c->train.steps, v[i].tracked, v[i].slurm);
-            json_num(stdout, v[i].val_loss);
-            printf(", \"last_layer_cossim\": ");
-            json_num(stdout, v[i].last_cossim);
-            printf(", \"spearman\": ");
-            json_num(stdout, v[i].spearman);
-            printf(", \"kendall\": ");
-            json_num(stdout, v[i].kendall);
-            printf("}");
+            json_t *e = json_object();
+            if (!e) lmd_die("jansson could not build the status (out of memory?)");
+            lmd_json_set(e, "index", json_integer((json_int_t)c->index));
+            lmd_json_set(e, "id", lmd_json_str(c->id));
+            lmd_json_set(e, "mlp_dim", json_integer(c->cfg.mlp_dim));
+            lmd_json_set(e, "dispersion", lmd_json_str(lmd_disp_variant_name(c->train.disp.variant)));
+            lmd_json_set(e, "seed", json_integer((json_int_t)c->train.seed));
+            lmd_json_set(e, "status", lmd_json_str(v[i].status));
+            lmd_json_set(e, "step", json_integer(v[i].step));
+            lmd_json_set(e, "steps", json_integer((json_int_t)c->train.steps));
+            lmd_json_set(e, "tracked_step", json_integer(v[i].tracked));
+            lmd_json_set(e, "slurm_state", lmd_json_str(v[i].slurm));
+            lmd_json_set(e, "val_loss", lmd_json_num(v[i].val_loss));
+            lmd_json_set(e, "last_layer_cossim", lmd_json_num(v[i].last_cossim));
+            lmd_json_set(e, "spearman", lmd_json_num(v[i].spearman));
+            lmd_json_set(e, "kendall", lmd_json_num(v[i].kendall));
+            lmd_json_append(cells, e);
         }
-        printf("\n]}\n");
+        lmd_json_set(o, "cells", cells);
+        /* 10 significant digits, as before: the metrics are read back for display */
+        if (lmd_json_dump(stdout, o, 10, &err) || fputc('\n', stdout) == EOF) {
+            fprintf(stderr, "lmdisp status: %s\n", err.msg[0] ? err.msg : "writing stdout failed");
+            free(v);
+            lmd_spec_free(&spec);
+            return 1;
+        }
     } else {
         printf("study %s (%s): %zu cells —", spec.name, dir, spec.n_cells);
         for (int k = 0; k < 6; k++)

@@ -495,12 +495,18 @@ int cmd_resubmit(int argc, char **argv) {
             for (size_t i = 0; !rc && n_div_sel && i < n_sel; i++) {
                 char cdir[PATH_MAX + 200], s[32] = "", from[PATH_MAX + 300], to[PATH_MAX + 300];
                 int64_t step;
-                snprintf(cdir, sizeof cdir, "%s/cells/%s", dir, spec.cells[sel[i]].id);
+                if (lmd_path(cdir, sizeof cdir, &err, "%s/cells/%s", dir, spec.cells[sel[i]].id)) {
+                    fprintf(stderr, "lmdisp resubmit: %s\n", err.msg);
+                    rc = 1;
+                    break;
+                }
                 lmd_cell_finished(cdir, s, sizeof s, &step);
                 if (strcmp(s, "diverged") != 0) continue;
-                snprintf(from, sizeof from, "%s/state", cdir);
-                snprintf(to, sizeof to, "%s/state.diverged-round%d", cdir, round);
-                if (rename(from, to) != 0) {
+                if (lmd_path(from, sizeof from, &err, "%s/state", cdir) ||
+                    lmd_path(to, sizeof to, &err, "%s/state.diverged-round%d", cdir, round)) {
+                    fprintf(stderr, "lmdisp resubmit: %s\n", err.msg);
+                    rc = 1;
+                } else if (rename(from, to) != 0) {
                     fprintf(stderr, "lmdisp resubmit: cannot move %s aside: %s\n", from,
                             strerror(errno));
                     rc = 1;

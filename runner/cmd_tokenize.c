@@ -15,6 +15,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "fileio.h"
 #include "tokenizer.h"
 
 #define MAGIC_U16  20240520
@@ -518,7 +519,11 @@ int cmd_tokenize(int argc, char **argv) {
         r.print = &printed;
         r.print_docs = print_docs;
     } else {
-        snprintf(tmp, sizeof tmp, "%s.tmp", outp);
+        if (lmd_path(tmp, sizeof tmp, &err, "%s.tmp", outp)) {
+            fprintf(stderr, "lmdisp tokenize: %s\n", err.msg);
+            rc = 1;
+            goto out;
+        }
         r.out = fopen(tmp, "wb");
         r.out_path = tmp;
         if (!r.out) {
@@ -559,9 +564,9 @@ int cmd_tokenize(int argc, char **argv) {
             goto out;
         }
         r.out = NULL;
-        if (rename(tmp, outp) != 0) {
-            fprintf(stderr, "lmdisp tokenize: cannot rename %s to %s: %s\n", tmp, outp,
-                    strerror(errno));
+        /* synced before the rename, so after a crash OUT is the old or the complete file */
+        if (lmd_file_commit(tmp, outp, &err)) {
+            fprintf(stderr, "lmdisp tokenize: %s\n", err.msg);
             rc = 1;
             goto out;
         }

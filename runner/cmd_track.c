@@ -228,7 +228,7 @@ static void add_item(track_item **items, int *n, int *cap, const char *path) {
     }
     track_item *it = &(*items)[(*n)++];
     memset(it, 0, sizeof *it);
-    it->path = strdup(path);
+    it->path = lmd_strdup(path);
     if (!it->path) lmd_die("out of memory collecting checkpoints");
     it->tokens = -1;
     it->order = -1;

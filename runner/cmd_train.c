@@ -247,7 +247,11 @@ static int train_main(int argc, char **argv) {
                    (every > 0 && s % every == 0);
         if (save && !(have_state && s == start_step)) {
             char path[4200];
-            snprintf(path, sizeof path, "%s/step%07lld.h5", out, (long long)s);
+            if (lmd_path(path, sizeof path, &err, "%s/step%07lld.h5", out, (long long)s)) {
+                fprintf(stderr, "lmdisp train: %s\n", err.msg);
+                status = 1;
+                break;
+            }
             double vl = val.n ? lmd_eval_loss(&tr.model, val, o.B, o.T, eval_batches) : NAN;
             if (lmd_ckpt_save(path, &tr.model, &tr.state, &err)) {
                 fprintf(stderr, "lmdisp train: %s\n", err.msg);

@@ -6,13 +6,6 @@
 #include <string.h>
 #include <yaml.h>
 
-static char *dupstr(const char *s) {
-    size_t n = strlen(s);
-    char *d = lmd_calloc(n + 1, 1);
-    memcpy(d, s, n);
-    return d;
-}
-
 int lmd_flatyaml_args(const char *path, int argc, char **argv, int *out_argc, char ***out_argv,
                       lmd_err *err) {
     FILE *f = fopen(path, "rb");
@@ -25,7 +18,7 @@ int lmd_flatyaml_args(const char *path, int argc, char **argv, int *out_argc, ch
     yaml_parser_set_input_file(&p, f);
     int cap = argc + 64, n = 0;
     char **av = lmd_calloc((size_t)cap, sizeof *av);
-    av[n++] = dupstr(argv[0]);
+    av[n++] = lmd_strdup(argv[0]);
     int depth = 0, rc = 0, expect_key = 1;
     char *key = NULL;
     for (;;) {
@@ -57,7 +50,7 @@ int lmd_flatyaml_args(const char *path, int argc, char **argv, int *out_argc, ch
                               line, col);
             } else if (expect_key) {
                 free(key);
-                key = dupstr(val);
+                key = lmd_strdup(val);
                 expect_key = 0;
             } else {
                 if (n + 2 + argc >= cap) {
@@ -71,7 +64,7 @@ int lmd_flatyaml_args(const char *path, int argc, char **argv, int *out_argc, ch
                 flag[0] = flag[1] = '-';
                 for (size_t i = 0; i < kl; i++) flag[i + 2] = key[i] == '_' ? '-' : key[i];
                 av[n++] = flag;
-                av[n++] = dupstr(val);
+                av[n++] = lmd_strdup(val);
                 expect_key = 1;
             }
         }
@@ -85,7 +78,7 @@ int lmd_flatyaml_args(const char *path, int argc, char **argv, int *out_argc, ch
         lmd_flatyaml_free(n, av);
         return -1;
     }
-    for (int i = 1; i < argc; i++) av[n++] = dupstr(argv[i]);
+    for (int i = 1; i < argc; i++) av[n++] = lmd_strdup(argv[i]);
     *out_argc = n;
     *out_argv = av;
     return 0;

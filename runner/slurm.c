@@ -381,12 +381,17 @@ int lmd_slurm_resources(const lmd_spec *s, lmd_slurm_res *r, lmd_err *err) {
                           shown(it, sb, sizeof sb));
                     continue;
                 }
-                int own = 0;
-                for (size_t o = 0; o < sizeof OWN_OPTS / sizeof OWN_OPTS[0]; o++)
-                    if (strlen(OWN_OPTS[o]) == nl && !strncmp(it + 2, OWN_OPTS[o], nl)) own = 1;
+                /* sbatch (getopt_long) takes any unambiguous prefix of a long option, so
+                 * --outp=x is --output=x: refuse every prefix of an option lmdisp sets. */
+                const char *own = NULL;
+                for (size_t o = 0; !own && o < sizeof OWN_OPTS / sizeof OWN_OPTS[0]; o++)
+                    if (strlen(OWN_OPTS[o]) >= nl && !strncmp(it + 2, OWN_OPTS[o], nl))
+                        own = OWN_OPTS[o];
                 if (own) {
-                    kverr(msgs, sizeof msgs, &nerr, s, kv, "item '%s': lmdisp submit sets --%.*s itself%s",
-                          shown(it, sb, sizeof sb), (int)nl, it + 2,
+                    kverr(msgs, sizeof msgs, &nerr, s, kv,
+                          "item '%s': --%.*s is (a prefix of) --%s, which lmdisp submit sets "
+                          "itself%s",
+                          shown(it, sb, sizeof sb), (int)nl, it + 2, own,
                           !strncmp(it + 2, "job-name", nl) || !strncmp(it + 2, "ntasks", nl) ||
                                   !strncmp(it + 2, "cpus-per-task", nl)
                               ? " (use the slurm: keys job_name, ntasks, cpus_per_task)"
@@ -463,29 +468,17 @@ int lmd_slurm_resources(const lmd_spec *s, lmd_slurm_res *r, lmd_err *err) {
 
 char *lmd_slurm_template(const char *templates_dir, const char *name, lmd_err *err) {
     if (!templates_dir) {
-        const char *t = !strcmp(name, "array") ? lmd_tmpl_array : lmd_tmpl_aggregate;
-        char *c = lmd_calloc(strlen(t) + 1, 1);
-        memcpy(c, t, strlen(t));
-        return c;
+        return lmd_strdup(!strcmp(name, "array") ? lmd_tmpl_array : lmd_tmpl_aggregate);
     }
     char path[4300];
-    snprintf(path, sizeof path, "%s/%s.sbatch.in", templates_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        lmd_errf(err, "cannot open template %s: %s", path, strerror(errno));
+    if (lmd_path(path, sizeof path, err, "%s/%s.sbatch.in", templates_dir, name)) return NULL;
+    char *t = NULL;
+    int rc = lmd_file_read(path, (size_t)1 << 20, &t, NULL, err);
+    if (rc == LMD_FILE_MISSING) lmd_errf(err, "cannot open template %s: %s", path, strerror(ENOENT));
+    if (rc) {
+        lmd_err_prefix(err, "cannot read a job template (up to 1 MiB)");
         return NULL;
     }
-    size_t cap = 1 << 20;
-    char *t = lmd_calloc(cap + 1, 1);
-    size_t n = fread(t, 1, cap, f);
-    int bad = ferror(f) || n == cap;
-    fclose(f);
-    if (bad) {
-        free(t);
-        lmd_errf(err, "cannot read template %s (error or larger than 1 MiB)", path);
-        return NULL;
-    }
-    t[n] = '\0';
     return t;
 }
 

@@ -3,6 +3,7 @@
 #include "spec.h"
 
 #include <errno.h>
+#include <float.h>
 #include <glob.h>
 #include <limits.h>
 #include <math.h>
@@ -15,19 +16,12 @@
 #include <yaml.h>
 
 #include "dispersion.h"
+#include "fileio.h"
 #include "sha256.h"
 
 /* ------------------------------------------------------------------------------------------
  * Small helpers
  * ------------------------------------------------------------------------------------------ */
-
-static char *dupstr(const char *s) {
-    if (!s) return NULL;
-    size_t n = strlen(s);
-    char *d = lmd_calloc(n + 1, 1);
-    memcpy(d, s, n);
-    return d;
-}
 
 /* Growable string for the settings text and joined messages. */
 typedef struct {
@@ -194,7 +188,7 @@ static ynode *build_tree(pctx *c, const char *text, size_t len) {
             anchor = ev.data.scalar.anchor;
             node = lmd_calloc(1, sizeof *node);
             node->kind = YN_SCALAR;
-            node->val = dupstr((const char *)ev.data.scalar.value);
+            node->val = lmd_strdup((const char *)ev.data.scalar.value);
             node->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
             break;
         case YAML_SEQUENCE_START_EVENT:
@@ -469,6 +463,13 @@ static int parse_value(pctx *c, int si, const char *key, const ynode *n, sval *o
             perr(c, n, key, "expected a number, got '%s'", v);
             return -1;
         }
+        /* strtod flags underflow with ERANGE (result 0 or subnormal): 1e-400 is not 0 */
+        if ((errno == ERANGE || (y != 0 && !isnormal(y)))) {
+            perr(c, n, key, "value %s is too small: it underflows to %g (the smallest normal "
+                 "double is %g); write 0 if you mean 0", v, y, DBL_MIN);
+            return -1;
+        }
+        if (y == 0) y = 0.0; /* -0.0 and 0.0 are one setting: one value, one cell id */
         if (y < d->dlo || y > d->dhi || (d->lo_open && y == d->dlo)) {
             fmt_range(range, sizeof range, d);
             perr(c, n, key, "value %s is out of range: expected %s", v, range);
@@ -853,7 +854,7 @@ static void parse_slurm(spec_doc *doc, const ynode *s, lmd_spec *out) {
                      kind_name(v));
                 continue;
             }
-            kv.value = dupstr(v->val);
+            kv.value = lmd_strdup(v->val);
         } else if (v->kind == YN_SEQ) {
             int bad = 0;
             for (size_t j = 0; j < v->n; j++)
@@ -864,14 +865,14 @@ static void parse_slurm(spec_doc *doc, const ynode *s, lmd_spec *out) {
                 }
             if (bad) continue;
             kv.items = lmd_calloc(v->n + 1, sizeof *kv.items);
-            for (size_t j = 0; j < v->n; j++) kv.items[j] = dupstr(v->kids[j]->val);
+            for (size_t j = 0; j < v->n; j++) kv.items[j] = lmd_strdup(v->kids[j]->val);
             kv.n_items = (int)v->n;
         } else {
             perr(c, v, key, "expected a string, an integer or a list of them, got %s",
                  kind_name(v));
             continue;
         }
-        kv.key = dupstr(k->val);
+        kv.key = lmd_strdup(k->val);
         out->slurm[out->n_slurm++] = kv;
     }
 }
@@ -1025,7 +1026,7 @@ static int cmp_i64(const void *a, const void *b) {
  * ------------------------------------------------------------------------------------------ */
 
 static char *path_join(const char *dir, const char *p) {
-    if (p[0] == '/') return dupstr(p);
+    if (p[0] == '/') return lmd_strdup(p);
     sbuf b = {0};
     sb_addf(&b, "%s/%s", dir, p);
     return b.p;
@@ -1178,7 +1179,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
         } else {
             d->vocab = v[S_DATA_VOCAB].set ? (int)v[S_DATA_VOCAB].i : 50257;
         }
-        d->path = dupstr(v[S_DATA_PATH].s);
+        d->path = lmd_strdup(v[S_DATA_PATH].s);
         d->resolved = path_join(x->base_dir, d->path);
         if (!x->checked_path || x->checked_source != (int)d->source ||
             strcmp(x->checked_path, d->resolved)) {
@@ -1199,7 +1200,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
                          "against the spec file's directory)", d->resolved);
             }
             free(x->checked_path);
-            x->checked_path = dupstr(d->resolved);
+            x->checked_path = lmd_strdup(d->resolved);
             x->checked_source = (int)d->source;
         }
     }
@@ -1236,9 +1237,18 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     if (!v[S_STEPS].set && !v[S_TOKENS].set)
         CERR(S_STEPS, "missing: give train.steps or train.tokens");
     int64_t bt = (int64_t)t->B * t->T;
-    t->steps = v[S_STEPS].set ? v[S_STEPS].i : (v[S_TOKENS].i + bt - 1) / bt;
+    /* ceil(tokens / bt) without forming tokens + bt - 1, which overflows near INT64_MAX. */
+    if (v[S_STEPS].set) {
+        t->steps = v[S_STEPS].i;
+    } else {
+        int64_t tok = v[S_TOKENS].i;
+        t->steps = tok / bt + (tok % bt != 0);
+        if (t->steps > 1000000000000LL)
+            CERR(S_TOKENS, "%lld tokens is more than 10^12 steps of batch x seq = %lld",
+                 (long long)tok, (long long)bt);
+    }
     if (t->steps > 1000000000000LL)
-        CERR(S_TOKENS, "%lld tokens is more than 10^12 steps", (long long)v[S_TOKENS].i);
+        CERR(S_STEPS, "%lld steps is more than 10^12", (long long)t->steps);
     t->lr = v[S_LR].d;
     t->warmup_ratio = v[S_WARMUP].d;
     t->min_lr_ratio = v[S_MIN_LR].d;
@@ -1506,9 +1516,9 @@ static char *abs_dir_of(const char *path, lmd_err *err) {
     const char *slash = strrchr(path, '/');
     char *dir;
     if (!slash)
-        dir = dupstr(".");
+        dir = lmd_strdup(".");
     else if (slash == path)
-        dir = dupstr("/");
+        dir = lmd_strdup("/");
     else {
         dir = lmd_calloc((size_t)(slash - path) + 1, 1);
         memcpy(dir, path, (size_t)(slash - path));
@@ -1531,7 +1541,7 @@ int lmd_spec_parse(lmd_spec *s, const char *text, size_t len, const char *displa
     if (len > LMD_SPEC_MAX_BYTES)
         return lmd_errf(err, "%s: the spec is %zu bytes; specs are limited to %u bytes",
                         display_path, len, LMD_SPEC_MAX_BYTES);
-    s->path = dupstr(display_path);
+    s->path = lmd_strdup(display_path);
     if (base_dir) {
         s->dir = realpath(base_dir, NULL);
         if (!s->dir) {
@@ -1562,7 +1572,7 @@ int lmd_spec_parse(lmd_spec *s, const char *text, size_t len, const char *displa
     if (!c.n_errors) parse_document(&doc, root, s);
     if (!c.n_errors) expand(&doc, s);
     if (!c.n_errors) {
-        s->name = dupstr(doc.name);
+        s->name = lmd_strdup(doc.name);
         s->ranks_per_model = (int)(doc.base[S_RANKS].set ? doc.base[S_RANKS].i : 1);
         s->threads_per_rank = (int)(doc.base[S_THREADS].set ? doc.base[S_THREADS].i : 1);
     }
@@ -1587,32 +1597,15 @@ int lmd_spec_parse(lmd_spec *s, const char *text, size_t len, const char *displa
 
 int lmd_spec_load(lmd_spec *s, const char *path, lmd_err *err) {
     memset(s, 0, sizeof *s);
-    FILE *f = fopen(path, "rb");
-    if (!f) return lmd_errf(err, "%s: cannot open the spec: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        fclose(f);
-        return lmd_errf(err, "%s: cannot stat the spec: %s", path, strerror(errno));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fclose(f);
-        return lmd_errf(err, "%s: not a regular file", path);
-    }
-    if ((unsigned long long)st.st_size > LMD_SPEC_MAX_BYTES) {
-        fclose(f);
-        return lmd_errf(err, "%s: the spec is %lld bytes; specs are limited to %u bytes (1 MiB)",
-                        path, (long long)st.st_size, LMD_SPEC_MAX_BYTES);
-    }
-    /* read one byte more than the cap so a file growing under us is still caught */
-    char *buf = lmd_calloc(LMD_SPEC_MAX_BYTES + 2, 1);
-    size_t n = fread(buf, 1, LMD_SPEC_MAX_BYTES + 1, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr) {
-        free(buf);
-        return lmd_errf(err, "%s: read error", path);
-    }
-    int rc = lmd_spec_parse(s, buf, n, path, NULL, err);
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = lmd_file_read(path, LMD_SPEC_MAX_BYTES, &buf, &n, err);
+    if (rc == LMD_FILE_MISSING)
+        return lmd_errf(err, "%s: cannot open the spec: %s", path, strerror(ENOENT));
+    if (rc)
+        return lmd_err_prefix(err, "cannot load the spec (specs are limited to %u bytes, 1 MiB)",
+                              LMD_SPEC_MAX_BYTES);
+    rc = lmd_spec_parse(s, buf, n, path, NULL, err);
     free(buf);
     return rc;
 }

@@ -66,13 +66,6 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static char *dupstr(const char *s) {
-    size_t n = strlen(s);
-    char *d = lmd_calloc(n + 1, 1);
-    memcpy(d, s, n);
-    return d;
-}
-
 /* Settings text without the lines of the grid's trend variable and of the seed. */
 static char *group_key(const lmd_cell *c) {
     char *s = lmd_cell_settings(c);
@@ -189,7 +182,7 @@ static void shape_build(study_shape *sh, const lmd_spec *spec) {
     sh->variant = lmd_calloc((size_t)(sh->D ? sh->D : 1), sizeof *sh->variant);
     for (int d = 0; d < sh->D; d++) {
         lmd_disp_variant v = spec->cells[first[d]].train.disp.variant;
-        sh->variant[d] = dupstr(lmd_disp_variant_name(v));
+        sh->variant[d] = lmd_strdup(lmd_disp_variant_name(v));
         size_t cap = strlen(sh->variant[d]) + strlen(keys[d]) + 16, o = 0;
         char *lab = lmd_calloc(cap, 1);
         o += (size_t)snprintf(lab, cap, "%s", sh->variant[d]);
@@ -359,8 +352,9 @@ static int read_track(rows *r, size_t i, int k, const lmd_cell *c, const char *p
 static int read_cell(rows *r, size_t i, const lmd_cell *c, const study_shape *sh,
                      const char *dir, char *missing_track, size_t mt_len, lmd_err *err) {
     char cdir[4200], path[4400], st[64] = "", stepbuf[64] = "", msg[2048] = "";
-    snprintf(cdir, sizeof cdir, "%s/cells/%s", dir, c->id);
-    snprintf(path, sizeof path, "%s/state", cdir);
+    if (lmd_path(cdir, sizeof cdir, err, "%s/cells/%s", dir, c->id) ||
+        lmd_path(path, sizeof path, err, "%s/state", cdir))
+        return -1;
     char *text = read_small_text(path);
     if (text) {
         state_field(text, "status", st, sizeof st);
@@ -378,7 +372,7 @@ static int read_cell(rows *r, size_t i, const lmd_cell *c, const study_shape *sh
     char why[6600];
     if (!strcmp(st, "done") || !strcmp(st, "failed") || !strcmp(st, "diverged")) {
         r->status[i] = !strcmp(st, "done") ? "done" : !strcmp(st, "failed") ? "failed" : "diverged";
-        r->message[i] = dupstr(msg);
+        r->message[i] = lmd_strdup(msg);
     } else {
         r->status[i] = "missing";
         if (!text)
@@ -386,7 +380,7 @@ static int read_cell(rows *r, size_t i, const lmd_cell *c, const study_shape *sh
         else
             snprintf(why, sizeof why, "state '%s' at step %s%s%s", st[0] ? st : "?",
                      stepbuf[0] ? stepbuf : "?", msg[0] ? ": " : "", msg);
-        r->message[i] = dupstr(why);
+        r->message[i] = lmd_strdup(why);
     }
     /* DESIGN 4.4: only finished cells have numbers; the others keep NaN rows */
     if (strcmp(r->status[i], "done") != 0) return 0;
@@ -951,8 +945,8 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
 
     /* write under a temporary name agreed by all ranks, rename when every rank closed it */
     char tmp[4400], final[4400];
-    snprintf(final, sizeof final, "%s/study.h5", dir);
-    snprintf(tmp, sizeof tmp, "%s/study.h5.tmp.%lld", dir, pid);
+    if (!rc) rc = lmd_path(final, sizeof final, err, "%s/study.h5", dir);
+    if (!rc) rc = lmd_path(tmp, sizeof tmp, err, "%s/study.h5.tmp.%lld", dir, pid);
     int created = 0;
     if (!rc) {
         lmd_pfile pf;

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,10 @@
 
 int lmd_studydir_save_spec(const char *dir, const lmd_spec *spec, lmd_err *err) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/spec.yaml", dir);
-    if (lmd_file_write_atomic(path, spec->text, spec->text_len, err)) return -1;
-    snprintf(path, sizeof path, "%s/spec.dir", dir);
+    if (lmd_path(path, sizeof path, err, "%s/spec.yaml", dir) ||
+        lmd_file_write_atomic(path, spec->text, spec->text_len, err) ||
+        lmd_path(path, sizeof path, err, "%s/spec.dir", dir))
+        return -1;
     char line[4200];
     int n = snprintf(line, sizeof line, "%s\n", spec->dir);
     return lmd_file_write_atomic(path, line, (size_t)n, err);
@@ -27,7 +29,7 @@ int lmd_studydir_save_spec(const char *dir, const lmd_spec *spec, lmd_err *err) 
 int lmd_studydir_load_spec(const char *dir, lmd_spec *spec, lmd_err *err) {
     memset(spec, 0, sizeof *spec);
     char path[4200], base[4200] = "";
-    snprintf(path, sizeof path, "%s/spec.dir", dir);
+    if (lmd_path(path, sizeof path, err, "%s/spec.dir", dir)) return -1;
     char *text = NULL;
     int rc = lmd_file_read(path, sizeof base - 1, &text, NULL, err);
     if (rc < 0) return -1;
@@ -35,7 +37,7 @@ int lmd_studydir_load_spec(const char *dir, lmd_spec *spec, lmd_err *err) {
         snprintf(base, sizeof base, "%.*s", (int)strcspn(text, "\n"), text);
         free(text);
     }
-    snprintf(path, sizeof path, "%s/spec.yaml", dir);
+    if (lmd_path(path, sizeof path, err, "%s/spec.yaml", dir)) return -1;
     size_t len;
     rc = lmd_file_read(path, LMD_SPEC_MAX_BYTES, &text, &len, err);
     if (rc == LMD_FILE_MISSING) {
@@ -165,7 +167,7 @@ int lmd_studydir_check_spec(const char *dir, const lmd_spec *spec, char *note, s
 
 int lmd_studydir_lock(const char *dir, int exclusive, const char *command, lmd_err *err) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/lock", dir);
+    if (lmd_path(path, sizeof path, err, "%s/lock", dir)) return -1;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return lmd_errf(err, "cannot open the study lock %s: %s (is %s writable?)", path,
@@ -234,4 +236,17 @@ int lmd_studydir_clean_tmp(const char *dir, FILE *f, lmd_err *err) {
     }
     closedir(d);
     return rc ? -1 : n;
+}
+
+int lmd_studydir_check_paths(const char *dir, const lmd_spec *spec, lmd_err *err) {
+    /* 4096: lmd_cell_job.dir; 4200: the track and checkpoint paths built from it */
+    char p[4200];
+    for (size_t i = 0; i < spec->n_cells; i++) {
+        const char *id = spec->cells[i].id;
+        if (lmd_path(p, 4096, err, "%s/cells/%s", dir, id) ||
+            lmd_path(p, sizeof p, err, "%s/cells/%s/track/step%07lld.h5.tmp.%d", dir, id,
+                     (long long)spec->cells[i].train.steps, INT_MAX))
+            return lmd_err_prefix(err, "study directory %.200s: choose a shorter --out", dir);
+    }
+    return 0;
 }

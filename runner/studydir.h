@@ -39,4 +39,9 @@ void lmd_studydir_unlock(int fd);
  * Returns the number removed, or -1 with a message. */
 int lmd_studydir_clean_tmp(const char *dir, FILE *f, lmd_err *err);
 
+/* Checks that the longest file path of every cell of spec under dir (a track file's temporary
+ * DIR/cells/<id>/track/stepNNNNNNN.h5.tmp.<pid>) fits the runner's path buffers, so a long
+ * --out is refused up front instead of failing cells half-way. Returns 0 or -1 with a message. */
+int lmd_studydir_check_paths(const char *dir, const lmd_spec *spec, lmd_err *err);
+
 #endif

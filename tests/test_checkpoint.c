@@ -211,8 +211,8 @@ static void test_file_layout(const char *good) {
              counts[0]);
     hid_t a = H5Aopen(f, "format", H5P_DEFAULT);
     hid_t t = H5Aget_type(a);
-    TU_CHECK(H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0,
-             "format should be a variable-length string");
+    TU_CHECK(H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0,
+             "format should be a fixed-length string (a vlen one lives in the unchecked heap)");
     H5Tclose(t);
     H5Aclose(a);
     H5Fclose(f);
@@ -376,6 +376,9 @@ static void ed_moments_gone(hid_t f) {
     H5Ldelete(f, "/optimizer/v", H5P_DEFAULT);
 }
 /* accepted variants */
+static void ed_step_neg(hid_t f) { set_i64_attr(f, "step", -5); }
+static void ed_step_huge(hid_t f) { set_i64_attr(f, "step", (int64_t)1 << 62); }
+static void ed_tokens_neg(hid_t f) { set_i64_attr(f, "tokens", -1); }
 static void ed_fixed_format(hid_t f) {
     set_fixed_str_attr(f, "format", "lmdisp-checkpoint", 24, H5T_STR_NULLPAD);
 }
@@ -466,6 +469,9 @@ static void test_rejections(const char *good) {
          "nomom.h5",
          ed_moments_gone,
          {"adam_t = 37", "no moments", NULL}},
+        {"step -5", "stepneg.h5", ed_step_neg, {"step = -5", "out of range", "stepneg.h5", NULL}},
+        {"step 2^62", "stephuge.h5", ed_step_huge, {"step = 4611686018427387904", "out of range", NULL}},
+        {"tokens -1", "tokneg.h5", ed_tokens_neg, {"tokens = -1", "out of range", NULL}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (make_variant(good, cases[i].file, cases[i].edit, p, sizeof p)) {
@@ -635,6 +641,90 @@ out_tokens:
     lmd_tokens_free(&toks);
 }
 
+/* A vlen `format` (h5py's default, lmdisp's before issue 14) with one flipped byte in the
+ * global heap: the collection size (HDF5 hung) or the string object (HDF5 segfaulted in
+ * H5HG_read). Both must be a clean refusal that says the file is corrupted. */
+static void ed_vlen_format(hid_t f) {
+    H5Adelete(f, "format");
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, "format", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    const char *v = "lmdisp-checkpoint";
+    H5Awrite(a, t, &v);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+static long find_bytes(const char *path, const char *needle) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return -1;
+    size_t n = strlen(needle), have = 0;
+    long pos = 0;
+    int c;
+    while ((c = fgetc(fp)) != EOF) { /* naive: needles here have no self-overlap */
+        pos++;
+        have = (unsigned char)c == (unsigned char)needle[have] ? have + 1
+               : (unsigned char)c == (unsigned char)needle[0] ? 1 : 0;
+        if (have == n) {
+            fclose(fp);
+            return pos - (long)n;
+        }
+    }
+    fclose(fp);
+    return -1;
+}
+
+static int flip_byte(const char *path, long off, int mask) {
+    FILE *fp = fopen(path, "r+b");
+    if (!fp) return -1;
+    int rc = -1;
+    if (fseek(fp, off, SEEK_SET) == 0) {
+        int c = fgetc(fp);
+        if (c != EOF && fseek(fp, off, SEEK_SET) == 0 && fputc(c ^ mask, fp) != EOF) rc = 0;
+    }
+    return fclose(fp) == 0 ? rc : -1;
+}
+
+static void test_corrupt_heap(const char *good) {
+    char p[600];
+    if (make_variant(good, "vlen.h5", ed_vlen_format, p, sizeof p)) {
+        TU_CHECK(0, "could not make the vlen fixture");
+        return;
+    }
+    gpt_model m;
+    memset(&m, 0, sizeof m);
+    lmd_err err = {{0}};
+    int rc = lmd_ckpt_load(p, &m, NULL, &err);
+    TU_CHECK(rc == 0, "an intact vlen-format checkpoint must still load: %s", err.msg);
+    if (rc == 0) gpt_free(&m);
+    long g = find_bytes(p, "GCOL");
+    TU_CHECK(g > 0, "no global heap collection in %s", p);
+    if (g <= 0) return;
+    /* collection: "GCOL", version, 3 reserved, size (8 bytes, at +8); object 1 at +16: index
+     * (2), refcount (2), reserved (4), size (8), then the string at +32 */
+    const struct {
+        const char *what, *file;
+        long off;
+        int mask;
+    } cases[] = {{"heap collection size 0", "heapsize.h5", g + 9, 0x10}, /* 4096 -> 0: hung */
+                 {"heap object size byte", "heapobj.h5", g + 27, 0xFF}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char q[600];
+        tmp_path(q, sizeof q, cases[i].file);
+        if (copy_file(p, q) || flip_byte(q, cases[i].off, cases[i].mask)) {
+            TU_CHECK(0, "could not make %s", q);
+            continue;
+        }
+        const char *k[] = {cases[i].file, NULL};
+        expect_reject(cases[i].what, q, k);
+        remove(q);
+    }
+    remove(p);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* keep the log if a later check crashes */
     const char *t = getenv("LMDISP_TMP");
@@ -652,6 +742,7 @@ int main(void) {
     test_file_layout(good);
     test_foreign();
     test_rejections(good);
+    test_corrupt_heap(good);
     test_accepted_variants(good);
     test_save_errors(good);
     test_resume();

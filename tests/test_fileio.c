@@ -1,6 +1,7 @@
 /* test_fileio.c — model/fileio: whole-file reads report every error (missing file, directory,
  * too large) and read files of any size (the old copies stopped at 8 KiB or ignored ftell
- * errors); atomic writes replace the file completely and leave no temporary behind. */
+ * errors); atomic writes replace the file completely and leave no temporary behind; lmd_path
+ * refuses a path that does not fit. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -109,6 +110,19 @@ int main(void) {
     TU_CHECK(rc == 0 && len == 0 && text && text[0] == '\0', "empty file");
     free(text);
     free(data);
-    printf("test_fileio: %d checks, %d failures\n", tu_checks, tu_failures);
-    return tu_failures;
+
+    /* lmd_path: a path that fits is formatted, one that does not is refused and cleared */
+    char small[16];
+    err.msg[0] = '\0';
+    TU_CHECK(lmd_path(small, sizeof small, &err, "%s/%s", "dir", "file") == 0 &&
+                 !strcmp(small, "dir/file"), "lmd_path fits: '%s'", small);
+    TU_CHECK(lmd_path(small, sizeof small, &err, "%s/%s", "a-long-directory", "f") == -1 &&
+                 small[0] == '\0' && strstr(err.msg, "path too long"),
+             "lmd_path too long: '%s' '%s'", small, err.msg);
+    TU_CHECK(lmd_path(small, sizeof small, &err, "%s", "exactly15chars!") == 0,
+             "lmd_path: 15 characters fit in 16 bytes: %s", err.msg);
+    char *d = lmd_strdup("copy");
+    TU_CHECK(d && !strcmp(d, "copy") && lmd_strdup(NULL) == NULL, "lmd_strdup");
+    free(d);
+    return tu_summary("test_fileio");
 }

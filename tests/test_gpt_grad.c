@@ -288,22 +288,20 @@ static double model_f(void *p) {
         L += dot(gpt_hidden_state(c->m, l), c->r + (size_t)l * BTC, BTC);
     return L;
 }
-static void test_model(void) {
-    gpt_config cfg = {.vocab_size = 23, .n_ctx = 8, .n_layer = 2, .n_embd = 8, .n_head = 2,
-                      .mlp_dim = 12};
+static void test_model_at(gpt_config cfg, int B, int T, double scale, int samples,
+                          const char *tag) {
     gpt_model m;
     lmd_err err;
     TU_CHECK(gpt_create(&m, &cfg, &err) == 0, "%s", err.msg);
     /* parameters well away from init so every path carries signal */
-    fill(m.params_memory, m.num_params, 0.3, 0.0);
+    fill(m.params_memory, m.num_params, scale, 0.0);
     for (int l = 0; l < cfg.n_layer; l++)
         for (int i = 0; i < cfg.n_embd; i++) {
             m.params.ln1w[l * cfg.n_embd + i] += 1.0f;
             m.params.ln2w[l * cfg.n_embd + i] += 1.0f;
         }
     for (int i = 0; i < cfg.n_embd; i++) m.params.lnfw[i] += 1.0f;
-    int B = 2, T = 6;
-    int inp[12], tgt[12];
+    int *inp = lmd_calloc((size_t)B * T, sizeof(int)), *tgt = lmd_calloc((size_t)B * T, sizeof(int));
     for (int i = 0; i < B * T; i++) {
         inp[i] = (int)lmd_rng_below(&rng, (uint64_t)cfg.vocab_size);
         tgt[i] = (int)lmd_rng_below(&rng, (uint64_t)cfg.vocab_size);
@@ -323,13 +321,31 @@ static void test_model(void) {
             gpt_tensor_info info;
             gpt_tensor_describe(&cfg, k, &info);
             char what[96];
-            snprintf(what, sizeof what, "model%s %s", pass ? "+dhidden" : "", info.name);
+            snprintf(what, sizeof what, "model%s%s %s", tag, pass ? "+dhidden" : "", info.name);
             check_fd(what, m.params.t[k], m.grads.t[k], gpt_tensor_numel(&cfg, k), model_f, &c,
-                     60);
+                     samples);
         }
     }
     free(r);
+    free(inp);
+    free(tgt);
     gpt_free(&m);
+}
+
+static void test_model(void) {
+    gpt_config cfg = {.vocab_size = 23, .n_ctx = 8, .n_layer = 2, .n_embd = 8, .n_head = 2,
+                      .mlp_dim = 12};
+    test_model_at(cfg, 2, 6, 0.3, 60, "");
+}
+
+/* Above every parallel threshold (ops.c PAR_MIN = 32768 <= B*T*C = 8*64*64; the sgemm row split
+ * needs M*N*K >= 4e6: 512*256*64) on 2 threads: the split paths get the same check. */
+static void test_model_threads(void) {
+    gpt_config cfg = {.vocab_size = 64, .n_ctx = 64, .n_layer = 1, .n_embd = 64, .n_head = 4,
+                      .mlp_dim = 256};
+    gpt_set_threads(2);
+    test_model_at(cfg, 8, 64, 0.05, 3, "[2 threads, large]");
+    gpt_set_threads(1);
 }
 
 int main(void) {
@@ -341,5 +357,6 @@ int main(void) {
     test_encoder();
     test_crossentropy();
     test_model();
+    test_model_threads();
     return tu_summary("test_gpt_grad");
 }

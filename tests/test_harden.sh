@@ -18,9 +18,7 @@ tmp="$LMDISP_TMP/test_harden"
 rm -rf "$tmp" && mkdir -p "$tmp"
 cd "$tmp" || exit 1
 PY=/usr/bin/python3
-fails=0 passes=0
-pass() { passes=$((passes + 1)); echo "ok: $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 # same_files A B GLOB: every file of GLOB under A identical under B (h5diff); prints the count
 same_files() {

@@ -14,8 +14,7 @@ HF=$LMDISP_TESTS/hf
 CMP="$PY $LMDISP_TESTS/hf_compare.py"
 W=$LMDISP_TMP/test_hf_forward
 rm -rf "$W" && mkdir -p "$W"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 if ! "$LMDISP" help 2>/dev/null | grep -qE '^[[:space:]]+forward[[:space:]]'; then
     echo "SKIP: $LMDISP has no 'forward' command (issue 15 not built in): nothing to test"

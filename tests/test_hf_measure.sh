@@ -17,8 +17,7 @@ REF=$LMDISP_TESTS/ref
 HF=$LMDISP_TESTS/hf
 W=$LMDISP_TMP/test_hf_measure
 rm -rf "$W" && mkdir -p "$W"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 # 1. forward on an lmdisp checkpoint = step
 "$LMDISP" step --checkpoint "$REF/model_ckpt.h5" --tokens "$REF/model_tokens.bin" --batch 3 \

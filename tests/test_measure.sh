@@ -8,8 +8,7 @@ PY=/usr/bin/python3
 REF=$LMDISP_TESTS/ref
 W=$LMDISP_TMP/test_measure
 rm -rf "$W" && mkdir -p "$W"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 # 1. --tokens on the torch fixture's checkpoint. model_step_off.h5 holds the hidden states of
 #    the first 3 x 12 batch of model_tokens.bin, i.e. rows b*12 .. b*12+11 = measure's windows.

@@ -6,8 +6,7 @@ LMDISP=${LMDISP:?path of the lmdisp binary}
 SRC=${LMDISP_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 TESTS=${LMDISP_TESTS:-$SRC/tests}
 TMP=${LMDISP_TMP:-/tmp}
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 work=$(mktemp -d "$TMP/plan.XXXXXX")
 trap 'rm -rf "$work"' EXIT

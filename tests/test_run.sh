@@ -10,10 +10,7 @@ tmp="$LMDISP_TMP/test_run"
 rm -rf "$tmp" && mkdir -p "$tmp"
 spec="$LMDISP_TESTS/specs/run_tiny.yaml"
 PY=/usr/bin/python3
-fails=0 passes=0
-pass() { passes=$((passes + 1)); echo "ok: $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
-mpi() { mpirun --oversubscribe -np "$@"; }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 # same_tracks DIR_A DIR_B: every per-cell track file identical (h5diff: data and attributes)
 same_tracks() {
@@ -38,6 +35,15 @@ else fail "np 1 and np 2 differ"; fi
 if "$LMDISP" status "$tmp/np2" --json | $PY -c "import json,sys; d=json.load(sys.stdin); c=d['counts']; sys.exit(0 if c['done']==4 and len(d['cells'])==4 else 1)"; then
   pass "status --json: 4 cells done"; else fail "status --json"; fi
 "$LMDISP" status "$tmp/np2" | head -8
+# a study directory whose path holds a quote and a backslash still gives valid JSON, the path
+# given back to the letter (status only reads the directory, so a copy of it will do)
+odd="$tmp/odd \"quote\" back\\slash"
+cp -r "$tmp/np2" "$odd"
+if "$LMDISP" status "$odd" --json > "$tmp/odd.json" 2> "$tmp/odd.err" &&
+   $PY -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d['dir']==sys.argv[2] and d['counts']['done']==4 and all(c['status']=='done' for c in d['cells']) else 1)" "$tmp/odd.json" "$odd"; then
+  pass "status --json: a directory with \" and \\ in its path is valid JSON"
+else fail "status --json with \" and \\ in the path: $(head -c 300 "$tmp/odd.json") $(cat "$tmp/odd.err")"; fi
+rm -rf "$odd"
 
 # 2. rerun of a finished study retrains nothing
 before=$(cat "$tmp"/np2/cells/*/log | grep -c starting)
@@ -186,6 +192,13 @@ printf 'name: bad\nmodel:\n  n_embd: 30\n  n_head: 4\n  n_layr: 2\ngrid:\n  mlp_
 out=$(mpi 2 "$LMDISP" run "$tmp/bad.yaml" --out "$tmp/badout" 2>&1); rc=$?
 if [ "$rc" -eq 2 ] && grep -q "bad.yaml:5:3" <<<"$out" && [ ! -e "$tmp/badout" ]; then pass "bad spec rejected with file:line:column, nothing written"
 else fail "bad spec: rc=$rc exists=$([ -e "$tmp/badout" ] && echo yes) out=$out"; fi
+
+# 8. an --out so long that a cell's track file path would not fit: refused up front, exit 2,
+# "path too long", nothing created (it used to be cut silently and written elsewhere)
+long="$tmp/long/$($PY -c "print('/'.join(['d' * 250] * 17))")"
+out=$("$LMDISP" run "$spec" --out "$long" 2>&1); rc=$?
+if [ "$rc" -eq 2 ] && grep -q "path too long" <<<"$out" && [ ! -e "$tmp/long" ]; then pass "a too long --out refused up front, nothing created"
+else fail "too long --out: rc=$rc exists=$([ -e "$tmp/long" ] && echo yes) out=$(head -c 300 <<<"$out")"; fi
 
 echo "test_run: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -14,9 +14,7 @@ set -u
 : "${LMDISP:?}" "${LMDISP_TMP:?}" "${LMDISP_TESTS:?}" "${LMDISP_SRC:?}"
 tmp="$LMDISP_TMP/test_sbatch"
 rm -rf "$tmp" && mkdir -p "$tmp/bin" "$tmp/fake"
-fails=0 passes=0
-pass() { passes=$((passes + 1)); echo "ok: $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 export FAKE="$tmp/fake"
 cat > "$tmp/bin/sbatch" <<'EOF'
 #!/bin/bash

@@ -20,9 +20,7 @@ PY=/usr/bin/python3
 tmp="$LMDISP_TMP/test_slurm"
 rm -rf "$tmp" && mkdir -p "$tmp"
 spec="$src/tests/specs/quickstart_small.yaml"   # 8 cells; experiments/quickstart.yaml has 24
-fails=0 passes=0
-pass() { passes=$((passes + 1)); echo "ok: $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 t0=$(date +%s)
 el() { echo "$(( $(date +%s) - t0 ))s"; }
 

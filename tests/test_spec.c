@@ -2,6 +2,7 @@
  * settings), stable and sensitive cell ids, zip groups, tracking schedules, limits, and a
  * table of bad specs (tests/specs/bad_*.yaml) with the expected message and line:column. */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +296,39 @@ static void test_ids(void) {
         free(t);
     }
 
+    /* -0.0 is 0.0: one value, one id; as a grid axis [0.0, -0.0] is one setting twice */
+    {
+        char *z = good_with("  lr: 1.0e-3", "  lr: 1.0e-3\n  min_lr_ratio: 0.0");
+        char *nz = good_with("  lr: 1.0e-3", "  lr: 1.0e-3\n  min_lr_ratio: -0.0");
+        TU_CHECK(same_ids(z, nz), "min_lr_ratio -0.0 and 0.0 give different cell ids");
+        lmd_spec sz;
+        if (parse(&sz, nz, &err) == 0) {
+            TU_CHECK(!signbit(sz.cells[0].train.min_lr_ratio), "min_lr_ratio -0.0 kept its sign");
+            lmd_spec_free(&sz);
+        }
+        free(z);
+        free(nz);
+        char *ax = good_with("  seed: [0, 1]", "  seed: [0, 1]\n  min_lr_ratio: [0.0, -0.0]");
+        int rc = parse(&sz, ax, &err);
+        TU_CHECK(rc != 0 && strstr(err.msg, "identical settings"),
+                 "grid min_lr_ratio [0.0, -0.0]: rc %d '%s'", rc, rc ? err.msg : "");
+        if (rc == 0) lmd_spec_free(&sz);
+        free(ax);
+        /* underflow of a nonzero literal is refused where it was written (1e400 already is) */
+        char *uf = good_with("  lr: 1.0e-3", "  lr: 1e-400");
+        rc = parse(&sz, uf, &err);
+        TU_CHECK(rc != 0 && strstr(err.msg, ":14:7: key 'train.lr'") && strstr(err.msg, "too small"),
+                 "lr 1e-400: rc %d '%s'", rc, rc ? err.msg : "");
+        if (rc == 0) lmd_spec_free(&sz);
+        free(uf);
+        uf = good_with("  lr: 1.0e-3", "  lr: 1e-310"); /* subnormal */
+        rc = parse(&sz, uf, &err);
+        TU_CHECK(rc != 0 && strstr(err.msg, "too small"), "lr 1e-310: rc %d '%s'", rc,
+                 rc ? err.msg : "");
+        if (rc == 0) lmd_spec_free(&sz);
+        free(uf);
+    }
+
     /* with dispersion off, coeff does not enter the id; with a variant it does */
     char *a = good_with("  coeff: 0.1", "  coeff: 0.1");
     char *b = good_with("  coeff: 0.1", "  coeff: 0.7");
@@ -573,6 +607,8 @@ static void test_bad_specs(void) {
         {"bad_name_slash.yaml", "1:7", "key 'name'", "[A-Za-z0-9_.-]+"},
         {"bad_fixed_and_axis.yaml", "15:3", "key 'grid.lr'", "both a grid axis and fixed"},
         {"bad_steps_tokens.yaml", "10:11", "key 'train.tokens'", "not both"},
+        /* INT64_MAX: ceil(tokens / (batch x seq)) must not overflow, and blame the tokens */
+        {"bad_tokens_overflow.yaml", "9:11", "key 'train.tokens'", "more than 10^12 steps"},
         {"bad_seq_ctx.yaml", "11:8", "key 'train.seq'", "must not exceed the model's n_ctx"},
         {"bad_schedule.yaml", "12:13", "key 'train.schedule'", "unknown value 'linear'"},
         {"bad_checkpoint_beyond.yaml", "15:23", "key 'tracking.checkpoints'",

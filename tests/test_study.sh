@@ -13,10 +13,7 @@ src="${LMDISP_SRC:-$LMDISP_TESTS/..}"
 spec="$LMDISP_TESTS/specs/study_tiny.yaml"
 tmp="$LMDISP_TMP/test_study"
 rm -rf "$tmp" && mkdir -p "$tmp"
-fails=0 passes=0
-pass() { passes=$((passes + 1)); echo "ok: $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
-mpi() { mpirun --oversubscribe -np "$@"; }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 # 1. the same study on 1 and 2 ranks
 if mpi 1 "$LMDISP" run "$spec" --out "$tmp/A" > "$tmp/A.log" 2>&1; then pass "run on 1 rank"

@@ -22,9 +22,7 @@ PY=/usr/bin/python3
 tmp="$LMDISP_TMP/test_submit"
 rm -rf "$tmp" && mkdir -p "$tmp/bin" "$tmp/fake"
 spec="$LMDISP_TESTS/specs/run_tiny.yaml"
-fails=0 passes=0
-pass() { passes=$((passes + 1)); echo "ok: $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 # ---- stand-ins for the Slurm commands ----
 export FAKE="$tmp/fake"
@@ -100,6 +98,21 @@ if [ $rc -eq 2 ] && [ "$nerr" -eq 4 ] && [ ! -e "$probe" ] && [ ! -e "$tmp/inj" 
   pass "job_name x\$(touch ..), a newline, ';' and a backquote: 4 errors with line:column, exit 2, nothing run or written"
 else fail "injection: rc $rc, $nerr located errors, probe $( [ -e "$probe" ] && echo CREATED || echo absent)"; cat "$tmp/inj.log"; fi
 "$LMDISP" plan "$bad" > /dev/null 2>&1 && fail "plan accepted the bad slurm: section" || pass "plan rejects the bad slurm: section too"
+# sbatch takes unambiguous prefixes of long options: each of these would override lmdisp's own
+abbr="$tmp/abbrev.yaml"
+sed '/^grid:/,$d' "$spec" > "$abbr"
+cat >> "$abbr" <<EOF
+grid:
+  mlp_dim: [16, 32]
+slurm:
+  extra_sbatch: ["--outp=/tmp/x", "--sig=B:USR2@1", "--no-req", "--depend=afterok:1", "--arr=0-9", "--exclusive"]
+EOF
+"$LMDISP" submit "$abbr" --out "$tmp/abbr" > "$tmp/abbr.log" 2>&1
+rc=$?
+nerr=$(grep -c "abbrev.yaml:[0-9]*:[0-9]*: key 'slurm.extra_sbatch'.*which lmdisp submit sets itself" "$tmp/abbr.log")
+if [ $rc -eq 2 ] && [ "$nerr" -eq 5 ] && [ ! -e "$tmp/abbr" ] && ! grep -q -- "--exclusive" "$tmp/abbr.log"; then
+  pass "extra_sbatch --outp= --sig= --no-req --depend= --arr=: 5 located errors, exit 2; --exclusive accepted"
+else fail "extra_sbatch abbreviations: rc $rc, $nerr located errors"; cat "$tmp/abbr.log"; fi
 ok="$tmp/okvals.yaml"
 sed '/^grid:/,$d' "$spec" > "$ok"
 cat >> "$ok" <<EOF

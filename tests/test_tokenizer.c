@@ -275,5 +275,5 @@ int main(void) {
         fprintf(stderr, "test_tokenizer: %d failures\n", fails);
     else
         printf("test_tokenizer: all passed\n");
-    return fails;
+    return fails > 255 ? 255 : fails; /* an exit status is mod 256 */
 }

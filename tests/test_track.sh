@@ -8,8 +8,7 @@ set -u
 PY=/usr/bin/python3
 W=$LMDISP_TMP/test_track
 rm -rf "$W" && mkdir -p "$W"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 "$LMDISP" train --n-layer 2 --n-embd 32 --n-head 2 --mlp-dim 64 --n-ctx 32 --batch 4 --seq 32 \
     --steps 20 --checkpoint-steps 0,5,10,20 --out "$W/run" > "$W/train.log" 2>&1 \

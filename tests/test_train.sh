@@ -6,9 +6,7 @@ set -u
 : "${LMDISP:?}" "${LMDISP_TMP:?}"
 tmp="$LMDISP_TMP/test_train"
 rm -rf "$tmp" && mkdir -p "$tmp"
-fails=0 passes=0
-pass() { passes=$((passes + 1)); echo "ok: $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 
 small=(--n-layer 2 --n-embd 64 --n-head 4 --mlp-dim 256 --batch 8 --seq 64 --lr 3e-3)
 
