@@ -38,7 +38,7 @@ fi
 ARGS="$ARGS --batch $BATCH --seq $SEQ --reps $REPS --warmup 1"
 echo "OpenBLAS kernels (both sides): ${OPENBLAS_CORETYPE:-detected}"
 echo "shape: $ARGS; threads tried: $THREADS; rounds: $ROUNDS; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-field() { sed -n "s/.*RESULT.*$1=\([0-9.]*\).*/\1/p"; }
+field() { sed -n "s/.*RESULT.*$1=\(-\?[0-9.]*\).*/\1/p"; }
 ratios=()
 for r in $(seq 1 "$ROUNDS"); do
     best_c=0 best_t=0 best_m=0 share=0

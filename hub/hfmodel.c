@@ -156,13 +156,15 @@ static const st_tensor *lookup(const source_ctx *m, const char *name) {
 
 static int src_has(void *ctx, const char *name) { return lookup(ctx, name) != NULL; }
 
-static int src_get_f32(void *ctx, const char *name, int ndim, const int64_t *shape, float *dst,
-                       lmd_err *err) {
-    const source_ctx *m = ctx;
+/* The tensor `name` with the expected shape and a readable dtype, or NULL with a message. */
+static const st_tensor *src_checked(const source_ctx *m, const char *name, int ndim,
+                                    const int64_t *shape, lmd_err *err) {
     const st_tensor *t = lookup(m, name);
     char buf[4200];
-    if (!t)
-        return lmd_errf(err, "%s: no tensor \"%s\"", weights_name(m->weights, m->dir, buf, sizeof buf), name);
+    if (!t) {
+        lmd_errf(err, "%s: no tensor \"%s\"", weights_name(m->weights, m->dir, buf, sizeof buf), name);
+        return NULL;
+    }
     const char *file = st_file_path(m->weights, t->file);
     int same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
@@ -170,12 +172,38 @@ static int src_get_f32(void *ctx, const char *name, int ndim, const int64_t *sha
         char a[256], b[256];
         shape_str(a, sizeof a, t->ndim, t->shape, NULL);
         shape_str(b, sizeof b, ndim, shape, NULL);
-        return lmd_errf(err, "%s: tensor \"%s\" has shape %s, the forward pass expects %s", file, t->name, a, b);
+        lmd_errf(err, "%s: tensor \"%s\" has shape %s, the forward pass expects %s", file, t->name, a, b);
+        return NULL;
     }
-    if (!st_dtype_readable(t->dtype))
-        return lmd_errf(err, "%s: tensor \"%s\" has dtype %s; lmdisp reads F32, BF16 and F16", file, t->name,
-                        st_dtype_name(t->dtype));
+    if (!st_dtype_readable(t->dtype)) {
+        lmd_errf(err, "%s: tensor \"%s\" has dtype %s; lmdisp reads F32, BF16 and F16", file, t->name,
+                 st_dtype_name(t->dtype));
+        return NULL;
+    }
+    return t;
+}
+
+static int src_get_f32(void *ctx, const char *name, int ndim, const int64_t *shape, float *dst,
+                       lmd_err *err) {
+    const source_ctx *m = ctx;
+    const st_tensor *t = src_checked(m, name, ndim, shape, err);
+    if (!t) return -1;
     st_read_f32(m->weights, t, dst);
+    return 0;
+}
+
+/* rows [row0, row0 + nrows) of a 2-D tensor (hf_tensor_source.get_rows_f32) */
+static int src_get_rows_f32(void *ctx, const char *name, const int64_t *shape, int64_t row0,
+                            int64_t nrows, float *dst, lmd_err *err) {
+    const source_ctx *m = ctx;
+    const st_tensor *t = src_checked(m, name, 2, shape, err);
+    if (!t) return -1;
+    if (row0 < 0 || nrows < 0 || row0 > shape[0] || nrows > shape[0] - row0)
+        return lmd_errf(err, "%s: rows [%lld, %lld) of tensor \"%s\" asked, it has %lld",
+                        st_file_path(m->weights, t->file), (long long)row0,
+                        (long long)(row0 + nrows), t->name, (long long)shape[0]);
+    st_read_f32_range(m->weights, t, (uint64_t)row0 * (uint64_t)shape[1],
+                      (uint64_t)nrows * (uint64_t)shape[1], dst);
     return 0;
 }
 
@@ -289,6 +317,7 @@ int hub_model_open(hub_model *m, const char *spec, lmd_err *err) {
     m->src.ctx = sc;
     m->src.get_f32 = src_get_f32;
     m->src.has = src_has;
+    m->src.get_rows_f32 = src_get_rows_f32;
     return 0;
 }
 

@@ -476,11 +476,21 @@ const st_tensor *st_find(const st_set *s, const char *name) {
 #define CHUNK ((size_t)1 << 16)
 
 void st_read_f32(const st_set *s, const st_tensor *t, float *dst) {
+    st_read_f32_range(s, t, 0, st_numel(t), dst);
+}
+
+void st_read_f32_range(const st_set *s, const st_tensor *t, uint64_t first, uint64_t count,
+                       float *dst) {
     if (!st_dtype_readable(t->dtype))
         lmd_die("st_read_f32 on tensor %s of dtype %s", t->name, st_dtype_name(t->dtype));
+    if (first > st_numel(t) || count > st_numel(t) - first)
+        lmd_die("st_read_f32_range: elements [%llu, +%llu) outside tensor %s of %llu",
+                (unsigned long long)first, (unsigned long long)count, t->name,
+                (unsigned long long)st_numel(t));
     const st_file *f = &s->files[t->file];
-    const unsigned char *p = f->map + f->data_start + t->begin;
-    size_t n = (size_t)st_numel(t);
+    const size_t esz = st_dtype_size(t->dtype);
+    const unsigned char *p = f->map + f->data_start + t->begin + first * esz;
+    size_t n = (size_t)count;
     switch (t->dtype) {
     /* Large tensors convert on all threads: the page faults that read the file from disk
      * then overlap too. Elementwise, so the result does not depend on the thread count. */
@@ -515,9 +525,9 @@ void st_read_f32(const st_set *s, const st_tensor *t, float *dst) {
     /* Drop the pages just read from this process's mapping: they stay in the page cache, but
      * no longer count in the resident set of a model streamed layer by layer. */
     long pg = sysconf(_SC_PAGESIZE);
-    if (pg > 0 && t->end > t->begin) {
+    if (pg > 0 && n > 0) {
         uintptr_t a = (uintptr_t)p & ~(uintptr_t)(pg - 1);
-        uintptr_t b = ((uintptr_t)p + (t->end - t->begin) + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
+        uintptr_t b = ((uintptr_t)p + n * esz + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
         uintptr_t lo = (uintptr_t)f->map, hi = lo + ((f->size + (size_t)pg - 1) & ~(size_t)(pg - 1));
         if (a < lo) a = lo;
         if (b > hi) b = hi;

@@ -67,6 +67,12 @@ uint64_t st_numel(const st_tensor *t);
  * model larger than RAM does not grow the resident set. */
 void st_read_f32(const st_set *s, const st_tensor *t, float *dst);
 
+/* Elements [first, first + n) of tensor t (row-major flat index) to float32 into dst (n
+ * floats), converted and released from the mapping as st_read_f32 does (which is this with
+ * first 0, n = st_numel). first + n must not exceed st_numel(t) (programmer error). */
+void st_read_f32_range(const st_set *s, const st_tensor *t, uint64_t first, uint64_t n,
+                       float *dst);
+
 /* One value: bfloat16 / IEEE half bits to float32 (exact; NaN payloads kept). */
 float st_bf16_to_f32(uint16_t h);
 float st_f16_to_f32(uint16_t h);

@@ -10,7 +10,9 @@
  * Memory: all n_seq x T rows go through every matmul together (sgemm-sized products), and
  * only one block's weights are resident: one buffer sized for a block is refilled per layer.
  * The MLP runs in row chunks, so its (rows, intermediate) scratch does not grow with n_seq.
- * The embedding table lives only while the lookup runs, unless the logits need it again.
+ * With a row source (hf_tensor_source.get_rows_f32) only the tokens' embedding rows are read
+ * and the logits stream the head in 4 MB vocabulary chunks; without one the embedding table
+ * lives only while the lookup runs, unless the logits need it again.
  *
  * Precision: float32 throughout; row statistics of the norms and softmax sums in double;
  * RoPE angles and YaRN frequencies in double (HF uses float32 there: ours is the more exact
@@ -25,23 +27,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define PAR_ROWS 64       /* loops over fewer rows stay serial */
 #define ATT_BLK 64        /* query rows per score block */
 #define MLP_ROWS 2048     /* rows per MLP chunk */
-#define LOGIT_ROWS 1024   /* rows per lm_head chunk */
+#define LOGIT_FLOATS ((size_t)1 << 20) /* lm_head floats per vocabulary chunk (4 MB) */
 
 /* 64-byte aligned and NOT zeroed (lmd_aligned_alloc zeroes): for weight buffers the source
  * overwrites whole, where zeroing first would touch a block's or a vocabulary's worth of memory
  * for nothing. Aborts like lmd_aligned_alloc when the system refuses. */
+#define HUGE_BYTES ((size_t)2 << 20) /* buffers of >= 2 MB ask for transparent huge pages */
+
 static float *weights_alloc(size_t n) {
     void *p = NULL;
     size_t bytes = (n ? n : 1) * sizeof(float);
-    bytes = (bytes + 63) / 64 * 64;
-    if (posix_memalign(&p, 64, bytes) != 0)
+    size_t align = bytes >= HUGE_BYTES ? HUGE_BYTES : 64;
+    bytes = (bytes + align - 1) / align * align;
+    if (posix_memalign(&p, align, bytes) != 0)
         lmd_die("out of memory allocating %zu bytes of weights", bytes);
+#ifdef MADV_HUGEPAGE
+    /* a fresh block buffer per forward would otherwise take one page fault per 4 kB (65k for
+     * a 1B-class block, ~6 % of a forward in perf); with THP in "madvise" mode 2 MB pages */
+    if (align == HUGE_BYTES) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
     return p;
 }
+
+/* activations: on huge pages like weights_alloc, and like it not zeroed: every activation
+ * buffer is written whole (embedding lookup, norms, sgemm with beta 0 or onto a bias fill,
+ * attention's per-head products) before it is read, so zeroing would be a wasted pass. */
+static float *act_alloc(size_t n) { return weights_alloc(n); }
 
 void hf_arch_config_free(hf_arch_config *c) {
     if (!c) return;
@@ -188,6 +204,13 @@ static int load_tensor(const hf_tensor_source *src, const char *name, int ndim, 
     return src->get_f32(src->ctx, name, ndim, shape, dst, err);
 }
 
+/* rows [row0, row0 + nrows) of the (r, cols) tensor `name` (src->get_rows_f32 non-NULL) */
+static int load_rows(const hf_tensor_source *src, const char *name, int64_t r, int64_t cols,
+                     int64_t row0, int64_t nrows, float *dst, lmd_err *err) {
+    int64_t shape[2] = {r, cols};
+    return src->get_rows_f32(src->ctx, name, shape, row0, nrows, dst, err);
+}
+
 /* ------------------------------------------------------------------------------------------
  * elementwise and per-row pieces
  * ------------------------------------------------------------------------------------------ */
@@ -235,18 +258,36 @@ static void add_bias(float *y, const float *bias, size_t N, int C) {
     }
 }
 
+/* rows (N,C) = bias (C) */
+static void fill_bias(float *y, const float *bias, size_t N, int C) {
+#pragma omp parallel for schedule(static) if (N >= PAR_ROWS)
+    for (size_t r = 0; r < N; r++) memcpy(y + r * C, bias, (size_t)C * sizeof(float));
+}
+
+/* y = x W' + b, or y += that when acc. Without acc the bias is written first and the sgemm
+ * accumulates onto it (beta 1): one pass over y instead of sgemm's zeroing (beta 0) plus a
+ * bias pass. W' = W^T (trans_w) or W. */
+static void affine(float *y, const float *x, const float *W, int trans_w, int ldw,
+                   const float *b, size_t N, int IC, int OC, int acc) {
+    float beta = acc ? 1.0f : 0.0f;
+    if (b && !acc) {
+        fill_bias(y, b, N, OC);
+        beta = 1.0f;
+    }
+    lmd_sgemm(0, trans_w, (int)N, OC, IC, 1.0f, x, IC, W, ldw, beta, y, OC);
+    if (acc) add_bias(y, b, N, OC);
+}
+
 /* y (N,OC) = x (N,IC) W^T + b with W (OC,IC) (nn.Linear), or y += that when acc */
 static void linear(float *y, const float *x, const float *W, const float *b, size_t N, int IC,
                    int OC, int acc) {
-    lmd_sgemm(0, 1, (int)N, OC, IC, 1.0f, x, IC, W, IC, acc ? 1.0f : 0.0f, y, OC);
-    add_bias(y, b, N, OC);
+    affine(y, x, W, 1, IC, b, N, IC, OC, acc);
 }
 
 /* y (N,OC) = x (N,IC) W + b with W (IC,OC) (GPT-2 Conv1D), or y += that when acc */
 static void conv1d(float *y, const float *x, const float *W, const float *b, size_t N, int IC,
                    int OC, int acc) {
-    lmd_sgemm(0, 0, (int)N, OC, IC, 1.0f, x, IC, W, OC, acc ? 1.0f : 0.0f, y, OC);
-    add_bias(y, b, N, OC);
+    affine(y, x, W, 0, OC, b, N, IC, OC, acc);
 }
 
 /* g (n) = silu(g) * u = g / (1 + e^-g) * u */
@@ -448,30 +489,41 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
     char name[192];
 
     /* activations of all sequences */
-    float *h = lmd_aligned_alloc(N * dd * sizeof(float));   /* residual stream */
-    float *xn = lmd_aligned_alloc(N * dd * sizeof(float));  /* normed input / branch output */
+    float *h = act_alloc(N * dd);   /* residual stream */
+    float *xn = act_alloc(N * dd);  /* normed input / branch output */
     size_t qkv_w = c->arch == HF_GPT2 ? 3 * dd : (size_t)qd + 2 * (size_t)kd;
-    float *qkv = lmd_aligned_alloc(N * qkv_w * sizeof(float));
-    float *ao = lmd_aligned_alloc(N * (size_t)qd * sizeof(float)); /* attention output */
+    float *qkv = act_alloc(N * qkv_w);
+    float *ao = act_alloc(N * (size_t)qd); /* attention output */
     size_t mrows = N < MLP_ROWS ? N : MLP_ROWS;
-    float *m1 = lmd_aligned_alloc(mrows * (size_t)IM * sizeof(float));
-    float *m2 = is_llama_family(c) ? lmd_aligned_alloc(mrows * (size_t)IM * sizeof(float)) : NULL;
+    float *m1 = act_alloc(mrows * (size_t)IM);
+    float *m2 = is_llama_family(c) ? act_alloc(mrows * (size_t)IM) : NULL;
     int nthreads = par_max_threads();
     float *scratch = lmd_aligned_alloc((size_t)nthreads * ATT_BLK * T * sizeof(float));
     float *cos0 = NULL, *sin0 = NULL, *cosy = NULL, *siny = NULL;
     float *wbuf = NULL, *emb = NULL, *fn_w = NULL, *fn_b = NULL, *head = NULL;
     float *w[W_NUM];
 
-    /* embeddings: h = embed[tok] (+ wpe[t]) */
-    emb = weights_alloc((size_t)V * dd);
-    snprintf(name, sizeof name, c->arch == HF_GPT2 ? "%swte.weight" : "model.embed_tokens.weight",
-             gp);
-    if (load_tensor(src, name, 2, V, d, emb, err)) goto fail;
-    for (size_t r = 0; r < N; r++) memcpy(h + r * dd, emb + (size_t)tokens[r] * dd, dd * sizeof(float));
+    /* embeddings: h = embed[tok] (+ wpe[t]); with a row source only the tokens' rows are
+     * read (and wpe's first T), never the (vocab x d) table */
+    const int rows_src = src->get_rows_f32 != NULL;
+    char emb_name[192];
+    snprintf(emb_name, sizeof emb_name,
+             c->arch == HF_GPT2 ? "%swte.weight" : "model.embed_tokens.weight", gp);
+    if (rows_src) {
+        for (size_t r = 0; r < N; r++)
+            if (load_rows(src, emb_name, V, d, tokens[r], 1, h + r * dd, err)) goto fail;
+    } else {
+        emb = weights_alloc((size_t)V * dd);
+        if (load_tensor(src, emb_name, 2, V, d, emb, err)) goto fail;
+        for (size_t r = 0; r < N; r++)
+            memcpy(h + r * dd, emb + (size_t)tokens[r] * dd, dd * sizeof(float));
+    }
     if (c->arch == HF_GPT2) {
-        float *wpe = weights_alloc((size_t)c->max_position * dd);
+        size_t npos = rows_src ? (size_t)T : (size_t)c->max_position;
+        float *wpe = weights_alloc(npos * dd);
         snprintf(name, sizeof name, "%swpe.weight", gp);
-        if (load_tensor(src, name, 2, c->max_position, d, wpe, err)) {
+        if (rows_src ? load_rows(src, name, c->max_position, d, 0, T, wpe, err)
+                     : load_tensor(src, name, 2, c->max_position, d, wpe, err)) {
             free(wpe);
             goto fail;
         }
@@ -482,7 +534,7 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
         }
         free(wpe);
     }
-    if (!(logits && c->tie_word_embeddings)) {
+    if (!(logits && c->tie_word_embeddings && !rows_src)) {
         free(emb);
         emb = NULL;
     }
@@ -628,17 +680,28 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
         free(qkv), qkv = NULL;
         free(m1), m1 = NULL;
         free(m2), m2 = NULL;
-        if (c->tie_word_embeddings) {
-            head = emb;
-            emb = NULL;
+        const char *hname = c->tie_word_embeddings ? emb_name : "lm_head.weight";
+        if (rows_src) {
+            /* vocabulary chunks: convert vc rows of the head, logits[:, v0:v0+vc] = xn head^T,
+             * next; one 4 MB buffer instead of the (vocab x d) table */
+            size_t vc = LOGIT_FLOATS / dd;
+            vc = vc >= 64 ? vc / 64 * 64 : (vc ? vc : 1);
+            if (vc > (size_t)V) vc = (size_t)V;
+            head = weights_alloc(vc * dd);
+            for (size_t v0 = 0; v0 < (size_t)V; v0 += vc) {
+                size_t nv = (size_t)V - v0 < vc ? (size_t)V - v0 : vc;
+                if (load_rows(src, hname, V, d, (int64_t)v0, (int64_t)nv, head, err)) goto fail;
+                lmd_sgemm(0, 1, (int)N, (int)nv, d, 1.0f, xn, d, head, d, 0.0f, logits + v0, V);
+            }
         } else {
-            head = weights_alloc((size_t)V * dd);
-            if (load_tensor(src, "lm_head.weight", 2, V, d, head, err)) goto fail;
-        }
-        for (size_t r0 = 0; r0 < N; r0 += LOGIT_ROWS) {
-            size_t nr = N - r0 < LOGIT_ROWS ? N - r0 : LOGIT_ROWS;
-            lmd_sgemm(0, 1, (int)nr, V, d, 1.0f, xn + r0 * dd, d, head, d, 0.0f,
-                      logits + r0 * (size_t)V, V);
+            if (c->tie_word_embeddings) {
+                head = emb;
+                emb = NULL;
+            } else {
+                head = weights_alloc((size_t)V * dd);
+                if (load_tensor(src, hname, 2, V, d, head, err)) goto fail;
+            }
+            lmd_sgemm(0, 1, (int)N, V, d, 1.0f, xn, d, head, d, 0.0f, logits, V);
         }
     }
     goto done;

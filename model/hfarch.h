@@ -5,8 +5,10 @@
  * over arrays), and its configuration is the plain struct below, filled by hub/hfconfig.c.
  *
  * Streaming: hf_forward pushes ALL n_seq sequences through block 0, then block 1, ...; only
- * one block's float32 weights are resident at a time (plus the embedding / lm_head), and the
- * activations of all sequences (n_seq x T x d). So peak memory does not grow with depth. */
+ * one block's float32 weights are resident at a time, and the activations of all sequences
+ * (n_seq x T x d); with a source that reads rows (get_rows_f32) the embedding table and
+ * lm_head are never converted whole (rows of the tokens; vocabulary chunks for the logits).
+ * So peak memory does not grow with depth. */
 #ifndef LMDISP_HFARCH_H
 #define LMDISP_HFARCH_H
 
@@ -71,6 +73,15 @@ typedef struct {
                    lmd_err *err);
     /* 1 if a tensor of this name exists (used for optional tensors: e.g. gpt2's prefix). */
     int (*has)(void *ctx, const char *name);
+    /* Optional (NULL = absent; a source initialised as {ctx, get_f32, has} has none): rows
+     * [row0, row0 + nrows) of the 2-D tensor `name` whose full expected shape is shape[0] x
+     * shape[1], converted to float32 into dst (nrows x shape[1] floats), with get_f32's
+     * checks and messages (and row0 + nrows <= shape[0]). With it hf_forward gathers only the
+     * embedding rows of its tokens and streams lm_head (or the tied embedding) through the
+     * logits in vocabulary chunks, never converting a whole (vocab x hidden) table; without
+     * it those tensors are read whole, as before. */
+    int (*get_rows_f32)(void *ctx, const char *name, const int64_t *shape, int64_t row0,
+                        int64_t nrows, float *dst, lmd_err *err);
 } hf_tensor_source;
 
 /* Called once per hidden state l = 0..n_layer with the states of all sequences, (n_seq, T, d)

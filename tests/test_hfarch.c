@@ -59,8 +59,23 @@ static int mem_get(void *ctx, const char *name, int ndim, const int64_t *shape, 
 
 static int mem_has(void *ctx, const char *name) { return mem_find(ctx, name) != NULL; }
 
+/* row ranges of a 2-D tensor (hf_tensor_source.get_rows_f32) */
+static int mem_rows(void *ctx, const char *name, const int64_t *shape, int64_t row0,
+                    int64_t nrows, float *dst, lmd_err *err) {
+    mem_tensor *t = mem_find(ctx, name);
+    if (!t) return lmd_errf(err, "memory: tensor %s missing", name);
+    if (t->ndim != 2 || t->shape[0] != shape[0] || t->shape[1] != shape[1])
+        return lmd_errf(err, "memory: tensor %s shape", name);
+    if (row0 < 0 || nrows < 0 || row0 + nrows > shape[0])
+        return lmd_errf(err, "memory: rows of %s out of range", name);
+    memcpy(dst, t->data + (size_t)row0 * (size_t)shape[1],
+           (size_t)nrows * (size_t)shape[1] * sizeof(float));
+    return 0;
+}
+
+/* without row reads: the forward converts whole embedding / lm_head tables */
 static hf_tensor_source mem_source(mem_src *m) {
-    hf_tensor_source s = {m, mem_get, mem_has};
+    hf_tensor_source s = {m, mem_get, mem_has, NULL};
     return s;
 }
 
@@ -173,6 +188,17 @@ static int on_hidden(void *ctx, int layer, const float *h, int n_seq, int T, int
     return 0;
 }
 
+/* max|a - b| / rms(b) */
+static double rel_diff(const float *a, const float *b, size_t n) {
+    double ss = 0, worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        ss += (double)b[i] * b[i];
+        double dd = fabs((double)a[i] - b[i]);
+        if (dd > worst || isnan(dd)) worst = dd;
+    }
+    return worst / sqrt(ss / (double)n);
+}
+
 typedef struct {
     float *h, *logits;
     int L1;
@@ -191,23 +217,30 @@ static int run(const hf_arch_config *c, mem_src *m, const int32_t *tok, int n_se
     int rc = hf_forward(c, &s, tok, n_seq, T, on_hidden, &col, o->logits, err);
     TU_CHECK(rc != 0 || (col.calls == o->L1 && col.order_ok),
              "on_hidden called %d times (want %d), in order %d", col.calls, o->L1, col.order_ok);
+    if (rc == 0) {
+        /* the same forward through row reads (embedding rows gathered, the head streamed in
+         * vocabulary chunks) gives the same hidden states and logits */
+        float *h2 = lmd_calloc((size_t)o->L1 * o->per, sizeof(float));
+        float *l2 = lmd_calloc(o->nlog, sizeof(float));
+        collect col2 = {h2, 0, 1, o->per};
+        s.get_rows_f32 = mem_rows;
+        lmd_err e2 = {{0}};
+        int rc2 = hf_forward(c, &s, tok, n_seq, T, on_hidden, &col2, l2, &e2);
+        TU_CHECK(rc2 == 0, "forward with row reads failed: %s", e2.msg);
+        if (rc2 == 0) {
+            double dh = rel_diff(h2, o->h, (size_t)o->L1 * o->per), dl = rel_diff(l2, o->logits, o->nlog);
+            TU_CHECK(dh <= 1e-6 && dl <= 1e-6,
+                     "row reads change the forward: hidden %.3g, logits %.3g", dh, dl);
+        }
+        free(h2);
+        free(l2);
+    }
     return rc;
 }
 
 static void run_free(run_out *o) {
     free(o->h);
     free(o->logits);
-}
-
-/* max|a - b| / rms(b) */
-static double rel_diff(const float *a, const float *b, size_t n) {
-    double ss = 0, worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        ss += (double)b[i] * b[i];
-        double dd = fabs((double)a[i] - b[i]);
-        if (dd > worst || isnan(dd)) worst = dd;
-    }
-    return worst / sqrt(ss / (double)n);
 }
 
 static void compare_runs(const char *what, const run_out *a, const run_out *b, double tol) {

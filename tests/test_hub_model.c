@@ -265,9 +265,23 @@ static void open_ok(const char *what, const tiny *m, const char *extra, int shar
             same = v == buf[i];
         }
         TU_CHECK(same, "%s: get_f32 values", what);
+        /* row reads: rows [V-2, V) equal the same rows of the whole read; shape and range
+         * checked */
+        if (rc == 0 && m->V >= 2) {
+            float *rows = malloc(2 * (size_t)m->d * sizeof *rows);
+            TU_CHECK(hm.src.get_rows_f32 != NULL, "%s: the hub source reads rows", what);
+            rc = hm.src.get_rows_f32(hm.src.ctx, l->t[0].name, shp, m->V - 2, 2, rows, &e);
+            TU_CHECK(rc == 0 && !memcmp(rows, buf + (size_t)(m->V - 2) * m->d, 2 * (size_t)m->d * sizeof *rows),
+                     "%s: get_rows_f32 = the rows of get_f32 (%s)", what, rc ? e.msg : "values");
+            rc = hm.src.get_rows_f32(hm.src.ctx, l->t[0].name, shp, m->V - 1, 2, rows, &e);
+            HT_EXPECT_ERR("get_rows_f32 past the last row", rc, &e, l->t[0].name, "rows", "asked");
+            free(rows);
+        }
         int64_t bad[2] = {m->d, m->V};
         rc = hm.src.get_f32(hm.src.ctx, l->t[0].name, 2, bad, buf, &e);
         HT_EXPECT_ERR("get_f32 with another shape", rc, &e, l->t[0].name, "has shape", "expects");
+        rc = hm.src.get_rows_f32(hm.src.ctx, l->t[0].name, bad, 0, 1, buf, &e);
+        HT_EXPECT_ERR("get_rows_f32 with another shape", rc, &e, l->t[0].name, "has shape", "expects");
         free(buf);
         if (logits) run_forward(&hm, logits, 8);
         printf("ok   %-34s opened: %s, %d layers, %lld parameters\n", what, hm.cfg.model_type, hm.cfg.n_layer,
