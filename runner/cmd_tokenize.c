@@ -346,6 +346,27 @@ static int add_job(run_ctx *r, const char *file, uint64_t off, const char *data,
     return 0;
 }
 
+/* Appends up to READ_BLOCK bytes of f to *buf (grown as needed); sets *eof at the end of the
+ * file. base: file offset of buf[0], for the message. Returns 0, or -1 with a message. */
+static int read_block(FILE *f, const char *path, uint64_t base, char **buf, size_t *cap,
+                      size_t *have, int *eof, lmd_err *err) {
+    if (*cap - *have < READ_BLOCK) {
+        *cap *= 2;
+        char *b = realloc(*buf, *cap);
+        if (!b) lmd_die("out of memory");
+        *buf = b;
+    }
+    size_t got = fread(*buf + *have, 1, READ_BLOCK, f);
+    *have += got;
+    if (got < READ_BLOCK) {
+        if (ferror(f))
+            return lmd_errf(err, "%s: read failed at byte %llu: %s", path,
+                            (unsigned long long)(base + *have), strerror(errno));
+        *eof = 1;
+    }
+    return 0;
+}
+
 /* A plain text file = one document, cut at tok_safe_cut points near every r->chunk bytes. */
 static int feed_text(run_ctx *r, const char *path, lmd_err *err) {
     FILE *f = fopen(path, "rb");
@@ -359,42 +380,13 @@ static int feed_text(run_ctx *r, const char *path, lmd_err *err) {
     size_t from = r->chunk;
     for (;;) {
         while (!eof && have < r->chunk + READ_BLOCK) {
-            if (cap - have < READ_BLOCK) {
-                cap *= 2;
-                char *b = realloc(buf, cap);
-                if (!b) lmd_die("out of memory");
-                buf = b;
-            }
-            size_t got = fread(buf + have, 1, READ_BLOCK, f);
-            have += got;
-            if (got < READ_BLOCK) {
-                if (ferror(f)) {
-                    lmd_errf(err, "%s: read failed at byte %llu: %s", path,
-                             (unsigned long long)(base + have), strerror(errno));
-                    goto done;
-                }
-                eof = 1;
-            }
+            if (read_block(f, path, base, &buf, &cap, &have, &eof, err)) goto done;
         }
         if (have == 0) break;
         size_t ctx = 0, c = have > r->chunk ? tok_safe_cut(r->tok, buf, have, from, &ctx) : 0;
         if (!c && !eof) { /* no cut point yet: read on, resuming the search where it stopped */
             if (have > W + 1 && have - W - 1 > from) from = have - W - 1;
-            if (cap - have < READ_BLOCK) {
-                cap *= 2;
-                char *b = realloc(buf, cap);
-                if (!b) lmd_die("out of memory");
-                buf = b;
-            }
-            size_t got = fread(buf + have, 1, READ_BLOCK, f);
-            have += got;
-            if (got < READ_BLOCK) {
-                if (ferror(f)) {
-                    lmd_errf(err, "%s: read failed: %s", path, strerror(errno));
-                    goto done;
-                }
-                eof = 1;
-            }
+            if (read_block(f, path, base, &buf, &cap, &have, &eof, err)) goto done;
             continue;
         }
         size_t len = c ? c : have;
