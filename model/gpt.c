@@ -340,7 +340,8 @@ void gpt_backward(gpt_model *m, const float *dhidden) {
         lmd_matmul_backward(D->datty, G->attprojw + (size_t)l * C * C, G->attprojb + l * C,
                         D->dresidual, atty, P->attprojw + (size_t)l * C * C, BT, C, C);
         /* atty = attention(qkv) */
-        lmd_attention_backward(D->dqkv, D->datt, D->datty, qkv, att, B, T, C, NH);
+        lmd_attention_backward(D->dqkv, D->datt, (size_t)m->T_cap * m->T_cap, D->datty, qkv, att,
+                               B, T, C, NH);
         /* qkv = ln1 qkvw^T + qkvb */
         lmd_matmul_backward(D->dln, G->qkvw + (size_t)l * 3 * C * C, G->qkvb + (size_t)l * 3 * C,
                         D->dqkv, ln1, P->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);

@@ -11,6 +11,8 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -316,6 +318,21 @@ void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout
 #define ATT_BLK 64
 #endif
 
+/* A violated precondition of an op is a bug in the caller: say which and stop. */
+static void op_require(int ok, const char *op, const char *cond, long a, long b) {
+    if (ok) return;
+    fprintf(stderr, "lmdisp: internal error: %s called with %s (%ld, %ld)\n", op, cond, a, b);
+    abort();
+}
+
+static void attention_check(const char *op, int B, int T, int C, int NH) {
+    op_require(B >= 1 && T >= 1, op, "B < 1 or T < 1: B, T =", B, T);
+    op_require(NH >= 1 && C >= NH && C % NH == 0, op, "C not a positive multiple of NH: C, NH =",
+               C, NH);
+}
+
+size_t lmd_attention_scratch_floats(int T) { return (size_t)T * (size_t)T; }
+
 /* Threads for the (b, h) loop; when more than one, OpenBLAS is set to one thread for the
  * region and restored afterwards (returned in *blas_threads). */
 static int attention_threads(int pairs, int limit, int *blas_threads) {
@@ -377,6 +394,7 @@ static void softmax_causal_row(float *row, int t, int end) {
  * softmax probabilities for backward: row t holds p_j for keys j <= t and zeros up to the end
  * of t's 64-row block; entries beyond that are never written (nor read). */
 void lmd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+    attention_check("lmd_attention_forward", B, T, C, NH);
     int hd = C / NH, C3 = 3 * C, pairs = B * NH, blas_threads;
     float scale = 1.0f / sqrtf((float)hd);
     int nt = attention_threads(pairs, pairs, &blas_threads);
@@ -402,10 +420,13 @@ void lmd_attention_forward(float *out, float *att, const float *qkv, int B, int 
     if (nt > 1) openblas_set_num_threads(blas_threads);
 }
 
-/* dqkv (B,T,3C) = d/dqkv of attention (overwritten); datt is scratch of at least T*T floats,
- * used as one ATT_BLK x T tile per thread */
-void lmd_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                            const float *att, int B, int T, int C, int NH) {
+/* dqkv (B,T,3C) = d/dqkv of attention (overwritten); datt is scratch of datt_n floats, used as
+ * one ATT_BLK x T tile per thread: with at most T / ATT_BLK threads that is within T*T. */
+void lmd_attention_backward(float *dqkv, float *datt, size_t datt_n, const float *dout,
+                            const float *qkv, const float *att, int B, int T, int C, int NH) {
+    attention_check("lmd_attention_backward", B, T, C, NH);
+    op_require(datt_n >= lmd_attention_scratch_floats(T), "lmd_attention_backward",
+               "scratch below T*T floats: datt_n, T =", (long)datt_n, T);
     int hd = C / NH, C3 = 3 * C, pairs = B * NH, blas_threads;
     float scale = 1.0f / sqrtf((float)hd);
     int blk = ATT_BLK < T ? ATT_BLK : T;
@@ -413,6 +434,8 @@ void lmd_attention_backward(float *dqkv, float *datt, const float *dout, const f
 #pragma omp parallel for schedule(static) if (BT * C3 >= PAR_MIN)
     for (size_t r = 0; r < BT; r++) memset(dqkv + r * C3, 0, (size_t)C3 * sizeof(float));
     int nt = attention_threads(pairs, T / blk, &blas_threads);
+    op_require((size_t)nt * blk * T <= datt_n, "lmd_attention_backward",
+               "threads x tile over the scratch: threads, T =", nt, T);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int bh = 0; bh < pairs; bh++) {
         int b = bh / NH, h = bh % NH;

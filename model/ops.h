@@ -44,11 +44,17 @@ void lmd_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout
  * softmax probabilities for backward: row t holds p_j for keys j <= t and zeros up to the end
  * of t's 64-row block; entries beyond that are never written (nor read). */
 void lmd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+/* (both attention functions abort on B, T, NH < 1 or C not a positive multiple of NH) */
 
-/* dqkv (B,T,3C) = d/dqkv of attention (overwritten); datt is scratch of at least T*T floats
- * (one block of rows per thread, at most T/64 threads) */
-void lmd_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                            const float *att, int B, int T, int C, int NH);
+/* dqkv (B,T,3C) = d/dqkv of attention (overwritten); datt is scratch of datt_n floats, at least
+ * lmd_attention_scratch_floats(T) (one block of 64 rows per thread, at most T/64 threads).
+ * Preconditions (checked; a violation is a programming error and aborts with a message):
+ * B, T, NH >= 1, C a positive multiple of NH, datt_n >= lmd_attention_scratch_floats(T). */
+void lmd_attention_backward(float *dqkv, float *datt, size_t datt_n, const float *dout,
+                            const float *qkv, const float *att, int B, int T, int C, int NH);
+
+/* the scratch lmd_attention_backward needs for sequences of T tokens: T*T floats */
+size_t lmd_attention_scratch_floats(int T);
 
 /* out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), computed as x / (1 + e^(-2u)) */
 void lmd_gelu_forward(float *out, const float *inp, size_t n);

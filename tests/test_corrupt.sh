@@ -9,9 +9,7 @@ set -u
 : "${LMDISP:?}" "${LMDISP_TMP:?}"
 tmp="$LMDISP_TMP/test_corrupt"
 rm -rf "$tmp" && mkdir -p "$tmp"
-fails=0
-pass() { echo "ok: $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 "$LMDISP" train --n-layer 1 --n-embd 8 --n-head 1 --mlp-dim 8 --batch 1 --seq 8 --steps 1 \
   --out "$tmp/ck" > "$tmp/train.log" 2>&1 || { fail "training the fixture"; cat "$tmp/train.log"; exit 1; }
 ck="$tmp/ck/step0000001.h5"

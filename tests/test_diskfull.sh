@@ -7,9 +7,7 @@
 set -u
 tmp="$LMDISP_TMP/test_diskfull"
 rm -rf "$tmp" && mkdir -p "$tmp/full"
-fails=0
-pass() { echo "ok: $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 mnt="$tmp/full"
 if ! mount -t tmpfs -o size=2500k tmpfs "$mnt" 2>/dev/null; then
   echo "skipped: cannot mount a tmpfs at $mnt (needs root)"; exit 77

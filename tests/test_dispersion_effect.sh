@@ -19,6 +19,7 @@ set -u
 PY=/usr/bin/python3
 W=$LMDISP_TMP/test_dispersion_effect
 rm -rf "$W" && mkdir -p "$W"
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 SEED=${SEED:-0}
 MARGIN=0.05
 COMMON=(--n-layer 2 --n-embd 32 --n-head 2 --mlp-dim 64 --n-ctx 32 --batch 8 --seq 32
@@ -28,9 +29,9 @@ for run in base disp; do
     extra=()
     [ $run = disp ] && extra=(--dispersion angular_spread --coeff 0.5)
     "$LMDISP" train "${COMMON[@]}" "${extra[@]}" --out "$W/$run" > "$W/$run.log" 2>&1 \
-        || { cat "$W/$run.log"; echo "FAIL: training $run"; exit 1; }
+        || { cat "$W/$run.log"; fail "training $run"; exit 1; }
     "$LMDISP" measure "$W/$run/step0000100.h5" --json > "$W/$run.json" 2> "$W/$run.err" \
-        || { cat "$W/$run.err"; echo "FAIL: measuring $run"; exit 1; }
+        || { cat "$W/$run.err"; fail "measuring $run"; exit 1; }
 done
 
 $PY - "$W" "$MARGIN" <<'PYEOF'

@@ -156,7 +156,7 @@ static void test_attention(void) {
     c.qkv[(size_t)(c.T - 1) * 3 * c.C + c.C + 2] -= 1.0f;
     c.qkv[(size_t)(c.T - 1) * 3 * c.C + 2 * c.C + 3] -= 1.0f;
     at_f(&c);
-    lmd_attention_backward(dqkv, datt, c.r, c.qkv, c.att, c.B, c.T, c.C, c.NH);
+    lmd_attention_backward(dqkv, datt, (size_t)c.T * c.T, c.r, c.qkv, c.att, c.B, c.T, c.C, c.NH);
     check_fd("attention dqkv", c.qkv, dqkv, nq, at_f, &c, 1000);
     free(o1), free(c.qkv), free(c.out), free(c.r), free(c.att), free(dqkv), free(datt);
 }

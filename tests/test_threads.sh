@@ -8,17 +8,17 @@ set -u
 : "${LMDISP:?}" "${LMDISP_TMP:?}"
 tmp="$LMDISP_TMP/test_threads"
 rm -rf "$tmp" && mkdir -p "$tmp"
-fails=0
+. "${LMDISP_TESTS:-$(dirname "${BASH_SOURCE[0]}")}/lib.sh"  # pass, fail, mpi
 args=(--n-layer 2 --n-embd 64 --n-head 4 --mlp-dim 256 --batch 8 --seq 64 --steps 4 --seed 11
       --dispersion angular_spread --checkpoint-steps 4)
 for t in 1 2; do
   OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=1 "$LMDISP" train "${args[@]}" --threads $t \
-    --out "$tmp/t$t" > "$tmp/t$t.log" 2>&1 || { echo "FAIL: training with $t thread(s)"; cat "$tmp/t$t.log"; fails=$((fails+1)); }
+    --out "$tmp/t$t" > "$tmp/t$t.log" 2>&1 || { fail "training with $t thread(s)"; cat "$tmp/t$t.log"; }
 done
 if h5diff -q "$tmp/t1/step0000004.h5" "$tmp/t2/step0000004.h5" > /dev/null 2>&1; then
-  echo "ok: 1 and 2 threads: bitwise identical checkpoints after 4 angular_spread steps"
+  pass "1 and 2 threads: bitwise identical checkpoints after 4 angular_spread steps"
 else
-  echo "FAIL: 1 and 2 threads give different checkpoints"; fails=$((fails+1))
+  fail "1 and 2 threads give different checkpoints"
   h5diff "$tmp/t1/step0000004.h5" "$tmp/t2/step0000004.h5" | head -5
 fi
 echo "test_threads: $fails failure(s)"
