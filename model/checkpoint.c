@@ -16,10 +16,12 @@
  * A file is complete for a bitwise resume when it has both /optimizer and /state.
  *
  * Writing builds the file in memory (HDF5 core driver), then writes that image to
- * "<path>.tmp.<pid>", fsyncs it and renames it over path, so a crash never leaves a half-written
- * checkpoint under the real name and a full disk is an ordinary write() error (lmd_ckpt_save). */
+ * "<path>.tmp.<pid>", fsyncs it, renames it over path and fsyncs the directory (lmd_file_commit),
+ * so a crash never leaves a half-written checkpoint under the real name and a full disk is an
+ * ordinary write() error (lmd_ckpt_save). */
 #define _POSIX_C_SOURCE 200809L
 #include "checkpoint.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -396,11 +398,9 @@ int lmd_ckpt_save(const char *path, const gpt_model *m, const lmd_train_state *s
         goto done;
     }
     if (write_image(tmp, path, image, (size_t)n, err)) goto done;
-    if (rename(tmp, path) != 0) {
-        lmd_errf(err, "cannot save checkpoint: rename '%s' -> '%s' failed: %s", tmp, path,
-                 strerror(errno));
-        goto done;
-    }
+    /* rename over path and fsync the directory, so after a crash path is the old or the new
+     * checkpoint (the second fsync of tmp inside is a no-op: write_image synced it) */
+    if (lmd_file_commit(tmp, path, err)) goto done;
     rc = 0;
 done:
     h5_close_all(ids, 2);
