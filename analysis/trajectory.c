@@ -16,27 +16,6 @@
 #define TRAJ_FORMAT "lmdisp-trajectory"
 #define TRAJ_VERSION 1
 
-/* Integer array attribute on an existing object (h5io has scalars only). */
-static int traj_attr_i64s(hid_t f, const char *obj, const char *name, const int64_t *v,
-                          hsize_t n, const char *path, lmd_err *err) {
-    herr_t st = -1;
-    hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
-    if (o >= 0) {
-        hid_t sp = H5Screate_simple(1, &n, NULL);
-        hid_t a = H5Acreate2(o, name, H5T_NATIVE_INT64, sp, H5P_DEFAULT, H5P_DEFAULT);
-        if (a >= 0) {
-            st = H5Awrite(a, H5T_NATIVE_INT64, v);
-            H5Aclose(a);
-        }
-        H5Sclose(sp);
-        H5Oclose(o);
-    }
-    if (st < 0)
-        return lmd_errf(err, "%s: cannot write attribute %s on %s (%s)", path, name, obj,
-                        lmd_h5_last_error());
-    return 0;
-}
-
 static int traj_check_rows(const lmd_traj_row *rows, int K, const char *path, lmd_err *err) {
     if (K < 1) return lmd_errf(err, "%s: a trajectory needs at least one row", path);
     const lmd_geom *g0 = &rows[0].geom;
@@ -105,7 +84,10 @@ static int traj_fill(hid_t f, const char *path, const lmd_traj_meta *meta,
     if (!rc) rc = lmd_h5_write(f, "/last_n_mean", H5T_NATIVE_DOUBLE, v, 2, dK6, err);
     if (!rc) {
         int64_t ns[6] = {1, 2, 3, 4, 5, g0->half_n};
-        rc = traj_attr_i64s(f, "/last_n_mean", "n", ns, 6, path, err);
+        hid_t o = H5Oopen(f, "/last_n_mean", H5P_DEFAULT);
+        rc = o < 0 ? lmd_h5_errf(err, "%s: cannot open /last_n_mean", path)
+                   : lmd_h5_attr_put_i64s(o, "n", ns, 6, path, err);
+        if (o >= 0) H5Oclose(o);
     }
     if (!rc)
         rc = lmd_h5_attr_str(f, "/last_n_mean", "columns",

@@ -22,12 +22,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "checkpoint.h"
 #include "fileio.h"
+#include "h5io.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,70 +46,6 @@
 
 static const char *const CONFIG_ATTRS[6] = {"vocab_size", "n_ctx",  "n_layer",
                                             "n_embd",     "n_head", "mlp_dim"};
-
-/* ---- HDF5 error handling: silence the automatic stack printing, report our own text ---- */
-
-typedef struct {
-    H5E_auto2_t func;
-    void *data;
-} h5_quiet;
-
-static void h5_quiet_begin(h5_quiet *q) {
-    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void h5_quiet_end(const h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
-
-typedef struct {
-    char innermost[256]; /* description of the most specific error on the stack */
-    int checksum;        /* some error on the stack is a failed checksum */
-} h5_why;
-
-static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
-    h5_why *w = data;
-    const char *d = e->desc ? e->desc : "";
-    if (n == 0) snprintf(w->innermost, sizeof w->innermost, "%s", d);
-    if (strstr(d, "checksum") || strstr(d, "Fletcher32")) w->checksum = 1;
-    return 0;
-}
-
-/* Must run right after the failing HDF5 call: the next API call clears the stack. */
-static void h5_why_collect(h5_why *w) {
-    memset(w, 0, sizeof *w);
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_walk_cb, w);
-}
-
-/* lmd_errf with the innermost HDF5 error appended, e.g. "...: (HDF5: unable to open file)". */
-static int h5_errf(lmd_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int h5_errf(lmd_err *err, const char *fmt, ...) {
-    h5_why w;
-    h5_why_collect(&w);
-    char msg[LMD_ERR_LEN];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (w.innermost[0]) return lmd_errf(err, "%s (HDF5: %s)", msg, w.innermost);
-    return lmd_errf(err, "%s", msg);
-}
-
-static void h5_close_all(hid_t *ids, int n) {
-    for (int i = 0; i < n; i++) {
-        if (ids[i] < 0) continue;
-        switch (H5Iget_type(ids[i])) {
-        case H5I_FILE: H5Fclose(ids[i]); break;
-        case H5I_GROUP: H5Gclose(ids[i]); break;
-        case H5I_DATASET: H5Dclose(ids[i]); break;
-        case H5I_ATTR: H5Aclose(ids[i]); break;
-        case H5I_DATASPACE: H5Sclose(ids[i]); break;
-        case H5I_DATATYPE: H5Tclose(ids[i]); break;
-        case H5I_GENPROP_LST: H5Pclose(ids[i]); break;
-        default: break;
-        }
-        ids[i] = -1;
-    }
-}
 
 /* ---- the tensor table: per checkpoint dataset, where its floats live in a memory block ---- */
 
@@ -132,54 +68,6 @@ static size_t tensor_offset(const gpt_model *m, int k) {
 
 /* ---- writing ---- */
 
-static int attr_write_i64(hid_t loc, const char *name, int64_t v, const char *file, lmd_err *err) {
-    hid_t ids[2] = {-1, -1};
-    ids[0] = H5Screate(H5S_SCALAR);
-    if (ids[0] < 0) return h5_errf(err, "%s: cannot create dataspace for attribute %s", file, name);
-    ids[1] = H5Acreate2(loc, name, H5T_STD_I64LE, ids[0], H5P_DEFAULT, H5P_DEFAULT);
-    if (ids[1] < 0 || H5Awrite(ids[1], H5T_NATIVE_INT64, &v) < 0) {
-        h5_errf(err, "%s: cannot write attribute %s", file, name);
-        h5_close_all(ids, 2);
-        return -1;
-    }
-    h5_close_all(ids, 2);
-    return 0;
-}
-
-static int attr_write_u64s(hid_t loc, const char *name, const uint64_t *v, hsize_t n,
-                           const char *file, lmd_err *err) {
-    hid_t ids[2] = {-1, -1};
-    ids[0] = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
-    if (ids[0] < 0) return h5_errf(err, "%s: cannot create dataspace for attribute %s", file, name);
-    ids[1] = H5Acreate2(loc, name, H5T_STD_U64LE, ids[0], H5P_DEFAULT, H5P_DEFAULT);
-    if (ids[1] < 0 || H5Awrite(ids[1], H5T_NATIVE_UINT64, v) < 0) {
-        h5_errf(err, "%s: cannot write attribute %s", file, name);
-        h5_close_all(ids, 2);
-        return -1;
-    }
-    h5_close_all(ids, 2);
-    return 0;
-}
-
-/* Fixed-length, NUL-terminated ASCII string. Not variable-length: a vlen string lives in the
- * global heap, which carries no checksum, and HDF5 1.10 trusts its sizes (one flipped byte there
- * made every reader crash or hang). h5py reads it back as bytes. */
-static int attr_write_str(hid_t loc, const char *name, const char *s, const char *file,
-                          lmd_err *err) {
-    hid_t ids[3] = {-1, -1, -1};
-    ids[0] = H5Tcopy(H5T_C_S1);
-    if (ids[0] < 0 || H5Tset_size(ids[0], strlen(s) + 1) < 0 ||
-        H5Tset_strpad(ids[0], H5T_STR_NULLTERM) < 0 || (ids[1] = H5Screate(H5S_SCALAR)) < 0 ||
-        (ids[2] = H5Acreate2(loc, name, ids[0], ids[1], H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        H5Awrite(ids[2], ids[0], s) < 0) {
-        h5_errf(err, "%s: cannot write string attribute %s", file, name);
-        h5_close_all(ids, 3);
-        return -1;
-    }
-    h5_close_all(ids, 3);
-    return 0;
-}
-
 /* data is the row-major slice of shape dims[0] (x dims[1]); written as float32, chunked by
  * whole rows, Fletcher32. `what` is the dataset's full path for messages. */
 static int dset_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims,
@@ -194,22 +82,22 @@ static int dset_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *
     if ((ids[0] = H5Screate_simple(ndim, dims, NULL)) < 0 ||
         (ids[1] = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_chunk(ids[1], ndim, chunk) < 0 ||
         H5Pset_fletcher32(ids[1]) < 0) {
-        h5_errf(err, "%s: cannot set up dataset %s", file, what);
-        h5_close_all(ids, 3);
+        lmd_h5_errf(err, "%s: cannot set up dataset %s", file, what);
+        lmd_h5_close_all(ids, 3);
         return -1;
     }
     ids[2] = H5Dcreate2(loc, name, H5T_IEEE_F32LE, ids[0], H5P_DEFAULT, ids[1], H5P_DEFAULT);
     if (ids[2] < 0) {
-        h5_errf(err, "%s: cannot create dataset %s", file, what);
-        h5_close_all(ids, 3);
+        lmd_h5_errf(err, "%s: cannot create dataset %s", file, what);
+        lmd_h5_close_all(ids, 3);
         return -1;
     }
     if (H5Dwrite(ids[2], H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-        h5_errf(err, "%s: cannot write dataset %s (disk full?)", file, what);
-        h5_close_all(ids, 3);
+        lmd_h5_errf(err, "%s: cannot write dataset %s (disk full?)", file, what);
+        lmd_h5_close_all(ids, 3);
         return -1;
     }
-    h5_close_all(ids, 3);
+    lmd_h5_close_all(ids, 3);
     return 0;
 }
 
@@ -239,55 +127,55 @@ static int write_contents(hid_t f, const gpt_model *m, const lmd_train_state *st
                           lmd_err *err) {
     const gpt_config *c = &m->cfg;
     const int64_t cfgv[6] = {c->vocab_size, c->n_ctx, c->n_layer, c->n_embd, c->n_head, c->mlp_dim};
-    if (attr_write_str(f, "format", CKPT_FORMAT, file, err) ||
-        attr_write_i64(f, "format_version", CKPT_VERSION, file, err))
+    if (lmd_h5_attr_put_fixed_str(f, "format", CKPT_FORMAT, file, err) ||
+        lmd_h5_attr_put_i64(f, "format_version", CKPT_VERSION, file, err))
         return -1;
     for (int i = 0; i < 6; i++)
-        if (attr_write_i64(f, CONFIG_ATTRS[i], cfgv[i], file, err)) return -1;
-    if (attr_write_i64(f, "step", st ? st->step : 0, file, err) ||
-        attr_write_i64(f, "tokens", st ? st->tokens : 0, file, err) ||
-        attr_write_i64(f, "seed", st ? st->seed : 0, file, err))
+        if (lmd_h5_attr_put_i64(f, CONFIG_ATTRS[i], cfgv[i], file, err)) return -1;
+    if (lmd_h5_attr_put_i64(f, "step", st ? st->step : 0, file, err) ||
+        lmd_h5_attr_put_i64(f, "tokens", st ? st->tokens : 0, file, err) ||
+        lmd_h5_attr_put_i64(f, "seed", st ? st->seed : 0, file, err))
         return -1;
 
     hid_t g[3] = {-1, -1, -1};
     int rc = -1;
     if ((g[0] = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
-        h5_errf(err, "%s: cannot create group /params", file);
+        lmd_h5_errf(err, "%s: cannot create group /params", file);
         goto done;
     }
     if (write_tensors(g[0], "/params", m, m->params_memory, file, err)) goto done;
-    h5_close_all(g, 1);
+    lmd_h5_close_all(g, 1);
 
     if ((g[0] = H5Gcreate2(f, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
-        h5_errf(err, "%s: cannot create group /optimizer", file);
+        lmd_h5_errf(err, "%s: cannot create group /optimizer", file);
         goto done;
     }
     int has_moments = m->m_memory && m->v_memory;
-    if (attr_write_i64(g[0], "adam_t", has_moments ? m->adam_t : 0, file, err)) goto done;
+    if (lmd_h5_attr_put_i64(g[0], "adam_t", has_moments ? m->adam_t : 0, file, err)) goto done;
     if (has_moments) {
         if ((g[1] = H5Gcreate2(g[0], "m", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
             (g[2] = H5Gcreate2(g[0], "v", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
-            h5_errf(err, "%s: cannot create groups /optimizer/m and /optimizer/v", file);
+            lmd_h5_errf(err, "%s: cannot create groups /optimizer/m and /optimizer/v", file);
             goto done;
         }
         if (write_tensors(g[1], "/optimizer/m", m, m->m_memory, file, err) ||
             write_tensors(g[2], "/optimizer/v", m, m->v_memory, file, err))
             goto done;
     }
-    h5_close_all(g, 3);
+    lmd_h5_close_all(g, 3);
 
     if (st) {
         if ((g[0] = H5Gcreate2(f, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
-            h5_errf(err, "%s: cannot create group /state", file);
+            lmd_h5_errf(err, "%s: cannot create group /state", file);
             goto done;
         }
-        if (attr_write_u64s(g[0], "data_pos", &st->data_pos, 1, file, err) ||
-            attr_write_u64s(g[0], "rng_disp", st->rng_disp.s, 4, file, err))
+        if (lmd_h5_attr_put_u64s(g[0], "data_pos", &st->data_pos, 1, file, err) ||
+            lmd_h5_attr_put_u64s(g[0], "rng_disp", st->rng_disp.s, 4, file, err))
             goto done;
     }
     rc = 0;
 done:
-    h5_close_all(g, 3);
+    lmd_h5_close_all(g, 3);
     return rc;
 }
 
@@ -355,30 +243,29 @@ int lmd_ckpt_save(const char *path, const gpt_model *m, const lmd_train_state *s
      * write_image: HDF5 1.10 cannot recover from a failed write inside H5Fflush/H5Fclose (the
      * file stays half-closed and closing it again, e.g. at exit from MPI_Finalize, crashes),
      * so HDF5 must never see a full disk. The cost is one in-memory copy of the checkpoint. */
-    h5_quiet q;
-    h5_quiet_begin(&q);
+    lmd_h5_quiet();
     int rc = -1;
     unsigned char *image = NULL;
     hid_t ids[2] = {-1, -1}; /* fapl, file */
     if ((ids[0] = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
         H5Pset_fapl_core(ids[0], (size_t)4 << 20, 0) < 0 ||
         H5Pset_fclose_degree(ids[0], H5F_CLOSE_STRONG) < 0) {
-        h5_errf(err, "cannot save checkpoint '%s': cannot set up file access", path);
+        lmd_h5_errf(err, "cannot save checkpoint '%s': cannot set up file access", path);
         goto done;
     }
     ids[1] = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, ids[0]);
     if (ids[1] < 0) {
-        h5_errf(err, "cannot save checkpoint '%s': cannot create it in memory", path);
+        lmd_h5_errf(err, "cannot save checkpoint '%s': cannot create it in memory", path);
         goto done;
     }
     if (write_contents(ids[1], m, st, tmp, err)) goto done;
     if (H5Fflush(ids[1], H5F_SCOPE_GLOBAL) < 0) {
-        h5_errf(err, "cannot save checkpoint '%s': cannot flush the in-memory file", path);
+        lmd_h5_errf(err, "cannot save checkpoint '%s': cannot flush the in-memory file", path);
         goto done;
     }
     ssize_t n = H5Fget_file_image(ids[1], NULL, 0);
     if (n <= 0) {
-        h5_errf(err, "cannot save checkpoint '%s': cannot get the size of its image", path);
+        lmd_h5_errf(err, "cannot save checkpoint '%s': cannot get the size of its image", path);
         goto done;
     }
     image = malloc((size_t)n);
@@ -388,13 +275,13 @@ int lmd_ckpt_save(const char *path, const gpt_model *m, const lmd_train_state *s
         goto done;
     }
     if (H5Fget_file_image(ids[1], image, (size_t)n) != n) {
-        h5_errf(err, "cannot save checkpoint '%s': cannot copy its image", path);
+        lmd_h5_errf(err, "cannot save checkpoint '%s': cannot copy its image", path);
         goto done;
     }
     hid_t f = ids[1];
     ids[1] = -1;
     if (H5Fclose(f) < 0) { /* in memory: nothing can be left half-written on disk */
-        h5_errf(err, "cannot save checkpoint '%s': closing the in-memory file failed", path);
+        lmd_h5_errf(err, "cannot save checkpoint '%s': closing the in-memory file failed", path);
         goto done;
     }
     if (write_image(tmp, path, image, (size_t)n, err)) goto done;
@@ -403,127 +290,34 @@ int lmd_ckpt_save(const char *path, const gpt_model *m, const lmd_train_state *s
     if (lmd_file_commit(tmp, path, err)) goto done;
     rc = 0;
 done:
-    h5_close_all(ids, 2);
+    lmd_h5_close_all(ids, 2);
     free(image);
     if (rc != 0) remove(tmp); /* may not exist; nothing to report then */
-    h5_quiet_end(&q);
     return rc;
 }
 
 /* ---- reading ---- */
 
-/* Reads a 1-element integer attribute as int64 (any stored integer type converts). */
-static int attr_read_i64(hid_t loc, const char *where, const char *name, int64_t *v,
-                         const char *file, lmd_err *err) {
-    htri_t ex = H5Aexists(loc, name);
-    if (ex < 0)
-        return h5_errf(err, "checkpoint '%s': cannot query attribute %s%s", file, where, name);
-    if (ex == 0) return lmd_errf(err, "checkpoint '%s': missing attribute %s%s", file, where, name);
-    hid_t ids[3] = {-1, -1, -1};
-    int rc = -1;
-    if ((ids[0] = H5Aopen(loc, name, H5P_DEFAULT)) < 0 || (ids[1] = H5Aget_type(ids[0])) < 0 ||
-        (ids[2] = H5Aget_space(ids[0])) < 0) {
-        h5_errf(err, "checkpoint '%s': cannot open attribute %s%s", file, where, name);
-        goto done;
-    }
-    if (H5Tget_class(ids[1]) != H5T_INTEGER) {
-        lmd_errf(err, "checkpoint '%s': attribute %s%s must be an integer", file, where, name);
-        goto done;
-    }
-    if (H5Sget_simple_extent_npoints(ids[2]) != 1) {
-        lmd_errf(err, "checkpoint '%s': attribute %s%s must be a single integer", file, where,
-                 name);
-        goto done;
-    }
-    if (H5Aread(ids[0], H5T_NATIVE_INT64, v) < 0) {
-        h5_errf(err, "checkpoint '%s': cannot read attribute %s%s", file, where, name);
-        goto done;
-    }
-    rc = 0;
-done:
-    h5_close_all(ids, 3);
-    return rc;
+/* The attribute readers of h5io, with messages starting "checkpoint 'PATH'". */
+static int ck_attr_i64(hid_t loc, const char *where, const char *name, int64_t *v,
+                       const char *path, lmd_err *err) {
+    char who[PATH_MAX + 16];
+    snprintf(who, sizeof who, "checkpoint '%s'", path);
+    return lmd_h5_attr_get_i64(loc, where, name, v, who, err);
 }
 
-/* Reads an integer attribute of exactly n elements as uint64. */
-static int attr_read_u64s(hid_t loc, const char *where, const char *name, uint64_t *v, size_t n,
-                          const char *file, lmd_err *err) {
-    htri_t ex = H5Aexists(loc, name);
-    if (ex < 0)
-        return h5_errf(err, "checkpoint '%s': cannot query attribute %s%s", file, where, name);
-    if (ex == 0) return lmd_errf(err, "checkpoint '%s': missing attribute %s%s", file, where, name);
-    hid_t ids[3] = {-1, -1, -1};
-    int rc = -1;
-    if ((ids[0] = H5Aopen(loc, name, H5P_DEFAULT)) < 0 || (ids[1] = H5Aget_type(ids[0])) < 0 ||
-        (ids[2] = H5Aget_space(ids[0])) < 0) {
-        h5_errf(err, "checkpoint '%s': cannot open attribute %s%s", file, where, name);
-        goto done;
-    }
-    hssize_t np = H5Sget_simple_extent_npoints(ids[2]);
-    if (H5Tget_class(ids[1]) != H5T_INTEGER || np != (hssize_t)n) {
-        lmd_errf(err, "checkpoint '%s': attribute %s%s must hold %zu integer(s), found %lld %s",
-                 file, where, name, n, (long long)np,
-                 H5Tget_class(ids[1]) == H5T_INTEGER ? "integer(s)" : "non-integer value(s)");
-        goto done;
-    }
-    if (H5Aread(ids[0], H5T_NATIVE_UINT64, v) < 0) {
-        h5_errf(err, "checkpoint '%s': cannot read attribute %s%s", file, where, name);
-        goto done;
-    }
-    rc = 0;
-done:
-    h5_close_all(ids, 3);
-    return rc;
+static int ck_attr_u64s(hid_t loc, const char *where, const char *name, uint64_t *v, size_t n,
+                        const char *path, lmd_err *err) {
+    char who[PATH_MAX + 16];
+    snprintf(who, sizeof who, "checkpoint '%s'", path);
+    return lmd_h5_attr_get_u64s(loc, where, name, v, n, who, err);
 }
 
-/* Reads a scalar string attribute, fixed-length (null- or space-padded) or variable-length,
- * ASCII or UTF-8, into buf (truncated to cap-1 bytes, trailing padding removed). */
-static int attr_read_str(hid_t loc, const char *name, char *buf, size_t cap, const char *file,
-                         lmd_err *err) {
-    hid_t ids[4] = {-1, -1, -1, -1}; /* attr, file type, space, memory type */
-    int rc = -1;
-    if ((ids[0] = H5Aopen(loc, name, H5P_DEFAULT)) < 0 || (ids[1] = H5Aget_type(ids[0])) < 0 ||
-        (ids[2] = H5Aget_space(ids[0])) < 0) {
-        h5_errf(err, "checkpoint '%s': cannot open attribute %s", file, name);
-        goto done;
-    }
-    if (H5Tget_class(ids[1]) != H5T_STRING || H5Sget_simple_extent_npoints(ids[2]) != 1) {
-        lmd_errf(err, "checkpoint '%s': attribute '%s' must be a single string", file, name);
-        goto done;
-    }
-    /* Same character set as stored: HDF5 refuses to convert between ASCII and UTF-8. */
-    H5T_cset_t cset = H5Tget_cset(ids[1]);
-    htri_t vl = H5Tis_variable_str(ids[1]);
-    if (vl < 0 || (ids[3] = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_cset(ids[3], cset) < 0) {
-        h5_errf(err, "checkpoint '%s': cannot inspect string attribute %s", file, name);
-        goto done;
-    }
-    if (vl) {
-        char *s = NULL;
-        if (H5Tset_size(ids[3], H5T_VARIABLE) < 0 || H5Aread(ids[0], ids[3], &s) < 0) {
-            h5_errf(err, "checkpoint '%s': cannot read attribute %s", file, name);
-            goto done;
-        }
-        snprintf(buf, cap, "%s", s ? s : "");
-        H5free_memory(s);
-    } else {
-        size_t sz = H5Tget_size(ids[1]);
-        char *tmp = lmd_calloc(sz + 1, 1);
-        if (H5Tset_size(ids[3], sz) < 0 || H5Tset_strpad(ids[3], H5T_STR_NULLPAD) < 0 ||
-            H5Aread(ids[0], ids[3], tmp) < 0) {
-            free(tmp);
-            h5_errf(err, "checkpoint '%s': cannot read attribute %s", file, name);
-            goto done;
-        }
-        snprintf(buf, cap, "%s", tmp);
-        free(tmp);
-    }
-    size_t len = strlen(buf);
-    while (len > 0 && buf[len - 1] == ' ') buf[--len] = '\0';
-    rc = 0;
-done:
-    h5_close_all(ids, 4);
-    return rc;
+static int ck_attr_str(hid_t loc, const char *name, char *buf, size_t cap, const char *path,
+                       lmd_err *err) {
+    char who[PATH_MAX + 16];
+    snprintf(who, sizeof who, "checkpoint '%s'", path);
+    return lmd_h5_attr_get_str(loc, name, buf, cap, who, err);
 }
 
 static const char *type_class_name(H5T_class_t c) {
@@ -556,16 +350,16 @@ static int dset_read_f32(hid_t loc, const char *gpath, const char *name, int ndi
                          const size_t *shape, float *out, const char *file, lmd_err *err) {
     htri_t ex = H5Lexists(loc, name, H5P_DEFAULT);
     if (ex < 0)
-        return h5_errf(err, "checkpoint '%s': cannot look up dataset %s/%s", file, gpath, name);
+        return lmd_h5_errf(err, "checkpoint '%s': cannot look up dataset %s/%s", file, gpath, name);
     if (ex == 0) return lmd_errf(err, "checkpoint '%s': missing dataset %s/%s", file, gpath, name);
     hid_t ids[3] = {-1, -1, -1}; /* dataset, type, space */
     int rc = -1;
     if ((ids[0] = H5Dopen2(loc, name, H5P_DEFAULT)) < 0) {
-        h5_errf(err, "checkpoint '%s': cannot open %s/%s as a dataset", file, gpath, name);
+        lmd_h5_errf(err, "checkpoint '%s': cannot open %s/%s as a dataset", file, gpath, name);
         goto done;
     }
     if ((ids[1] = H5Dget_type(ids[0])) < 0 || (ids[2] = H5Dget_space(ids[0])) < 0) {
-        h5_errf(err, "checkpoint '%s': cannot inspect dataset %s/%s", file, gpath, name);
+        lmd_h5_errf(err, "checkpoint '%s': cannot inspect dataset %s/%s", file, gpath, name);
         goto done;
     }
     H5T_class_t cls = H5Tget_class(ids[1]);
@@ -579,7 +373,7 @@ static int dset_read_f32(hid_t loc, const char *gpath, const char *name, int ndi
     hsize_t dims[H5S_MAX_RANK];
     int rank = H5Sget_simple_extent_dims(ids[2], dims, NULL);
     if (rank < 0) {
-        h5_errf(err, "checkpoint '%s': cannot read the shape of %s/%s", file, gpath, name);
+        lmd_h5_errf(err, "checkpoint '%s': cannot read the shape of %s/%s", file, gpath, name);
         goto done;
     }
     int ok = rank == ndim;
@@ -597,21 +391,18 @@ static int dset_read_f32(hid_t loc, const char *gpath, const char *name, int ndi
         goto done;
     }
     if (H5Dread(ids[0], H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
-        h5_why w;
-        h5_why_collect(&w);
-        if (w.checksum)
-            lmd_errf(err,
-                     "checkpoint '%s': checksum mismatch in dataset %s/%s: the file is "
-                     "corrupted (HDF5: %s)",
-                     file, gpath, name, w.innermost);
+        if (lmd_h5_checksum_failed())
+            lmd_h5_errf(err,
+                        "checkpoint '%s': checksum mismatch in dataset %s/%s: the file is "
+                        "corrupted",
+                        file, gpath, name);
         else
-            lmd_errf(err, "checkpoint '%s': cannot read dataset %s/%s (HDF5: %s)", file, gpath,
-                     name, w.innermost);
+            lmd_h5_errf(err, "checkpoint '%s': cannot read dataset %s/%s", file, gpath, name);
         goto done;
     }
     rc = 0;
 done:
-    h5_close_all(ids, 3);
+    lmd_h5_close_all(ids, 3);
     return rc;
 }
 
@@ -646,7 +437,7 @@ static hid_t ckpt_open(const char *path, lmd_err *err) {
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) {
         if (is < 0)
-            h5_errf(err, "cannot open checkpoint '%s': not an HDF5 file or not readable", path);
+            lmd_h5_errf(err, "cannot open checkpoint '%s': not an HDF5 file or not readable", path);
         else
             lmd_errf(err, "cannot open checkpoint '%s': not an HDF5 file", path);
         return -1;
@@ -654,19 +445,19 @@ static hid_t ckpt_open(const char *path, lmd_err *err) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || H5Pset_fapl_sec2(fapl) < 0 ||
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
-        h5_errf(err, "cannot open checkpoint '%s': cannot set up file access", path);
+        lmd_h5_errf(err, "cannot open checkpoint '%s': cannot set up file access", path);
         if (fapl >= 0) H5Pclose(fapl);
         return -1;
     }
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    if (f < 0) h5_errf(err, "cannot open checkpoint '%s' as HDF5", path);
+    if (f < 0) lmd_h5_errf(err, "cannot open checkpoint '%s' as HDF5", path);
     H5Pclose(fapl);
     if (f < 0) return -1;
 
     htri_t ex = H5Aexists(f, "format");
     if (ex <= 0) {
         if (ex < 0)
-            h5_errf(err, "checkpoint '%s': cannot query root attribute 'format'", path);
+            lmd_h5_errf(err, "checkpoint '%s': cannot query root attribute 'format'", path);
         else
             lmd_errf(err,
                      "checkpoint '%s': missing root attribute 'format' (expected \"%s\"): "
@@ -676,7 +467,7 @@ static hid_t ckpt_open(const char *path, lmd_err *err) {
         return -1;
     }
     char fmt[128];
-    if (attr_read_str(f, "format", fmt, sizeof fmt, path, err)) {
+    if (ck_attr_str(f, "format", fmt, sizeof fmt, path, err)) {
         H5Fclose(f);
         return -1;
     }
@@ -687,7 +478,7 @@ static hid_t ckpt_open(const char *path, lmd_err *err) {
         return -1;
     }
     int64_t version;
-    if (attr_read_i64(f, "/", "format_version", &version, path, err)) {
+    if (ck_attr_i64(f, "/", "format_version", &version, path, err)) {
         H5Fclose(f);
         return -1;
     }
@@ -707,7 +498,7 @@ static int read_config(hid_t f, const char *path, gpt_config *cfg, lmd_err *err)
                    &cfg->n_embd,     &cfg->n_head, &cfg->mlp_dim};
     for (int i = 0; i < 6; i++) {
         int64_t v;
-        if (attr_read_i64(f, "/", CONFIG_ATTRS[i], &v, path, err)) return -1;
+        if (ck_attr_i64(f, "/", CONFIG_ATTRS[i], &v, path, err)) return -1;
         if (v < INT_MIN || v > INT_MAX)
             return lmd_errf(err, "checkpoint '%s': invalid config: %s = %lld is out of range", path,
                             CONFIG_ATTRS[i], (long long)v);
@@ -743,7 +534,7 @@ static int ckpt_probe(const char *path, lmd_err *err) {
             static const char *const RUN[3] = {"step", "tokens", "seed"};
             for (int i = 0; i < 3; i++) {
                 int64_t v;
-                if (H5Aexists(f, RUN[i]) > 0) attr_read_i64(f, "/", RUN[i], &v, path, &e);
+                if (H5Aexists(f, RUN[i]) > 0) ck_attr_i64(f, "/", RUN[i], &v, path, &e);
             }
         }
         _exit(0); /* no atexit handlers: HDF5 and MPI belong to the parent */
@@ -767,8 +558,7 @@ static int ckpt_probe(const char *path, lmd_err *err) {
 }
 
 int lmd_ckpt_read_config(const char *path, gpt_config *cfg, lmd_err *err) {
-    h5_quiet q;
-    h5_quiet_begin(&q);
+    lmd_h5_quiet();
     memset(cfg, 0, sizeof *cfg);
     int rc = -1;
     hid_t f = ckpt_probe(path, err) ? -1 : ckpt_open(path, err);
@@ -776,14 +566,13 @@ int lmd_ckpt_read_config(const char *path, gpt_config *cfg, lmd_err *err) {
         rc = read_config(f, path, cfg, err);
         H5Fclose(f);
     }
-    h5_quiet_end(&q);
     return rc;
 }
 
 /* Group exists? 1, 0, or -1 with a message. */
 static int has_link(hid_t loc, const char *name, const char *path, lmd_err *err) {
     htri_t ex = H5Lexists(loc, name, H5P_DEFAULT);
-    if (ex < 0) return h5_errf(err, "checkpoint '%s': cannot look up %s", path, name);
+    if (ex < 0) return lmd_h5_errf(err, "checkpoint '%s': cannot look up %s", path, name);
     return ex > 0;
 }
 
@@ -792,11 +581,11 @@ static int read_optimizer(hid_t f, const char *path, gpt_model *m, lmd_err *err)
     hid_t g[3] = {-1, -1, -1};
     int rc = -1;
     if ((g[0] = H5Gopen2(f, "optimizer", H5P_DEFAULT)) < 0) {
-        h5_errf(err, "checkpoint '%s': cannot open group /optimizer", path);
+        lmd_h5_errf(err, "checkpoint '%s': cannot open group /optimizer", path);
         goto done;
     }
     int64_t t;
-    if (attr_read_i64(g[0], "/optimizer/", "adam_t", &t, path, err)) goto done;
+    if (ck_attr_i64(g[0], "/optimizer/", "adam_t", &t, path, err)) goto done;
     if (t < 0) {
         lmd_errf(err, "checkpoint '%s': /optimizer/adam_t = %lld is negative", path, (long long)t);
         goto done;
@@ -823,7 +612,7 @@ static int read_optimizer(hid_t f, const char *path, gpt_model *m, lmd_err *err)
     }
     if ((g[1] = H5Gopen2(g[0], "m", H5P_DEFAULT)) < 0 ||
         (g[2] = H5Gopen2(g[0], "v", H5P_DEFAULT)) < 0) {
-        h5_errf(err, "checkpoint '%s': cannot open groups /optimizer/m and /optimizer/v", path);
+        lmd_h5_errf(err, "checkpoint '%s': cannot open groups /optimizer/m and /optimizer/v", path);
         goto done;
     }
     gpt_alloc_moments(m);
@@ -833,16 +622,16 @@ static int read_optimizer(hid_t f, const char *path, gpt_model *m, lmd_err *err)
     m->adam_t = t;
     rc = 0;
 done:
-    h5_close_all(g, 3);
+    lmd_h5_close_all(g, 3);
     return rc;
 }
 
 static int read_state(hid_t f, const char *path, lmd_train_state *st, lmd_err *err) {
     hid_t g = H5Gopen2(f, "state", H5P_DEFAULT);
-    if (g < 0) return h5_errf(err, "checkpoint '%s': cannot open group /state", path);
+    if (g < 0) return lmd_h5_errf(err, "checkpoint '%s': cannot open group /state", path);
     int rc = -1;
-    if (attr_read_u64s(g, "/state/", "data_pos", &st->data_pos, 1, path, err) ||
-        attr_read_u64s(g, "/state/", "rng_disp", st->rng_disp.s, 4, path, err))
+    if (ck_attr_u64s(g, "/state/", "data_pos", &st->data_pos, 1, path, err) ||
+        ck_attr_u64s(g, "/state/", "rng_disp", st->rng_disp.s, 4, path, err))
         goto done;
     if ((st->rng_disp.s[0] | st->rng_disp.s[1] | st->rng_disp.s[2] | st->rng_disp.s[3]) == 0) {
         lmd_errf(err,
@@ -858,8 +647,7 @@ done:
 }
 
 int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *err) {
-    h5_quiet q;
-    h5_quiet_begin(&q);
+    lmd_h5_quiet();
     if (st) memset(st, 0, sizeof *st);
     int rc = -1, created = 0;
     hid_t ids[2] = {-1, -1}; /* /params, file (closed in this order) */
@@ -879,11 +667,11 @@ int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *
     for (int i = 0; i < 3; i++) {
         htri_t ex = H5Aexists(f, RUN_ATTRS[i]);
         if (ex < 0) {
-            h5_errf(err, "checkpoint '%s': cannot query attribute /%s", path, RUN_ATTRS[i]);
+            lmd_h5_errf(err, "checkpoint '%s': cannot query attribute /%s", path, RUN_ATTRS[i]);
             goto done;
         }
         if (ex == 0) continue;
-        if (attr_read_i64(f, "/", RUN_ATTRS[i], run_dst[i], path, err)) goto done;
+        if (ck_attr_i64(f, "/", RUN_ATTRS[i], run_dst[i], path, err)) goto done;
         n_run_attrs++;
     }
     /* A resumed run trusts these: a negative or absurd step would index the LR schedule and
@@ -907,7 +695,7 @@ int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *
         goto done;
     }
     if ((ids[0] = H5Gopen2(f, "params", H5P_DEFAULT)) < 0) {
-        h5_errf(err, "checkpoint '%s': cannot open group /params", path);
+        lmd_h5_errf(err, "checkpoint '%s': cannot open group /params", path);
         goto done;
     }
     if (gpt_create(m, &cfg, err)) {
@@ -934,11 +722,10 @@ int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *
     }
     rc = 0;
 done:
-    h5_close_all(ids, 2);
+    lmd_h5_close_all(ids, 2);
     if (rc != 0) {
         if (created) gpt_free(m);
         if (st) memset(st, 0, sizeof *st);
     }
-    h5_quiet_end(&q);
     return rc;
 }

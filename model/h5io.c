@@ -1,22 +1,218 @@
+/* h5io.c — lmdisp's HDF5 layer: the error policy (h5io.h), attribute and dataset helpers. */
 #include "h5io.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void lmd_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-static char last_err[512];
+typedef struct {
+    char innermost[512]; /* description of the most specific error on the stack */
+    int checksum;        /* some error on the stack is a failed checksum */
+} h5_why;
 
 static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
-    (void)data;
-    if (n == 0 && e->desc) snprintf(last_err, sizeof last_err, "%s", e->desc);
+    h5_why *w = data;
+    const char *d = e->desc ? e->desc : "";
+    if (n == 0) snprintf(w->innermost, sizeof w->innermost, "%s", d);
+    if (strstr(d, "checksum") || strstr(d, "Fletcher32")) w->checksum = 1;
     return 0;
 }
 
+/* H5E_WALK_UPWARD starts at the most specific error (n = 0) and ends at the API call. */
+static void why_collect(h5_why *w) {
+    memset(w, 0, sizeof *w);
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, w);
+}
+
+static char last_err[512];
+
 const char *lmd_h5_last_error(void) {
-    last_err[0] = '\0';
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, NULL);
+    h5_why w;
+    why_collect(&w);
+    snprintf(last_err, sizeof last_err, "%s", w.innermost);
     return last_err;
 }
+
+int lmd_h5_checksum_failed(void) {
+    h5_why w;
+    why_collect(&w);
+    return w.checksum;
+}
+
+int lmd_h5_errf(lmd_err *err, const char *fmt, ...) {
+    h5_why w;
+    why_collect(&w);
+    char msg[LMD_ERR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (w.innermost[0]) return lmd_errf(err, "%s (HDF5: %s)", msg, w.innermost);
+    return lmd_errf(err, "%s", msg);
+}
+
+void lmd_h5_close_all(hid_t *ids, int n) {
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0) continue;
+        switch (H5Iget_type(ids[i])) {
+        case H5I_FILE: H5Fclose(ids[i]); break;
+        case H5I_GROUP: H5Gclose(ids[i]); break;
+        case H5I_DATASET: H5Dclose(ids[i]); break;
+        case H5I_ATTR: H5Aclose(ids[i]); break;
+        case H5I_DATASPACE: H5Sclose(ids[i]); break;
+        case H5I_DATATYPE: H5Tclose(ids[i]); break;
+        case H5I_GENPROP_LST: H5Pclose(ids[i]); break;
+        default: break;
+        }
+        ids[i] = -1;
+    }
+}
+
+/* ---- attributes on an open object ---- */
+
+/* n values of memory type mtype stored as ftype; a scalar space when scalar */
+static int attr_put(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *v,
+                    hsize_t n, int scalar, const char *who, lmd_err *err) {
+    hid_t ids[2] = {-1, -1};
+    ids[0] = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+    if (ids[0] < 0) return lmd_h5_errf(err, "%s: cannot create dataspace for attribute %s", who, name);
+    ids[1] = H5Acreate2(loc, name, ftype, ids[0], H5P_DEFAULT, H5P_DEFAULT);
+    if (ids[1] < 0 || H5Awrite(ids[1], mtype, v) < 0) {
+        lmd_h5_errf(err, "%s: cannot write attribute %s", who, name);
+        lmd_h5_close_all(ids, 2);
+        return -1;
+    }
+    lmd_h5_close_all(ids, 2);
+    return 0;
+}
+
+int lmd_h5_attr_put_i64(hid_t loc, const char *name, int64_t v, const char *who, lmd_err *err) {
+    return attr_put(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, 1, 1, who, err);
+}
+
+int lmd_h5_attr_put_i64s(hid_t loc, const char *name, const int64_t *v, hsize_t n,
+                         const char *who, lmd_err *err) {
+    return attr_put(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, v, n, 0, who, err);
+}
+
+int lmd_h5_attr_put_u64s(hid_t loc, const char *name, const uint64_t *v, hsize_t n,
+                         const char *who, lmd_err *err) {
+    return attr_put(loc, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, v, n, n == 1, who, err);
+}
+
+int lmd_h5_attr_put_fixed_str(hid_t loc, const char *name, const char *s, const char *who,
+                              lmd_err *err) {
+    hid_t ids[3] = {-1, -1, -1};
+    ids[0] = H5Tcopy(H5T_C_S1);
+    if (ids[0] < 0 || H5Tset_size(ids[0], strlen(s) + 1) < 0 ||
+        H5Tset_strpad(ids[0], H5T_STR_NULLTERM) < 0 || (ids[1] = H5Screate(H5S_SCALAR)) < 0 ||
+        (ids[2] = H5Acreate2(loc, name, ids[0], ids[1], H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(ids[2], ids[0], s) < 0) {
+        lmd_h5_errf(err, "%s: cannot write string attribute %s", who, name);
+        lmd_h5_close_all(ids, 3);
+        return -1;
+    }
+    lmd_h5_close_all(ids, 3);
+    return 0;
+}
+
+/* Opens attribute name of loc with its type and space (ids[0..2]); checks it is an integer of
+ * n elements (n == 0: a single one, "must be a single integer"). */
+static int attr_open_int(hid_t loc, const char *where, const char *name, size_t n, hid_t ids[3],
+                         const char *who, lmd_err *err) {
+    htri_t ex = H5Aexists(loc, name);
+    if (ex < 0) return lmd_h5_errf(err, "%s: cannot query attribute %s%s", who, where, name);
+    if (ex == 0) return lmd_errf(err, "%s: missing attribute %s%s", who, where, name);
+    if ((ids[0] = H5Aopen(loc, name, H5P_DEFAULT)) < 0 || (ids[1] = H5Aget_type(ids[0])) < 0 ||
+        (ids[2] = H5Aget_space(ids[0])) < 0)
+        return lmd_h5_errf(err, "%s: cannot open attribute %s%s", who, where, name);
+    int is_int = H5Tget_class(ids[1]) == H5T_INTEGER;
+    hssize_t np = H5Sget_simple_extent_npoints(ids[2]);
+    if (n == 0) {
+        if (!is_int)
+            return lmd_errf(err, "%s: attribute %s%s must be an integer", who, where, name);
+        if (np != 1)
+            return lmd_errf(err, "%s: attribute %s%s must be a single integer", who, where, name);
+    } else if (!is_int || np != (hssize_t)n) {
+        return lmd_errf(err, "%s: attribute %s%s must hold %zu integer(s), found %lld %s", who,
+                        where, name, n, (long long)np,
+                        is_int ? "integer(s)" : "non-integer value(s)");
+    }
+    return 0;
+}
+
+int lmd_h5_attr_get_i64(hid_t loc, const char *where, const char *name, int64_t *v,
+                        const char *who, lmd_err *err) {
+    hid_t ids[3] = {-1, -1, -1};
+    int rc = attr_open_int(loc, where, name, 0, ids, who, err);
+    if (!rc && H5Aread(ids[0], H5T_NATIVE_INT64, v) < 0)
+        rc = lmd_h5_errf(err, "%s: cannot read attribute %s%s", who, where, name);
+    lmd_h5_close_all(ids, 3);
+    return rc;
+}
+
+int lmd_h5_attr_get_u64s(hid_t loc, const char *where, const char *name, uint64_t *v, size_t n,
+                         const char *who, lmd_err *err) {
+    hid_t ids[3] = {-1, -1, -1};
+    int rc = attr_open_int(loc, where, name, n, ids, who, err);
+    if (!rc && H5Aread(ids[0], H5T_NATIVE_UINT64, v) < 0)
+        rc = lmd_h5_errf(err, "%s: cannot read attribute %s%s", who, where, name);
+    lmd_h5_close_all(ids, 3);
+    return rc;
+}
+
+int lmd_h5_attr_get_str(hid_t loc, const char *name, char *buf, size_t cap, const char *who,
+                        lmd_err *err) {
+    hid_t ids[4] = {-1, -1, -1, -1}; /* attr, file type, space, memory type */
+    int rc = -1;
+    if ((ids[0] = H5Aopen(loc, name, H5P_DEFAULT)) < 0 || (ids[1] = H5Aget_type(ids[0])) < 0 ||
+        (ids[2] = H5Aget_space(ids[0])) < 0) {
+        lmd_h5_errf(err, "%s: cannot open attribute %s", who, name);
+        goto done;
+    }
+    if (H5Tget_class(ids[1]) != H5T_STRING || H5Sget_simple_extent_npoints(ids[2]) != 1) {
+        lmd_errf(err, "%s: attribute '%s' must be a single string", who, name);
+        goto done;
+    }
+    /* Same character set as stored: HDF5 refuses to convert between ASCII and UTF-8. */
+    H5T_cset_t cset = H5Tget_cset(ids[1]);
+    htri_t vl = H5Tis_variable_str(ids[1]);
+    if (vl < 0 || (ids[3] = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_cset(ids[3], cset) < 0) {
+        lmd_h5_errf(err, "%s: cannot inspect string attribute %s", who, name);
+        goto done;
+    }
+    if (vl) {
+        char *s = NULL;
+        if (H5Tset_size(ids[3], H5T_VARIABLE) < 0 || H5Aread(ids[0], ids[3], &s) < 0) {
+            lmd_h5_errf(err, "%s: cannot read attribute %s", who, name);
+            goto done;
+        }
+        snprintf(buf, cap, "%s", s ? s : "");
+        H5free_memory(s);
+    } else {
+        size_t sz = H5Tget_size(ids[1]);
+        char *tmp = lmd_calloc(sz + 1, 1);
+        if (H5Tset_size(ids[3], sz) < 0 || H5Tset_strpad(ids[3], H5T_STR_NULLPAD) < 0 ||
+            H5Aread(ids[0], ids[3], tmp) < 0) {
+            free(tmp);
+            lmd_h5_errf(err, "%s: cannot read attribute %s", who, name);
+            goto done;
+        }
+        snprintf(buf, cap, "%s", tmp);
+        free(tmp);
+    }
+    size_t len = strlen(buf);
+    while (len > 0 && buf[len - 1] == ' ') buf[--len] = '\0';
+    rc = 0;
+done:
+    lmd_h5_close_all(ids, 4);
+    return rc;
+}
+
+/* ---- files and whole datasets by path ---- */
 
 hid_t lmd_h5_create(const char *path, lmd_err *err) {
     lmd_h5_quiet();

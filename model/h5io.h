@@ -10,10 +10,43 @@
 
 #include "util.h"
 
-/* Silences HDF5's automatic error printing for this process (messages come from lmdisp). */
+/* lmdisp's one policy for HDF5 errors: HDF5's automatic printing of its error stack is off for
+ * the whole process (lmd_h5_quiet: main() calls it, and so does every entry point here that
+ * opens or creates a file), and each failure is reported once, by lmdisp, naming the file and
+ * the object, with the innermost (most specific) HDF5 description appended. Both must be taken
+ * right after the failing HDF5 call: the next API call clears the stack. */
 void lmd_h5_quiet(void);
 /* The innermost HDF5 error description of the current error stack ("" if none). */
 const char *lmd_h5_last_error(void);
+/* 1 when some error on the current stack is a failed checksum (Fletcher32): damaged data. */
+int lmd_h5_checksum_failed(void);
+/* lmd_errf with " (HDF5: <innermost>)" appended when the stack has one. Returns -1. */
+int lmd_h5_errf(lmd_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Closes every id >= 0 of ids[0..n) by its type (file, group, dataset, attribute, space, type,
+ * property list) and sets it to -1. */
+void lmd_h5_close_all(hid_t *ids, int n);
+
+/* Attributes on an open object loc. `who` starts every message (e.g. the file's path, or
+ * "checkpoint 'x.h5'"); `where` is the object's path for messages ("/", "/optimizer/"). */
+int lmd_h5_attr_put_i64(hid_t loc, const char *name, int64_t v, const char *who, lmd_err *err);
+int lmd_h5_attr_put_i64s(hid_t loc, const char *name, const int64_t *v, hsize_t n,
+                         const char *who, lmd_err *err);
+int lmd_h5_attr_put_u64s(hid_t loc, const char *name, const uint64_t *v, hsize_t n,
+                         const char *who, lmd_err *err);
+/* Fixed-length, NUL-terminated ASCII string: unlike a variable-length one it does not live in the
+ * global heap, which carries no checksum and whose sizes HDF5 1.10 trusts. */
+int lmd_h5_attr_put_fixed_str(hid_t loc, const char *name, const char *s, const char *who,
+                              lmd_err *err);
+/* A single integer attribute as int64 (any stored integer type converts); missing is an error. */
+int lmd_h5_attr_get_i64(hid_t loc, const char *where, const char *name, int64_t *v,
+                        const char *who, lmd_err *err);
+/* An integer attribute of exactly n elements as uint64. */
+int lmd_h5_attr_get_u64s(hid_t loc, const char *where, const char *name, uint64_t *v, size_t n,
+                         const char *who, lmd_err *err);
+/* A scalar string attribute, fixed-length (null- or space-padded) or variable-length, ASCII or
+ * UTF-8, into buf (truncated to cap-1 bytes, trailing padding removed). */
+int lmd_h5_attr_get_str(hid_t loc, const char *name, char *buf, size_t cap, const char *who,
+                        lmd_err *err);
 
 /* Creates (truncating) a file with the default driver. Returns an id or -1. */
 hid_t lmd_h5_create(const char *path, lmd_err *err);

@@ -4,6 +4,7 @@
 
 #include "blascore.h"
 #include "commands.h"
+#include "h5io.h"
 
 typedef struct {
     const char *name;
@@ -38,6 +39,7 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
     lmd_blas_core_select(argv); /* before any BLAS call: see model/blascore.h */
+    lmd_h5_quiet();             /* HDF5 errors are reported by lmdisp (model/h5io.h) */
     if (argc < 2) {
         usage(stderr);
         return 2;
