@@ -6,33 +6,6 @@
 
 #include "h5io.h"
 
-int lmd_mpi_check(int rc, const char *what, lmd_err *err) {
-    if (rc == MPI_SUCCESS) return 0;
-    char msg[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "code %d", rc);
-    return lmd_errf(err, "%s: MPI error: %s", what, msg);
-}
-
-int lmd_mpi_agree(MPI_Comm comm, int bad, lmd_err *err) {
-    int rank, size;
-    if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS || MPI_Comm_size(comm, &size) != MPI_SUCCESS)
-        return lmd_errf(err, "cannot query the MPI communicator");
-    /* lowest failing rank, or size when none failed */
-    int mine = bad ? rank : size, first = size;
-    int rc = MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (lmd_mpi_check(rc, "agreeing on an error flag (MPI_Allreduce)", err)) return -1;
-    if (first == size) return 0;
-    char buf[LMD_ERR_LEN];
-    memcpy(buf, err ? err->msg : "", err ? sizeof buf : 1);
-    if (!err) buf[0] = '\0';
-    buf[LMD_ERR_LEN - 1] = '\0';
-    rc = MPI_Bcast(buf, LMD_ERR_LEN, MPI_CHAR, first, comm);
-    if (lmd_mpi_check(rc, "sharing an error message (MPI_Bcast)", err)) return -1;
-    if (err && rank != first) lmd_errf(err, "(rank %d) %s", first, buf);
-    return -1;
-}
-
 static int h5fail(const lmd_pfile *pf, lmd_err *err, const char *what, const char *name) {
     return lmd_errf(err, "%s: %s %s (%s)", pf->path, what, name, lmd_h5_last_error());
 }

@@ -14,6 +14,7 @@
 #include <mpi.h>
 #include <stdint.h>
 
+#include "mpicheck.h"
 #include "util.h"
 
 typedef struct {
@@ -23,13 +24,6 @@ typedef struct {
     hid_t dxpl;    /* collective transfer property list */
     char path[4096];
 } lmd_pfile;
-
-/* Checks an MPI return code: 0, or -1 with "what: MPI error text" in err. */
-int lmd_mpi_check(int rc, const char *what, lmd_err *err);
-
-/* Every rank learns whether any rank failed (bad != 0): returns 0 when none did, else -1 on
- * every rank with err replaced by the lowest failing rank's message. Collective over comm. */
-int lmd_mpi_agree(MPI_Comm comm, int bad, lmd_err *err);
 
 /* Creates (truncates) path on every rank of comm with the MPI-IO driver. The file uses the
  * HDF5 1.8 object format, so attributes may exceed 64 KiB (dense attribute storage) — the spec

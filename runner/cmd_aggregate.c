@@ -42,11 +42,10 @@ int cmd_aggregate(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    int provided;
-    MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    if (lmd_mpi_init("aggregate")) return 1;
     double t_start = lmd_now();
     int rank;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     if (bad || npos != 1) {
         if (rank == 0) usage(stderr);
         MPI_Finalize();
