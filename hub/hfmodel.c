@@ -30,7 +30,8 @@ static void want(expect_list *l, const char *prefix, const char *suffix, int ndi
     }
     expect *x = &l->e[l->n++];
     memset(x, 0, sizeof *x);
-    snprintf(x->name, sizeof x->name, "%s%s", prefix, suffix);
+    if (snprintf(x->name, sizeof x->name, "%s%s", prefix, suffix) >= (int)sizeof x->name)
+        lmd_die("tensor name too long: %s%s", prefix, suffix);
     x->ndim = ndim;
     x->shape[0] = r;
     x->label[0] = lr;

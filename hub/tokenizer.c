@@ -193,7 +193,7 @@ static int load_model(lmd_tokenizer *t, json_t *model, lmd_err *err) {
             return refuse(err, t, f, "a non-empty affix");
         }
     }
-    int bf, fuse;
+    int bf = 0, fuse = 0;
     if (get_bool(model, "byte_fallback", 0, &bf, t, "model", err)) return -1;
     if (bf) return refuse(err, t, "model.byte_fallback", "byte_fallback true");
     if (get_bool(model, "fuse_unk", 0, &fuse, t, "model", err)) return -1;
@@ -369,7 +369,7 @@ static int load_normalizer(lmd_tokenizer *t, json_t *norm, lmd_err *err) {
 
 static int check_bytelevel(lmd_tokenizer *t, json_t *bl, const char *field, int want_regex,
                            lmd_err *err) {
-    int aps, ur;
+    int aps = 0, ur = 0;
     if (get_bool(bl, "add_prefix_space", 1, &aps, t, field, err)) return -1;
     if (aps) {
         char f[128];
@@ -447,7 +447,7 @@ static int load_pretok(lmd_tokenizer *t, json_t *pt, const char **regex, lmd_err
         snprintf(w, sizeof w, "Split behavior \"%.200s\" (only Isolated)", json_string_value(beh));
         return refuse(err, t, "pre_tokenizer.pretokenizers[0].behavior", w);
     }
-    int inv;
+    int inv = 0;
     if (get_bool(sp, "invert", 0, &inv, t, "pre_tokenizer.pretokenizers[0]", err)) return -1;
     if (inv) return refuse(err, t, "pre_tokenizer.pretokenizers[0].invert", "invert true");
     if (check_bytelevel(t, bl, "pre_tokenizer.pretokenizers[1]", 0, err)) return -1;
@@ -481,7 +481,7 @@ static int load_added(lmd_tokenizer *t, json_t *arr, lmd_err *err) {
             return lmd_errf(err, "%s: %s.content must be a non-empty string", t->path, ctx);
         const char *flags[4] = {"single_word", "lstrip", "rstrip", "normalized"};
         for (int f = 0; f < 4; f++) {
-            int on;
+            int on = 0;
             if (get_bool(a, flags[f], 0, &on, t, ctx, err)) return -1;
             if (on) {
                 char fld[96], w[96];
@@ -490,7 +490,7 @@ static int load_added(lmd_tokenizer *t, json_t *arr, lmd_err *err) {
                 return refuse(err, t, fld, w);
             }
         }
-        int special;
+        int special = 0;
         if (get_bool(a, "special", 0, &special, t, ctx, err)) return -1;
         added_token *d = &t->added[t->n_added++];
         d->len = json_string_length(content);

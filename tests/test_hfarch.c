@@ -82,7 +82,8 @@ static hf_tensor_source mem_source(mem_src *m) {
 static float *mem_add(mem_src *m, const char *name, int ndim, int64_t r, int64_t c) {
     if (m->n >= 512) lmd_die("too many tensors");
     mem_tensor *t = &m->t[m->n++];
-    snprintf(t->name, sizeof t->name, "%s", name);
+    if (snprintf(t->name, sizeof t->name, "%s", name) >= (int)sizeof t->name)
+        lmd_die("tensor name too long: %s", name);
     t->ndim = ndim;
     t->shape[0] = r;
     t->shape[1] = ndim == 2 ? c : 1;
