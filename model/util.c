@@ -54,6 +54,18 @@ int lmd_path(char *dst, size_t n, lmd_err *err, const char *fmt, ...) {
     return 0;
 }
 
+void lmd_pathf_at(const char *file, int line, char *buf, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+    if (k >= 0 && (size_t)k < n) return;
+    const char *base = strrchr(file, '/');
+    fprintf(stderr, "lmdisp: path too long (%d bytes, at most %zu): %.200s... (%s:%d)\n", k,
+            n ? n - 1 : 0, n ? buf : "", base ? base + 1 : file, line);
+    exit(2);
+}
+
 void *lmd_calloc_at(size_t n, size_t size, const char *file, int line) {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p) {

@@ -37,6 +37,15 @@ char *lmd_strdup_at(const char *s, const char *file, int line);
 int lmd_path(char *dst, size_t n, lmd_err *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* snprintf into a fixed-size char array `buf` (an array, not a pointer: its sizeof is the
+ * limit) where truncation must never happen: a result that does not fit prints "path too long"
+ * with the start of the path and exits with status 2 (bad input), instead of going on with a
+ * truncated path that would name another file. For paths whose parts were length-checked up
+ * front (lmd_studydir_check_paths), so it only fires on a path nobody checked. */
+#define lmd_pathf(buf, ...) lmd_pathf_at(__FILE__, __LINE__, (buf), sizeof(buf), __VA_ARGS__)
+void lmd_pathf_at(const char *file, int line, char *buf, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 /* Fatal error for programmer mistakes and broken invariants: prints file:line and aborts. */
 void lmd_die_at(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));

@@ -27,11 +27,6 @@ static float *randf(size_t n, double lo, double hi) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * urand());
     return x;
 }
-static double *dcopy(const float *x, size_t n) {
-    double *d = lmd_calloc(n ? n : 1, sizeof(double));
-    for (size_t i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
 static double *dzeros(size_t n) { return lmd_calloc(n ? n : 1, sizeof(double)); }
 static float *fdup(const float *x, size_t n) {
     float *y = lmd_calloc(n ? n : 1, sizeof(float));
