@@ -97,8 +97,10 @@ double lmd_cost_step_seconds(const lmd_cost_model *m, const lmd_cell *c, int g, 
         double scale = layers * Ts * Ts * c->cfg.n_embd / (7.0 * 256.0 * 256.0 * 256.0);
         disp = m->disp_s_per_seq[v] * Br * scale;
     }
-    return (compute + disp) / thread_factor(m, threads) +
-           lmd_cost_allreduce_seconds(m, (double)c->n_params, g);
+    /* train.accumulate: that many micro-batches (and group reductions) per optimizer step */
+    return ((compute + disp) / thread_factor(m, threads) +
+            lmd_cost_allreduce_seconds(m, (double)c->n_params, g)) *
+           (c->train.accumulate > 1 ? c->train.accumulate : 1);
 }
 
 double lmd_cost_cell_seconds(const lmd_cost_model *m, const lmd_cell *c, int g, int threads) {
