@@ -1302,7 +1302,9 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
                  SOURCES[d->source]);
         if (d->source == LMD_DATA_TEXT && v[S_DATA_TOKENIZER].set) {
             d->tokenizer = lmd_strdup(v[S_DATA_TOKENIZER].s);
-            d->tokenizer_resolved = path_join(x->base_dir, d->tokenizer);
+            d->tokenizer_resolved = strncmp(d->tokenizer, "hf:", 3)
+                                        ? path_join(x->base_dir, d->tokenizer)
+                                        : lmd_strdup(d->tokenizer); /* hf:ORG/NAME: the cache */
             if (!x->checked_tok || strcmp(x->checked_tok, d->tokenizer_resolved)) {
                 lmd_tokenizer *tk = NULL;
                 lmd_err te = {{0}};
