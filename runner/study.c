@@ -75,6 +75,12 @@ static char *group_key(const lmd_cell *c) {
     for (const char *p = s; *p;) {
         size_t len = strcspn(p, "\n");
         int skip = !strncmp(p, "model.mlp_dim=", 14) || !strncmp(p, "train.seed=", 11);
+        if (!strncmp(p, "distill.teacher=cell:", 21)) {
+            /* a teacher cell: the same-seed one (its id holds the seed), so seeds group */
+            memcpy(out + o, "distill.teacher=cell\n", 21);
+            o += 21;
+            skip = 1;
+        }
         if (!skip) {
             memcpy(out + o, p, len);
             o += len;
