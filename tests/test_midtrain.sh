@@ -82,6 +82,18 @@ ids2=$("$LMDISP" plan "$w/init_ck.yaml" --json | $PY -c 'import json,sys; print(
 n=$(echo "$ids1" | wc -w)
 [ "$ids1" = "$ids2" ] && [ "$n" = 2 ] && pass "grid axis init: 2 cells, ids stable under reordering ($ids1)" || fail "init axis ids: '$ids1' vs '$ids2'"
 
+# hf:ORG/NAME through an offline HF cache (a copy of tests/hf/gpt2 as models--test--gpt2)
+snap=$w/hub/models--test--gpt2/snapshots/0123456789abcdef0123456789abcdef01234567
+mkdir -p "$snap" "$w/hub/models--test--gpt2/refs"
+cp "$HF/config.json" "$HF/model.safetensors" "$snap/"
+printf 0123456789abcdef0123456789abcdef01234567 > "$w/hub/models--test--gpt2/refs/main"
+sed "s|init: ../hf/gpt2|init: hf:test/gpt2|; s|dispersion: \[off, angular_spread\]|dispersion: [off]|" "$TESTS/specs/init_hf.yaml" > "$w/init_hub.yaml"
+HF_HUB_CACHE=$w/hub mpi 1 "$LMDISP" run "$w/init_hub.yaml" --out "$w/hub_run" > "$w/hub.log" 2>&1 || { fail "init hf: run"; cat "$w/hub.log"; }
+if grep -q "train.init=$snap" "$w"/hub_run/cells/*/settings &&
+   $PY "$TESTS/h5cmp.py" "$w"/hub_run/cells/*/ckpt/step0000000.h5 "$(ls "$w"/hf/cells/mlp128-off-*/ckpt/step0000000.h5)" > /dev/null 2>&1; then
+  pass "init: hf:test/gpt2 resolves to its snapshot in HF_HUB_CACHE; step 0 is bitwise the directory's"
+else fail "init hf:"; grep train.init "$w"/hub_run/cells/*/settings; fi
+
 # ---- 3. refused specs ----
 check_bad() { # spec  expected-location  expected-text
   "$LMDISP" plan "$TESTS/specs/$1" > /dev/null 2> "$w/err.txt"; local rc=$?
