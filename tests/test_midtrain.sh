@@ -153,6 +153,12 @@ ndone=$(grep -l "status: done" "$w"/kd/cells/*/state | wc -l)
   pass "resume: the teacher resumed at step 3, 4 students loaded their same-seed teacher's final checkpoint, 8 cells done" ||
   fail "kd resume (done $ndone)"
 
+# {id: PREFIX}: every student learns from the one cell whose id starts with it
+tid=$("$LMDISP" plan "$KD" --json | $PY -c 'import json,sys; print([c["id"] for c in json.load(sys.stdin)["cells"] if c["id"].startswith("mlp128-off-s1-")][0])')
+sed "s|teacher: {cell: {mlp_dim: 128}}|teacher: {id: ${tid%-*}}|" "$KD" > "$w/kd_id.yaml"
+got=$("$LMDISP" plan "$w/kd_id.yaml" --json | $PY -c 'import json,sys; print(sorted(set(c["teacher"] or "-" for c in json.load(sys.stdin)["cells"])))')
+[ "$got" = "['-', '$tid']" ] && pass "teacher {id: ${tid%-*}}: all 4 students distill from $tid" || fail "teacher by id: $got"
+
 # submit: stand-ins for sbatch/scontrol/squeue/sacct
 mkdir -p "$w/bin" "$w/fake"; export FAKE=$w/fake
 cat > "$w/bin/sbatch" <<'SEOF'
