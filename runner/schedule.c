@@ -88,6 +88,8 @@ double lmd_cost_step_seconds(const lmd_cost_model *m, const lmd_cell *c, int g, 
     double tokens = (double)Br * T;
     double compute = F / (m->gflops_peak * 1e9) + tokens * m->s_per_token +
                      (double)c->n_params * m->s_per_param + m->s_per_step;
+    if (c->kd.on) /* the distillation teacher's forward: a third of its training step */
+        compute += gpt_flops_per_step(&c->kd.teacher_cfg, Br, T) / 3.0 / (m->gflops_peak * 1e9);
     double disp = 0.0;
     int v = (int)c->train.disp.variant;
     if (v > 0 && v < 5) {

@@ -1455,6 +1455,8 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     kd->teacher = -1;
     kd->alpha = v[S_KD_ALPHA].d;
     kd->temperature = v[S_KD_TEMP].d;
+    if (v[S_KD_TEACHER].set && doc->kd_ref.kind)
+        CERR(S_KD_TEACHER, "distill.teacher is given twice (a model and a cell reference)");
     kd->on = (v[S_KD_TEACHER].set || doc->kd_ref.kind) && kd->alpha > 0.0;
     if ((v[S_KD_ALPHA].set || v[S_KD_TEMP].set) && !v[S_KD_TEACHER].set && !doc->kd_ref.kind)
         CERR(v[S_KD_ALPHA].set ? S_KD_ALPHA : S_KD_TEMP, "distillation needs distill.teacher "
@@ -1470,6 +1472,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
         if (tc.n_ctx < t->T)
             CERR(S_KD_TEACHER, "the teacher %.900s has n_ctx %d < train.seq %d", res, tc.n_ctx, t->T);
         kd->model = lmd_strdup(res);
+        kd->teacher_cfg = tc;
     }
 
     if (d->source == LMD_DATA_SYNTHETIC) {
@@ -1537,7 +1540,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     cell->n_params = gpt_num_params(g);
     cell->flops = gpt_flops_per_step(g, t->B, t->T) * (double)t->steps * t->accumulate;
     if (kd->model) /* the teacher's forward: a third of its training step's FLOPs */
-        cell->flops += gpt_flops_per_step(&x->checked_model_cfg[1], t->B, t->T) / 3.0 *
+        cell->flops += gpt_flops_per_step(&kd->teacher_cfg, t->B, t->T) / 3.0 *
                        (double)t->steps * t->accumulate;
     lmd_cell_refresh_id(cell);
     return 0;

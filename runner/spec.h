@@ -82,6 +82,7 @@ typedef struct {
     int level;          /* 0 without a teacher cell, else the teacher's level + 1: the runner
                          * runs the cells level by level, so a teacher finishes first */
     int is_teacher;     /* another cell distills from this one: its last step is checkpointed */
+    gpt_config teacher_cfg; /* the teacher's shape (cost estimates), when on */
 } lmd_cell_kd;
 
 /* One point of the grid: a model to train and measure. */

@@ -80,6 +80,7 @@ int lmd_spec_link_teachers(lmd_spec *s, const lmd_teacher_ref *ref, lmd_err *err
             KERR("teacher %s has n_ctx %d < the student's seq %d", tc->id, tc->cfg.n_ctx,
                  st->train.T);
         st->kd.teacher = found;
+        st->kd.teacher_cfg = tc->cfg;
         /* the teacher's forward on every micro-batch: a third of its training step's FLOPs */
         st->flops += gpt_flops_per_step(&tc->cfg, st->train.B, st->train.T) / 3.0 *
                      (double)st->train.steps * st->train.accumulate;
