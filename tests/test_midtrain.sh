@@ -130,6 +130,25 @@ sys.exit(0 if n > 0 and bad == 0 else 1)
 PYEOF
 then pass "accumulate 2 x shards 2: checkpoints bitwise equal on 1 and 2 ranks, tokens = steps x 4 x 16 x 2"; else fail "accumulate across rank counts"; fi
 
+# the same with distillation from a teacher cell: students on 1 and on 2 ranks per model
+sed 's/lr: 3.0e-3}/lr: 3.0e-3, shards: 2}/; s/checkpoints: \[0, 6\]/checkpoints: [0, 6], save_checkpoints: true/' "$TESTS/specs/kd_cells.yaml" > "$w/kd1.yaml"
+sed 's/^grid:/resources: {ranks_per_model: 2}\ngrid:/' "$w/kd1.yaml" > "$w/kd2.yaml"
+mpi 1 "$LMDISP" run "$w/kd1.yaml" --out "$w/k1" > "$w/k1.log" 2>&1 || { fail "kd 1 rank"; tail -3 "$w/k1.log"; }
+mpi 2 "$LMDISP" run "$w/kd2.yaml" --out "$w/k2" > "$w/k2.log" 2>&1 || { fail "kd 2 ranks"; tail -3 "$w/k2.log"; }
+if $PY - "$w/k1" "$w/k2" <<'PYEOF'
+import glob, h5py, sys, numpy as np
+d1, d2 = sys.argv[1], sys.argv[2]
+n = bad = 0
+for f1 in sorted(glob.glob(d1 + "/cells/mlp32-*/ckpt/*.h5")):
+    a, b = h5py.File(f1, "r"), h5py.File(d2 + f1[len(d1):], "r")
+    for k in a["params"]:
+        n += 1
+        bad += not np.array_equal(a["params"][k][()], b["params"][k][()])
+print(f"distilled and baseline students: {n} tensors compared between 1 and 2 ranks per model: {bad} differ")
+sys.exit(0 if n > 0 and bad == 0 else 1)
+PYEOF
+then pass "distillation with shards 2: the same bits on 1 and 2 ranks per model"; else fail "distillation across rank counts"; fi
+
 # ---- 5. teacher cells ----
 KD=$TESTS/specs/kd_cells.yaml
 LMDISP_TEST_STOP="mlp128-off-s1:3" mpi 2 "$LMDISP" run "$KD" --out "$w/kd" > "$w/kd1.log" 2>&1; rc=$?
