@@ -296,7 +296,13 @@ static void add_inplace(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
-void gpt_backward(gpt_model *m, const float *dhidden) {
+static void backward_impl(gpt_model *m, const float *dhidden, int dlogits_given);
+
+void gpt_backward(gpt_model *m, const float *dhidden) { backward_impl(m, dhidden, 0); }
+
+void gpt_backward_dlogits(gpt_model *m, const float *dhidden) { backward_impl(m, dhidden, 1); }
+
+static void backward_impl(gpt_model *m, const float *dhidden, int dlogits_given) {
     if (!m->has_targets) lmd_die("gpt_backward needs a forward with targets");
     gpt_alloc_grads(m);
     const gpt_config *c = &m->cfg;
@@ -308,7 +314,8 @@ void gpt_backward(gpt_model *m, const float *dhidden) {
     gpt_grad_acts *D = &m->grad_acts;
 
     /* loss = mean CE;  logits = lnf wte^T */
-    lmd_crossentropy_backward(D->dlogits, A->logits, m->targets, BT, V, 1.0f / (float)BT);
+    if (!dlogits_given)
+        lmd_crossentropy_backward(D->dlogits, A->logits, m->targets, BT, V, 1.0f / (float)BT);
     lmd_matmul_backward(D->dln, G->wte, NULL, D->dlogits, A->lnf, P->wte, BT, C, V);
     if (dhidden) add_inplace(D->dln, dhidden + (size_t)L * BTC, BTC);
     /* lnf = layernorm(residual3[L-1]) */

@@ -158,6 +158,9 @@ void gpt_zero_grad(gpt_model *m);
  * hidden states: dhidden is (n_layer+1, B, T, C) or NULL (e.g. from the dispersion loss).
  * Accumulates into m->grads (call gpt_zero_grad first). Requires a forward with targets. */
 void gpt_backward(gpt_model *m, const float *dhidden);
+/* As gpt_backward, but the gradient of the loss with respect to the logits of the last
+ * forward is already in m->grad_acts.dlogits (B*T*V floats), e.g. a distillation loss. */
+void gpt_backward_dlogits(gpt_model *m, const float *dhidden);
 
 /* Global L2 norm of all gradients (computed in double). If max_norm > 0 and the norm
  * exceeds it, scales gradients by max_norm / (norm + 1e-6) as torch does. Returns the norm

@@ -9,10 +9,19 @@
 #include "checkpoint.h"
 #include "data.h"
 #include "dispersion.h"
+#include "distill.h"
 #include "gpt.h"
 
+/* Knowledge distillation (docs/DISTILL.md). The teacher is only run forward: it has no
+ * parameter gradients or moments. Not owned by the options. */
 typedef struct {
-    int B, T;              /* batch size and sequence length */
+    gpt_model *teacher;    /* NULL: no distillation */
+    double alpha;          /* weight of the KL term, in (0, 1] */
+    double temperature;    /* T > 0 */
+} lmd_kd_opts;
+
+typedef struct {
+    int B, T;              /* batch size (of one micro-batch) and sequence length */
     int64_t steps;         /* total optimizer steps (defines the LR schedule) */
     double lr;             /* peak learning rate */
     double warmup_ratio;   /* default 0.2 */
@@ -25,6 +34,9 @@ typedef struct {
                             * mean of S shard gradients (B/S sequences each) added in a fixed
                             * binary tree, so any data-parallel group of g ranks, g dividing S,
                             * gives the same bits (lmd_trainer_grads, lmd_tree_allreduce) */
+    int accumulate;        /* N >= 1 micro-batches of B sequences per optimizer step (batch B x N):
+                            * their gradients are added in micro-batch order, then divided by N */
+    lmd_kd_opts kd;        /* distillation (teacher NULL = none) */
 } lmd_train_opts;
 
 lmd_train_opts lmd_train_default(void);
@@ -32,9 +44,11 @@ int lmd_train_validate(const lmd_train_opts *o, const gpt_config *cfg, lmd_err *
 
 /* Losses of one forward (and optional backward). */
 typedef struct {
-    double loss; /* ce + coeff * dispersion */
+    double loss; /* ce + coeff * dispersion; with distillation
+                  * (1 - alpha) ce + alpha T^2 kl + coeff * dispersion */
     double ce;
     double disp; /* dispersion value (0 when off) */
+    double kl;   /* distillation KL(teacher/T || student/T) per token (0 when off) */
 } lmd_losses;
 
 /* Forward on (inputs, targets) and, if backward, zero grads then backward of the total loss.
@@ -42,8 +56,13 @@ typedef struct {
 lmd_losses lmd_forward_backward(gpt_model *m, const int *inputs, const int *targets, int B, int T,
                                 const lmd_disp_opts *disp, lmd_rng *rng, float *dhidden,
                                 int backward);
+/* The same with distillation (kd NULL or kd->teacher NULL: none): the teacher runs forward on
+ * the same inputs, and the student's logit gradient is that of lmd_distill_forward_backward. */
+lmd_losses lmd_forward_backward_kd(gpt_model *m, const int *inputs, const int *targets, int B,
+                                   int T, const lmd_disp_opts *disp, const lmd_kd_opts *kd,
+                                   lmd_rng *rng, float *dhidden, int backward);
 
-typedef struct {
+typedef struct lmd_trainer_s {
     gpt_model model;
     lmd_train_opts opts;
     lmd_train_state state;
@@ -53,6 +72,12 @@ typedef struct {
     int shard, nshards;    /* data parallel: this process computes rows [shard*B/n, (shard+1)*B/n) */
     float **tree;          /* shards > 1: partial sums of the gradient tree, one per level */
     int tree_levels;
+    float *acc;            /* accumulate > 1: sum of the micro-batch gradients */
+    /* Called after each micro-batch's gradient (data parallel: combine the group's ranks so
+     * that tr->model.grads holds the micro-batch gradient). Returns 0 or -1 (tr->failed). */
+    int (*reduce)(struct lmd_trainer_s *tr, void *ctx);
+    void *reduce_ctx;
+    int failed;            /* reduce failed during the last lmd_trainer_grads */
     /* statistics of the last step */
     lmd_losses last;
     double grad_norm;
@@ -65,7 +90,10 @@ typedef struct {
 int lmd_trainer_init(lmd_trainer *tr, const lmd_train_opts *o, gpt_model *model, lmd_span train,
                      const lmd_train_state *st, lmd_err *err);
 void lmd_trainer_free(lmd_trainer *tr);
-/* Next batch, forward, backward: gradients in tr->model.grads, losses in tr->last.
+/* One optimizer step's gradient: for each of opts.accumulate micro-batches (in order) the
+ * micro-batch gradient below, then tr->reduce when set; with accumulate N > 1 the N results
+ * are summed in micro-batch order and divided by N (gradients and losses alike).
+ * Per micro-batch: next batch, forward, backward: gradients in tr->model.grads, losses in tr->last.
  * opts.shards == 1: with nshards > 1 only this rank's rows of the batch are used (B must divide
  * evenly); the caller averages gradients and losses over the ranks before lmd_trainer_apply.
  * opts.shards == S > 1: nshards (the group size g) must divide S; this rank computes shards

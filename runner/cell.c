@@ -24,6 +24,7 @@
 #include "geometry.h"
 #include "measure.h"
 #include "h5io.h"
+#include "initmodel.h"
 
 const char *lmd_cell_status_name(lmd_cell_status s) {
     switch (s) {
@@ -163,6 +164,10 @@ static void ckpt_path(char *buf, size_t n, const char *dir, int64_t step) {
     snprintf(buf, n, "%s/ckpt/step%07lld.h5", dir, (long long)step);
 }
 
+void lmd_cell_ckpt_path(char *buf, size_t n, const char *cell_dir, int64_t step) {
+    ckpt_path(buf, n, cell_dir, step);
+}
+
 /* Steps of the checkpoints present, descending. */
 static int list_ckpts(const char *dir, int64_t **steps) {
     char path[4200];
@@ -279,7 +284,7 @@ static int save_ckpt(const lmd_cell_job *job, const lmd_trainer *tr, lmd_err *er
  * binary tree over all shards, the same bits as one rank computing every shard (float addition
  * is commutative, so both partners get the same sum). log2(g) exchanges of the whole gradient
  * instead of MPI_Allreduce's ~2: the price of results independent of the group size. */
-static int tree_allreduce(float *buf, size_t n, double l3[3], MPI_Comm comm, lmd_err *err) {
+static int tree_allreduce(float *buf, size_t n, double l3[4], MPI_Comm comm, lmd_err *err) {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
@@ -293,14 +298,47 @@ static int tree_allreduce(float *buf, size_t n, double l3[3], MPI_Comm comm, lmd
             MPI_Sendrecv(buf + off, cnt, MPI_FLOAT, peer, 71, tmp + off, cnt, MPI_FLOAT, peer, 71,
                          comm, MPI_STATUS_IGNORE);
         }
-        double o3[3];
-        MPI_Sendrecv(l3, 3, MPI_DOUBLE, peer, 72, o3, 3, MPI_DOUBLE, peer, 72, comm,
+        double o3[4];
+        MPI_Sendrecv(l3, 4, MPI_DOUBLE, peer, 72, o3, 4, MPI_DOUBLE, peer, 72, comm,
                      MPI_STATUS_IGNORE);
 #pragma omp parallel for simd schedule(static) if (n >= 65536)
         for (size_t i = 0; i < n; i++) buf[i] += tmp[i];
-        for (int q = 0; q < 3; q++) l3[q] += o3[q];
+        for (int q = 0; q < 4; q++) l3[q] += o3[q];
     }
     free(tmp);
+    return 0;
+}
+
+/* Combines one micro-batch's gradient over the cell's group (lmd_trainer.reduce): the tree
+ * all-reduce with train.shards > 1 (the same bits for every group size), else MPI_Allreduce. */
+typedef struct {
+    MPI_Comm comm;
+    lmd_err *err;
+    int size;
+} group_ctx;
+
+static int group_reduce(lmd_trainer *tr, void *ctx) {
+    group_ctx *g = ctx;
+    int size = g->size;
+    if (size <= 1) return 0;
+    if (tr->opts.shards > 1) {
+        double l3[4] = {tr->last.loss, tr->last.ce, tr->last.disp, tr->last.kl};
+        if (tree_allreduce(tr->model.grads_memory, tr->model.num_params, l3, g->comm, g->err))
+            return -1;
+        tr->last.loss = l3[0], tr->last.ce = l3[1], tr->last.disp = l3[2], tr->last.kl = l3[3];
+        lmd_trainer_shards_scale(tr);
+    } else {
+        MPI_Allreduce(MPI_IN_PLACE, tr->model.grads_memory, (int)tr->model.num_params, MPI_FLOAT,
+                      MPI_SUM, g->comm);
+        float inv = 1.0f / (float)size;
+        for (size_t i = 0; i < tr->model.num_params; i++) tr->model.grads_memory[i] *= inv;
+        double l3[4] = {tr->last.loss, tr->last.ce, tr->last.disp, tr->last.kl};
+        MPI_Allreduce(MPI_IN_PLACE, l3, 4, MPI_DOUBLE, MPI_SUM, g->comm);
+        tr->last.loss = l3[0] / size;
+        tr->last.ce = l3[1] / size;
+        tr->last.disp = l3[2] / size;
+        tr->last.kl = l3[3] / size;
+    }
     return 0;
 }
 
@@ -386,24 +424,48 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
             bad = lmd_errf(err, "%s: model config differs from the cell's settings", path);
             gpt_free(&model);
         }
+    } else if (job->init) {
+        /* train.init: the pretrained weights; fresh optimizer state, step 0 */
+        bad = lmd_init_load(job->init, &model, err);
+        if (!bad && memcmp(&model.cfg, &job->cfg, sizeof model.cfg) != 0) {
+            bad = lmd_errf(err, "%s: model config differs from the cell's settings", job->init);
+            gpt_free(&model);
+        }
     } else {
         bad = gpt_create(&model, &job->cfg, err);
         if (!bad) gpt_init(&model, job->opts.seed);
     }
+    gpt_model teacher;
+    memset(&teacher, 0, sizeof teacher);
+    lmd_train_opts opts = job->opts;
+    opts.kd.teacher = NULL;
+    if (!bad && job->teacher) {
+        if (lmd_init_load(job->teacher, &teacher, err)) {
+            bad = 1;
+            gpt_free(&model);
+        } else {
+            opts.kd.teacher = &teacher;
+        }
+    }
     if (any(comm, bad)) {
         if (!bad) {
             gpt_free(&model);
+            gpt_free(&teacher);
             lmd_errf(err, "cell %s: another rank of the group failed to load", job->id);
         }
         return CELL_FAILED;
     }
     lmd_trainer tr;
-    if (lmd_trainer_init(&tr, &job->opts, &model, data->train, have_state ? &st : NULL, err)) {
+    if (lmd_trainer_init(&tr, &opts, &model, data->train, have_state ? &st : NULL, err)) {
         gpt_free(&model);
+        gpt_free(&teacher);
         return CELL_FAILED;
     }
     tr.shard = rank;
     tr.nshards = size;
+    group_ctx gctx = {comm, err, size};
+    tr.reduce = group_reduce;
+    tr.reduce_ctx = &gctx;
     if (rank == 0) {
         write_state(job->dir, "running", tr.state.step, NULL);
         if (have_state)
@@ -434,6 +496,7 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
     lmd_cell_status status = CELL_DONE;
     const int64_t total = job->opts.steps;
     const int64_t log_every = total >= 20 ? total / 20 : 1;
+    char kls[48];
     double t0 = lmd_now();
     for (;;) {
         int64_t s = tr.state.step;
@@ -448,6 +511,10 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
                 bad = measure_and_write(job, data, &tr.model, &tr.state, tr.last.loss, err);
             if (!bad && !(have_state && s == resume_step)) bad = save_ckpt(job, &tr, err);
             if (!bad) write_state(job->dir, "running", s, NULL);
+        }
+        if (rank == 0 && !bad && s >= total && job->save_final && !is_tracked(job, s)) {
+            ckpt_path(path, sizeof path, job->dir, s);
+            if (access(path, F_OK) != 0) bad = save_ckpt(job, &tr, err);
         }
         if (any(comm, bad)) {
             if (rank != 0) lmd_errf(err, "cell %s: rank 0 of the group failed to write", job->id);
@@ -470,24 +537,9 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
             break;
         }
         lmd_trainer_grads(&tr);
-        if (size > 1 && tr.opts.shards > 1) {
-            double l3[3] = {tr.last.loss, tr.last.ce, tr.last.disp};
-            if (tree_allreduce(tr.model.grads_memory, tr.model.num_params, l3, comm, err)) {
-                status = CELL_FAILED;
-                break;
-            }
-            tr.last.loss = l3[0], tr.last.ce = l3[1], tr.last.disp = l3[2];
-            lmd_trainer_shards_scale(&tr);
-        } else if (size > 1) {
-            MPI_Allreduce(MPI_IN_PLACE, tr.model.grads_memory, (int)tr.model.num_params, MPI_FLOAT,
-                          MPI_SUM, comm);
-            float inv = 1.0f / (float)size;
-            for (size_t i = 0; i < tr.model.num_params; i++) tr.model.grads_memory[i] *= inv;
-            double l3[3] = {tr.last.loss, tr.last.ce, tr.last.disp};
-            MPI_Allreduce(MPI_IN_PLACE, l3, 3, MPI_DOUBLE, MPI_SUM, comm);
-            tr.last.loss = l3[0] / size;
-            tr.last.ce = l3[1] / size;
-            tr.last.disp = l3[2] / size;
+        if (tr.failed) {
+            status = CELL_FAILED;
+            break;
         }
         if (inject_step >= 0 && tr.state.step == inject_step) tr.last.loss = NAN;
         if (!isfinite(tr.last.loss)) {
@@ -503,8 +555,10 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
         if (rank == 0 && tick) tick(tick_ctx, done, total);
         if (rank == 0 && (done % log_every == 0 || done == total)) {
             double el = lmd_now() - t0;
-            cell_log(job->dir, "step %lld/%lld loss %.4f ce %.4f disp %.4f lr %.3e |g| %.3f %.1fs",
+            cell_log(job->dir, "step %lld/%lld loss %.4f ce %.4f disp %.4f%s lr %.3e |g| %.3f %.1fs",
                      (long long)done, (long long)total, tr.last.loss, tr.last.ce, tr.last.disp,
+                     opts.kd.teacher ? (snprintf(kls, sizeof kls, " kl %.4f", tr.last.kl), kls)
+                                     : "",
                      tr.lr, tr.grad_norm, el);
         }
     }
@@ -524,5 +578,6 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
     if (status == CELL_DIVERGED)
         lmd_errf(err, "cell %s diverged at step %lld", job->id, (long long)tr.state.step);
     lmd_trainer_free(&tr);
+    gpt_free(&teacher);
     return status;
 }

@@ -26,7 +26,17 @@ typedef struct {
     int val_batches;      /* validation batches for the loss at each tracked checkpoint */
     int keep_checkpoints; /* keep every tracked checkpoint (else only the newest, for resume) */
     const char *settings; /* canonical settings text, stored and compared on resume */
+    const char *init;     /* train.init resolved (initmodel.h), NULL: gpt_init(seed) */
+    const char *teacher;  /* distillation teacher resolved: an init-model form, or the teacher
+                           * cell's final checkpoint (lmd_cell_final_ckpt); NULL: none.
+                           * opts.kd holds alpha and temperature */
+    int save_final;       /* also checkpoint the last step when it is not tracked (teachers) */
+    char teacher_buf[4300]; /* storage of teacher when it is a teacher cell's checkpoint */
 } lmd_cell_job;
+
+/* DIR/cells/<id>/ckpt/step%07d.h5 of the given step: where a cell's checkpoint of that step
+ * lives (its last step's is the teacher checkpoint its students load). */
+void lmd_cell_ckpt_path(char *buf, size_t n, const char *cell_dir, int64_t step);
 
 /* Data shared by all cells of a run (same data for every cell). */
 typedef struct {

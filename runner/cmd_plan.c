@@ -84,6 +84,13 @@ static int print_json(const lmd_spec *s, double gflops, lmd_err *err) {
         for (int k = 0; k < c->tracking.n_steps; k++)
             lmd_json_append(tr, json_integer((json_int_t)c->tracking.steps[k]));
         lmd_json_set(e, "tracking_steps", tr);
+        /* issue 19: pretrained start, accumulation, distillation (docs/DISTILL.md) */
+        lmd_json_set(e, "accumulate", json_integer(c->train.accumulate));
+        lmd_json_set(e, "init", c->init ? lmd_json_str(c->init) : json_null());
+        lmd_json_set(e, "teacher", c->kd.model        ? lmd_json_str(c->kd.model)
+                                   : c->kd.teacher >= 0 ? lmd_json_str(c->kd.teacher_id)
+                                                        : json_null());
+        lmd_json_set(e, "level", json_integer(c->kd.level));
         lmd_json_append(cells, e);
     }
     lmd_json_set(o, "cells", cells);

@@ -27,6 +27,7 @@
 #include "schedule.h"
 #include "slurm.h"
 #include "spec.h"
+#include "spec_kd.h"
 #include "study.h"
 #include "studydir.h"
 #include "util.h"
@@ -170,6 +171,31 @@ static void cell_job(const lmd_cell *c, const char *out, lmd_cell_job *job, char
     job->val_batches = LMD_VAL_BATCHES;
     job->keep_checkpoints = c->tracking.save_checkpoints;
     job->settings = settings;
+    job->init = c->init;
+    job->save_final = c->kd.is_teacher;
+    if (c->kd.on) {
+        job->opts.kd.alpha = c->kd.alpha;
+        job->opts.kd.temperature = c->kd.temperature;
+        job->teacher = c->kd.model ? c->kd.model : job->teacher_buf;
+    }
+}
+
+/* A student of a teacher cell loads the teacher's last checkpoint; the runner runs the cells
+ * level by level (spec_kd.h), so the teacher has finished unless it failed or diverged. */
+static int teacher_cell_path(const lmd_spec *spec, const lmd_cell *c, const char *out,
+                             lmd_cell_job *job, lmd_err *err) {
+    if (!c->kd.on || c->kd.model) return 0;
+    const lmd_cell *t = &spec->cells[c->kd.teacher];
+    char dir[4200], st[64] = "";
+    int64_t step;
+    snprintf(dir, sizeof dir, "%s/cells/%s", out, t->id);
+    int fin = lmd_cell_finished(dir, st, sizeof st, &step);
+    if (!fin || strcmp(st, "done"))
+        return lmd_errf(err, "its teacher cell %s is %s, not done: the student cannot start",
+                        t->id, st[0] ? st : "not run");
+    lmd_cell_ckpt_path(job->teacher_buf, sizeof job->teacher_buf, dir, t->train.steps);
+    job->teacher = job->teacher_buf;
+    return 0;
 }
 
 /* Which groups exist and which cells each claims from. Classes k = 0..n_classes-1: n_groups[k]
@@ -408,7 +434,10 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
         int64_t st_step;
         int finished = lmd_cell_finished(job.dir, st, sizeof st, &st_step);
         lmd_cell_status cs = CELL_DONE;
-        if (!finished) {
+        if (!finished && teacher_cell_path(spec, c, out, &job, &err)) {
+            if (grank == 0) fprintf(stderr, "lmdisp run: cell %s: %s\n", c->id, err.msg);
+            cs = CELL_FAILED;
+        } else if (!finished) {
             int derr = get_data(&dc, c, &err);
             int any_derr = derr;
             MPI_Allreduce(&derr, &any_derr, 1, MPI_INT, MPI_MAX, group);
@@ -455,6 +484,25 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
     return agree(interrupted) ? LMD_EXIT_INTERRUPTED : 0;
 }
 
+/* lmd_run_cells level by level (distillation teachers before their students, spec_kd.h): all
+ * ranks finish a level before the next starts, so no student ever waits on a rank. */
+static int lmd_run_levels(const lmd_spec *spec, const char *out, const size_t *subset, size_t n,
+                          int *any_failed) {
+    int max_level = 0, status = 0;
+    size_t *lv = lmd_calloc(n ? n : 1, sizeof *lv);
+    lmd_spec_level_cells(spec, subset, n, 0, lv, &max_level);
+    *any_failed = 0;
+    for (int level = 0; level <= max_level && status == 0; level++) {
+        size_t k = lmd_spec_level_cells(spec, subset, n, level, lv, NULL);
+        if (!k) continue;
+        int failed = 0;
+        status = lmd_run_cells(spec, out, lv, k, &failed);
+        if (failed) *any_failed = 1;
+    }
+    free(lv);
+    return status;
+}
+
 /* --array-task: the cells of one manifest task, from the frozen DIR/spec.yaml. */
 static int run_array_task(const char *out, int task, const char *manifest, int wrank) {
     lmd_spec spec;
@@ -486,7 +534,7 @@ static int run_array_task(const char *out, int task, const char *manifest, int w
         fflush(stdout);
     }
     int failed = 0;
-    int status = lmd_run_cells(&spec, out, cells, (size_t)n, &failed);
+    int status = lmd_run_levels(&spec, out, cells, (size_t)n, &failed);
     if (status == 0 && failed) status = 1;
     if (wrank == 0)
         printf("lmdisp run: array task %d %s\n", task,
@@ -592,7 +640,7 @@ int cmd_run(int argc, char **argv) {
     for (size_t i = 0; i < spec.n_cells; i++) all[i] = i;
     double t_start = lmd_now();
     int failed = 0;
-    int status = lmd_run_cells(&spec, out, all, spec.n_cells, &failed);
+    int status = lmd_run_levels(&spec, out, all, spec.n_cells, &failed);
     free(all);
     if (status == 0) {
         int serr = lmd_study_write(&spec, out, t_start, MPI_COMM_WORLD, &err);

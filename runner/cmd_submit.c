@@ -118,7 +118,23 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
         return 1;
     }
     int max_array = lmd_slurm_max_array_size();
-    int n_pieces = (m->n_tasks + max_array - 1) / max_array;
+    /* pieces: at most max_array tasks, never across a distillation level (lmd_manifest_build
+     * gives each level consecutive tasks); a level's pieces wait (afterok) for the previous
+     * level's, so teachers finish before their students start */
+    int *p_first = lmd_calloc((size_t)m->n_tasks + 1, sizeof(int)),
+        *p_count = lmd_calloc((size_t)m->n_tasks + 1, sizeof(int)),
+        *p_level = lmd_calloc((size_t)m->n_tasks + 1, sizeof(int));
+    int n_pieces = 0;
+    for (size_t i = 0; i < m->n;) {
+        int level = s->cells[m->e[i].index].kd.level, first = m->e[i].task, last = first;
+        while (i < m->n && s->cells[m->e[i].index].kd.level == level) last = m->e[i++].task;
+        for (int t = first; t <= last; t += max_array) {
+            p_first[n_pieces] = t;
+            p_count[n_pieces] = last - t + 1 < max_array ? last - t + 1 : max_array;
+            p_level[n_pieces++] = level;
+        }
+    }
+    char prev_level_deps[4096] = "", level_deps[4096] = "";
     char np[16], threads[16], maxrq[16];
     snprintf(np, sizeof np, "%d", res->ntasks);
     snprintf(threads, sizeof threads, "%d", res->cpus_per_task);
@@ -126,8 +142,14 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
     char deps[4096] = "";
     int rc = 0;
     for (int p = 0; p < n_pieces && !rc; p++) {
-        int first = p * max_array;
-        int count = m->n_tasks - first < max_array ? m->n_tasks - first : max_array;
+        int first = p_first[p], count = p_count[p];
+        if (p > 0 && p_level[p] != p_level[p - 1]) {
+            snprintf(prev_level_deps, sizeof prev_level_deps, "%s", level_deps);
+            level_deps[0] = '\0';
+        }
+        char after[4200] = "";
+        if (prev_level_deps[0])
+            snprintf(after, sizeof after, "#SBATCH --dependency=afterok%s\n", prev_level_deps);
         char sb[16384], throttle[32] = "", offset[16];
         if (o->throttle > 0) snprintf(throttle, sizeof throttle, "%%%d", o->throttle);
         snprintf(offset, sizeof offset, "%d", first);
@@ -140,9 +162,9 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
                  "#SBATCH --signal=B:USR1@%d\n"
                  "#SBATCH --ntasks=%d\n"
                  "#SBATCH --cpus-per-task=%d\n"
-                 "%s%s%s%s",
+                 "%s%s%s%s%s",
                  res->job_name, count - 1, throttle, o->dir, res->grace, res->ntasks,
-                 res->cpus_per_task, res->time[0] ? "#SBATCH --time=" : "", res->time,
+                 res->cpus_per_task, after, res->time[0] ? "#SBATCH --time=" : "", res->time,
                  res->time[0] ? "\n" : "", res->sbatch);
         const char *keys[] = {"SBATCH", "SETUP", "LMDISP", "OUT", "MANIFEST", "TASK_OFFSET",
                               "MAX_REQUEUE", "NP", "THREADS"};
@@ -158,6 +180,8 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
             printf("==== %s (array tasks %d..%d of %d) ====\n%s\n", path, first, first + count - 1,
                    m->n_tasks, text);
             snprintf(deps + strlen(deps), sizeof deps - strlen(deps), ":<array job %d>", p);
+            snprintf(level_deps + strlen(level_deps), sizeof level_deps - strlen(level_deps),
+                     ":<array job %d>", p);
         } else {
             lmd_slurm_job j;
             memset(&j, 0, sizeof j);
@@ -171,8 +195,12 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
                 j.n_tasks = count;
                 rc = lmd_slurm_jobs_append(o->dir, &j, err) ? 1 : 0;
                 snprintf(deps + strlen(deps), sizeof deps - strlen(deps), ":%s", j.job_id);
-                printf("submitted array job %s: tasks %d..%d of %d (%s)\n", j.job_id, first,
-                       first + count - 1, m->n_tasks, path);
+                snprintf(level_deps + strlen(level_deps), sizeof level_deps - strlen(level_deps),
+                         ":%s", j.job_id);
+                printf("submitted array job %s: tasks %d..%d of %d (%s)%s%s\n", j.job_id, first,
+                       first + count - 1, m->n_tasks, path,
+                       prev_level_deps[0] ? ", after (ok) " : "",
+                       prev_level_deps[0] ? prev_level_deps + 1 : "");
             }
         }
         free(text);
@@ -218,6 +246,7 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
     }
     free(t_array);
     free(t_agg);
+    free(p_first), free(p_count), free(p_level);
     return rc;
 }
 

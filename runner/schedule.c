@@ -88,6 +88,8 @@ double lmd_cost_step_seconds(const lmd_cost_model *m, const lmd_cell *c, int g, 
     double tokens = (double)Br * T;
     double compute = F / (m->gflops_peak * 1e9) + tokens * m->s_per_token +
                      (double)c->n_params * m->s_per_param + m->s_per_step;
+    if (c->kd.on) /* the distillation teacher's forward: a third of its training step */
+        compute += gpt_flops_per_step(&c->kd.teacher_cfg, Br, T) / 3.0 / (m->gflops_peak * 1e9);
     double disp = 0.0;
     int v = (int)c->train.disp.variant;
     if (v > 0 && v < 5) {
@@ -97,8 +99,10 @@ double lmd_cost_step_seconds(const lmd_cost_model *m, const lmd_cell *c, int g, 
         double scale = layers * Ts * Ts * c->cfg.n_embd / (7.0 * 256.0 * 256.0 * 256.0);
         disp = m->disp_s_per_seq[v] * Br * scale;
     }
-    return (compute + disp) / thread_factor(m, threads) +
-           lmd_cost_allreduce_seconds(m, (double)c->n_params, g);
+    /* train.accumulate: that many micro-batches (and group reductions) per optimizer step */
+    return ((compute + disp) / thread_factor(m, threads) +
+            lmd_cost_allreduce_seconds(m, (double)c->n_params, g)) *
+           (c->train.accumulate > 1 ? c->train.accumulate : 1);
 }
 
 double lmd_cost_cell_seconds(const lmd_cost_model *m, const lmd_cell *c, int g, int threads) {

@@ -1,4 +1,5 @@
 #include "slurm.h"
+#include "spec_kd.h"
 
 
 #include <ctype.h>
@@ -22,8 +23,43 @@ extern const char lmd_tmpl_aggregate[];
 
 /* ------------------------------------------------------------------ manifest */
 
+static void manifest_build_one(lmd_manifest *m, const lmd_spec *s, const size_t *subset,
+                               size_t n, int cells_per_task, int round);
+
+/* Distillation levels (spec_kd.h) get tasks of their own, level 0 first: `submit` chains the
+ * arrays of consecutive levels with afterok. Without teacher cells: one level, as before. */
 void lmd_manifest_build(lmd_manifest *m, const lmd_spec *s, const size_t *subset, size_t n,
                         int cells_per_task, int round) {
+    int max_level = 0;
+    size_t *lv = lmd_calloc(n ? n : 1, sizeof *lv);
+    lmd_spec_level_cells(s, subset, n, 0, lv, &max_level);
+    if (max_level == 0) {
+        free(lv);
+        manifest_build_one(m, s, subset, n, cells_per_task, round);
+        return;
+    }
+    memset(m, 0, sizeof *m);
+    snprintf(m->spec_sha256, sizeof m->spec_sha256, "%s", s->sha256);
+    m->round = round;
+    m->e = lmd_calloc(n ? n : 1, sizeof *m->e);
+    for (int level = 0; level <= max_level; level++) {
+        size_t k = lmd_spec_level_cells(s, subset, n, level, lv, NULL);
+        if (!k) continue;
+        lmd_manifest one;
+        manifest_build_one(&one, s, lv, k, cells_per_task, round);
+        for (size_t i = 0; i < one.n; i++) {
+            m->e[m->n + i] = one.e[i];
+            m->e[m->n + i].task += m->n_tasks;
+        }
+        m->n += one.n;
+        m->n_tasks += one.n_tasks;
+        lmd_manifest_free(&one);
+    }
+    free(lv);
+}
+
+static void manifest_build_one(lmd_manifest *m, const lmd_spec *s, const size_t *subset,
+                               size_t n, int cells_per_task, int round) {
     memset(m, 0, sizeof *m);
     snprintf(m->spec_sha256, sizeof m->spec_sha256, "%s", s->sha256);
     m->round = round;

@@ -1,6 +1,8 @@
 /* spec.c — experiment spec: YAML -> node tree (libyaml events) -> typed settings -> grid
  * expansion -> resolved, validated cells with stable ids. See spec.h and docs/SPEC.md. */
 #include "spec.h"
+#include "spec_kd.h"
+#include "initmodel.h"
 
 #include <errno.h>
 #include <float.h>
@@ -268,7 +270,8 @@ enum {
     S_DATA_SOURCE, S_DATA_PATH, S_DATA_TOKENIZER, S_DATA_VOCAB, S_DATA_SYN_SEED, S_DATA_SYN_TOKENS, S_DATA_VALF,
     S_N_LAYER, S_N_EMBD, S_N_HEAD, S_N_CTX, S_MODEL_VOCAB, S_MLP_DIM,
     S_STEPS, S_TOKENS, S_BATCH, S_SEQ, S_LR, S_SCHEDULE, S_WARMUP, S_MIN_LR, S_WD, S_BETA1,
-    S_BETA2, S_EPS, S_CLIP, S_SHARDS,
+    S_BETA2, S_EPS, S_CLIP, S_SHARDS, S_INIT, S_ACCUM,
+    S_KD_TEACHER, S_KD_ALPHA, S_KD_TEMP,
     S_VARIANT, S_COEFF, S_LOCATION, S_TAU_COS, S_TAU_L2, S_MAX_TOKENS,
     S_LOG_POINTS, S_EVERY, S_EVAL_SEQS, S_EVAL_SEQ_LEN, S_HIST_BINS, S_SAVE_CK,
     S_RANKS, S_THREADS,
@@ -325,6 +328,11 @@ static const sdef DEFS[N_SETTINGS] = {
     [S_EPS] = {"train.eps", NULL, ST_NUM, 0, 0, 0.0, 1.0, 1, NULL, 1, 1e-8, 1},
     [S_CLIP] = {"train.clip", NULL, ST_NUM, 0, 0, 0.0, 1e30, 0, NULL, 1, 1.0, 1},
     [S_SHARDS] = {"train.shards", NULL, ST_INT, 1, 65536, 0, 0, 0, NULL, 1, 1, 1},
+    [S_INIT] = {"train.init", NULL, ST_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
+    [S_ACCUM] = {"train.accumulate", NULL, ST_INT, 1, 65536, 0, 0, 0, NULL, 1, 1, 1},
+    [S_KD_TEACHER] = {"distill.teacher", NULL, ST_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
+    [S_KD_ALPHA] = {"distill.alpha", NULL, ST_NUM, 0, 0, 0.0, 1.0, 0, NULL, 1, 0.5, 1},
+    [S_KD_TEMP] = {"distill.temperature", NULL, ST_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
     [S_VARIANT] = {"dispersion.variant", "dispersion", ST_ENUM, 0, 0, 0, 0, 0, VARIANTS, 1, 0, 1},
     [S_COEFF] = {"dispersion.coeff", NULL, ST_NUM, 0, 0, 0.0, 1e6, 0, NULL, 1, 0.1, 1},
     [S_LOCATION] = {"dispersion.location", NULL, ST_ENUM, 0, 0, 0, 0, 0, LOCATIONS, 1, 0, 1},
@@ -555,6 +563,7 @@ typedef struct {
     int axis_line[N_SETTINGS];
     const ynode *grid_node;
     const ynode *slurm_node;
+    lmd_teacher_ref kd_ref;    /* distill.teacher: {cell: ...} or {id: ...} (spec_kd.h) */
 } spec_doc;
 
 static const ynode *map_get(const ynode *map, const char *key) {
@@ -562,6 +571,64 @@ static const ynode *map_get(const ynode *map, const char *key) {
     for (size_t i = 0; i + 1 < map->n; i += 2)
         if (!strcmp(map->kids[i]->val, key)) return map->kids[i + 1];
     return NULL;
+}
+
+static int resolve_axis_name(pctx *c, const ynode *k, const char *where);
+
+/* distill.teacher: {cell: {SETTING: VALUE, ...}} or {id: ID}, kept as the lines of
+ * lmd_cell_settings() a teacher must have (matched by spec_kd.c once the cells exist). */
+static void parse_teacher_ref(spec_doc *doc, const ynode *v) {
+    pctx *c = doc->c;
+    lmd_teacher_ref *r = &doc->kd_ref;
+    const char *key = "distill.teacher";
+    r->line = v->line, r->col = v->col;
+    const ynode *k = v->n == 2 ? v->kids[0] : NULL, *val = v->n == 2 ? v->kids[1] : NULL;
+    if (!k || (strcmp(k->val, "cell") && strcmp(k->val, "id"))) {
+        perr(c, k ? k : v, key, "expected a model (a string), {cell: {SETTING: VALUE, ...}} or "
+             "{id: CELL-ID}");
+        return;
+    }
+    if (!strcmp(k->val, "id")) {
+        if (val->kind != YN_SCALAR || !val->val[0])
+            perr(c, val, "distill.teacher.id", "expected a cell id (or its unique prefix), got %s",
+                 kind_name(val));
+        else
+            r->kind = 2, r->id = lmd_strdup(val->val);
+        return;
+    }
+    if (val->kind != YN_MAP || val->n == 0) {
+        perr(c, val, "distill.teacher.cell", "expected a mapping of settings to values, e.g. "
+             "{mlp_dim: 512, dispersion: off}, got %s", kind_name(val));
+        return;
+    }
+    r->kind = 1;
+    r->lines = lmd_calloc(val->n / 2 + 1, sizeof *r->lines);
+    for (size_t i = 0; i + 1 < val->n; i += 2) {
+        const ynode *kk = val->kids[i], *vv = val->kids[i + 1];
+        int si = resolve_axis_name(c, kk, "distill.teacher.cell");
+        if (si < 0) continue;
+        const sdef *d = &DEFS[si];
+        /* settings that appear as such in lmd_cell_settings() */
+        if (d->type == ST_STR || d->type == ST_BOOL || si == S_TOKENS || si == S_KD_ALPHA ||
+            si == S_KD_TEMP || si == S_EVAL_SEQS || si == S_EVAL_SEQ_LEN) {
+            perr(c, kk, "distill.teacher.cell", "'%s' cannot select a teacher cell (use model, "
+                 "train, dispersion or data settings, seed, or {id: CELL-ID})", d->name);
+            continue;
+        }
+        sval tmp;
+        if (parse_value(c, si, "distill.teacher.cell", vv, &tmp)) continue;
+        char x[64];
+        if (d->type == ST_NUM)
+            fmt_num(x, sizeof x, tmp.d);
+        else if (d->type == ST_INT)
+            snprintf(x, sizeof x, "%lld", (long long)tmp.i);
+        else
+            snprintf(x, sizeof x, "%s", tmp.s);
+        if (si == S_SEED) r->has_seed = 1;
+        sbuf b = {0};
+        sb_addf(&b, "%s=%s", si == S_SEED ? "train.seed" : d->name, x);
+        r->lines[r->n_lines++] = b.p;
+    }
 }
 
 /* Parses `section:` (a mapping of settings "section.key"). */
@@ -624,6 +691,13 @@ static void parse_section(spec_doc *doc, const char *section, const ynode *map) 
                      v->kind == YN_SCALAR ? "'" : "", v->kind == YN_SCALAR ? v->val : kind_name(v),
                      v->kind == YN_SCALAR ? "'" : "", sug);
             }
+            continue;
+        }
+        if (!strcmp(dotted, "distill.teacher") && v->kind == YN_MAP) {
+            if (doc->kd_ref.kind || doc->base[S_KD_TEACHER].set)
+                perr(c, k, dotted, "duplicate key");
+            else
+                parse_teacher_ref(doc, v);
             continue;
         }
         int si = find_dotted(dotted);
@@ -891,7 +965,7 @@ static int valid_name(const char *s) {
 
 static const char *const TOP_KEYS[] = {"name",     "seed", "data",      "model", "train",
                                        "dispersion", "tracking", "grid", "zip", "resources",
-                                       "slurm"};
+                                       "slurm", "distill"};
 #define N_TOP_KEYS ((int)(sizeof TOP_KEYS / sizeof TOP_KEYS[0]))
 
 static void parse_document(spec_doc *doc, const ynode *root, lmd_spec *out) {
@@ -1064,6 +1138,8 @@ char *lmd_cell_settings(const lmd_cell *c) {
     sb_addf(&b, "train.clip=%s\n", x);
     /* written only when set, so the ids of cells without it are those of earlier versions */
     if (t->shards != 1) sb_addf(&b, "train.shards=%d\n", t->shards);
+    if (t->accumulate != 1) sb_addf(&b, "train.accumulate=%d\n", t->accumulate);
+    if (c->init) sb_addf(&b, "train.init=%s\n", c->init);
     sb_addf(&b, "dispersion.variant=%s\n", lmd_disp_variant_name(t->disp.variant));
     if (t->disp.variant != DISP_OFF) {
         fmt_num(x, sizeof x, t->disp.coeff);
@@ -1074,6 +1150,18 @@ char *lmd_cell_settings(const lmd_cell *c) {
         fmt_num(x, sizeof x, t->disp.tau_l2);
         sb_addf(&b, "dispersion.tau_l2=%s\n", x);
         sb_addf(&b, "dispersion.max_tokens=%d\n", t->disp.max_tokens);
+    }
+    if (c->kd.on) {
+        /* a teacher cell by its id (so a retrained teacher renames its students); written
+         * after linking (spec_kd.c), before it the line is left out */
+        if (c->kd.model)
+            sb_addf(&b, "distill.teacher=%s\n", c->kd.model);
+        else if (c->kd.teacher >= 0 && c->kd.teacher_id[0])
+            sb_addf(&b, "distill.teacher=cell:%s\n", c->kd.teacher_id);
+        fmt_num(x, sizeof x, c->kd.alpha);
+        sb_addf(&b, "distill.alpha=%s\n", x);
+        fmt_num(x, sizeof x, c->kd.temperature);
+        sb_addf(&b, "distill.temperature=%s\n", x);
     }
     const lmd_data_settings *d = &c->data;
     sb_addf(&b, "data.source=%s\n", SOURCES[d->source]);
@@ -1124,6 +1212,9 @@ typedef struct {
     int checked_source;
     char *checked_tok;  /* last tokenizer loaded, and its number of ids */
     int checked_tok_vocab;
+    char *checked_model[2];   /* last train.init / distill.teacher model probed (as written) */
+    char *checked_model_res[2];
+    gpt_config checked_model_cfg[2];
     size_t total_track;
 } expand_ctx;
 
@@ -1148,6 +1239,22 @@ static void describe_point(const spec_doc *doc, const int *choice, size_t index,
     if (off < n) snprintf(buf + off, n - off, ")");
 }
 
+/* train.init (which 0) or distill.teacher (1): resolved path and shape, cached by spelling. */
+static int probe_model(expand_ctx *x, int which, const char *spec, char *res, size_t n,
+                       gpt_config *cfg, lmd_err *err) {
+    if (!x->checked_model[which] || strcmp(x->checked_model[which], spec)) {
+        if (lmd_init_probe(spec, x->base_dir, res, n, cfg, err)) return -1;
+        free(x->checked_model[which]);
+        free(x->checked_model_res[which]);
+        x->checked_model[which] = lmd_strdup(spec);
+        x->checked_model_res[which] = lmd_strdup(res);
+        x->checked_model_cfg[which] = *cfg;
+    }
+    snprintf(res, n, "%s", x->checked_model_res[which]);
+    *cfg = x->checked_model_cfg[which];
+    return 0;
+}
+
 #define CERR(si, ...)                                                                        \
     do {                                                                                     \
         char _m[1200];                                                                       \
@@ -1164,6 +1271,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     pctx *c = doc->c;
     char point[400];
     describe_point(doc, choice, index, point, sizeof point);
+    lmd_err e;
 
     /* data */
     lmd_data_settings *d = &cell->data;
@@ -1194,7 +1302,9 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
                  SOURCES[d->source]);
         if (d->source == LMD_DATA_TEXT && v[S_DATA_TOKENIZER].set) {
             d->tokenizer = lmd_strdup(v[S_DATA_TOKENIZER].s);
-            d->tokenizer_resolved = path_join(x->base_dir, d->tokenizer);
+            d->tokenizer_resolved = strncmp(d->tokenizer, "hf:", 3)
+                                        ? path_join(x->base_dir, d->tokenizer)
+                                        : lmd_strdup(d->tokenizer); /* hf:ORG/NAME: the cache */
             if (!x->checked_tok || strcmp(x->checked_tok, d->tokenizer_resolved)) {
                 lmd_tokenizer *tk = NULL;
                 lmd_err te = {{0}};
@@ -1256,11 +1366,31 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     g->n_embd = (int)v[S_N_EMBD].i;
     g->n_head = (int)v[S_N_HEAD].i;
     g->n_ctx = (int)v[S_N_CTX].i;
-    if (!v[S_MLP_DIM].set)
+    if (v[S_INIT].set) {
+        /* the model's shape is the init model's: a shape key written in the spec must agree */
+        gpt_config ic;
+        char res[4096];
+        if (probe_model(x, 0, v[S_INIT].s, res, sizeof res, &ic, &e))
+            CERR(S_INIT, "%s", e.msg);
+        cell->init = lmd_strdup(res);
+        static const int keys[] = {S_N_LAYER, S_N_EMBD, S_N_HEAD, S_N_CTX, S_MODEL_VOCAB, S_MLP_DIM};
+        const int have[] = {ic.n_layer, ic.n_embd, ic.n_head, ic.n_ctx, ic.vocab_size, ic.mlp_dim};
+        for (int q = 0; q < 6; q++)
+            if (v[keys[q]].set && v[keys[q]].i != have[q])
+                CERR(keys[q], "train.init %.900s has %s %d: the model's shape is taken from it "
+                     "(leave %s out or give %d)", res, DEFS[keys[q]].name, have[q],
+                     DEFS[keys[q]].name, have[q]);
+        *g = ic;
+        if (g->vocab_size < d->vocab)
+            CERR(S_INIT, "the init model's vocab %d is smaller than the data's vocab %d",
+                 g->vocab_size, d->vocab);
+    } else if (!v[S_MLP_DIM].set)
         CERR(S_MLP_DIM, "missing: give mlp_dim as a grid axis (grid: {mlp_dim: [...]}) or as "
              "model.mlp_dim");
-    g->mlp_dim = (int)v[S_MLP_DIM].i;
-    g->vocab_size = v[S_MODEL_VOCAB].set ? (int)v[S_MODEL_VOCAB].i : d->vocab;
+    if (!v[S_INIT].set) {
+        g->mlp_dim = (int)v[S_MLP_DIM].i;
+        g->vocab_size = v[S_MODEL_VOCAB].set ? (int)v[S_MODEL_VOCAB].i : d->vocab;
+    }
     if (g->vocab_size < d->vocab)
         CERR(S_MODEL_VOCAB, "vocab %d is smaller than the data's vocab %d (token ids would be "
              "out of range)", g->vocab_size, d->vocab);
@@ -1280,7 +1410,8 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
         CERR(S_TOKENS, "give train.steps or train.tokens, not both");
     if (!v[S_STEPS].set && !v[S_TOKENS].set)
         CERR(S_STEPS, "missing: give train.steps or train.tokens");
-    int64_t bt = (int64_t)t->B * t->T;
+    t->accumulate = (int)v[S_ACCUM].i;
+    int64_t bt = (int64_t)t->B * t->T * t->accumulate; /* tokens per optimizer step */
     /* ceil(tokens / bt) without forming tokens + bt - 1, which overflows near INT64_MAX. */
     if (v[S_STEPS].set) {
         t->steps = v[S_STEPS].i;
@@ -1288,7 +1419,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
         int64_t tok = v[S_TOKENS].i;
         t->steps = tok / bt + (tok % bt != 0);
         if (t->steps > 1000000000000LL)
-            CERR(S_TOKENS, "%lld tokens is more than 10^12 steps of batch x seq = %lld",
+            CERR(S_TOKENS, "%lld tokens is more than 10^12 steps of batch x seq x accumulate = %lld",
                  (long long)tok, (long long)bt);
     }
     if (t->steps > 1000000000000LL)
@@ -1311,7 +1442,6 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
              t->B, t->shards);
     lmd_disp_opts *o = &t->disp;
     *o = lmd_disp_default();
-    lmd_err e;
     if (lmd_disp_parse_variant(v[S_VARIANT].s, &o->variant, &e)) CERR(S_VARIANT, "%s", e.msg);
     if (lmd_disp_parse_location(v[S_LOCATION].s, &o->location, &e))
         CERR(S_LOCATION, "%s", e.msg);
@@ -1319,6 +1449,31 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     o->tau_cos = v[S_TAU_COS].d;
     o->tau_l2 = v[S_TAU_L2].d;
     o->max_tokens = (int)v[S_MAX_TOKENS].i;
+
+    /* distillation: on when a teacher is given and alpha > 0 */
+    lmd_cell_kd *kd = &cell->kd;
+    kd->teacher = -1;
+    kd->alpha = v[S_KD_ALPHA].d;
+    kd->temperature = v[S_KD_TEMP].d;
+    if (v[S_KD_TEACHER].set && doc->kd_ref.kind)
+        CERR(S_KD_TEACHER, "distill.teacher is given twice (a model and a cell reference)");
+    kd->on = (v[S_KD_TEACHER].set || doc->kd_ref.kind) && kd->alpha > 0.0;
+    if ((v[S_KD_ALPHA].set || v[S_KD_TEMP].set) && !v[S_KD_TEACHER].set && !doc->kd_ref.kind)
+        CERR(v[S_KD_ALPHA].set ? S_KD_ALPHA : S_KD_TEMP, "distillation needs distill.teacher "
+             "(a model, {cell: {...}} or {id: ...})");
+    if (kd->on && v[S_KD_TEACHER].set) {
+        gpt_config tc;
+        char res[4096];
+        if (probe_model(x, 1, v[S_KD_TEACHER].s, res, sizeof res, &tc, &e))
+            CERR(S_KD_TEACHER, "%s", e.msg);
+        if (tc.vocab_size != g->vocab_size)
+            CERR(S_KD_TEACHER, "the teacher %.900s has vocab %d, the student %d: distillation "
+                 "compares distributions over one vocabulary", res, tc.vocab_size, g->vocab_size);
+        if (tc.n_ctx < t->T)
+            CERR(S_KD_TEACHER, "the teacher %.900s has n_ctx %d < train.seq %d", res, tc.n_ctx, t->T);
+        kd->model = lmd_strdup(res);
+        kd->teacher_cfg = tc;
+    }
 
     if (d->source == LMD_DATA_SYNTHETIC) {
         /* the split rule of lmd_data_split, checked now rather than after the queue starts */
@@ -1383,15 +1538,23 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
 
     cell->index = index;
     cell->n_params = gpt_num_params(g);
-    cell->flops = gpt_flops_per_step(g, t->B, t->T) * (double)t->steps;
+    cell->flops = gpt_flops_per_step(g, t->B, t->T) * (double)t->steps * t->accumulate;
+    if (kd->model) /* the teacher's forward: a third of its training step's FLOPs */
+        cell->flops += gpt_flops_per_step(&kd->teacher_cfg, t->B, t->T) / 3.0 *
+                       (double)t->steps * t->accumulate;
+    lmd_cell_refresh_id(cell);
+    return 0;
+}
+
+void lmd_cell_refresh_id(lmd_cell *cell) {
     char *text = lmd_cell_settings(cell);
     lmd_sha256_digest(text, strlen(text), cell->digest);
     free(text);
     char hex[65];
     lmd_sha256_to_hex(cell->digest, hex);
-    snprintf(cell->id, sizeof cell->id, "mlp%d-%s-s%llu-%.8s", g->mlp_dim,
-             lmd_disp_variant_name(o->variant), (unsigned long long)t->seed, hex);
-    return 0;
+    snprintf(cell->id, sizeof cell->id, "mlp%d-%s-s%llu-%.8s", cell->cfg.mlp_dim,
+             lmd_disp_variant_name(cell->train.disp.variant),
+             (unsigned long long)cell->train.seed, hex);
 }
 #undef CERR
 
@@ -1401,6 +1564,8 @@ static void cell_free(lmd_cell *cell) {
     free(cell->data.tokenizer);
     free(cell->data.tokenizer_resolved);
     free(cell->tracking.steps);
+    free(cell->init);
+    free(cell->kd.model);
     memset(cell, 0, sizeof *cell);
 }
 
@@ -1430,7 +1595,7 @@ static int expand(spec_doc *doc, lmd_spec *s) {
         perr(c, doc->grid_node, "grid", "the grid is empty: give at least one axis, e.g. "
              "mlp_dim: [128, 256]");
     if (doc->grid_node && doc->axis_of[S_MLP_DIM] < 0 && !doc->base[S_MLP_DIM].set &&
-        c->n_errors == 0)
+        !doc->base[S_INIT].set && doc->axis_of[S_INIT] < 0 && c->n_errors == 0)
         perr(c, doc->grid_node, "grid.mlp_dim",
              "missing: the mlp_dim axis is required (or fix model.mlp_dim)");
     if (c->n_errors) return -1;
@@ -1494,6 +1659,7 @@ static int expand(spec_doc *doc, lmd_spec *s) {
     free(choice);
     free(x.checked_path);
     free(x.checked_tok);
+    for (int q = 0; q < 2; q++) free(x.checked_model[q]), free(x.checked_model_res[q]);
     if (rc) return -1;
 
     /* duplicates: equal ids (label + 32 bits of the settings hash); equal digests mean the
@@ -1526,7 +1692,8 @@ static int expand(spec_doc *doc, lmd_spec *s) {
         if (a->tracking.n_steps != b->tracking.n_steps ||
             memcmp(a->tracking.steps, b->tracking.steps,
                    (size_t)a->tracking.n_steps * sizeof(int64_t)) ||
-            (int64_t)a->train.B * a->train.T != (int64_t)b->train.B * b->train.T) {
+            (int64_t)a->train.B * a->train.T * a->train.accumulate !=
+                (int64_t)b->train.B * b->train.T * b->train.accumulate) {
             s->uniform_tracking = 0;
             break;
         }
@@ -1618,6 +1785,14 @@ int lmd_spec_parse(lmd_spec *s, const char *text, size_t len, const char *displa
     doc.root = root;
     if (!c.n_errors) parse_document(&doc, root, s);
     if (!c.n_errors) expand(&doc, s);
+    if (!c.n_errors) {
+        lmd_err kerr;
+        if (lmd_spec_link_teachers(s, &doc.kd_ref, &kerr)) {
+            c.n_errors++;
+            sb_addf(&c.msgs, "%s", kerr.msg);
+        }
+    }
+    lmd_teacher_ref_free(&doc.kd_ref);
     if (!c.n_errors) {
         s->name = lmd_strdup(doc.name);
         s->ranks_per_model = (int)(doc.base[S_RANKS].set ? doc.base[S_RANKS].i : 1);

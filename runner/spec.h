@@ -72,6 +72,19 @@ typedef struct {
     int save_checkpoints; /* keep an HDF5 checkpoint of every tracked step */
 } lmd_tracking;
 
+/* Distillation of one cell (distill:, docs/DISTILL.md). */
+typedef struct {
+    int on;             /* distill.teacher given and alpha > 0 */
+    double alpha, temperature;
+    char *model;        /* a teacher model, resolved (runner/initmodel.h); NULL for a cell */
+    long teacher;       /* the teacher cell's index in lmd_spec.cells, -1: none */
+    char teacher_id[96];/* its id (LMD_CELL_ID_LEN) */
+    int level;          /* 0 without a teacher cell, else the teacher's level + 1: the runner
+                         * runs the cells level by level, so a teacher finishes first */
+    int is_teacher;     /* another cell distills from this one: its last step is checkpointed */
+    gpt_config teacher_cfg; /* the teacher's shape (cost estimates), when on */
+} lmd_cell_kd;
+
 /* One point of the grid: a model to train and measure. */
 typedef struct {
     size_t index;              /* position in the documented grid order (docs/SPEC.md) */
@@ -85,6 +98,8 @@ typedef struct {
     size_t n_params;           /* gpt_num_params(&cfg) */
     double flops;              /* estimated training cost: gpt_flops_per_step * steps */
     uint8_t digest[32];        /* sha256 of lmd_cell_settings() */
+    char *init;                /* train.init resolved (runner/initmodel.h), NULL: random init */
+    lmd_cell_kd kd;
 } lmd_cell;
 
 /* One slurm: entry, kept verbatim for the Slurm templates. A scalar has value != NULL and
@@ -142,6 +157,9 @@ const lmd_cell *lmd_spec_find_cell(const lmd_spec *s, const char *id);
  * and slurm, so renaming or re-resourcing a study keeps ids; with dispersion off, the unused
  * dispersion parameters are left out. Returns a malloc'd string (free()). */
 char *lmd_cell_settings(const lmd_cell *c);
+
+/* Recomputes digest and id from lmd_cell_settings() (after a teacher cell is linked). */
+void lmd_cell_refresh_id(lmd_cell *c);
 
 /* Loads the cell's token data (synthetic corpus, text file or shards). */
 int lmd_cell_load_data(const lmd_cell *c, lmd_tokens *out, lmd_err *err);

@@ -75,6 +75,12 @@ static char *group_key(const lmd_cell *c) {
     for (const char *p = s; *p;) {
         size_t len = strcspn(p, "\n");
         int skip = !strncmp(p, "model.mlp_dim=", 14) || !strncmp(p, "train.seed=", 11);
+        if (!strncmp(p, "distill.teacher=cell:", 21)) {
+            /* a teacher cell: the same-seed one (its id holds the seed), so seeds group */
+            memcpy(out + o, "distill.teacher=cell\n", 21);
+            o += 21;
+            skip = 1;
+        }
         if (!skip) {
             memcpy(out + o, p, len);
             o += len;
@@ -142,7 +148,7 @@ static void shape_build(study_shape *sh, const lmd_spec *spec) {
             int64_t s = c->tracking.steps[j];
             int64_t *hit = bsearch(&s, sh->steps, K, sizeof s, cmp_i64);
             size_t k = (size_t)(hit - sh->steps);
-            int64_t tok = s * (int64_t)c->train.B * (int64_t)c->train.T;
+            int64_t tok = s * (int64_t)c->train.B * (int64_t)c->train.T * c->train.accumulate;
             sh->tokens[k] = sh->tokens[k] == -2 || sh->tokens[k] == tok ? tok : -1;
         }
     }
@@ -367,7 +373,7 @@ static int read_cell(rows *r, size_t i, const lmd_cell *c, const study_shape *sh
         int64_t s = c->tracking.steps[j];
         int64_t *hit = bsearch(&s, sh->steps, (size_t)sh->K, sizeof s, cmp_i64);
         r->tokens[i * (size_t)sh->K + (size_t)(hit - sh->steps)] =
-            s * (int64_t)c->train.B * (int64_t)c->train.T;
+            s * (int64_t)c->train.B * (int64_t)c->train.T * c->train.accumulate;
     }
     char why[6600];
     if (!strcmp(st, "done") || !strcmp(st, "failed") || !strcmp(st, "diverged")) {
