@@ -1,6 +1,5 @@
 /* cmd_export.c — `lmdisp export CK.h5 --hf DIR`: an lmdisp checkpoint as a Hugging Face GPT-2
  * directory (hub/hfexport.h), with the tokenizer given or the one its study trained with. */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "fileio.h"
 #include "h5io.h"
 #include "hfexport.h"
+#include "mceval.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -24,31 +24,6 @@ static void usage(FILE *f) {
             "without --tokenizer, of the study the checkpoint belongs to (STUDY/cells/<id>/ckpt or\n"
             "track: its settings' data.tokenizer). DIR is written to DIR.tmp.<pid> and renamed,\n"
             "so it is never half-written; an existing non-empty DIR is refused unless --force.\n");
-}
-
-/* The data.tokenizer of the study cell holding ck (cells/<id>/{ckpt,track}/stepN.h5), or NULL. */
-static char *study_tokenizer(const char *ck) {
-    char real[PATH_MAX], path[PATH_MAX + 16];
-    if (!realpath(ck, real)) return NULL;
-    char *s = strrchr(real, '/');
-    if (!s) return NULL;
-    *s = '\0';
-    s = strrchr(real, '/');
-    if (!s || (strcmp(s + 1, "ckpt") && strcmp(s + 1, "track"))) return NULL;
-    *s = '\0';
-    snprintf(path, sizeof path, "%s/settings", real);
-    char *text = NULL;
-    lmd_err e = {{0}};
-    if (lmd_file_read(path, 1 << 20, &text, NULL, &e)) return NULL;
-    char *out = NULL;
-    for (char *line = text; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = '\0';
-        if (strncmp(line, "data.tokenizer=", 15) == 0) out = lmd_strdup(line + 15);
-        line = nl ? nl + 1 : NULL;
-    }
-    free(text);
-    return out;
 }
 
 int cmd_export(int argc, char **argv) {
@@ -80,7 +55,7 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "lmdisp export: %s\n", err.msg);
         return 2;
     }
-    char *from_study = tok ? NULL : study_tokenizer(pos[0]);
+    char *from_study = tok ? NULL : lmd_study_tokenizer_of(pos[0]);
     hf_export_opts o = {tok ? tok : from_study, force};
     int rc = hf_export_gpt2(&m, dir, &o, &err);
     if (rc == 0) {
