@@ -26,6 +26,9 @@ typedef struct {
     int val_batches;      /* validation batches for the loss at each tracked checkpoint */
     int keep_checkpoints; /* keep every tracked checkpoint (else only the newest, for resume) */
     const char *settings; /* canonical settings text, stored and compared on resume */
+    const char *const *eval_tasks; /* task files scored at every tracked checkpoint (celleval.h) */
+    int n_eval_tasks;
+    const char *eval_tokenizer;    /* their tokenizer: the cell's data.tokenizer */
 } lmd_cell_job;
 
 /* Data shared by all cells of a run (same data for every cell). */

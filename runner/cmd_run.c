@@ -156,7 +156,8 @@ static int get_data(data_cache *dc, const lmd_cell *c, lmd_err *err) {
     return 0;
 }
 
-static void cell_job(const lmd_cell *c, const char *out, lmd_cell_job *job, char *settings) {
+static void cell_job(const lmd_spec *spec, const lmd_cell *c, const char *out, lmd_cell_job *job,
+                     char *settings) {
     memset(job, 0, sizeof *job);
     snprintf(job->id, sizeof job->id, "%s", c->id);
     snprintf(job->dir, sizeof job->dir, "%s/cells/%s", out, c->id);
@@ -170,6 +171,9 @@ static void cell_job(const lmd_cell *c, const char *out, lmd_cell_job *job, char
     job->val_batches = LMD_VAL_BATCHES;
     job->keep_checkpoints = c->tracking.save_checkpoints;
     job->settings = settings;
+    job->eval_tasks = (const char *const *)spec->eval_tasks; /* tracking.eval_tasks */
+    job->n_eval_tasks = spec->n_eval_tasks;
+    job->eval_tokenizer = c->data.tokenizer_resolved;
 }
 
 /* Which groups exist and which cells each claims from. Classes k = 0..n_classes-1: n_groups[k]
@@ -308,7 +312,7 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
             const lmd_cell *c = &spec->cells[subset[k]];
             char *settings = lmd_cell_settings(c);
             lmd_cell_job job;
-            cell_job(c, out, &job, settings);
+            cell_job(spec, c, out, &job, settings);
             if (lmd_cell_check_settings(&job, &err)) {
                 fprintf(stderr, "lmdisp run: %s\n", err.msg);
                 bad = 1;
@@ -403,7 +407,7 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
         const lmd_cell *c = &spec->cells[rp.cells[rp.start[my_class] + k]];
         char *settings = lmd_cell_settings(c);
         lmd_cell_job job;
-        cell_job(c, out, &job, settings);
+        cell_job(spec, c, out, &job, settings);
         char st[64];
         int64_t st_step;
         int finished = lmd_cell_finished(job.dir, st, sizeof st, &st_step);
