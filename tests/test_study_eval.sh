@@ -61,6 +61,20 @@ for k in ("acc", "acc_norm", "acc_bytes", "n"):
     assert np.array_equal(x, y, equal_nan=True), (k, x, y)
 EOF
 
+# a task added to the spec later: allowed (not part of the cell ids), NaN at the checkpoints
+# measured before it, the first task's numbers unchanged
+cp "$W/spec/tiny.jsonl" "$W/spec/tiny2.jsonl"
+sed 's/eval_tasks: \[tiny.jsonl\]/eval_tasks: [tiny.jsonl, tiny2.jsonl]/' "$S" >"$W/spec/s2.yaml"
+cp -r "$W/study1" "$W/study_add"
+mpi 1 "$LMDISP" run "$W/spec/s2.yaml" --out "$W/study_add" >"$W/run_add.log" 2>&1 || { tail -5 "$W/run_add.log"; fail "rerun with an added task"; }
+python3 - "$W/study1/study.h5" "$W/study_add/study.h5" <<'EOF2' && pass "task added later: NaN before it, the others unchanged" || fail "added task"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
+assert sorted(b["eval"]) == ["tiny", "tiny2"], list(b["eval"])
+assert np.isnan(b["eval/tiny2/acc"][()]).all() and (b["eval/tiny2/n"][()] == -1).all()
+assert np.array_equal(a["eval/tiny/acc"][()], b["eval/tiny/acc"][()])
+EOF2
+
 # ---- 2. report ----
 "$LMDISP" report "$W/study1" >"$W/report.txt" 2>&1 || fail "report"
 sed -n '/^zero-shot evaluation/,$p' "$W/report.txt"
