@@ -1,5 +1,6 @@
 /* cmd_eval.c — `lmdisp eval MODEL --tasks FILE.jsonl[,...]`: zero-shot multiple-choice
  * accuracy (acc, acc_norm, acc_bytes) as lm-evaluation-harness scores it (runner/mceval.h). */
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,9 @@ static void usage(FILE *f) {
             "per line (blank lines skipped); the task is named after the file.\n"
             "--prefix-token: the token an empty context is conditioned on (lm-eval: the\n"
             "tokenizer's bos, else eos; default the end-of-text token).\n"
-            "--json: one JSON object; --details adds every choice's log-likelihood and tokens.\n");
+            "--json: one JSON object; --details adds every choice's log-likelihood and tokens.\n"
+            "Under mpirun -np R the items are shared out (item i on rank i %% R) and rank 0\n"
+            "prints; every number is the same for any R.\n");
 }
 
 static json_t *task_json(const mc_task *t, const mc_result *r, const mc_choice_score *sc,
@@ -76,6 +79,32 @@ static json_t *task_json(const mc_task *t, const mc_result *r, const mc_choice_s
     return o;
 }
 
+/* Several ranks: every rank scored its items into sc (zeros elsewhere); afterwards every rank
+ * holds all of them, or all agree on the lowest failing rank's message. Returns 0 or -1. */
+static int share(mc_choice_score *sc, size_t n, int *bad, int rank, int P, lmd_err *err) {
+    int first = *bad ? rank : P;
+    MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first < P) {
+        MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD);
+        return -1;
+    }
+    if (n * 5 > (size_t)2000000000) return lmd_errf(err, "%zu choices: too many for one message", n);
+    double *v = lmd_calloc(n * 5 + 1, sizeof *v);
+    for (size_t k = 0; k < n; k++) { /* one rank holds each entry, the others 0: sums are exact */
+        v[5 * k] = sc[k].loglik, v[5 * k + 1] = sc[k].n_ctx_tokens;
+        v[5 * k + 2] = sc[k].n_cont_tokens, v[5 * k + 3] = sc[k].greedy;
+        v[5 * k + 4] = sc[k].truncated;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, v, (int)(n * 5), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    for (size_t k = 0; k < n; k++) {
+        sc[k].loglik = v[5 * k], sc[k].n_ctx_tokens = (int)v[5 * k + 1];
+        sc[k].n_cont_tokens = (int)v[5 * k + 2], sc[k].greedy = (int)v[5 * k + 3];
+        sc[k].truncated = (int)v[5 * k + 4];
+    }
+    free(v);
+    return 0;
+}
+
 int cmd_eval(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "eval", argc, argv);
@@ -103,6 +132,21 @@ int cmd_eval(int argc, char **argv) {
     }
     if (threads > 0) gpt_set_threads(threads);
     lmd_h5_quiet();
+    /* several ranks only under mpirun; a plain run stays free of MPI start-up */
+    int rank = 0, P = 1, mpi_on = 0;
+    const char *wsz = getenv("OMPI_COMM_WORLD_SIZE");
+    if (wsz && atoi(wsz) > 1) {
+        int provided;
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+            fprintf(stderr, "lmdisp eval: MPI_Init_thread failed\n");
+            return 2;
+        }
+        mpi_on = 1;
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &P);
+        if (rank != 0 && (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)))
+            lmd_die("cannot silence rank %d", rank); /* rank 0 speaks for all */
+    }
     lmd_err err = {{0}};
     /* every task file first: a bad line is refused before any model work */
     int n_tasks = 1;
@@ -149,10 +193,18 @@ int cmd_eval(int argc, char **argv) {
         mc_choice_score *scores = NULL;
         int *preds = NULL;
         double t0 = lmd_now();
-        if (mc_eval_task(&sc, &tk[i], &r, &scores, &preds, &err)) {
+        size_t nch = mc_task_n_choices(&tk[i]);
+        scores = lmd_calloc(nch + 1, sizeof *scores);
+        preds = lmd_calloc((size_t)tk[i].n_items * 3 + 1, sizeof *preds);
+        int bad = mc_score_task(&sc, &tk[i], rank, P, scores, &err) != 0;
+        if (mpi_on && share(scores, nch, &bad, rank, P, &err)) bad = 1;
+        if (bad) {
+            free(scores);
+            free(preds);
             status = 2;
             break;
         }
+        mc_task_metrics(&tk[i], scores, &r, preds);
         if (as_json) {
             lmd_json_set(jt, tk[i].name, task_json(&tk[i], &r, scores, preds, details));
         } else {
@@ -180,5 +232,6 @@ out_tasks:
     for (int i = 0; i < nt; i++) mc_task_free(&tk[i]);
     free(tk);
     free(list);
+    if (mpi_on) MPI_Finalize();
     return status;
 }

@@ -327,34 +327,47 @@ static int argmax(const double *v, int n) {
     return b;
 }
 
-int mc_eval_task(const mc_scorer *s, const mc_task *t, mc_result *r, mc_choice_score **scores,
-                 int **preds, lmd_err *err) {
-    memset(r, 0, sizeof *r);
+size_t mc_task_n_choices(const mc_task *t) {
     size_t total = 0;
-    int maxc = 0;
-    for (int i = 0; i < t->n_items; i++) {
-        total += (size_t)t->items[i].n_choices;
-        if (t->items[i].n_choices > maxc) maxc = t->items[i].n_choices;
-    }
-    mc_choice_score *sc = lmd_calloc(total, sizeof *sc);
-    int *pr = lmd_calloc((size_t)t->n_items * 3, sizeof *pr);
-    double *ll = lmd_calloc((size_t)maxc, sizeof *ll), *lln = lmd_calloc((size_t)maxc, sizeof *lln),
-           *llb = lmd_calloc((size_t)maxc, sizeof *llb);
+    for (int i = 0; i < t->n_items; i++) total += (size_t)t->items[i].n_choices;
+    return total;
+}
+
+int mc_score_task(const mc_scorer *s, const mc_task *t, int part, int n_parts,
+                  mc_choice_score *sc, lmd_err *err) {
     tok_ws *w = tok_ws_new(s->tok);
     int rc = 0;
     size_t k = 0;
     for (int i = 0; i < t->n_items && rc == 0; i++) {
         const mc_item *it = &t->items[i];
+        if (i % n_parts != part) { /* another rank's item */
+            k += (size_t)it->n_choices;
+            continue;
+        }
         for (int c = 0; c < it->n_choices && rc == 0; c++, k++) {
             uint32_t *ids = NULL;
             int nc = 0, nk = 0;
             rc = mc_encode_request(s, w, it->context, it->choices[c], &ids, &nc, &nk, err);
             if (rc == 0) rc = score(s, ids, nc, nk, &sc[k], err);
             free(ids);
-            if (rc) {
-                lmd_err_prefix(err, "%s:%d: choice %d", t->path, it->line, c);
-                break;
-            }
+            if (rc) lmd_err_prefix(err, "%s:%d: choice %d", t->path, it->line, c);
+        }
+    }
+    tok_ws_free(w);
+    return rc;
+}
+
+void mc_task_metrics(const mc_task *t, const mc_choice_score *sc, mc_result *r, int *pr) {
+    memset(r, 0, sizeof *r);
+    int maxc = 1;
+    for (int i = 0; i < t->n_items; i++)
+        if (t->items[i].n_choices > maxc) maxc = t->items[i].n_choices;
+    double *ll = lmd_calloc((size_t)maxc, sizeof *ll), *lln = lmd_calloc((size_t)maxc, sizeof *lln),
+           *llb = lmd_calloc((size_t)maxc, sizeof *llb);
+    size_t k = 0;
+    for (int i = 0; i < t->n_items; i++) {
+        const mc_item *it = &t->items[i];
+        for (int c = 0; c < it->n_choices; c++, k++) {
             if (sc[k].truncated) r->n_truncated++;
             /* process_results: completion_len = len(choice), byte_length =
              * len(choice.encode("utf-8")) -- the choice without the delimiter */
@@ -362,22 +375,27 @@ int mc_eval_task(const mc_scorer *s, const mc_task *t, mc_result *r, mc_choice_s
             lln[c] = sc[k].loglik / (double)n_chars(it->choices[c]);
             llb[c] = sc[k].loglik / (double)strlen(it->choices[c]);
         }
-        if (rc) break;
         int p = argmax(ll, it->n_choices), pn = argmax(lln, it->n_choices),
             pb = argmax(llb, it->n_choices);
-        pr[3 * i] = p, pr[3 * i + 1] = pn, pr[3 * i + 2] = pb;
+        if (pr) pr[3 * i] = p, pr[3 * i + 1] = pn, pr[3 * i + 2] = pb;
         r->correct += p == it->gold;
         r->correct_norm += pn == it->gold;
         r->correct_bytes += pb == it->gold;
     }
-    tok_ws_free(w);
     free(ll), free(lln), free(llb);
-    if (rc == 0) {
-        r->n_items = t->n_items;
-        r->acc = (double)r->correct / t->n_items;
-        r->acc_norm = (double)r->correct_norm / t->n_items;
-        r->acc_bytes = (double)r->correct_bytes / t->n_items;
-    }
+    r->n_items = t->n_items;
+    r->acc = (double)r->correct / t->n_items;
+    r->acc_norm = (double)r->correct_norm / t->n_items;
+    r->acc_bytes = (double)r->correct_bytes / t->n_items;
+}
+
+int mc_eval_task(const mc_scorer *s, const mc_task *t, mc_result *r, mc_choice_score **scores,
+                 int **preds, lmd_err *err) {
+    memset(r, 0, sizeof *r);
+    mc_choice_score *sc = lmd_calloc(mc_task_n_choices(t) + 1, sizeof *sc);
+    int *pr = lmd_calloc((size_t)t->n_items * 3 + 1, sizeof *pr);
+    int rc = mc_score_task(s, t, 0, 1, sc, err);
+    if (rc == 0) mc_task_metrics(t, sc, r, pr);
     if (scores && rc == 0) *scores = sc;
     else free(sc);
     if (preds && rc == 0) *preds = pr;

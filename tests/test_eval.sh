@@ -81,6 +81,19 @@ got=$(awk '$1 == "tiny" {print $3, $4, $5, $6, $7, $8; exit}' "$W/text.out")
 [ "$(grep -c '^tiny ' "$W/text.out")" = 2 ] && [ "$got" = "$want" ] \
   && pass "text table, two task files" || fail "text table: $(cat "$W/text.out")"
 
+# two MPI ranks share the items (i % 2): the same JSON, byte for byte; a failure on rank 1's
+# item is reported as with one rank
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpi 2 "$LMDISP" eval "$W/model" --tasks "$TASK" --tokenizer "$TJ" --json --details >"$W/hf2.json" 2>"$W/err" \
+  && cmp -s "$W/hf.json" "$W/hf2.json" && pass "2 ranks: the same JSON as 1 rank" \
+  || { cat "$W/err"; fail "2 ranks differ from 1 rank"; }
+printf '{"context": "a", "choices": ["b"], "gold": 0}\n{"context": " ", "choices": ["b"], "gold": 0}\n' >"$W/r1.jsonl"
+rc1=0; "$LMDISP" eval "$W/model" --tasks "$W/r1.jsonl" >/dev/null 2>"$W/e1" || rc1=$?
+rc2=0; mpi 2 "$LMDISP" eval "$W/model" --tasks "$W/r1.jsonl" >/dev/null 2>"$W/e2" || rc2=$?
+[ $rc1 = 2 ] && [ $rc2 != 0 ] && grep -q "r1.jsonl:2: choice 0: the context is only whitespace" "$W/e2" \
+  && pass "2 ranks: rank 1's failure reported by rank 0: $(grep -m1 lmdisp "$W/e2")" \
+  || fail "2-rank failure: rc $rc1/$rc2 $(cat "$W/e2")"
+
 # ---- 2. refusals: FILE:LINE, exit 2 ----
 refuse() { # refuse NAME 'LINES' 'EXPECTED MESSAGE'
   printf '%b' "$2" >"$W/$1.jsonl"
