@@ -7,6 +7,7 @@
  *   ckpt/step%07d.h5      checkpoints (DESIGN 4.1 + optimizer and state groups)
  *   track/step%07d.h5     metrics of one tracked checkpoint (see docs/RUNNER.md) */
 #include "cell.h"
+#include "celleval.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -248,6 +249,7 @@ static int measure_and_write(const lmd_cell_job *job, const lmd_cell_data *data,
     rc = rc ? rc : lmd_h5_write_scalar_f64(f, "/kendall", g.kendall, err);
     rc = rc ? rc : lmd_h5_write_scalar_f64(f, "/val_loss", val, err);
     rc = rc ? rc : lmd_h5_write_scalar_f64(f, "/train_loss", train_loss, err);
+    rc = rc ? rc : lmd_cell_eval_tasks(job, m, f, err); /* /eval/<task>/... (celleval.h) */
     free(hist);
     if (H5Fclose(f) < 0 && !rc) rc = lmd_errf(err, "%s: error closing", tmp);
     if (!rc) rc = lmd_file_commit(tmp, path, err);

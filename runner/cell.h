@@ -32,6 +32,9 @@ typedef struct {
                            * opts.kd holds alpha and temperature */
     int save_final;       /* also checkpoint the last step when it is not tracked (teachers) */
     char teacher_buf[4300]; /* storage of teacher when it is a teacher cell's checkpoint */
+    const char *const *eval_tasks; /* task files scored at every tracked checkpoint (celleval.h) */
+    int n_eval_tasks;
+    const char *eval_tokenizer;    /* their tokenizer: the cell's data.tokenizer */
 } lmd_cell_job;
 
 /* DIR/cells/<id>/ckpt/step%07d.h5 of the given step: where a cell's checkpoint of that step

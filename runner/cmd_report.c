@@ -4,13 +4,14 @@
 #include <sys/stat.h>
 
 #include "args.h"
+#include "celleval.h"
 #include "commands.h"
 #include "study.h"
 #include "util.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: lmdisp report STUDY.h5|DIR [--csv] [--table cells|trend|width|all]\n"
+            "usage: lmdisp report STUDY.h5|DIR [--csv] [--table cells|trend|width|eval|all]\n"
             "\n"
             "Prints the tables of a study file (docs/STUDY.md): per cell (status, final\n"
             "validation loss and last-layer mean cosine similarity, Spearman/Kendall of the layer\n"
@@ -19,7 +20,8 @@ static void usage(FILE *f) {
             "and checkpoint; 'saturated' where every rho is 1), the means over seeds per width,\n"
             "and one line per claim of the paper with its numbers (larger MLP, less\n"
             "condensation; dispersion lowers it; condensation at initialization). Default: all\n"
-            "tables as text.\n"
+            "tables as text. eval: the zero-shot accuracies of tracking.eval_tasks per task and\n"
+            "cell (step 0 -> the last step), included in all.\n"
             "--csv: one table (default cells: one row per cell and checkpoint) as CSV, NaN as an\n"
             "empty field, numbers with 17 significant digits.\n");
 }
@@ -49,6 +51,19 @@ int cmd_report(int argc, char **argv) {
     else
         snprintf(path, sizeof path, "%s", pos[0]);
     lmd_err err = {{0}};
+    int eval_only = table && !strcmp(table, "eval"), all = !table ? !csv : !strcmp(table, "all");
+    if (eval_only || (all && !csv)) { /* the /eval table (celleval.h) */
+        if (!eval_only && lmd_study_report(path, stdout, csv, table, &err)) {
+            fprintf(stderr, "lmdisp report: %s\n", err.msg);
+            return 1;
+        }
+        if (!eval_only) printf("\n");
+        if (lmd_study_eval_report(path, stdout, csv, &err)) {
+            fprintf(stderr, "lmdisp report: %s\n", err.msg);
+            return 1;
+        }
+        return 0;
+    }
     if (lmd_study_report(path, stdout, csv, table, &err)) {
         fprintf(stderr, "lmdisp report: %s\n", err.msg);
         return strstr(err.msg, "table") && !strstr(err.msg, path) ? 2 : 1;

@@ -157,7 +157,8 @@ static int get_data(data_cache *dc, const lmd_cell *c, lmd_err *err) {
     return 0;
 }
 
-static void cell_job(const lmd_cell *c, const char *out, lmd_cell_job *job, char *settings) {
+static void cell_job(const lmd_spec *spec, const lmd_cell *c, const char *out, lmd_cell_job *job,
+                     char *settings) {
     memset(job, 0, sizeof *job);
     snprintf(job->id, sizeof job->id, "%s", c->id);
     snprintf(job->dir, sizeof job->dir, "%s/cells/%s", out, c->id);
@@ -178,6 +179,9 @@ static void cell_job(const lmd_cell *c, const char *out, lmd_cell_job *job, char
         job->opts.kd.temperature = c->kd.temperature;
         job->teacher = c->kd.model ? c->kd.model : job->teacher_buf;
     }
+    job->eval_tasks = (const char *const *)spec->eval_tasks; /* tracking.eval_tasks */
+    job->n_eval_tasks = spec->n_eval_tasks;
+    job->eval_tokenizer = c->data.tokenizer_resolved;
 }
 
 /* A student of a teacher cell loads the teacher's last checkpoint; the runner runs the cells
@@ -334,7 +338,7 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
             const lmd_cell *c = &spec->cells[subset[k]];
             char *settings = lmd_cell_settings(c);
             lmd_cell_job job;
-            cell_job(c, out, &job, settings);
+            cell_job(spec, c, out, &job, settings);
             if (lmd_cell_check_settings(&job, &err)) {
                 fprintf(stderr, "lmdisp run: %s\n", err.msg);
                 bad = 1;
@@ -429,7 +433,7 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
         const lmd_cell *c = &spec->cells[rp.cells[rp.start[my_class] + k]];
         char *settings = lmd_cell_settings(c);
         lmd_cell_job job;
-        cell_job(c, out, &job, settings);
+        cell_job(spec, c, out, &job, settings);
         char st[64];
         int64_t st_step;
         int finished = lmd_cell_finished(job.dir, st, sizeof st, &st_step);

@@ -16,5 +16,7 @@ int cmd_report(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_resubmit(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

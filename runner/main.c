@@ -25,6 +25,8 @@ static const command COMMANDS[] = {
     {"forward", cmd_forward, "forward pass of any model form, hidden states + logits to HDF5 (4.7)"},
     {"measure", cmd_measure, "condensation metrics of one checkpoint (DESIGN 4.5)"},
     {"track", cmd_track, "condensation of a series of checkpoints -> trajectory HDF5"},
+    {"eval", cmd_eval, "zero-shot multiple-choice accuracy as lm-evaluation-harness scores it"},
+    {"export", cmd_export, "an lmdisp checkpoint as a Hugging Face GPT-2 directory"},
     {"tokenize", cmd_tokenize, "text or JSON Lines -> token file with an HF tokenizer.json (4.8)"},
 };
 

@@ -22,6 +22,7 @@
 #include "fileio.h"
 #include "sha256.h"
 #include "tokenizer.h"
+#include "mctask.h"
 
 /* ------------------------------------------------------------------------------------------
  * Small helpers
@@ -564,6 +565,7 @@ typedef struct {
     const ynode *grid_node;
     const ynode *slurm_node;
     lmd_teacher_ref kd_ref;    /* distill.teacher: {cell: ...} or {id: ...} (spec_kd.h) */
+    const ynode *eval_tasks_node; /* tracking.eval_tasks: the sequence (mceval.h) */
 } spec_doc;
 
 static const ynode *map_get(const ynode *map, const char *key) {
@@ -700,6 +702,14 @@ static void parse_section(spec_doc *doc, const char *section, const ynode *map) 
                 parse_teacher_ref(doc, v);
             continue;
         }
+        if (!strcmp(section, "tracking") && !strcmp(k->val, "eval_tasks")) {
+            if (doc->eval_tasks_node) perr(c, k, dotted, "duplicate key");
+            else if (v->kind != YN_SEQ || v->n == 0)
+                perr(c, v, dotted, "expected a non-empty list of task files (JSON Lines of "
+                     "{context, choices, gold})");
+            else doc->eval_tasks_node = v;
+            continue;
+        }
         int si = find_dotted(dotted);
         if (si < 0) {
             const char *cands[N_SETTINGS + 1];
@@ -708,6 +718,7 @@ static void parse_section(spec_doc *doc, const char *section, const ynode *map) 
                 if (!strncmp(DEFS[j].name, section, sl) && DEFS[j].name[sl] == '.')
                     cands[nc++] = DEFS[j].name + sl + 1;
             if (!strcmp(section, "tracking")) cands[nc++] = "checkpoints";
+            if (!strcmp(section, "tracking")) cands[nc++] = "eval_tasks";
             char sug[96];
             suggest(sug, sizeof sug, k->val, cands, nc);
             perr(c, k, dotted, "unknown key%s", sug);
@@ -1711,6 +1722,8 @@ void lmd_spec_free(lmd_spec *s) {
     free(s->dir);
     free(s->name);
     free(s->text);
+    for (int i = 0; i < s->n_eval_tasks; i++) free(s->eval_tasks[i]);
+    free(s->eval_tasks);
     for (int i = 0; i < s->n_slurm; i++) {
         free(s->slurm[i].key);
         free(s->slurm[i].value);
@@ -1746,6 +1759,43 @@ static char *abs_dir_of(const char *path, lmd_err *err) {
     }
     free(dir);
     return abs;
+}
+
+/* tracking.eval_tasks: each file relative to the spec's directory, loaded once to check it
+ * (its own FILE:LINE messages), names distinct; every cell needs data.tokenizer. */
+static void parse_eval_tasks(spec_doc *doc, lmd_spec *s) {
+    const ynode *v = doc->eval_tasks_node;
+    pctx *c = doc->c;
+    s->eval_tasks = lmd_calloc(v->n, sizeof *s->eval_tasks);
+    char (*names)[128] = lmd_calloc(v->n, sizeof *names);
+    for (size_t j = 0; j < v->n; j++) {
+        const ynode *e = v->kids[j];
+        if (e->kind != YN_SCALAR) {
+            perr(c, e, "tracking.eval_tasks", "expected a file name, got %s", kind_name(e));
+            continue;
+        }
+        char *path = path_join(s->dir, e->val);
+        mc_task t;
+        lmd_err te = {{0}};
+        if (mc_task_load(&t, path, &te)) {
+            perr(c, e, "tracking.eval_tasks", "%s", te.msg);
+            free(path);
+            continue;
+        }
+        snprintf(names[j], sizeof names[j], "%s", t.name);
+        mc_task_free(&t);
+        for (size_t i = 0; i < j; i++)
+            if (!strcmp(names[i], names[j]))
+                perr(c, e, "tracking.eval_tasks", "task name '%s' (the file name) is given twice",
+                     names[j]);
+        s->eval_tasks[s->n_eval_tasks++] = path;
+    }
+    free(names);
+    for (size_t i = 0; i < s->n_cells && !c->n_errors; i++)
+        if (!s->cells[i].data.tokenizer_resolved)
+            perr(c, v, "tracking.eval_tasks", "needs data.tokenizer: the task text is encoded "
+                 "with the tokenizer the model was trained with (cell %s has none)",
+                 s->cells[i].id);
 }
 
 int lmd_spec_parse(lmd_spec *s, const char *text, size_t len, const char *display_path,
@@ -1785,6 +1835,7 @@ int lmd_spec_parse(lmd_spec *s, const char *text, size_t len, const char *displa
     doc.root = root;
     if (!c.n_errors) parse_document(&doc, root, s);
     if (!c.n_errors) expand(&doc, s);
+    if (!c.n_errors && doc.eval_tasks_node) parse_eval_tasks(&doc, s);
     if (!c.n_errors) {
         lmd_err kerr;
         if (lmd_spec_link_teachers(s, &doc.kd_ref, &kerr)) {

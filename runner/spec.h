@@ -136,6 +136,9 @@ typedef struct {
     size_t n_cells;
     int uniform_tracking; /* 1 if every cell has the same tracking steps (and batch*seq), so
                            * a study file can use one /tracking/step axis */
+    char **eval_tasks;    /* tracking.eval_tasks: task files (resolved paths), scored at every
+                           * tracked checkpoint (runner/celleval.h); not part of cell ids */
+    int n_eval_tasks;
 } lmd_spec;
 
 /* Reads, validates and expands the spec at path. On failure returns -1 with the messages

@@ -21,6 +21,7 @@
 #include "h5io.h"
 #include "rankcorr.h"
 #include "studyfile.h"
+#include "celleval.h"
 
 #ifndef LMDISP_VERSION
 #define LMDISP_VERSION "unknown"
@@ -961,6 +962,9 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
             created = 1;
             rc = write_provenance(&pf, spec, t_start, err);
             if (!rc) rc = write_all(&pf, spec, &sh, &r, (size_t)c0, &s, err);
+            if (!rc) /* tracking.eval_tasks: /eval/<task>/... (celleval.h) */
+                rc = lmd_study_eval_write(&pf, spec, dir, (size_t)c0, (size_t)nc, sh.steps, sh.K,
+                                          r.status, err);
             if (!rc) rc = write_varying(&pf, spec, err);
             if (!rc) rc = write_dims(&pf, err);
             lmd_err cerr = {{0}};
