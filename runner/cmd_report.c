@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "measrun.h"
 #include "study.h"
 #include "util.h"
 
@@ -49,6 +50,11 @@ int cmd_report(int argc, char **argv) {
     else
         snprintf(path, sizeof path, "%s", pos[0]);
     lmd_err err = {{0}};
+    if (lmd_mstudy_is(path)) { /* a measurement study (runner/measreport.c) */
+        if (lmd_mstudy_report(path, stdout, csv, table, &err) == 0) return 0;
+        fprintf(stderr, "lmdisp report: %s\n", err.msg);
+        return strstr(err.msg, "unknown table") ? 2 : 1;
+    }
     if (lmd_study_report(path, stdout, csv, table, &err)) {
         fprintf(stderr, "lmdisp report: %s\n", err.msg);
         return strstr(err.msg, "table") && !strstr(err.msg, path) ? 2 : 1;

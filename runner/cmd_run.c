@@ -23,6 +23,7 @@
 #include "args.h"
 #include "cell.h"
 #include "commands.h"
+#include "measrun.h"
 #include "run.h"
 #include "schedule.h"
 #include "slurm.h"
@@ -539,6 +540,11 @@ int cmd_run(int argc, char **argv) {
         }
         int status = run_array_task(out, task, manifest, wrank);
         lmd_studydir_unlock(lock);
+        MPI_Finalize();
+        return status;
+    }
+    if (lmd_mspec_detect(pos[0])) { /* kind: measure (runner/measrun.c) */
+        int status = lmd_mstudy_run(pos[0], out, &g_stop);
         MPI_Finalize();
         return status;
     }

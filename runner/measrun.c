@@ -1,0 +1,388 @@
+/* measrun.c — the MPI engine of measurement studies (measrun.h): groups of ranks_per_model ranks
+ * claim cells most expensive first with a fetch-and-add on world rank 0; within a group the
+ * forward passes (measure.batch sequences each) are dealt round-robin and every pass's hidden
+ * states go to the group leader, which adds them to one accumulator in sequence order, so the
+ * numbers are bitwise those of one rank. */
+#include "measrun.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "anymodel.h"
+#include "fileio.h"
+#include "geometry.h"
+#include "gpt.h"
+#include "jsonout.h"
+#include "run.h"
+#include "studydir.h"
+#include "tokfile.h"
+
+/* ---- one cell ---- */
+
+typedef struct {
+    MPI_Comm group;
+    int grank, gsize;
+    lmd_geom_acc *acc; /* leader only */
+    volatile sig_atomic_t *stop;
+    int sent;          /* layers sent of the current pass (non-leaders) */
+} pass_ctx;
+
+static int leader_add(void *ctx, int layer, const float *h, int n_seq, int T, int d, lmd_err *err) {
+    (void)T, (void)d;
+    pass_ctx *p = ctx;
+    return lmd_geom_acc_add(p->acc, layer, h, n_seq, err);
+}
+
+static int worker_send(void *ctx, int layer, const float *h, int n_seq, int T, int d, lmd_err *err) {
+    pass_ctx *p = ctx;
+    size_t n = (size_t)n_seq * T * d;
+    if (MPI_Send(h, (int)n, MPI_FLOAT, 0, layer, p->group) != MPI_SUCCESS)
+        return lmd_errf(err, "sending layer %d to the group leader failed", layer);
+    p->sent = layer + 1;
+    return 0;
+}
+
+/* Measures cell c on the group; the leader fills *g. Returns 0, or -1 (message on the rank
+ * that failed; every rank of the group returns the same). */
+static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
+                        volatile sig_atomic_t *stop, lmd_geom *g, lmd_err *err) {
+    int grank, gsize;
+    MPI_Comm_rank(group, &grank);
+    MPI_Comm_size(group, &gsize);
+    memset(g, 0, sizeof *g);
+    const lmd_mmodel *mm = &s->models[c->model];
+    lmd_anymodel m;
+    int rc = lmd_anymodel_open(&m, mm->spec, err);
+    int32_t *tok = NULL;
+    int T = s->T, n = s->n_seq;
+    if (!rc) {
+        if (c->is_text) {
+            lmd_paper_sampling ps = {s->n_seq, s->T, s->min_words, (uint64_t)s->seed};
+            size_t *starts = NULL, nd = 0;
+            rc = lmd_anymodel_eval_data(&m, c->source, &ps, &tok, &starts, &nd, err);
+            free(starts);
+        } else {
+            rc = lmd_anymodel_eval_tokens(&m, c->source, n, &T, &tok, err);
+        }
+        if (rc) lmd_anymodel_close(&m);
+    }
+    int any = rc != 0;
+    MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, group);
+    if (any) {
+        free(tok);
+        if (!rc) lmd_anymodel_close(&m);
+        return rc ? -1 : lmd_errf(err, "failed on another rank of the group");
+    }
+    int b = s->batch > 0 && s->batch < n ? s->batch : n;
+    if (gsize == 1) { /* lmdisp measure's own path (chunk = batch) */
+        rc = lmd_anymodel_measure(&m, tok, n, T, s->bins, b, NULL, g, err);
+        free(tok);
+        lmd_anymodel_close(&m);
+        return rc;
+    }
+    lmd_geom_acc acc;
+    pass_ctx pc = {group, grank, gsize, &acc, stop, 0};
+    const int L1 = m.n_layer + 1, d = m.hidden_size;
+    if (grank == 0) rc = lmd_geom_acc_init(&acc, L1, T, d, s->bins, err);
+    float *buf = grank == 0 ? lmd_calloc((size_t)b * T * d, sizeof(float)) : NULL;
+    int n_pass = (n + b - 1) / b, failed = rc != 0;
+    for (int p = 0; p < n_pass; p++) {
+        int owner = p % gsize, s0 = p * b, bs = n - s0 < b ? n - s0 : b;
+        const int32_t *tp = tok + (size_t)s0 * T;
+        if (grank == 0 && owner == 0) {
+            if (!failed && lmd_anymodel_forward(&m, tp, bs, T, leader_add, &pc, NULL, err))
+                failed = 1;
+        } else if (grank == 0) {
+            for (int l = 0; l < L1; l++) {
+                MPI_Recv(buf, bs * T * d, MPI_FLOAT, owner, l, group, MPI_STATUS_IGNORE);
+                if (!failed && lmd_geom_acc_add(&acc, l, buf, bs, err)) failed = 1;
+            }
+        } else if (grank == owner) {
+            pc.sent = 0;
+            lmd_err e2 = {{0}};
+            if (lmd_anymodel_forward(&m, tp, bs, T, worker_send, &pc, NULL, &e2)) {
+                if (!failed) *err = e2;
+                failed = 1;
+                /* the leader waits for every layer: send NaN for the rest */
+                float *nanb = lmd_calloc((size_t)bs * T * d, sizeof(float));
+                for (size_t i = 0; i < (size_t)bs * T * d; i++) nanb[i] = NAN;
+                for (int l = pc.sent; l < L1; l++)
+                    MPI_Send(nanb, bs * T * d, MPI_FLOAT, 0, l, group);
+                free(nanb);
+            }
+        }
+    }
+    free(buf);
+    free(tok);
+    lmd_anymodel_close(&m);
+    if (grank == 0 && !failed && lmd_geom_acc_finish(&acc, g, err)) failed = 1;
+    if (grank == 0) lmd_geom_acc_free(&acc);
+    any = failed;
+    MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, group);
+    if (any && !failed) lmd_errf(err, "failed on another rank of the group");
+    if (any && grank == 0) lmd_geom_free(g);
+    return any ? -1 : 0;
+}
+
+static int write_result(const lmd_mspec *s, const lmd_mcell *c, const char *dir,
+                        const lmd_geom *g, double secs, int ranks, lmd_err *err) {
+    const lmd_mmodel *mm = &s->models[c->model];
+    json_t *o = lmd_geom_json(g);
+    lmd_json_set(o, "cell", lmd_json_str(c->id));
+    lmd_json_set(o, "model", lmd_json_str(mm->name));
+    lmd_json_set(o, "model_spec", lmd_json_str(mm->spec));
+    lmd_json_set(o, "family", lmd_json_str(mm->family));
+    lmd_json_set(o, "dataset", lmd_json_str(s->datasets[c->dataset].name));
+    lmd_json_set(o, "model_type", lmd_json_str(mm->model_type));
+    lmd_json_set(o, "n_params", json_integer((json_int_t)mm->n_params));
+    lmd_json_set(o, "n_layer", json_integer(mm->n_layer));
+    lmd_json_set(o, "seconds", lmd_json_num(secs));
+    lmd_json_set(o, "ranks", json_integer(ranks));
+    char *txt = json_dumps(o, JSON_REAL_PRECISION(17) | JSON_INDENT(1));
+    json_decref(o);
+    if (!txt) lmd_die("jansson could not serialize a result");
+    char path[4400];
+    int rc = lmd_path(path, sizeof path, err, "%s/settings", dir) ||
+             lmd_file_write_atomic(path, c->settings, strlen(c->settings), err) ||
+             lmd_path(path, sizeof path, err, "%s/result.json", dir) ||
+             lmd_file_write_atomic(path, txt, strlen(txt), err);
+    free(txt);
+    return rc ? -1 : 0;
+}
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* ---- the study ---- */
+
+enum { CTR_NEXT = 0, CTR_N };
+
+int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atomic_t *stop) {
+    int wrank, wsize;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    MPI_Comm_size(MPI_COMM_WORLD, &wsize);
+    lmd_mspec s;
+    lmd_err err = {{0}};
+    int bad = 0;
+    /* rank 0 validates (opens every model, reads every dataset); the others then load the
+     * same file the same way, so every rank holds the same cells */
+    if (wrank == 0) bad = lmd_mspec_load(&s, spec_path, &err) != 0;
+    MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (bad) {
+        if (wrank == 0) fprintf(stderr, "lmdisp run: %s\n", err.msg);
+        return 2;
+    }
+    if (wrank != 0 && lmd_mspec_load(&s, spec_path, &err)) bad = 1;
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (bad) {
+        if (wrank != 0) fprintf(stderr, "lmdisp run: rank %d: %s\n", wrank, err.msg);
+        lmd_mspec_free(&s);
+        return 2;
+    }
+    char out[4096];
+    snprintf(out, sizeof out, "%s", out_arg ? out_arg : "");
+    if (!out_arg) snprintf(out, sizeof out, "results/%s", s.name);
+    const int R = s.ranks_per_model;
+    if (wsize % R) {
+        if (wrank == 0)
+            fprintf(stderr, "lmdisp run: resources.ranks_per_model is %d, so the rank count must "
+                    "be a multiple of it (got %d ranks)\n", R, wsize);
+        lmd_mspec_free(&s);
+        return 2;
+    }
+    /* the directory: rank 0 creates, locks, refuses a training study, keeps the spec */
+    int lock = -1, fail = 0;
+    if (wrank == 0) {
+        char p[4200], *old = NULL;
+        snprintf(p, sizeof p, "%s/spec.yaml", out);
+        if (lmd_mkdirs(out, &err) ||
+            (lock = lmd_studydir_lock(out, 1, "lmdisp run", &err)) < 0) {
+            fail = 2;
+        } else if (lmd_file_read(p, 1 << 20, &old, NULL, &err) == 0 && !lmd_mspec_detect(p)) {
+            fail = 2;
+            lmd_errf(&err, "%s holds a training study (its spec.yaml has no kind: measure); "
+                     "give another --out", out);
+        } else if (lmd_file_write_atomic(p, s.text, s.text_len, &err)) {
+            fail = 1;
+        }
+        free(old);
+        if (fail) fprintf(stderr, "lmdisp run: %s\n", err.msg);
+    }
+    MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (fail) {
+        lmd_studydir_unlock(lock);
+        lmd_mspec_free(&s);
+        return fail;
+    }
+    size_t *order = lmd_calloc(s.n_cells ? s.n_cells : 1, sizeof *order);
+    lmd_mspec_order(&s, order);
+    MPI_Comm group;
+    MPI_Comm_split(MPI_COMM_WORLD, wrank / R, wrank, &group);
+    int grank;
+    MPI_Comm_rank(group, &grank);
+    int64_t *base = NULL;
+    MPI_Win win;
+    MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(CTR_N * sizeof(int64_t)) : 0, sizeof(int64_t),
+                     MPI_INFO_NULL, MPI_COMM_WORLD, &base, &win);
+    if (wrank == 0) memset(base, 0, CTR_N * sizeof(int64_t));
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Win_lock_all(0, win);
+    if (wrank == 0) {
+        printf("lmdisp run: measurement study %s: %zu cells (%d models x %d datasets) on %d "
+               "rank(s) (%d group(s) of %d), output %s\n", s.name, s.n_cells, s.n_models,
+               s.n_datasets, wsize, wsize / R, R, out);
+        fflush(stdout);
+    }
+    gpt_set_threads(s.threads_per_rank);
+    const char *hook = getenv("LMDISP_TEST_STOP_AFTER_CELLS"); /* tests: interrupt after N */
+    int stop_after = hook ? atoi(hook) : -1, measured = 0, skipped = 0, failed = 0;
+    int interrupted = 0;
+    for (;;) {
+        int64_t k = 0, one = 1;
+        if (grank == 0) {
+            MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_NEXT, MPI_SUM, win);
+            MPI_Win_flush(0, win);
+            if (*stop) k = (int64_t)s.n_cells; /* claim nothing more */
+        }
+        MPI_Bcast(&k, 1, MPI_INT64_T, 0, group);
+        if (k >= (int64_t)s.n_cells) break;
+        const lmd_mcell *c = &s.cells[order[k]];
+        char dir[4200], res[4400];
+        snprintf(dir, sizeof dir, "%s/cells/%s", out, c->id);
+        snprintf(res, sizeof res, "%s/result.json", dir);
+        if (file_exists(res)) { /* every rank sees the same file system */
+            skipped++;
+            continue;
+        }
+        int rc = 0;
+        if (grank == 0) rc = lmd_mkdirs(dir, &err);
+        MPI_Bcast(&rc, 1, MPI_INT, 0, group);
+        lmd_geom g;
+        double t0 = lmd_now();
+        if (!rc) rc = measure_cell(&s, c, group, stop, &g, &err);
+        double secs = lmd_now() - t0;
+        if (grank == 0) {
+            char fp[4400];
+            snprintf(fp, sizeof fp, "%s/failed", dir);
+            if (rc) {
+                fprintf(stderr, "lmdisp run: cell %s failed: %s\n", c->id, err.msg);
+                lmd_file_write_atomic(fp, err.msg, strlen(err.msg), NULL);
+                failed = 1;
+            } else {
+                remove(fp);
+                if (write_result(&s, c, dir, &g, secs, R, &err)) {
+                    fprintf(stderr, "lmdisp run: cell %s: %s\n", c->id, err.msg);
+                    failed = 1;
+                }
+                printf("lmdisp run: cell %s measured (%s on %s, %lld parameters, %d x %d "
+                       "tokens) in %.2f s on %d rank(s)\n", c->id, s.models[c->model].name,
+                       s.datasets[c->dataset].name, (long long)s.models[c->model].n_params,
+                       s.n_seq, s.T, secs, R);
+                fflush(stdout);
+                lmd_geom_free(&g);
+            }
+        }
+        measured++;
+        if (stop_after >= 0 && measured >= stop_after) *stop = 1;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Win_unlock_all(win);
+    MPI_Win_free(&win);
+    MPI_Comm_free(&group);
+    free(order);
+    int v[3] = {failed, *stop != 0, skipped};
+    MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (grank != 0) v[2] = 0;
+    MPI_Allreduce(MPI_IN_PLACE, &v[2], 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    failed = v[0], interrupted = v[1];
+    int status = failed ? 1 : 0;
+    if (interrupted) {
+        if (wrank == 0)
+            printf("lmdisp run: interrupted; the measured cells are kept, run again to measure "
+                   "the rest\n");
+        status = LMD_EXIT_INTERRUPTED;
+    } else {
+        if (wrank == 0 && v[2])
+            printf("lmdisp run: %d cell(s) already measured, skipped\n", v[2]);
+        if (lmd_mstudy_write(&s, out, MPI_COMM_WORLD, &err)) {
+            if (wrank == 0) fprintf(stderr, "lmdisp run: %s\n", err.msg);
+            status = 1;
+        } else if (wrank == 0) {
+            char p[4200];
+            snprintf(p, sizeof p, "%s/study.h5", out);
+            printf("lmdisp run: wrote %s\n", p);
+            lmd_mstudy_report(p, stdout, 0, NULL, &err);
+        }
+    }
+    lmd_studydir_unlock(lock);
+    lmd_mspec_free(&s);
+    return status;
+}
+
+/* ---- plan ---- */
+
+int lmd_mstudy_plan(const char *spec_path, int json) {
+    lmd_mspec s;
+    lmd_err err = {{0}};
+    if (lmd_mspec_load(&s, spec_path, &err)) {
+        fprintf(stderr, "lmdisp plan: %s\n", err.msg);
+        return 2;
+    }
+    size_t *order = lmd_calloc(s.n_cells ? s.n_cells : 1, sizeof *order);
+    lmd_mspec_order(&s, order);
+    double tot = 0;
+    for (size_t i = 0; i < s.n_cells; i++) tot += s.cells[i].cost;
+    if (json) {
+        json_t *o = json_object(), *cells = json_array();
+        lmd_json_set(o, "spec", lmd_json_str(s.path));
+        lmd_json_set(o, "name", lmd_json_str(s.name));
+        lmd_json_set(o, "kind", lmd_json_str("measure"));
+        lmd_json_set(o, "ranks_per_model", json_integer(s.ranks_per_model));
+        for (size_t k = 0; k < s.n_cells; k++) {
+            const lmd_mcell *c = &s.cells[order[k]];
+            const lmd_mmodel *m = &s.models[c->model];
+            json_t *e = json_object();
+            lmd_json_set(e, "id", lmd_json_str(c->id));
+            lmd_json_set(e, "family", lmd_json_str(m->family));
+            lmd_json_set(e, "model", lmd_json_str(m->name));
+            lmd_json_set(e, "revision", lmd_json_str(m->revision));
+            lmd_json_set(e, "dataset", lmd_json_str(s.datasets[c->dataset].name));
+            lmd_json_set(e, "model_type", lmd_json_str(m->model_type));
+            lmd_json_set(e, "n_params", json_integer((json_int_t)m->n_params));
+            lmd_json_set(e, "n_layer", json_integer(m->n_layer));
+            lmd_json_set(e, "cost", lmd_json_num(c->cost));
+            lmd_json_append(cells, e);
+        }
+        lmd_json_set(o, "cells", cells);
+        lmd_json_set(o, "total_cost", lmd_json_num(tot));
+        lmd_json_dump(stdout, o, 17, &err);
+        printf("\n");
+        json_decref(o);
+    } else {
+        printf("measurement study %s (%s): %d families, %d models, %d datasets, %zu cells; "
+               "%d sequences x %d tokens per cell; ranks_per_model %d\n", s.name, s.path,
+               s.n_families, s.n_models, s.n_datasets, s.n_cells, s.n_seq, s.T, s.ranks_per_model);
+        printf("%-4s %-40s %-14s %-34s %-10s %-10s %13s %7s %12s\n", "#", "cell", "family", "model",
+               "dataset", "type", "n_params", "layers", "cost");
+        for (size_t k = 0; k < s.n_cells; k++) {
+            const lmd_mcell *c = &s.cells[order[k]];
+            const lmd_mmodel *m = &s.models[c->model];
+            printf("%-4zu %-40s %-14s %-34s %-10s %-10s %13lld %7d %12.4g\n", k, c->id, m->family,
+                   m->name, s.datasets[c->dataset].name, m->model_type, (long long)m->n_params,
+                   m->n_layer, c->cost);
+        }
+        printf("total cost %.4g parameter-tokens (cost = n_params x sequences x seq_len; the "
+               "forward is ~2 FLOPs per parameter-token)\n", tot);
+        for (int p = 0; p < s.n_pairs; p++)
+            printf("pair: %s (distilled) <-> %s (base)\n", s.models[s.pairs[p].distilled].name,
+                   s.models[s.pairs[p].base].name);
+    }
+    free(order);
+    lmd_mspec_free(&s);
+    return 0;
+}
