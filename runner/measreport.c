@@ -65,6 +65,7 @@ int lmd_mstudy_is(const char *path) {
         if (H5Tis_variable_str(t) > 0) {
             hid_t mt = H5Tcopy(H5T_C_S1);
             H5Tset_size(mt, H5T_VARIABLE);
+            H5Tset_cset(mt, H5T_CSET_UTF8);
             if (H5Aread(a, mt, &v) >= 0 && v) yes = !strcmp(v, "measure");
             if (v) H5free_memory(v);
             H5Tclose(mt);
@@ -174,12 +175,15 @@ int lmd_mstudy_report(const char *path, FILE *f, int csv, const char *table, lmd
         }
         goto out;
     }
+    int mw = 5;
+    for (size_t i = 0; i < v.C; i++)
+        if ((int)strlen(v.model[i]) > mw) mw = (int)strlen(v.model[i]);
     if (all || !strcmp(table, "cells")) {
         fprintf(f, "cells (%zu): layer-depth trend and last-layer / last-half mean cosine\n", v.C);
-        fprintf(f, "%-14s %-34s %-10s %-8s %12s %4s %-8s %9s %9s %9s %9s\n", "family", "model",
+        fprintf(f, "%-14s %-*s %-10s %-8s %12s %4s %-8s %9s %9s %9s %9s\n", "family", mw, "model",
                 "dataset", "type", "n_params", "L", "status", "rho", "tau", "last", "half");
         for (size_t i = 0; i < v.C; i++) {
-            fprintf(f, "%-14s %-34s %-10s %-8s %12lld %4lld %-8s", v.fam[i], v.model[i], v.ds[i],
+            fprintf(f, "%-14s %-*s %-10s %-8s %12lld %4lld %-8s", v.fam[i], mw, v.model[i], v.ds[i],
                     v.mt[i], (long long)v.np[i], (long long)v.nl[i], v.status[i]);
             pn(f, v.sp[i]), pn(f, v.kd[i]), pn(f, stat_of(&v, i, 1)), pn(f, stat_of(&v, i, 2));
             fprintf(f, "\n");
@@ -209,13 +213,13 @@ int lmd_mstudy_report(const char *path, FILE *f, int csv, const char *table, lmd
             if (!any) fprintf(f, "\nseries: condensation against training tokens (revisions "
                                  "with a tokensNB name, from step 0)\n");
             any = 1;
-            fprintf(f, "%s:\n  %-44s %16s %9s %9s %9s\n", v.label[g], "model", "train_tokens",
+            fprintf(f, "%s:\n  %-*s %16s %9s %9s %9s\n", v.label[g], mw, "model", "train_tokens",
                     "rho", "last", "half");
             for (size_t i = 0; i < v.C; i++) {
                 char lab[1024];
                 snprintf(lab, sizeof lab, "%s/%s", v.fam[i], v.ds[i]);
                 if (strcmp(lab, v.label[g])) continue;
-                fprintf(f, "  %-44s %16lld", v.model[i], (long long)v.tok[i]);
+                fprintf(f, "  %-*s %16lld", mw, v.model[i], (long long)v.tok[i]);
                 pn(f, v.sp[i]), pn(f, stat_of(&v, i, 1)), pn(f, stat_of(&v, i, 2));
                 fprintf(f, "\n");
             }

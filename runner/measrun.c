@@ -367,13 +367,19 @@ int lmd_mstudy_plan(const char *spec_path, int json) {
         printf("measurement study %s (%s): %d families, %d models, %d datasets, %zu cells; "
                "%d sequences x %d tokens per cell; ranks_per_model %d\n", s.name, s.path,
                s.n_families, s.n_models, s.n_datasets, s.n_cells, s.n_seq, s.T, s.ranks_per_model);
-        printf("%-4s %-40s %-14s %-34s %-10s %-10s %13s %7s %12s\n", "#", "cell", "family", "model",
-               "dataset", "type", "n_params", "layers", "cost");
+        int cw = 4, mw = 5;
+        for (size_t i = 0; i < s.n_cells; i++) {
+            if ((int)strlen(s.cells[i].id) > cw) cw = (int)strlen(s.cells[i].id);
+            if ((int)strlen(s.models[s.cells[i].model].name) > mw)
+                mw = (int)strlen(s.models[s.cells[i].model].name);
+        }
+        printf("%-4s %-*s %-14s %-*s %-10s %-10s %13s %7s %12s\n", "#", cw, "cell", "family", mw,
+               "model", "dataset", "type", "n_params", "layers", "cost");
         for (size_t k = 0; k < s.n_cells; k++) {
             const lmd_mcell *c = &s.cells[order[k]];
             const lmd_mmodel *m = &s.models[c->model];
-            printf("%-4zu %-40s %-14s %-34s %-10s %-10s %13lld %7d %12.4g\n", k, c->id, m->family,
-                   m->name, s.datasets[c->dataset].name, m->model_type, (long long)m->n_params,
+            printf("%-4zu %-*s %-14s %-*s %-10s %-10s %13lld %7d %12.4g\n", k, cw, c->id, m->family,
+                   mw, m->name, s.datasets[c->dataset].name, m->model_type, (long long)m->n_params,
                    m->n_layer, c->cost);
         }
         printf("total cost %.4g parameter-tokens (cost = n_params x sequences x seq_len; the "
