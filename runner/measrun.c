@@ -326,6 +326,10 @@ int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atom
 
 /* ---- plan ---- */
 
+/* Forward throughput assumed for the time estimate: the ~80 GFLOP/s per core of the pretrained
+ * forward in docs/PERFORMANCE.md (GPT-2 small and 1B shapes, one thread). */
+#define MEAS_GFLOPS 80.0
+
 int lmd_mstudy_plan(const char *spec_path, int json) {
     lmd_mspec s;
     lmd_err err = {{0}};
@@ -360,6 +364,7 @@ int lmd_mstudy_plan(const char *spec_path, int json) {
         }
         lmd_json_set(o, "cells", cells);
         lmd_json_set(o, "total_cost", lmd_json_num(tot));
+        lmd_json_set(o, "est_core_hours", lmd_json_num(2.0 * tot / (MEAS_GFLOPS * 1e9) / 3600.0));
         lmd_json_dump(stdout, o, 17, &err);
         printf("\n");
         json_decref(o);
@@ -382,8 +387,9 @@ int lmd_mstudy_plan(const char *spec_path, int json) {
                    mw, m->name, s.datasets[c->dataset].name, m->model_type, (long long)m->n_params,
                    m->n_layer, c->cost);
         }
-        printf("total cost %.4g parameter-tokens (cost = n_params x sequences x seq_len; the "
-               "forward is ~2 FLOPs per parameter-token)\n", tot);
+        printf("total cost %.4g parameter-tokens (cost = n_params x sequences x seq_len); at ~2 "
+               "FLOPs per parameter-token and %g GFLOP/s per core: ~%.3g core-hours\n", tot,
+               MEAS_GFLOPS, 2.0 * tot / (MEAS_GFLOPS * 1e9) / 3600.0);
         for (int p = 0; p < s.n_pairs; p++)
             printf("pair: %s (distilled) <-> %s (base)\n", s.models[s.pairs[p].distilled].name,
                    s.models[s.pairs[p].base].name);
