@@ -172,6 +172,19 @@ for g, lab in enumerate(s("/summary/label")):
 print("trend/last_layer matches scipy for", len(s("/summary/label")), "groups")
 PYEOF
 
+# plots in the paper's layouts (matplotlib; skipped without it)
+if $PY -c "import matplotlib" 2>/dev/null; then
+    if $PY "$SRC/analysis/plot_measure.py" "$W/r1/study.h5" --out "$W/plots" > "$W/plots.log" 2>&1; then
+        ok=1
+        for p in figure2_gpt2 s1_gpt2 figure2_qwen s1_qwen figure2_olmo2-tiny series_olmo2-tiny pairs; do
+            [ -s "$W/plots/$p.png" ] || { ok=0; fail "plot $p.png missing"; }
+        done
+        [ $ok = 1 ] && pass "plot_measure.py: Figure 2, S1, series, pairs"
+    else
+        fail "plot_measure.py: $(tail -5 "$W/plots.log")"
+    fi
+fi
+
 # 7. bad specs: file:line:column, exit 2, nothing created
 check_bad() { # FILE LINE:COL REGEX
     local f=$LMDISP_TESTS/specs/$1
