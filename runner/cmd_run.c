@@ -528,6 +528,11 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     lmd_err err = {{0}};
+    if (array_mode && lmd_mstudy_dir_is(out)) { /* kind: measure (runner/measrun.c) */
+        int status = lmd_mstudy_run_task(out, task, manifest, &g_stop);
+        MPI_Finalize();
+        return status;
+    }
     if (array_mode) {
         /* array tasks of one study run side by side: a shared lock, which keeps a plain
          * `lmdisp run` or `aggregate` of the same directory out while they work */

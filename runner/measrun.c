@@ -17,6 +17,7 @@
 #include "gpt.h"
 #include "jsonout.h"
 #include "run.h"
+#include "slurm.h"
 #include "studydir.h"
 #include "tokfile.h"
 
@@ -162,36 +163,193 @@ static int file_exists(const char *p) {
 
 enum { CTR_NEXT = 0, CTR_N };
 
+/* Loads the spec on every rank: rank 0 first (it validates: opens every model, reads every
+ * dataset, and reports), then the others. base_dir: see lmd_mspec_load_at. 0, or 2 (reported). */
+static int load_all(lmd_mspec *s, const char *path, const char *base_dir, const char *cmd) {
+    int wrank, bad = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    lmd_err err = {{0}};
+    if (wrank == 0) bad = lmd_mspec_load_at(s, path, base_dir, &err) != 0;
+    MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (bad) {
+        if (wrank == 0) fprintf(stderr, "%s: %s\n", cmd, err.msg);
+        return 2;
+    }
+    if (wrank != 0 && lmd_mspec_load_at(s, path, base_dir, &err)) bad = 1;
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (bad) {
+        if (wrank != 0) fprintf(stderr, "%s: rank %d: %s\n", cmd, wrank, err.msg);
+        if (wrank != 0 && !s->path) return 2;
+        lmd_mspec_free(s);
+        return 2;
+    }
+    return 0;
+}
+
+/* Measures the cells subset[0..n) (indices into s->cells) not measured yet, most expensive
+ * first, groups of ranks_per_model ranks claiming them. Returns 0, 1 (a cell failed) or
+ * LMD_EXIT_INTERRUPTED; *n_skipped = cells found measured (same on every rank). */
+static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, size_t n,
+                     volatile sig_atomic_t *stop, int *n_skipped) {
+    int wrank, wsize;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    MPI_Comm_size(MPI_COMM_WORLD, &wsize);
+    const int R = s->ranks_per_model;
+    lmd_err err = {{0}};
+    size_t *all = lmd_calloc(s->n_cells ? s->n_cells : 1, sizeof *all), *order = lmd_calloc(n + 1, sizeof *order);
+    lmd_mspec_order(s, all);
+    size_t k0 = 0;
+    for (size_t i = 0; i < s->n_cells; i++)
+        for (size_t j = 0; j < n; j++)
+            if (subset[j] == all[i]) order[k0++] = all[i];
+    free(all);
+    MPI_Comm group;
+    MPI_Comm_split(MPI_COMM_WORLD, wrank / R, wrank, &group);
+    int grank;
+    MPI_Comm_rank(group, &grank);
+    int64_t *base = NULL;
+    MPI_Win win;
+    MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(CTR_N * sizeof(int64_t)) : 0, sizeof(int64_t),
+                     MPI_INFO_NULL, MPI_COMM_WORLD, &base, &win);
+    if (wrank == 0) memset(base, 0, CTR_N * sizeof(int64_t));
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Win_lock_all(0, win);
+    if (wrank == 0) {
+        printf("lmdisp run: measurement study %s: %zu of %zu cells (%d models x %d datasets) on "
+               "%d rank(s) (%d group(s) of %d), output %s\n", s->name, k0, s->n_cells,
+               s->n_models, s->n_datasets, wsize, wsize / R, R, out);
+        fflush(stdout);
+    }
+    gpt_set_threads(s->threads_per_rank);
+    const char *hook = getenv("LMDISP_TEST_STOP_AFTER_CELLS"); /* tests: interrupt after N */
+    int stop_after = hook ? atoi(hook) : -1, measured = 0, skipped = 0, failed = 0;
+    for (;;) {
+        int64_t k = 0, one = 1;
+        if (grank == 0) {
+            MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_NEXT, MPI_SUM, win);
+            MPI_Win_flush(0, win);
+            if (*stop) k = (int64_t)k0; /* claim nothing more */
+        }
+        MPI_Bcast(&k, 1, MPI_INT64_T, 0, group);
+        if (k >= (int64_t)k0) break;
+        const lmd_mcell *c = &s->cells[order[k]];
+        char dir[4200], res[4400];
+        snprintf(dir, sizeof dir, "%s/cells/%s", out, c->id);
+        snprintf(res, sizeof res, "%s/result.json", dir);
+        if (file_exists(res)) { /* every rank sees the same file system */
+            skipped++;
+            continue;
+        }
+        int rc = 0;
+        if (grank == 0) rc = lmd_mkdirs(dir, &err);
+        MPI_Bcast(&rc, 1, MPI_INT, 0, group);
+        lmd_geom g;
+        double t0 = lmd_now();
+        if (!rc) rc = measure_cell(s, c, group, stop, &g, &err);
+        double secs = lmd_now() - t0;
+        if (grank == 0) {
+            char fp[4400];
+            snprintf(fp, sizeof fp, "%s/failed", dir);
+            if (rc) {
+                fprintf(stderr, "lmdisp run: cell %s failed: %s\n", c->id, err.msg);
+                lmd_file_write_atomic(fp, err.msg, strlen(err.msg), NULL);
+                failed = 1;
+            } else {
+                remove(fp);
+                if (write_result(s, c, dir, &g, secs, R, &err)) {
+                    fprintf(stderr, "lmdisp run: cell %s: %s\n", c->id, err.msg);
+                    failed = 1;
+                }
+                printf("lmdisp run: cell %s measured (%s on %s, %lld parameters, %d x %d "
+                       "tokens) in %.2f s on %d rank(s)\n", c->id, s->models[c->model].name,
+                       s->datasets[c->dataset].name, (long long)s->models[c->model].n_params,
+                       s->n_seq, s->T, secs, R);
+                fflush(stdout);
+                lmd_geom_free(&g);
+            }
+        }
+        measured++;
+        if (stop_after >= 0 && measured >= stop_after) *stop = 1;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Win_unlock_all(win);
+    MPI_Win_free(&win);
+    MPI_Comm_free(&group);
+    free(order);
+    int v[2] = {failed, *stop != 0};
+    MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (grank != 0) skipped = 0;
+    MPI_Allreduce(MPI_IN_PLACE, &skipped, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    *n_skipped = skipped;
+    if (v[1]) {
+        if (wrank == 0)
+            printf("lmdisp run: interrupted; the measured cells are kept, run again to measure "
+                   "the rest\n");
+        return LMD_EXIT_INTERRUPTED;
+    }
+    if (wrank == 0 && skipped) printf("lmdisp run: %d cell(s) already measured, skipped\n", skipped);
+    return v[0] ? 1 : 0;
+}
+
+/* DIR/spec.dir: the directory the spec's relative paths resolve against */
+static int read_spec_dir(const char *dir, char *base, size_t n) {
+    char p[4200], *t = NULL;
+    snprintf(p, sizeof p, "%s/spec.dir", dir);
+    if (lmd_file_read(p, 1 << 16, &t, NULL, NULL) != 0) return -1;
+    t[strcspn(t, "\n")] = '\0';
+    snprintf(base, n, "%s", t);
+    free(t);
+    return 0;
+}
+
+int lmd_mstudy_save_spec(const lmd_mspec *s, const char *dir, lmd_err *err) {
+    char p[4200], d[4200];
+    snprintf(d, sizeof d, "%s\n", s->dir);
+    return lmd_path(p, sizeof p, err, "%s/spec.yaml", dir) ||
+                   lmd_file_write_atomic(p, s->text, s->text_len, err) ||
+                   lmd_path(p, sizeof p, err, "%s/spec.dir", dir) ||
+                   lmd_file_write_atomic(p, d, strlen(d), err)
+               ? -1
+               : 0;
+}
+
+int lmd_mstudy_load_dir(lmd_mspec *s, const char *dir, lmd_err *err) {
+    char p[4200], base[4200];
+    snprintf(p, sizeof p, "%s/spec.yaml", dir);
+    return lmd_mspec_load_at(s, p, read_spec_dir(dir, base, sizeof base) ? dir : base, err);
+}
+
+static int write_and_report(const lmd_mspec *s, const char *out) {
+    int wrank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    lmd_err err = {{0}};
+    if (lmd_mstudy_write(s, out, MPI_COMM_WORLD, &err)) {
+        if (wrank == 0) fprintf(stderr, "lmdisp: %s\n", err.msg);
+        return 1;
+    }
+    if (wrank == 0) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/study.h5", out);
+        printf("lmdisp: wrote %s\n", p);
+        if (lmd_mstudy_report(p, stdout, 0, NULL, &err)) fprintf(stderr, "lmdisp: %s\n", err.msg);
+    }
+    return 0;
+}
+
 int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atomic_t *stop) {
     int wrank, wsize;
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
     MPI_Comm_size(MPI_COMM_WORLD, &wsize);
     lmd_mspec s;
+    if (load_all(&s, spec_path, NULL, "lmdisp run")) return 2;
     lmd_err err = {{0}};
-    int bad = 0;
-    /* rank 0 validates (opens every model, reads every dataset); the others then load the
-     * same file the same way, so every rank holds the same cells */
-    if (wrank == 0) bad = lmd_mspec_load(&s, spec_path, &err) != 0;
-    MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (bad) {
-        if (wrank == 0) fprintf(stderr, "lmdisp run: %s\n", err.msg);
-        return 2;
-    }
-    if (wrank != 0 && lmd_mspec_load(&s, spec_path, &err)) bad = 1;
-    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (bad) {
-        if (wrank != 0) fprintf(stderr, "lmdisp run: rank %d: %s\n", wrank, err.msg);
-        lmd_mspec_free(&s);
-        return 2;
-    }
     char out[4096];
     snprintf(out, sizeof out, "%s", out_arg ? out_arg : "");
     if (!out_arg) snprintf(out, sizeof out, "results/%s", s.name);
-    const int R = s.ranks_per_model;
-    if (wsize % R) {
+    if (wsize % s.ranks_per_model) {
         if (wrank == 0)
             fprintf(stderr, "lmdisp run: resources.ranks_per_model is %d, so the rank count must "
-                    "be a multiple of it (got %d ranks)\n", R, wsize);
+                    "be a multiple of it (got %d ranks)\n", s.ranks_per_model, wsize);
         lmd_mspec_free(&s);
         return 2;
     }
@@ -207,7 +365,7 @@ int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atom
             fail = 2;
             lmd_errf(&err, "%s holds a training study (its spec.yaml has no kind: measure); "
                      "give another --out", out);
-        } else if (lmd_file_write_atomic(p, s.text, s.text_len, &err)) {
+        } else if (lmd_mstudy_save_spec(&s, out, &err)) {
             fail = 1;
         }
         free(old);
@@ -219,106 +377,87 @@ int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atom
         lmd_mspec_free(&s);
         return fail;
     }
-    size_t *order = lmd_calloc(s.n_cells ? s.n_cells : 1, sizeof *order);
-    lmd_mspec_order(&s, order);
-    MPI_Comm group;
-    MPI_Comm_split(MPI_COMM_WORLD, wrank / R, wrank, &group);
-    int grank;
-    MPI_Comm_rank(group, &grank);
-    int64_t *base = NULL;
-    MPI_Win win;
-    MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(CTR_N * sizeof(int64_t)) : 0, sizeof(int64_t),
-                     MPI_INFO_NULL, MPI_COMM_WORLD, &base, &win);
-    if (wrank == 0) memset(base, 0, CTR_N * sizeof(int64_t));
-    MPI_Barrier(MPI_COMM_WORLD);
-    MPI_Win_lock_all(0, win);
-    if (wrank == 0) {
-        printf("lmdisp run: measurement study %s: %zu cells (%d models x %d datasets) on %d "
-               "rank(s) (%d group(s) of %d), output %s\n", s.name, s.n_cells, s.n_models,
-               s.n_datasets, wsize, wsize / R, R, out);
-        fflush(stdout);
+    size_t *all = lmd_calloc(s.n_cells + 1, sizeof *all);
+    for (size_t i = 0; i < s.n_cells; i++) all[i] = i;
+    int skipped = 0;
+    int status = run_cells(&s, out, all, s.n_cells, stop, &skipped);
+    free(all);
+    if (status != LMD_EXIT_INTERRUPTED && write_and_report(&s, out)) status = 1;
+    lmd_studydir_unlock(lock);
+    lmd_mspec_free(&s);
+    return status;
+}
+
+int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
+                        volatile sig_atomic_t *stop) {
+    int wrank, wsize;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    MPI_Comm_size(MPI_COMM_WORLD, &wsize);
+    char p[4200], base[4200], man[4200];
+    snprintf(p, sizeof p, "%s/spec.yaml", out);
+    snprintf(man, sizeof man, "%s", manifest ? manifest : "");
+    if (!manifest) snprintf(man, sizeof man, "%s/manifest", out);
+    lmd_mspec s;
+    if (load_all(&s, p, read_spec_dir(out, base, sizeof base) ? out : base, "lmdisp run"))
+        return 2;
+    lmd_err err = {{0}};
+    lmd_manifest m;
+    memset(&m, 0, sizeof m);
+    size_t *cells = lmd_calloc(s.n_cells + 1, sizeof *cells), n = 0;
+    int bad = lmd_manifest_read(&m, man, &err) != 0;
+    if (!bad && strcmp(m.spec_sha256, s.sha256))
+        bad = lmd_errf(&err, "%s: written for another spec.yaml (sha256 %.12s, spec %.12s)", man,
+                       m.spec_sha256, s.sha256) != 0;
+    for (size_t i = 0; !bad && i < m.n; i++) {
+        if (m.e[i].task != task) continue;
+        if (m.e[i].index >= s.n_cells || strcmp(s.cells[m.e[i].index].id, m.e[i].id))
+            bad = lmd_errf(&err, "%s: cell %s is not cell %zu of %s", man, m.e[i].id,
+                           m.e[i].index, p) != 0;
+        else
+            cells[n++] = m.e[i].index;
     }
-    gpt_set_threads(s.threads_per_rank);
-    const char *hook = getenv("LMDISP_TEST_STOP_AFTER_CELLS"); /* tests: interrupt after N */
-    int stop_after = hook ? atoi(hook) : -1, measured = 0, skipped = 0, failed = 0;
-    int interrupted = 0;
-    for (;;) {
-        int64_t k = 0, one = 1;
-        if (grank == 0) {
-            MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_NEXT, MPI_SUM, win);
-            MPI_Win_flush(0, win);
-            if (*stop) k = (int64_t)s.n_cells; /* claim nothing more */
-        }
-        MPI_Bcast(&k, 1, MPI_INT64_T, 0, group);
-        if (k >= (int64_t)s.n_cells) break;
-        const lmd_mcell *c = &s.cells[order[k]];
-        char dir[4200], res[4400];
-        snprintf(dir, sizeof dir, "%s/cells/%s", out, c->id);
-        snprintf(res, sizeof res, "%s/result.json", dir);
-        if (file_exists(res)) { /* every rank sees the same file system */
-            skipped++;
-            continue;
-        }
-        int rc = 0;
-        if (grank == 0) rc = lmd_mkdirs(dir, &err);
-        MPI_Bcast(&rc, 1, MPI_INT, 0, group);
-        lmd_geom g;
-        double t0 = lmd_now();
-        if (!rc) rc = measure_cell(&s, c, group, stop, &g, &err);
-        double secs = lmd_now() - t0;
-        if (grank == 0) {
-            char fp[4400];
-            snprintf(fp, sizeof fp, "%s/failed", dir);
-            if (rc) {
-                fprintf(stderr, "lmdisp run: cell %s failed: %s\n", c->id, err.msg);
-                lmd_file_write_atomic(fp, err.msg, strlen(err.msg), NULL);
-                failed = 1;
-            } else {
-                remove(fp);
-                if (write_result(&s, c, dir, &g, secs, R, &err)) {
-                    fprintf(stderr, "lmdisp run: cell %s: %s\n", c->id, err.msg);
-                    failed = 1;
-                }
-                printf("lmdisp run: cell %s measured (%s on %s, %lld parameters, %d x %d "
-                       "tokens) in %.2f s on %d rank(s)\n", c->id, s.models[c->model].name,
-                       s.datasets[c->dataset].name, (long long)s.models[c->model].n_params,
-                       s.n_seq, s.T, secs, R);
-                fflush(stdout);
-                lmd_geom_free(&g);
-            }
-        }
-        measured++;
-        if (stop_after >= 0 && measured >= stop_after) *stop = 1;
-    }
-    MPI_Barrier(MPI_COMM_WORLD);
-    MPI_Win_unlock_all(win);
-    MPI_Win_free(&win);
-    MPI_Comm_free(&group);
-    free(order);
-    int v[3] = {failed, *stop != 0, skipped};
-    MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (grank != 0) v[2] = 0;
-    MPI_Allreduce(MPI_IN_PLACE, &v[2], 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    failed = v[0], interrupted = v[1];
-    int status = failed ? 1 : 0;
-    if (interrupted) {
-        if (wrank == 0)
-            printf("lmdisp run: interrupted; the measured cells are kept, run again to measure "
-                   "the rest\n");
-        status = LMD_EXIT_INTERRUPTED;
+    if (!bad && n == 0) bad = lmd_errf(&err, "%s has no cells for task %d", man, task) != 0;
+    if (!bad && wsize % s.ranks_per_model)
+        bad = lmd_errf(&err, "ranks_per_model %d does not divide the %d ranks", s.ranks_per_model,
+                       wsize) != 0;
+    int lock = -1;
+    if (!bad && wrank == 0 && (lock = lmd_studydir_lock(out, 0, "lmdisp run --array-task", &err)) < 0)
+        bad = 1;
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    int status = 2;
+    if (bad) {
+        if (wrank == 0) fprintf(stderr, "lmdisp run: array task %d: %s\n", task, err.msg);
     } else {
-        if (wrank == 0 && v[2])
-            printf("lmdisp run: %d cell(s) already measured, skipped\n", v[2]);
-        if (lmd_mstudy_write(&s, out, MPI_COMM_WORLD, &err)) {
-            if (wrank == 0) fprintf(stderr, "lmdisp run: %s\n", err.msg);
-            status = 1;
-        } else if (wrank == 0) {
-            char p[4200];
-            snprintf(p, sizeof p, "%s/study.h5", out);
-            printf("lmdisp run: wrote %s\n", p);
-            lmd_mstudy_report(p, stdout, 0, NULL, &err);
+        if (wrank == 0) {
+            printf("lmdisp run: array task %d of %s (round %d): %zu cell(s)\n", task, man, m.round, n);
+            fflush(stdout);
         }
+        int skipped = 0;
+        status = run_cells(&s, out, cells, n, stop, &skipped);
     }
+    lmd_studydir_unlock(lock);
+    free(cells);
+    lmd_manifest_free(&m);
+    lmd_mspec_free(&s);
+    return status;
+}
+
+int lmd_mstudy_aggregate(const char *dir) {
+    int wrank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    char p[4200], base[4200];
+    snprintf(p, sizeof p, "%s/spec.yaml", dir);
+    lmd_mspec s;
+    if (load_all(&s, p, read_spec_dir(dir, base, sizeof base) ? dir : base, "lmdisp aggregate"))
+        return 2;
+    lmd_err err = {{0}};
+    int lock = -1, bad = 0;
+    if (wrank == 0 && (lock = lmd_studydir_lock(dir, 1, "lmdisp aggregate", &err)) < 0) {
+        fprintf(stderr, "lmdisp aggregate: %s\n", err.msg);
+        bad = 1;
+    }
+    MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    int status = bad ? 2 : write_and_report(&s, dir);
     lmd_studydir_unlock(lock);
     lmd_mspec_free(&s);
     return status;
@@ -397,4 +536,10 @@ int lmd_mstudy_plan(const char *spec_path, int json) {
     free(order);
     lmd_mspec_free(&s);
     return 0;
+}
+
+int lmd_mstudy_dir_is(const char *dir) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/spec.yaml", dir);
+    return lmd_mspec_detect(p);
 }

@@ -16,6 +16,20 @@
  * interrupted). */
 int lmd_mstudy_run(const char *spec_path, const char *out, volatile sig_atomic_t *stop);
 
+/* `lmdisp run --out DIR --array-task I [--manifest M]` of a submitted measurement study: the
+ * cells of task I of the manifest (default DIR/manifest), from the frozen DIR/spec.yaml
+ * (relative paths against DIR/spec.dir), under the shared lock; no study.h5. */
+int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
+                        volatile sig_atomic_t *stop);
+/* `lmdisp aggregate DIR`: study.h5 from DIR/spec.yaml and DIR/cells (exclusive lock). */
+int lmd_mstudy_aggregate(const char *dir);
+/* DIR/spec.yaml (the text) and DIR/spec.dir (the base of its relative paths). */
+int lmd_mstudy_save_spec(const lmd_mspec *s, const char *dir, lmd_err *err);
+/* Loads DIR/spec.yaml with DIR/spec.dir as the base. */
+int lmd_mstudy_load_dir(lmd_mspec *s, const char *dir, lmd_err *err);
+/* 1 if DIR/spec.yaml is a measurement spec. */
+int lmd_mstudy_dir_is(const char *dir);
+
 /* Writes DIR/study.h5 of spec from DIR/cells (collective over comm). */
 int lmd_mstudy_write(const lmd_mspec *s, const char *dir, MPI_Comm comm, lmd_err *err);
 

@@ -498,7 +498,58 @@ static void make_cells(mctx *c, lmd_mspec *s, const mnode *dsnode) {
         }
 }
 
+static void parse_slurm(mctx *c, const mnode *m, lmd_mspec *s) {
+    if (m->kind != MY_MAP) {
+        merr(c, m, "slurm", "expected a mapping");
+        return;
+    }
+    s->slurm = lmd_calloc(m->n / 2 + 1, sizeof *s->slurm);
+    for (size_t i = 0; i + 1 < m->n; i += 2) {
+        const mnode *k = m->kids[i], *v = m->kids[i + 1];
+        char key[160];
+        snprintf(key, sizeof key, "slurm.%s", k->val);
+        lmd_slurm_kv kv = {0};
+        kv.line = v->line;
+        kv.column = v->col;
+        if (v->kind == MY_SCALAR && v->val[0]) {
+            kv.value = lmd_strdup(v->val);
+        } else if (v->kind == MY_SEQ) {
+            kv.items = lmd_calloc(v->n + 1, sizeof *kv.items);
+            for (size_t j = 0; j < v->n; j++) {
+                if (v->kids[j]->kind != MY_SCALAR) merr(c, v->kids[j], key, "list items must be strings");
+                kv.items[j] = lmd_strdup(v->kids[j]->val ? v->kids[j]->val : "");
+            }
+            kv.n_items = (int)v->n;
+        } else {
+            merr(c, v, key, "expected a string, an integer or a list of them");
+            continue;
+        }
+        kv.key = lmd_strdup(k->val);
+        s->slurm[s->n_slurm++] = kv;
+    }
+}
+
+lmd_spec lmd_mspec_slurm_view(const lmd_mspec *s) {
+    lmd_spec v;
+    memset(&v, 0, sizeof v);
+    v.path = s->path;
+    v.dir = s->dir;
+    v.name = s->name;
+    v.text = s->text;
+    v.text_len = s->text_len;
+    memcpy(v.sha256, s->sha256, sizeof v.sha256);
+    v.ranks_per_model = s->ranks_per_model;
+    v.threads_per_rank = s->threads_per_rank;
+    v.slurm = s->slurm;
+    v.n_slurm = s->n_slurm;
+    return v;
+}
+
 int lmd_mspec_load(lmd_mspec *s, const char *path, lmd_err *err) {
+    return lmd_mspec_load_at(s, path, NULL, err);
+}
+
+int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, lmd_err *err) {
     memset(s, 0, sizeof *s);
     char *text = NULL;
     size_t len = 0;
@@ -514,7 +565,7 @@ int lmd_mspec_load(lmd_mspec *s, const char *path, lmd_err *err) {
     if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
     char *slash = strrchr(real, '/');
     if (slash) *slash = '\0';
-    s->dir = lmd_strdup(slash ? real : ".");
+    s->dir = lmd_strdup(base_dir ? base_dir : slash ? real : ".");
     if (!root) goto done;
     if (root->kind != MY_MAP) {
         merr(&c, root, NULL, "a spec is a mapping of top-level keys");
@@ -574,10 +625,7 @@ int lmd_mspec_load(lmd_mspec *s, const char *path, lmd_err *err) {
     s->ranks_per_model = (int)v;
     get_int(&c, rs, "threads_per_rank", "resources.threads_per_rank", 1, 256, 1, &v);
     s->threads_per_rank = (int)v;
-    if (map_get(root, "slurm"))
-        merr(&c, map_get(root, "slurm"), "slurm",
-             "measurement studies do not run under `lmdisp submit` yet: use `mpirun lmdisp run` "
-             "(inside an salloc/sbatch allocation)");
+    if (map_get(root, "slurm")) parse_slurm(&c, map_get(root, "slurm"), s);
     /* families */
     const mnode *fs = map_get(root, "families");
     int cap = 0;
@@ -694,6 +742,12 @@ void lmd_mspec_free(lmd_mspec *s) {
     for (int i = 0; i < s->n_families; i++) free(s->families[i]);
     free(s->families);
     free(s->pairs);
+    for (int i = 0; i < s->n_slurm; i++) {
+        free(s->slurm[i].key), free(s->slurm[i].value);
+        for (int j = 0; j < s->slurm[i].n_items; j++) free(s->slurm[i].items[j]);
+        free(s->slurm[i].items);
+    }
+    free(s->slurm);
     free(s->path), free(s->dir), free(s->name), free(s->text), free(s->hf_hub_cache);
     memset(s, 0, sizeof *s);
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "spec.h"
 #include "util.h"
 
 #define LMD_MCELL_ID_LEN 96
@@ -76,6 +77,8 @@ typedef struct {
     size_t n_cells;
     lmd_mpair *pairs;
     int n_pairs;
+    lmd_slurm_kv *slurm;  /* slurm: entries (as the training spec's, runner/slurm.h) */
+    int n_slurm;
 } lmd_mspec;
 
 /* 1 if the YAML file at path is a measurement spec (top-level `kind: measure`), 0 if not (or
@@ -88,6 +91,12 @@ int lmd_mspec_detect(const char *path);
  * naming models of the study. Errors "PATH:LINE:COLUMN: key 'k': message", one per line. If
  * hf_hub_cache is given it is exported as HF_HUB_CACHE for the process. */
 int lmd_mspec_load(lmd_mspec *s, const char *path, lmd_err *err);
+/* As lmd_mspec_load with relative paths resolved against base_dir (NULL: the spec's own
+ * directory), for the frozen DIR/spec.yaml of a submitted study (DIR/spec.dir). */
+int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, lmd_err *err);
+/* A training-spec view holding what runner/slurm.c reads (name, path, resources, slurm
+ * entries), for lmd_slurm_resources. Borrowed pointers: do not free it. */
+lmd_spec lmd_mspec_slurm_view(const lmd_mspec *s);
 void lmd_mspec_free(lmd_mspec *s);
 
 /* order[0..n_cells): most expensive first (cost), ties by index. */
