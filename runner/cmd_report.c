@@ -22,7 +22,9 @@ static void usage(FILE *f) {
             "condensation; dispersion lowers it; condensation at initialization). Default: all\n"
             "tables as text.\n"
             "--csv: one table (default cells: one row per cell and checkpoint) as CSV, NaN as an\n"
-            "empty field, numbers with 17 significant digits.\n");
+            "empty field, numbers with 17 significant digits.\n"
+            "A measurement study (kind: measure) has the tables cells, trend (per family and\n"
+            "dataset, n_params as the size), series (against training tokens) and pairs.\n");
 }
 
 int cmd_report(int argc, char **argv) {

@@ -70,6 +70,8 @@ static void usage(FILE *f) {
             "With --array-task (what the scripts of `lmdisp submit` run): only the cells of task I\n"
             "of the manifest (default DIR/manifest), from the frozen DIR/spec.yaml; no study.h5\n"
             "(the aggregation job writes it).\n"
+            "A measurement spec (kind: measure, docs/SPEC.md) measures its model x dataset\n"
+            "cells instead (no training); a rerun skips the measured ones.\n"
             "Exit codes: 0 all cells finished (done or diverged), 1 a cell failed,\n"
             "2 bad spec or usage (also: DIR holds a different study, or is locked by another\n"
             "run), 3 interrupted by SIGINT (Ctrl-C), SIGTERM or SIGUSR1 (checkpoints saved; a\n"

@@ -46,8 +46,10 @@ static int worker_send(void *ctx, int layer, const float *h, int n_seq, int T, i
     return 0;
 }
 
-/* Measures cell c on the group; the leader fills *g. Returns 0, or -1 (message on the rank
- * that failed; every rank of the group returns the same). */
+/* Measures cell c on the group, pass after pass (lmd_anymodel_measure's order: the same sums);
+ * the leader fills *g. Returns 0, 1 when *stop was set before a pass (the cell is abandoned,
+ * nothing filled), or -1 (message on the rank that failed); every rank of the group returns
+ * the same. */
 static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
                         volatile sig_atomic_t *stop, lmd_geom *g, lmd_err *err) {
     int grank, gsize;
@@ -78,19 +80,21 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
         return rc ? -1 : lmd_errf(err, "failed on another rank of the group");
     }
     int b = s->batch > 0 && s->batch < n ? s->batch : n;
-    if (gsize == 1) { /* lmdisp measure's own path (chunk = batch) */
-        rc = lmd_anymodel_measure(&m, tok, n, T, s->bins, b, NULL, g, err);
-        free(tok);
-        lmd_anymodel_close(&m);
-        return rc;
-    }
     lmd_geom_acc acc;
     pass_ctx pc = {group, grank, gsize, &acc, stop, 0};
     const int L1 = m.n_layer + 1, d = m.hidden_size;
     if (grank == 0) rc = lmd_geom_acc_init(&acc, L1, T, d, s->bins, err);
     float *buf = grank == 0 ? lmd_calloc((size_t)b * T * d, sizeof(float)) : NULL;
     int n_pass = (n + b - 1) / b, failed = rc != 0;
+    int stopped = 0;
     for (int p = 0; p < n_pass; p++) {
+        /* a stop request between passes abandons the cell (every rank agrees first) */
+        int st = *stop != 0;
+        if (gsize > 1) MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MAX, group);
+        if (st) {
+            stopped = 1;
+            break;
+        }
         int owner = p % gsize, s0 = p * b, bs = n - s0 < b ? n - s0 : b;
         const int32_t *tp = tok + (size_t)s0 * T;
         if (grank == 0 && owner == 0) {
@@ -119,13 +123,14 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
     free(buf);
     free(tok);
     lmd_anymodel_close(&m);
-    if (grank == 0 && !failed && lmd_geom_acc_finish(&acc, g, err)) failed = 1;
+    if (grank == 0 && !failed && !stopped && lmd_geom_acc_finish(&acc, g, err)) failed = 1;
     if (grank == 0) lmd_geom_acc_free(&acc);
     any = failed;
     MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, group);
     if (any && !failed) lmd_errf(err, "failed on another rank of the group");
-    if (any && grank == 0) lmd_geom_free(g);
-    return any ? -1 : 0;
+    if (any && grank == 0 && !failed) lmd_geom_free(g); /* filled, but another rank failed */
+    if (any) return -1;
+    return stopped ? 1 : 0;
 }
 
 static int write_result(const lmd_mspec *s, const lmd_mcell *c, const char *dir,
@@ -247,6 +252,10 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
         double t0 = lmd_now();
         if (!rc) rc = measure_cell(s, c, group, stop, &g, &err);
         double secs = lmd_now() - t0;
+        if (rc == 1) { /* stopped between passes: the cell is measured again next time */
+            if (grank == 0) printf("lmdisp run: cell %s abandoned (stop requested)\n", c->id);
+            break;
+        }
         if (grank == 0) {
             char fp[4400];
             snprintf(fp, sizeof fp, "%s/failed", dir);

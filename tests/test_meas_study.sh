@@ -201,6 +201,33 @@ check_bad bad_meas_revision.yaml 9:9 "revision not in the HF cache.*huggingface-
 check_bad bad_meas_short.yaml 10:5 "dataset short for model gpt2 (4 sequences x 16 tokens).*holds 40 tokens"
 check_bad bad_meas_key.yaml 6:3 "measure.seq_lenght': unknown key"
 check_bad bad_meas_pair.yaml 10:17 "'qwen4' is not a model name"
+check_bad bad_meas_notok.yaml 9:5 "dataset own is text in each model's own tokenizer, but model gpt2: .*no tokenizer.json"
+
+# 8. text datasets: each model's own tokenizer.json (or one for all), the paper's sampling;
+# every cell = lmdisp measure --data tok:TOKENIZER:TEXT with the same seed, words, batch
+TS=$LMDISP_TESTS/specs/meas_text.yaml
+"$LMDISP" run "$TS" --out "$W/text" > "$W/text.log" 2>&1 || fail "text study: $(tail -5 "$W/text.log")"
+$PY - "$W/text/study.h5" "$LMDISP" <<'PYEOF' && pass "text datasets: each cell = lmdisp measure --data tok:" || fail "text datasets"
+import sys, os, json, struct, subprocess, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+s = lambda k: [x.decode() for x in f[k][...]]
+assert set(s("/cells/status")) == {"done"}, s("/cells/status")
+for i, src in enumerate(s("/cells/data_source")):
+    spec = s("/cells/model_spec")[i]
+    want_tok = spec if s("/cells/dataset")[i] == "own" else spec.rsplit("/", 1)[0] + "/gpt2_text_a/tokenizer.json"
+    assert src.startswith("tok:") and os.path.realpath(src.split(":")[1]) == want_tok, (src, want_tok)
+    m = json.loads(subprocess.run([sys.argv[2], "measure", spec, "--data", src, "--sequences", "4",
+                                   "--seq-len", "16", "--min-words", "20", "--seed", "3", "--batch",
+                                   "2", "--json"], capture_output=True, text=True, check=True).stdout)
+    L1 = f["/cells/n_layer"][i] + 1
+    assert np.array_equal(np.array(m["layer_mean_cossim"]), f["/condensation/layer_mean_cossim"][i, 0, :L1])
+    assert np.array_equal(np.array(m["mev"]), f["/condensation/mev"][i, 0, :L1])
+    b = open(spec + "/model.safetensors", "rb").read()
+    h = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])
+    n = sum(int(np.prod(v["shape"])) for k, v in h.items() if k != "__metadata__")
+    assert f["/cells/n_params"][i] == n == m["n_params"], (n, f["/cells/n_params"][i])
+print("4 text cells equal lmdisp measure --data tok:...; n_params = the safetensors' element count")
+PYEOF
 
 echo "test_meas_study: $passes passed, $fails failure(s)"
 exit $((fails > 0))
