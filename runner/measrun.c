@@ -513,9 +513,8 @@ int lmd_mstudy_plan(const char *spec_path, int json) {
         lmd_json_set(o, "cells", cells);
         lmd_json_set(o, "total_cost", lmd_json_num(tot));
         lmd_json_set(o, "est_core_hours", lmd_json_num(2.0 * tot / (MEAS_GFLOPS * 1e9) / 3600.0));
-        lmd_json_dump(stdout, o, 17, &err);
+        lmd_json_dump(stdout, o, 17, &err); /* takes the reference */
         printf("\n");
-        json_decref(o);
     } else {
         printf("measurement study %s (%s): %d families, %d models, %d datasets, %zu cells; "
                "%d sequences x %d tokens per cell; ranks_per_model %d\n", s.name, s.path,

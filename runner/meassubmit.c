@@ -291,9 +291,8 @@ int lmd_mstudy_status(const char *dir, int json) {
         lmd_json_set(o, "failed", json_integer(counts[1]));
         lmd_json_set(o, "pending", json_integer(counts[2]));
         lmd_json_set(o, "slurm_source", lmd_json_str(source));
-        lmd_json_dump(stdout, o, 17, &err);
+        lmd_json_dump(stdout, o, 17, &err); /* takes the reference */
         printf("\n");
-        json_decref(o);
     } else {
         printf("%d measured, %d failed, %d pending%s%s\n", counts[0], counts[1], counts[2],
                n_st ? "; Slurm states from " : "", n_st ? source : "");
