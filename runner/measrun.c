@@ -1,8 +1,8 @@
 /* measrun.c — the MPI engine of measurement studies (measrun.h): groups of ranks_per_model ranks
  * claim cells most expensive first with a fetch-and-add on world rank 0; within a group the
- * forward passes (measure.batch sequences each) are dealt round-robin and every pass's hidden
- * states go to the group leader, which adds them to one accumulator in sequence order, so the
- * numbers are bitwise those of one rank. */
+ * forward passes (measure.batch sequences each) are dealt round-robin; a pass's owner computes
+ * each sequence's cosine matrix and spectrum, and the group leader adds them to one
+ * accumulator in sequence order, so the numbers are bitwise those of one rank. */
 #include "measrun.h"
 
 #include <jansson.h>
@@ -23,31 +23,81 @@
 
 /* ---- one cell ---- */
 
+/* A pass computed by a rank other than the group leader: for every layer and sequence, the
+ * sequence's own clipped cosine matrix (upper triangle, T(T+1)/2 floats: exactly the float32
+ * values lmd_geom_acc_add adds to its double sums) and its singular-value entropy and MEV.
+ * The leader adds them to its accumulator in sequence order, the order of one rank, so the
+ * sums are bitwise those of one rank. */
 typedef struct {
-    MPI_Comm group;
-    int grank, gsize;
-    lmd_geom_acc *acc; /* leader only */
-    volatile sig_atomic_t *stop;
-    int sent;          /* layers sent of the current pass (non-leaders) */
-} pass_ctx;
+    lmd_geom_acc one; /* a 1-layer accumulator, reset for each sequence */
+    int T, L1, b;
+    size_t tu;        /* T(T+1)/2 */
+    float *c;         /* [L1][b][tu] */
+    double *hm;       /* [L1][b][2] entropy, MEV */
+} pass_parts;
 
-static int leader_add(void *ctx, int layer, const float *h, int n_seq, int T, int d, lmd_err *err) {
-    (void)T, (void)d;
-    pass_ctx *p = ctx;
-    return lmd_geom_acc_add(p->acc, layer, h, n_seq, err);
-}
-
-static int worker_send(void *ctx, int layer, const float *h, int n_seq, int T, int d, lmd_err *err) {
-    pass_ctx *p = ctx;
-    size_t n = (size_t)n_seq * T * d;
-    if (MPI_Send(h, (int)n, MPI_FLOAT, 0, layer, p->group) != MPI_SUCCESS)
-        return lmd_errf(err, "sending layer %d to the group leader failed", layer);
-    p->sent = layer + 1;
+static int parts_init(pass_parts *pp, int L1, int T, int d, int b, int bins, lmd_err *err) {
+    memset(pp, 0, sizeof *pp);
+    if (lmd_geom_acc_init(&pp->one, 1, T, d, bins, err)) return -1;
+    pp->T = T, pp->L1 = L1, pp->b = b;
+    pp->tu = (size_t)T * (T + 1) / 2;
+    pp->c = lmd_calloc((size_t)L1 * b * pp->tu, sizeof(float));
+    pp->hm = lmd_calloc((size_t)L1 * b * 2, sizeof(double));
     return 0;
 }
 
-/* Measures cell c on the group, pass after pass (lmd_anymodel_measure's order: the same sums);
- * the leader fills *g. Returns 0, 1 when *stop was set before a pass (the cell is abandoned,
+static void parts_free(pass_parts *pp) {
+    lmd_geom_acc_free(&pp->one);
+    free(pp->c), free(pp->hm);
+    memset(pp, 0, sizeof *pp);
+}
+
+/* hidden-state callback of a non-leader rank: each sequence's partial, as acc_add makes it */
+static int parts_add(void *ctx, int layer, const float *h, int n_seq, int T, int d, lmd_err *err) {
+    pass_parts *pp = ctx;
+    lmd_geom_acc *a = &pp->one;
+    const size_t TT = (size_t)T * T;
+    for (int s = 0; s < n_seq; s++) {
+        memset(a->csum, 0, TT * sizeof *a->csum);
+        a->ent_sum[0] = a->mev_sum[0] = 0.0;
+        a->n_seq[0] = 0;
+        if (lmd_geom_acc_add(a, 0, h + (size_t)s * T * d, 1, err)) return -1;
+        float *out = pp->c + ((size_t)layer * pp->b + s) * pp->tu;
+        for (int i = 0, k = 0; i < T; i++)
+            for (int j = i; j < T; j++) out[k++] = (float)a->csum[(size_t)i * T + j]; /* exact */
+        pp->hm[((size_t)layer * pp->b + s) * 2] = a->ent_sum[0];
+        pp->hm[((size_t)layer * pp->b + s) * 2 + 1] = a->mev_sum[0];
+    }
+    return 0;
+}
+
+/* the leader adds n sequences' partials of one layer, in order (acc_add's own operations) */
+static void leader_add_parts(lmd_geom_acc *a, int layer, const float *c, const double *hm, int n) {
+    const int T = a->T;
+    double *csum = a->csum + (size_t)layer * T * T;
+    size_t tu = (size_t)T * (T + 1) / 2;
+    for (int s = 0; s < n; s++) {
+        const float *cs = c + (size_t)s * tu;
+        for (int i = 0, k = 0; i < T; i++) {
+            double *si = csum + (size_t)i * T;
+            for (int j = i; j < T; j++) si[j] += (double)cs[k++];
+        }
+        a->ent_sum[layer] += hm[2 * s];
+        a->mev_sum[layer] += hm[2 * s + 1];
+    }
+    a->n_seq[layer] += n;
+}
+
+static int leader_add(void *ctx, int layer, const float *h, int n_seq, int T, int d, lmd_err *err) {
+    (void)T, (void)d;
+    return lmd_geom_acc_add(ctx, layer, h, n_seq, err);
+}
+
+/* Measures cell c on the group, pass after pass (lmd_anymodel_measure's order: the same sums).
+ * Pass p (measure.batch sequences) is computed by group rank p mod R: the leader adds its own
+ * passes' hidden states directly; the others compute their passes' per-sequence partials
+ * (pass_parts), then send them layer by layer, and the leader adds them when their turn comes.
+ * The leader fills *g. Returns 0, 1 when *stop was set before a pass (the cell is abandoned,
  * nothing filled), or -1 (message on the rank that failed); every rank of the group returns
  * the same. */
 static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
@@ -80,13 +130,17 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
         return rc ? -1 : lmd_errf(err, "failed on another rank of the group");
     }
     int b = s->batch > 0 && s->batch < n ? s->batch : n;
-    lmd_geom_acc acc;
-    pass_ctx pc = {group, grank, gsize, &acc, stop, 0};
     const int L1 = m.n_layer + 1, d = m.hidden_size;
+    const int n_pass = (n + b - 1) / b;
+    lmd_geom_acc acc;
+    pass_parts pp;
+    memset(&acc, 0, sizeof acc);
+    memset(&pp, 0, sizeof pp);
     if (grank == 0) rc = lmd_geom_acc_init(&acc, L1, T, d, s->bins, err);
-    float *buf = grank == 0 ? lmd_calloc((size_t)b * T * d, sizeof(float)) : NULL;
-    int n_pass = (n + b - 1) / b, failed = rc != 0;
-    int stopped = 0;
+    /* the leader receives one layer at a time; a worker holds one pass */
+    int has_work = gsize > 1 && (grank == 0 ? n_pass > 1 : grank < n_pass);
+    if (!rc && has_work) rc = parts_init(&pp, grank == 0 ? 1 : L1, T, d, b, s->bins, err);
+    int failed = rc != 0, stopped = 0;
     for (int p = 0; p < n_pass; p++) {
         /* a stop request between passes abandons the cell (every rank agrees first) */
         int st = *stop != 0;
@@ -97,30 +151,30 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
         }
         int owner = p % gsize, s0 = p * b, bs = n - s0 < b ? n - s0 : b;
         const int32_t *tp = tok + (size_t)s0 * T;
+        const int cnt = (int)(bs * pp.tu);
         if (grank == 0 && owner == 0) {
-            if (!failed && lmd_anymodel_forward(&m, tp, bs, T, leader_add, &pc, NULL, err))
+            if (!failed && lmd_anymodel_forward(&m, tp, bs, T, leader_add, &acc, NULL, err))
                 failed = 1;
         } else if (grank == 0) {
             for (int l = 0; l < L1; l++) {
-                MPI_Recv(buf, bs * T * d, MPI_FLOAT, owner, l, group, MPI_STATUS_IGNORE);
-                if (!failed && lmd_geom_acc_add(&acc, l, buf, bs, err)) failed = 1;
+                MPI_Recv(pp.c, cnt, MPI_FLOAT, owner, 2 * l, group, MPI_STATUS_IGNORE);
+                MPI_Recv(pp.hm, 2 * bs, MPI_DOUBLE, owner, 2 * l + 1, group, MPI_STATUS_IGNORE);
+                if (!failed) leader_add_parts(&acc, l, pp.c, pp.hm, bs);
             }
         } else if (grank == owner) {
-            pc.sent = 0;
             lmd_err e2 = {{0}};
-            if (lmd_anymodel_forward(&m, tp, bs, T, worker_send, &pc, NULL, &e2)) {
+            if (failed || lmd_anymodel_forward(&m, tp, bs, T, parts_add, &pp, NULL, &e2)) {
                 if (!failed) *err = e2;
-                failed = 1;
-                /* the leader waits for every layer: send NaN for the rest */
-                float *nanb = lmd_calloc((size_t)bs * T * d, sizeof(float));
-                for (size_t i = 0; i < (size_t)bs * T * d; i++) nanb[i] = NAN;
-                for (int l = pc.sent; l < L1; l++)
-                    MPI_Send(nanb, bs * T * d, MPI_FLOAT, 0, l, group);
-                free(nanb);
+                failed = 1; /* the leader waits for every layer: NaN makes it visible */
+                for (size_t i = 0; i < (size_t)L1 * b * pp.tu; i++) pp.c[i] = NAN;
+            }
+            for (int l = 0; l < L1; l++) {
+                MPI_Send(pp.c + (size_t)l * b * pp.tu, cnt, MPI_FLOAT, 0, 2 * l, group);
+                MPI_Send(pp.hm + (size_t)l * b * 2, 2 * bs, MPI_DOUBLE, 0, 2 * l + 1, group);
             }
         }
     }
-    free(buf);
+    parts_free(&pp);
     free(tok);
     lmd_anymodel_close(&m);
     if (grank == 0 && !failed && !stopped && lmd_geom_acc_finish(&acc, g, err)) failed = 1;
@@ -168,19 +222,21 @@ static int file_exists(const char *p) {
 
 enum { CTR_NEXT = 0, CTR_N };
 
-/* Loads the spec on every rank: rank 0 first (it validates: opens every model, reads every
- * dataset, and reports), then the others. base_dir: see lmd_mspec_load_at. 0, or 2 (reported). */
-static int load_all(lmd_mspec *s, const char *path, const char *base_dir, const char *cmd) {
+/* Loads the spec on every rank: rank 0 first (it validates: opens every model and, with
+ * check_data, reads every dataset for every model, and reports), then the others, which trust
+ * its data check. base_dir: see lmd_mspec_load_at. 0, or 2 (reported). */
+static int load_all(lmd_mspec *s, const char *path, const char *base_dir, int check_data,
+                    const char *cmd) {
     int wrank, bad = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
     lmd_err err = {{0}};
-    if (wrank == 0) bad = lmd_mspec_load_at(s, path, base_dir, &err) != 0;
+    if (wrank == 0) bad = lmd_mspec_load_at(s, path, base_dir, check_data, &err) != 0;
     MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (bad) {
         if (wrank == 0) fprintf(stderr, "%s: %s\n", cmd, err.msg);
         return 2;
     }
-    if (wrank != 0 && lmd_mspec_load_at(s, path, base_dir, &err)) bad = 1;
+    if (wrank != 0 && lmd_mspec_load_at(s, path, base_dir, 0, &err)) bad = 1;
     MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (bad) {
         if (wrank != 0) fprintf(stderr, "%s: rank %d: %s\n", cmd, wrank, err.msg);
@@ -325,7 +381,7 @@ int lmd_mstudy_save_spec(const lmd_mspec *s, const char *dir, lmd_err *err) {
 int lmd_mstudy_load_dir(lmd_mspec *s, const char *dir, lmd_err *err) {
     char p[4200], base[4200];
     snprintf(p, sizeof p, "%s/spec.yaml", dir);
-    return lmd_mspec_load_at(s, p, read_spec_dir(dir, base, sizeof base) ? dir : base, err);
+    return lmd_mspec_load_at(s, p, read_spec_dir(dir, base, sizeof base) ? dir : base, 0, err);
 }
 
 static int write_and_report(const lmd_mspec *s, const char *out) {
@@ -350,7 +406,7 @@ int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atom
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
     MPI_Comm_size(MPI_COMM_WORLD, &wsize);
     lmd_mspec s;
-    if (load_all(&s, spec_path, NULL, "lmdisp run")) return 2;
+    if (load_all(&s, spec_path, NULL, 1, "lmdisp run")) return 2;
     lmd_err err = {{0}};
     char out[4096];
     snprintf(out, sizeof out, "%s", out_arg ? out_arg : "");
@@ -407,7 +463,7 @@ int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
     snprintf(man, sizeof man, "%s", manifest ? manifest : "");
     if (!manifest) snprintf(man, sizeof man, "%s/manifest", out);
     lmd_mspec s;
-    if (load_all(&s, p, read_spec_dir(out, base, sizeof base) ? out : base, "lmdisp run"))
+    if (load_all(&s, p, read_spec_dir(out, base, sizeof base) ? out : base, 0, "lmdisp run"))
         return 2;
     lmd_err err = {{0}};
     lmd_manifest m;
@@ -457,7 +513,8 @@ int lmd_mstudy_aggregate(const char *dir) {
     char p[4200], base[4200];
     snprintf(p, sizeof p, "%s/spec.yaml", dir);
     lmd_mspec s;
-    if (load_all(&s, p, read_spec_dir(dir, base, sizeof base) ? dir : base, "lmdisp aggregate"))
+    if (load_all(&s, p, read_spec_dir(dir, base, sizeof base) ? dir : base, 0,
+                 "lmdisp aggregate"))
         return 2;
     lmd_err err = {{0}};
     int lock = -1, bad = 0;

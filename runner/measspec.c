@@ -443,7 +443,7 @@ static void sanitize(char *dst, size_t n, const char *src) {
     dst[j] = '\0';
 }
 
-static void make_cells(mctx *c, lmd_mspec *s, const mnode *dsnode) {
+static void make_cells(mctx *c, lmd_mspec *s, const mnode *dsnode, int check_data) {
     s->n_cells = (size_t)s->n_models * (size_t)s->n_datasets;
     s->cells = lmd_calloc(s->n_cells ? s->n_cells : 1, sizeof *s->cells);
     for (int m = 0; m < s->n_models; m++)
@@ -477,7 +477,7 @@ static void make_cells(mctx *c, lmd_mspec *s, const mnode *dsnode) {
                      s->T, mm->max_T, mm->name);
                 continue;
             }
-            if (!mm->n_layer) continue; /* the model failed to open: reported */
+            if (!mm->n_layer || !check_data) continue; /* a model that failed is reported */
             lmd_err e = {{0}};
             int32_t *ids = NULL;
             size_t got = 0;
@@ -546,10 +546,11 @@ lmd_spec lmd_mspec_slurm_view(const lmd_mspec *s) {
 }
 
 int lmd_mspec_load(lmd_mspec *s, const char *path, lmd_err *err) {
-    return lmd_mspec_load_at(s, path, NULL, err);
+    return lmd_mspec_load_at(s, path, NULL, 1, err);
 }
 
-int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, lmd_err *err) {
+int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, int check_data,
+                      lmd_err *err) {
     memset(s, 0, sizeof *s);
     char *text = NULL;
     size_t len = 0;
@@ -707,7 +708,7 @@ int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, lmd_
             s->pairs[s->n_pairs++].base = ib;
         }
     }
-    if (!c.n_errors && s->n_models && s->n_datasets) make_cells(&c, s, ds);
+    if (!c.n_errors && s->n_models && s->n_datasets) make_cells(&c, s, ds, check_data);
     if (!c.n_errors && s->n_cells > LMD_SPEC_MAX_CELLS)
         merr(&c, root, NULL, "%zu cells: more than %d", s->n_cells, LMD_SPEC_MAX_CELLS);
 done:

@@ -92,8 +92,11 @@ int lmd_mspec_detect(const char *path);
  * hf_hub_cache is given it is exported as HF_HUB_CACHE for the process. */
 int lmd_mspec_load(lmd_mspec *s, const char *path, lmd_err *err);
 /* As lmd_mspec_load with relative paths resolved against base_dir (NULL: the spec's own
- * directory), for the frozen DIR/spec.yaml of a submitted study (DIR/spec.dir). */
-int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, lmd_err *err);
+ * directory), for the frozen DIR/spec.yaml of a submitted study (DIR/spec.dir). check_data 0
+ * skips reading the datasets (for ranks that trust rank 0's check, status, aggregate); models
+ * are always opened (their facts make the cells). */
+int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, int check_data,
+                      lmd_err *err);
 /* A training-spec view holding what runner/slurm.c reads (name, path, resources, slurm
  * entries), for lmd_slurm_resources. Borrowed pointers: do not free it. */
 lmd_spec lmd_mspec_slurm_view(const lmd_mspec *s);
