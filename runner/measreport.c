@@ -203,7 +203,17 @@ int lmd_mstudy_report(const char *path, FILE *f, int csv, const char *table, lmd
                 snprintf(lab, sizeof lab, "%s/%s", v.fam[i], v.ds[i]);
                 if (!strcmp(lab, v.label[g]) && !strcmp(v.status[i], "done") && v.sp[i] != 1.0) sat = 0;
             }
-            fprintf(f, "%s\n", sat ? "  (rho saturated: every model's rho is 1)" : "");
+            int one_size = v.gn[g] > 1, first = 1;
+            int64_t n0 = 0;
+            for (size_t i = 0; i < v.C; i++) {
+                char lab[1024];
+                snprintf(lab, sizeof lab, "%s/%s", v.fam[i], v.ds[i]);
+                if (strcmp(lab, v.label[g]) || strcmp(v.status[i], "done")) continue;
+                if (first) n0 = v.np[i], first = 0;
+                else if (v.np[i] != n0) one_size = 0;
+            }
+            fprintf(f, "%s\n", one_size ? "  (one size: a series, see the series table)"
+                                : sat ? "  (rho saturated: every model's rho is 1)" : "");
         }
     }
     if (all || !strcmp(table, "series")) {

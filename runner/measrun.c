@@ -421,7 +421,7 @@ int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atom
     /* the directory: rank 0 creates, locks, refuses a training study, keeps the spec */
     int lock = -1, fail = 0;
     if (wrank == 0) {
-        char p[4200], *old = NULL;
+        char p[4200], m[4200], *old = NULL;
         snprintf(p, sizeof p, "%s/spec.yaml", out);
         if (lmd_mkdirs(out, &err) ||
             (lock = lmd_studydir_lock(out, 1, "lmdisp run", &err)) < 0) {
@@ -430,6 +430,11 @@ int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atom
             fail = 2;
             lmd_errf(&err, "%s holds a training study (its spec.yaml has no kind: measure); "
                      "give another --out", out);
+        } else if (old && (strlen(old) != s.text_len || memcmp(old, s.text, s.text_len)) &&
+                   (snprintf(m, sizeof m, "%s/manifest", out), file_exists(m))) {
+            fail = 2; /* its array tasks check the spec's sha256 against the manifest */
+            lmd_errf(&err, "%s was submitted to Slurm with another spec (%s differs from %s); "
+                     "give another --out", out, p, spec_path);
         } else if (lmd_mstudy_save_spec(&s, out, &err)) {
             fail = 1;
         }

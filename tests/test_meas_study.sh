@@ -122,6 +122,14 @@ print("\n".join(bad))
 sys.exit(1 if bad else 0)
 PYEOF
 
+# a directory submitted to Slurm (it has a manifest) keeps its spec: another one is refused
+touch "$W/r1/manifest"
+"$LMDISP" run "$W/abs.yaml" --out "$W/r1" > /dev/null 2> "$W/sub.err"
+rc=$?
+rm -f "$W/r1/manifest"
+[ $rc = 2 ] && grep -q "was submitted to Slurm with another spec" "$W/sub.err" \
+    && pass "run refuses another spec in a submitted directory" || fail "submitted dir: exit $rc, $(cat "$W/sub.err")"
+
 # 5. interrupted, resumed
 LMDISP_TEST_STOP_AFTER_CELLS=3 mpi 2 -x LMDISP_TEST_STOP_AFTER_CELLS "$LMDISP" run "$SPEC" --out "$W/ri" > "$W/ri1.log" 2>&1
 rc=$?
@@ -228,6 +236,36 @@ for i, src in enumerate(s("/cells/data_source")):
     assert f["/cells/n_params"][i] == n == m["n_params"], (n, f["/cells/n_params"][i])
 print("4 text cells equal lmdisp measure --data tok:...; n_params = the safetensors' element count")
 PYEOF
+
+# 9. the paper's specs in experiments/ parse and name their models right: with a fake HF cache
+# holding every repo they name (each snapshot = the qwen3 test model), the only errors left are
+# the text files a user exports first (docs/DATA.md)
+FC=$W/fakecache
+mkrepo() { # ORG/NAME REV...
+    local d="$FC/models--${1%%/*}--${1#*/}" sha=0123456789abcdef0123456789abcdef01234567 r
+    mkdir -p "$d/refs" "$d/snapshots/$sha"
+    ln -sf "$LMDISP_TESTS/hf/qwen3/config.json" "$d/snapshots/$sha/config.json"
+    ln -sf "$LMDISP_TESTS/hf/qwen3/model.safetensors" "$d/snapshots/$sha/model.safetensors"
+    shift
+    for r in "$@"; do printf '%s' "$sha" > "$d/refs/$r"; done
+}
+for r in openai-community/gpt2 openai-community/gpt2-medium openai-community/gpt2-large \
+         openai-community/gpt2-xl Qwen/Qwen3-0.6B Qwen/Qwen3-1.7B Qwen/Qwen3-4B Qwen/Qwen3-8B \
+         Qwen/Qwen3-14B Qwen/Qwen3-32B Qwen/Qwen2.5-Math-1.5B Qwen/Qwen2.5-Math-7B \
+         deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B deepseek-ai/DeepSeek-R1-Distill-Qwen-7B; do
+    mkrepo "$r" main
+done
+mkrepo allenai/OLMo-2-0425-1B stage1-step0-tokens0B stage1-step1000-tokens3B main
+for f in meas_gpt2_family meas_qwen3_family meas_olmo2_series meas_distill_pairs; do
+    HF_HUB_CACHE=$FC "$LMDISP" plan "$SRC/experiments/$f.yaml" > /dev/null 2> "$W/$f.err"
+    rc=$?
+    other=$(sed 's/^lmdisp plan: //' "$W/$f.err" | grep -v -E "key 'datasets': text .*/data/[a-z0-9]+\.jsonl cannot be read$")
+    if [ $rc = 2 ] && [ -z "$other" ] && grep -q "cannot be read" "$W/$f.err"; then
+        pass "experiments/$f.yaml: only the exported text files are missing"
+    else
+        fail "experiments/$f.yaml: exit $rc, $other"
+    fi
+done
 
 echo "test_meas_study: $passes passed, $fails failure(s)"
 exit $((fails > 0))
