@@ -141,7 +141,13 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
     int has_work = gsize > 1 && (grank == 0 ? n_pass > 1 : grank < n_pass);
     if (!rc && has_work) rc = parts_init(&pp, grank == 0 ? 1 : L1, T, d, b, s->bins, err);
     int failed = rc != 0, stopped = 0;
+    /* tests: LMDISP_TEST_STOP_AFTER_PASSES=N stops as a signal would after N passes of this
+     * process (each rank counts the passes of its group, so they agree) */
+    static int passes_seen = 0;
+    const char *hook = getenv("LMDISP_TEST_STOP_AFTER_PASSES");
     for (int p = 0; p < n_pass; p++) {
+        if (hook && passes_seen >= atoi(hook)) *stop = 1;
+        passes_seen++;
         /* a stop request between passes abandons the cell (every rank agrees first) */
         int st = *stop != 0;
         if (gsize > 1) MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MAX, group);

@@ -104,6 +104,14 @@ sed "s#^measure:#resources: {ranks_per_model: 2}\nmeasure:#" "$W/abs.yaml" > "$W
 mpi 2 "$LMDISP" run "$W/rpm.yaml" --out "$W/rpm2" > "$W/rpm2.log" 2>&1 \
     || fail "ranks_per_model 2: $(tail -5 "$W/rpm2.log")"
 grep -q "1 group(s) of 2" "$W/rpm2.log" || fail "ranks_per_model 2: not one group of 2: $(head -2 "$W/rpm2.log")"
+# a stop inside a cell of a group of 2 (both ranks agree before each pass), then the resume
+LMDISP_TEST_STOP_AFTER_PASSES=5 mpi 2 -x LMDISP_TEST_STOP_AFTER_PASSES "$LMDISP" run "$W/rpm.yaml" --out "$W/rpm3" > "$W/rpm3.log" 2>&1
+rc=$?
+n3=$(ls "$W"/rpm3/cells/*/result.json 2>/dev/null | wc -l)
+mpi 2 "$LMDISP" run "$W/rpm.yaml" --out "$W/rpm3" > "$W/rpm3b.log" 2>&1 || fail "rpm resume: $(tail -3 "$W/rpm3b.log")"
+[ $rc = 3 ] && [ "$n3" = 2 ] && grep -q "abandoned" "$W/rpm3.log" && $PY "$LMDISP_TESTS/h5cmp.py" "$W/rpm2/study.h5" "$W/rpm3/study.h5" > /dev/null \
+    && pass "ranks_per_model 2: stopped inside a cell, resumed, same study.h5" \
+    || fail "ranks_per_model 2 stop: exit $rc, $n3 results, $(tail -2 "$W/rpm3.log")"
 $PY - "$W/rpm1/study.h5" "$W/rpm2/study.h5" "$LMDISP_TESTS" <<'PYEOF' && pass "ranks_per_model 2 (2 ranks) = 1 rank, bitwise" || fail "ranks_per_model 2 differs from 1 rank"
 import sys
 sys.path.insert(0, sys.argv[3])
@@ -139,9 +147,16 @@ if [ $rc = 3 ] && [ "$n1" = 6 ] && [ ! -e "$W/ri/study.h5" ]; then
 else
     fail "interrupted: exit $rc, $n1 results: $(tail -3 "$W/ri1.log")"
 fi
+# (a stop in the middle of a cell, before its second forward pass: that cell is abandoned)
+LMDISP_TEST_STOP_AFTER_PASSES=3 "$LMDISP" run "$SPEC" --out "$W/ri" > "$W/ri1b.log" 2>&1
+rc=$?
+n1b=$(ls "$W"/ri/cells/*/result.json 2>/dev/null | wc -l)
+[ $rc = 3 ] && [ "$n1b" = 7 ] && grep -q "abandoned (stop requested)" "$W/ri1b.log" \
+    && pass "stopped inside a cell: exit 3, that cell abandoned, 7 cells kept" \
+    || fail "stop inside a cell: exit $rc, $n1b results: $(tail -3 "$W/ri1b.log")"
 mpi 2 "$LMDISP" run "$SPEC" --out "$W/ri" > "$W/ri2.log" 2>&1 || fail "resume: $(tail -3 "$W/ri2.log")"
 nm=$(grep -c "measured (" "$W/ri2.log")
-grep -q "6 cell(s) already measured, skipped" "$W/ri2.log" && [ "$nm" = 18 ] \
+grep -q "7 cell(s) already measured, skipped" "$W/ri2.log" && [ "$nm" = 17 ] \
     || fail "resume: $nm cells measured, $(grep skipped "$W/ri2.log")"
 $PY "$LMDISP_TESTS/h5cmp.py" "$W/r1/study.h5" "$W/ri/study.h5" > "$W/cmpi.txt" \
     && pass "resumed study.h5 = uninterrupted" || fail "resumed study differs: $(cat "$W/cmpi.txt")"
