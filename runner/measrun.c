@@ -266,9 +266,12 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
     size_t *all = lmd_calloc(s->n_cells ? s->n_cells : 1, sizeof *all), *order = lmd_calloc(n + 1, sizeof *order);
     lmd_mspec_order(s, all);
     size_t k0 = 0;
+    char *want = lmd_calloc(s->n_cells + 1, 1);
+    for (size_t j = 0; j < n; j++)
+        if (subset[j] < s->n_cells) want[subset[j]] = 1;
     for (size_t i = 0; i < s->n_cells; i++)
-        for (size_t j = 0; j < n; j++)
-            if (subset[j] == all[i]) order[k0++] = all[i];
+        if (want[all[i]]) order[k0++] = all[i];
+    free(want);
     free(all);
     MPI_Comm group;
     MPI_Comm_split(MPI_COMM_WORLD, wrank / R, wrank, &group);

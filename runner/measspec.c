@@ -753,14 +753,21 @@ void lmd_mspec_free(lmd_mspec *s) {
     memset(s, 0, sizeof *s);
 }
 
+typedef struct {
+    double cost;
+    size_t index;
+} cost_index;
+
+static int cmp_cost(const void *a, const void *b) {
+    const cost_index *x = a, *y = b;
+    if (x->cost != y->cost) return x->cost > y->cost ? -1 : 1; /* most expensive first */
+    return x->index < y->index ? -1 : x->index > y->index;     /* ties by index */
+}
+
 void lmd_mspec_order(const lmd_mspec *s, size_t *order) {
-    for (size_t i = 0; i < s->n_cells; i++) order[i] = i;
-    for (size_t i = 1; i < s->n_cells; i++) { /* insertion sort: stable, cost descending */
-        size_t x = order[i], j = i;
-        while (j > 0 && s->cells[order[j - 1]].cost < s->cells[x].cost) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = x;
-    }
+    cost_index *ci = lmd_calloc(s->n_cells + 1, sizeof *ci);
+    for (size_t i = 0; i < s->n_cells; i++) ci[i].cost = s->cells[i].cost, ci[i].index = i;
+    qsort(ci, s->n_cells, sizeof *ci, cmp_cost);
+    for (size_t i = 0; i < s->n_cells; i++) order[i] = ci[i].index;
+    free(ci);
 }

@@ -53,10 +53,11 @@ static void build_manifest(lmd_manifest *m, const lmd_mspec *s, const size_t *se
     lmd_mspec_order(s, order);
     double *load = lmd_calloc((size_t)m->n_tasks + 1, sizeof *load);
     int *count = lmd_calloc((size_t)m->n_tasks + 1, sizeof *count);
+    char *want = lmd_calloc(s->n_cells + 1, 1);
+    for (size_t j = 0; j < n; j++)
+        if (sel[j] < s->n_cells) want[sel[j]] = 1;
     for (size_t i = 0; i < s->n_cells; i++) {
-        int want = 0;
-        for (size_t j = 0; j < n && !want; j++) want = sel[j] == order[i];
-        if (!want) continue;
+        if (!want[order[i]]) continue;
         int best = -1;
         for (int t = 0; t < m->n_tasks; t++)
             if (count[t] < cpt && (best < 0 || load[t] < load[best])) best = t;
@@ -67,7 +68,7 @@ static void build_manifest(lmd_manifest *m, const lmd_mspec *s, const size_t *se
         snprintf(m->e[k].id, sizeof m->e[k].id, "%s", s->cells[order[i]].id);
         k++;
     }
-    free(order), free(load), free(count);
+    free(order), free(load), free(count), free(want);
 }
 
 static void print_manifest(const lmd_mspec *s, const lmd_manifest *m) {

@@ -252,6 +252,30 @@ for i, src in enumerate(s("/cells/data_source")):
 print("4 text cells equal lmdisp measure --data tok:...; n_params = the safetensors' element count")
 PYEOF
 
+# an lmdisp checkpoint (DESIGN 4.1) among the models: model_type lmdisp-gpt, numbers = measure
+CS=$LMDISP_TESTS/specs/meas_ckpt.yaml
+"$LMDISP" run "$CS" --out "$W/ckpt" > "$W/ckpt.log" 2>&1 || fail "checkpoint study: $(tail -5 "$W/ckpt.log")"
+$PY - "$W/ckpt/study.h5" "$LMDISP" "$LMDISP_TESTS" <<'PYEOF' && pass "an lmdisp checkpoint as a model: = lmdisp measure" || fail "checkpoint model"
+import sys, json, subprocess, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+s = lambda k: [x.decode() for x in f[k][...]]
+assert s("/cells/model_type") == ["lmdisp-gpt", "gpt2"], s("/cells/model_type")
+assert s("/cells/model") == ["model_ckpt", "gpt2-hf"], s("/cells/model")
+assert f["/cells/n_layer"][...].tolist() == [3, 2]
+worst = 0.0
+for i in range(2):
+    m = json.loads(subprocess.run([sys.argv[2], "measure", s("/cells/model_spec")[i], "--tokens",
+                                   sys.argv[3] + "/ref/model_tokens.bin", "--sequences", "4",
+                                   "--seq-len", "16", "--json"], capture_output=True, text=True,
+                                  check=True).stdout)
+    L1 = f["/cells/n_layer"][i] + 1
+    a, b = np.array(m["layer_mean_cossim"]), f["/condensation/layer_mean_cossim"][i, 0, :L1]
+    worst = max(worst, float(np.max(np.abs(a - b))))
+    assert np.array_equal(a, b), (i, a, b)
+    assert np.isnan(f["/condensation/layer_mean_cossim"][1, 0, 3])  # gpt2-hf padded to L1 4
+print(f"checkpoint + HF cells = lmdisp measure: worst |diff| {worst:.1e}")
+PYEOF
+
 # 9. the paper's specs in experiments/ parse and name their models right: with a fake HF cache
 # holding every repo they name (each snapshot = the qwen3 test model), the only errors left are
 # the text files a user exports first (docs/DATA.md)
