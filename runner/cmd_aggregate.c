@@ -10,6 +10,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "measrun.h"
 #include "spec.h"
 #include "study.h"
 #include "studydir.h"
@@ -52,6 +53,11 @@ int cmd_aggregate(int argc, char **argv) {
         return 2;
     }
     const char *dir = pos[0];
+    if (!spec_arg && lmd_mstudy_dir_is(dir)) { /* kind: measure (runner/measrun.c) */
+        int st = lmd_mstudy_aggregate(dir);
+        MPI_Finalize();
+        return st;
+    }
     char spec_path[4200];
     snprintf(spec_path, sizeof spec_path, "%s/spec.yaml", dir);
     if (spec_arg) snprintf(spec_path, sizeof spec_path, "%s", spec_arg);

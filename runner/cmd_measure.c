@@ -32,6 +32,8 @@ static void usage(FILE *f) {
             "%s"
             "output:\n"
             "  --json              print one JSON object (DESIGN.md 4.5 keys) and nothing else\n"
+            "  --batch N           pretrained models: sequences per forward pass (default all;\n"
+            "                      a measurement study's measure.batch)\n"
             "  --allow-nonfinite   measure a model with NaN/Inf parameters anyway (exit 0; by\n"
             "                      default it is refused with exit 3, docs/ANALYSIS.md)\n",
             lmd_evalopts_help());
@@ -89,7 +91,7 @@ static int print_json_with_facts(const lmd_geom *g, const lmd_anymodel *m, const
 }
 
 /* `lmdisp measure` of a pretrained (HF) model: streamed, the paper's protocol by default */
-static int measure_hf(const char *spec, const lmd_evalopts *eo, int json) {
+static int measure_hf(const char *spec, const lmd_evalopts *eo, int json, int batch) {
     lmd_err err = {{0}};
     lmd_anymodel m;
     if (lmd_anymodel_open(&m, spec, &err)) {
@@ -119,7 +121,8 @@ static int measure_hf(const char *spec, const lmd_evalopts *eo, int json) {
     }
     lmd_geom g;
     double t0 = lmd_now();
-    int rc = lmd_anymodel_measure(&m, tok, n_seq, T, eo->bins, 0, "lmdisp measure", &g, &err);
+    int rc = lmd_anymodel_measure(&m, tok, n_seq, T, eo->bins, batch, "lmdisp measure", &g,
+                                  &err);
     double secs = lmd_now() - t0;
     free(tok);
     if (rc) {
@@ -170,6 +173,8 @@ int cmd_measure(int argc, char **argv) {
     }
     int json = lmd_args_flag(&a, "json");
     int allow_nonfinite = lmd_args_flag(&a, "allow-nonfinite");
+    int batch = 0;
+    lmd_args_int(&a, "batch", &batch, 1, 1 << 24);
     lmd_evalopts eo;
     lmd_evalopts_parse(&a, &eo);
     const char *pos[2] = {NULL, NULL};
@@ -184,7 +189,7 @@ int cmd_measure(int argc, char **argv) {
     }
     const char *ck = pos[0];
     gpt_set_threads(eo.threads);
-    if (hub_is_model_form(ck)) return measure_hf(ck, &eo, json);
+    if (hub_is_model_form(ck)) return measure_hf(ck, &eo, json, batch);
 
     lmd_err err = {{0}};
     gpt_model m;

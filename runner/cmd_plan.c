@@ -8,6 +8,7 @@
 #include "args.h"
 #include "commands.h"
 #include "jsonout.h"
+#include "measrun.h"
 #include "slurm.h"
 #include "spec.h"
 
@@ -169,6 +170,7 @@ int cmd_plan(int argc, char **argv) {
         fprintf(stderr, "lmdisp plan: --gflops must be > 0\n");
         return 2;
     }
+    if (lmd_mspec_detect(pos[0])) return lmd_mstudy_plan(pos[0], json); /* kind: measure */
     lmd_spec s;
     lmd_err err;
     if (lmd_spec_load(&s, pos[0], &err)) {

@@ -6,6 +6,7 @@
 #include "args.h"
 #include "celleval.h"
 #include "commands.h"
+#include "measrun.h"
 #include "study.h"
 #include "util.h"
 
@@ -23,7 +24,9 @@ static void usage(FILE *f) {
             "tables as text. eval: the zero-shot accuracies of tracking.eval_tasks per task and\n"
             "cell (step 0 -> the last step), included in all.\n"
             "--csv: one table (default cells: one row per cell and checkpoint) as CSV, NaN as an\n"
-            "empty field, numbers with 17 significant digits.\n");
+            "empty field, numbers with 17 significant digits.\n"
+            "A measurement study (kind: measure) has the tables cells, trend (per family and\n"
+            "dataset, n_params as the size), series (against training tokens) and pairs.\n");
 }
 
 int cmd_report(int argc, char **argv) {
@@ -51,6 +54,11 @@ int cmd_report(int argc, char **argv) {
     else
         snprintf(path, sizeof path, "%s", pos[0]);
     lmd_err err = {{0}};
+    if (lmd_mstudy_is(path)) { /* a measurement study (runner/measreport.c) */
+        if (lmd_mstudy_report(path, stdout, csv, table, &err) == 0) return 0;
+        fprintf(stderr, "lmdisp report: %s\n", err.msg);
+        return strstr(err.msg, "unknown table") ? 2 : 1;
+    }
     int eval_only = table && !strcmp(table, "eval"), all = !table ? !csv : !strcmp(table, "all");
     if (eval_only || (all && !csv)) { /* the /eval table (celleval.h) */
         if (!eval_only && lmd_study_report(path, stdout, csv, table, &err)) {

@@ -23,6 +23,7 @@
 #include "args.h"
 #include "cell.h"
 #include "commands.h"
+#include "measrun.h"
 #include "run.h"
 #include "schedule.h"
 #include "slurm.h"
@@ -70,6 +71,8 @@ static void usage(FILE *f) {
             "With --array-task (what the scripts of `lmdisp submit` run): only the cells of task I\n"
             "of the manifest (default DIR/manifest), from the frozen DIR/spec.yaml; no study.h5\n"
             "(the aggregation job writes it).\n"
+            "A measurement spec (kind: measure, docs/SPEC.md) measures its model x dataset\n"
+            "cells instead (no training); a rerun skips the measured ones.\n"
             "Exit codes: 0 all cells finished (done or diverged), 1 a cell failed,\n"
             "2 bad spec or usage (also: DIR holds a different study, or is locked by another\n"
             "run), 3 interrupted by SIGINT (Ctrl-C), SIGTERM or SIGUSR1 (checkpoints saved; a\n"
@@ -579,6 +582,11 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     lmd_err err = {{0}};
+    if (array_mode && lmd_mstudy_dir_is(out)) { /* kind: measure (runner/measrun.c) */
+        int status = lmd_mstudy_run_task(out, task, manifest, &g_stop);
+        MPI_Finalize();
+        return status;
+    }
     if (array_mode) {
         /* array tasks of one study run side by side: a shared lock, which keeps a plain
          * `lmdisp run` or `aggregate` of the same directory out while they work */
@@ -591,6 +599,11 @@ int cmd_run(int argc, char **argv) {
         }
         int status = run_array_task(out, task, manifest, wrank);
         lmd_studydir_unlock(lock);
+        MPI_Finalize();
+        return status;
+    }
+    if (lmd_mspec_detect(pos[0])) { /* kind: measure (runner/measrun.c) */
+        int status = lmd_mstudy_run(pos[0], out, &g_stop);
         MPI_Finalize();
         return status;
     }

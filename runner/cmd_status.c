@@ -10,6 +10,8 @@
 #include "args.h"
 #include "cell.h"
 #include "commands.h"
+#include "measrun.h"
+#include "meassubmit.h"
 #include "h5io.h"
 #include "jsonout.h"
 #include "slurm.h"
@@ -138,6 +140,7 @@ int cmd_status(int argc, char **argv) {
         return help ? 0 : 2;
     }
     const char *dir = pos[0];
+    if (lmd_mstudy_dir_is(dir)) return lmd_mstudy_status(dir, json); /* kind: measure */
     lmd_spec spec;
     lmd_err err = {{0}};
     if (lmd_studydir_load_spec(dir, &spec, &err)) {

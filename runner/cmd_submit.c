@@ -14,6 +14,8 @@
 #include "args.h"
 #include "cell.h"
 #include "commands.h"
+#include "measrun.h"
+#include "meassubmit.h"
 #include "slurm.h"
 #include "spec.h"
 #include "studydir.h"
@@ -293,6 +295,8 @@ int cmd_submit(int argc, char **argv) {
         usage_submit(help ? stdout : stderr);
         return help ? 0 : 2;
     }
+    if (lmd_mspec_detect(pos[0])) /* kind: measure (runner/meassubmit.c) */
+        return lmd_mstudy_submit(pos[0], out, templates, throttle, cpt, dry);
     lmd_spec spec;
     lmd_err err = {{0}};
     if (lmd_spec_load(&spec, pos[0], &err)) {
@@ -429,6 +433,9 @@ int cmd_resubmit(int argc, char **argv) {
                 "Then an aggregation job rewrites DIR/study.h5.\n");
         return help ? 0 : 2;
     }
+    if (lmd_mstudy_dir_is(pos[0])) /* kind: measure (runner/meassubmit.c) */
+        return lmd_mstudy_resubmit(pos[0], templates, throttle, cpt, dry, force, want_failed,
+                                   want_missing);
     char dir[PATH_MAX], man[PATH_MAX + 16];
     if (absolute(pos[0], dir, sizeof dir) || !lmd_slurm_path_ok(dir)) {
         fprintf(stderr, "lmdisp resubmit: %s: not a usable study directory path\n", pos[0]);
@@ -556,4 +563,12 @@ int cmd_resubmit(int argc, char **argv) {
     lmd_manifest_free(&m0);
     lmd_spec_free(&spec);
     return rc;
+}
+
+/* For other kinds of studies (runner/meassubmit.c): one round, as submit_round. */
+int lmd_slurm_submit_round(const lmd_slurm_res *res, const lmd_manifest *m, const char *dir,
+                           const char *templates, int throttle, int dry, const char *manifest,
+                           int *n_submitted, lmd_err *err) {
+    submit_opts o = {dir, templates, throttle, dry, manifest};
+    return submit_round(NULL, res, m, &o, n_submitted, err);
 }

@@ -82,6 +82,14 @@ char *lmd_slurm_template(const char *templates_dir, const char *name, lmd_err *e
 char *lmd_slurm_render(const char *tmpl, const char *const *keys, const char *const *vals, int n,
                        lmd_err *err);
 
+/* Renders and (unless dry) submits the array pieces of manifest m and the aggregation job
+ * after them, appending to DIR/slurm/jobs.tsv (the code of `lmdisp submit`, cmd_submit.c, for
+ * other kinds of studies). dir and manifest absolute. Returns 0, or 1 with a message;
+ * *n_submitted = jobs that reached Slurm. */
+int lmd_slurm_submit_round(const lmd_slurm_res *res, const lmd_manifest *m, const char *dir,
+                           const char *templates, int throttle, int dry, const char *manifest,
+                           int *n_submitted, lmd_err *err);
+
 /* ---- running Slurm commands (no shell involved) ---- */
 /* Runs argv[0] from PATH with argv, captures stdout (up to 1 MiB) into *out (malloc'ed) and
  * returns the exit status, or -1 if it could not be started (e.g. not installed). The child's
