@@ -119,7 +119,8 @@ static int measure_hf(const char *spec, const lmd_evalopts *eo, int json) {
     }
     lmd_geom g;
     double t0 = lmd_now();
-    int rc = lmd_anymodel_measure(&m, tok, n_seq, T, eo->bins, 0, "lmdisp measure", &g, &err);
+    int rc = lmd_anymodel_measure(&m, tok, n_seq, T, eo->bins, 0, eo->measure_thread,
+                                    "lmdisp measure", &g, &err);
     double secs = lmd_now() - t0;
     free(tok);
     if (rc) {
