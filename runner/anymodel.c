@@ -34,8 +34,10 @@ int lmd_anymodel_open(lmd_anymodel *m, const char *spec, lmd_err *err) {
 }
 
 void lmd_anymodel_close(lmd_anymodel *m) {
-    if (m->is_hf)
+    if (m->is_hf) {
         hub_model_close(&m->hm);
+        hf_forward_release();
+    }
     else
         gpt_free(&m->gm);
     memset(m, 0, sizeof *m);
