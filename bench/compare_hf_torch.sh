@@ -44,7 +44,7 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
 fi
 ARGS="$ARGS --batch $BATCH --seq $SEQ --reps $REPS --warmup 1"
 echo "OpenBLAS kernels (both sides): ${OPENBLAS_CORETYPE:-detected}"
-echo "shape: $ARGS; threads tried: $THREADS; rounds: $ROUNDS; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "shape: $ARGS; threads tried: $THREADS; rounds: $ROUNDS; $(getconf _NPROCESSORS_ONLN) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 field() { sed -n "s/.*RESULT.*[ ]$1=\(-\?[0-9.]*\).*/\1/p"; }
 gt() { awk "BEGIN{exit !($1 > $2)}"; }
 rl=() rm=()
