@@ -2,14 +2,19 @@
  * bitwise identical to serial lmd_geom_acc_add calls: same cosine sums, spectra sums and
  * finished metrics, over several layers, chunks of sequences of different sizes, a buffer
  * reused by the caller right after each add, a non-finite hidden state, and the same error
- * for a bad layer. It also refuses OpenBLAS at more than one thread. */
+ * for a bad layer. It also refuses OpenBLAS at more than one thread. And the spectra of one
+ * add spread over 2 threads (OpenMP and OpenBLAS at 2) give the same accumulator as 1 thread,
+ * with OpenBLAS's thread count restored after the add. */
 #include <string.h>
+
+#include <omp.h>
 
 #include "geometry.h"
 #include "geompipe.h"
 #include "testutil.h"
 
 extern void openblas_set_num_threads(int);
+extern int openblas_get_num_threads(void);
 
 enum { L1 = 5, T = 24, D = 40, NSEQ = 7 };
 
@@ -104,6 +109,28 @@ int main(void) {
              "2 BLAS threads: '%s'", err.msg);
     openblas_set_num_threads(1);
     TU_CHECK(lmd_geom_pipe_stop(NULL, &err) == 0, "stop(NULL)");
+
+    /* the same adds with 2 threads: spectra in parallel over the sequences of each add */
+    lmd_geom_acc two;
+    TU_CHECK(!lmd_geom_acc_init(&two, L1, T, D, LMD_GEOM_NBINS, &err), "%s", err.msg);
+    openblas_set_num_threads(2);
+    omp_set_num_threads(2);
+    s0 = 0;
+    for (int c = 0; c < 3; c++) {
+        for (int l = 0; l < L1; l++) {
+            for (int s = 0; s < chunks[c]; s++) fill(x + (size_t)s * T * D, l, s0 + s, 11);
+            if (c == 1 && l == 2) x[5] = NAN;
+            TU_CHECK(!lmd_geom_acc_add(&two, l, x, chunks[c], &err), "%s", err.msg);
+        }
+        s0 += chunks[c];
+    }
+    int blas_after = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    omp_set_num_threads(1);
+    TU_CHECK(blas_after == 2, "OpenBLAS threads after an add: %d, want 2 restored", blas_after);
+    TU_CHECK(two.n_tws == 2, "the spectra ran on %d thread scratch sets, want 2", two.n_tws);
+    TU_CHECK(same_acc(&ser, &two), "accumulator at 2 threads differs from 1 thread");
+    lmd_geom_acc_free(&two);
 
     free(x);
     lmd_geom_acc_free(&ser);
