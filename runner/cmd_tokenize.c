@@ -75,6 +75,8 @@ typedef struct {
     int64_t sep_id; /* -1 = none */
     job *jobs;
     int nj, max_jobs;
+    job *prev; /* one rank: the previous batch, encoded, written during this batch's encode */
+    int pnj;
     char *arena;
     size_t an, acap;
     /* output */
@@ -211,60 +213,87 @@ static int exchange(run_ctx *r, int lo, int hi, lmd_err *err) {
     return 0;
 }
 
+/* Encodes one job into jb->ids (jb->failed and jb->err on failure); w: the thread's workspace. */
+static void encode_job(const run_ctx *r, job *jb, tok_ws *w) {
+    const char *text = r->arena + jb->a_off;
+    jb->ids.n = 0;
+    if (jb->check_utf8) {
+        int64_t bad = tok_utf8_invalid_at(text, jb->len + jb->ctx);
+        if (bad >= 0) {
+            jb->failed = 1;
+            lmd_errf(&jb->err, "%s: invalid UTF-8 at byte offset %llu (byte 0x%02X)", jb->file,
+                     (unsigned long long)(jb->off + (uint64_t)bad), (unsigned char)text[bad]);
+            return;
+        }
+    }
+    if (jb->field) {
+        json_error_t je;
+        json_t *obj = json_loadb(text, jb->len, JSON_ALLOW_NUL, &je);
+        if (!obj) {
+            jb->failed = 1;
+            lmd_errf(&jb->err, "%s:%llu:%d (byte offset %llu): %s", jb->file,
+                     (unsigned long long)jb->lineno, je.column,
+                     (unsigned long long)(jb->off + (uint64_t)je.position), je.text);
+            return;
+        }
+        json_t *v = json_is_object(obj) ? json_object_get(obj, jb->field) : NULL;
+        if (!json_is_string(v)) {
+            jb->failed = 1;
+            lmd_errf(&jb->err, "--field %s: %s:%llu: %s", jb->field, jb->file,
+                     (unsigned long long)jb->lineno,
+                     !json_is_object(obj) ? "the line is not a JSON object"
+                     : v                  ? "the field is not a string"
+                                          : "the field is missing");
+        } else if (tok_encode(r->tok, w, json_string_value(v), json_string_length(v), 0,
+                              &jb->ids, &jb->err)) {
+            jb->failed = 1;
+            lmd_err_prefix(&jb->err, "%s:%llu", jb->file, (unsigned long long)jb->lineno);
+        }
+        json_decref(obj); /* jansson has checked the UTF-8 of the line */
+        return;
+    }
+    if (tok_encode(r->tok, w, text, jb->len, jb->ctx, &jb->ids, &jb->err)) {
+        jb->failed = 1;
+        lmd_err_prefix(&jb->err, "%s, document at byte offset %llu", jb->file,
+                       (unsigned long long)jb->off);
+    }
+}
+
+/* One rank: writes jobs[0..nj) (encoded, none failed) in order. 0, or -1 with *err. */
+static int write_jobs(run_ctx *r, const job *jobs, int nj, lmd_err *err) {
+    for (int j = 0; j < nj; j++) {
+        const job *jb = &jobs[j];
+        if (jb->doc_first && jb->ids.n) { /* documents with no tokens are skipped */
+            if (r->print_docs && r->print->n) print_ids(r->print);
+            if (r->n_docs > 0 && r->sep_id >= 0) {
+                uint32_t s = (uint32_t)r->sep_id;
+                if (emit(r, &s, 1, err)) return -1;
+            }
+            r->n_docs++;
+        }
+        if (emit(r, jb->ids.v, jb->ids.n, err)) return -1;
+        r->bytes_done += jb->len;
+    }
+    progress(r, 0);
+    return 0;
+}
+
+/* One rank: writes the batch still pending from the last flush. 0, or -1 with *err. */
+static int drain(run_ctx *r, lmd_err *err) {
+    int n = r->pnj;
+    r->pnj = 0;
+    return n ? write_jobs(r, r->prev, n, err) : 0;
+}
+
 static int flush(run_ctx *r, lmd_err *err) {
     int nj = r->nj;
     /* this rank's contiguous range of the batch's chunks (all of them with one rank) */
     int lo = (int)((long long)nj * r->rank / r->nranks);
     int hi = (int)((long long)nj * (r->rank + 1) / r->nranks);
     for (int j = 0; j < nj; j++) r->jobs[j].failed = 0;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(r->nt)
-    for (int j = lo; j < hi; j++) {
-        job *jb = &r->jobs[j];
-        tok_ws *w = r->ws[omp_get_thread_num()];
-        const char *text = r->arena + jb->a_off;
-        jb->ids.n = 0;
-        if (jb->check_utf8) {
-            int64_t bad = tok_utf8_invalid_at(text, jb->len + jb->ctx);
-            if (bad >= 0) {
-                jb->failed = 1;
-                lmd_errf(&jb->err, "%s: invalid UTF-8 at byte offset %llu (byte 0x%02X)", jb->file,
-                         (unsigned long long)(jb->off + (uint64_t)bad), (unsigned char)text[bad]);
-                continue;
-            }
-        }
-        if (jb->field) {
-            json_error_t je;
-            json_t *obj = json_loadb(text, jb->len, JSON_ALLOW_NUL, &je);
-            if (!obj) {
-                jb->failed = 1;
-                lmd_errf(&jb->err, "%s:%llu:%d (byte offset %llu): %s", jb->file,
-                         (unsigned long long)jb->lineno, je.column,
-                         (unsigned long long)(jb->off + (uint64_t)je.position), je.text);
-                continue;
-            }
-            json_t *v = json_is_object(obj) ? json_object_get(obj, jb->field) : NULL;
-            if (!json_is_string(v)) {
-                jb->failed = 1;
-                lmd_errf(&jb->err, "--field %s: %s:%llu: %s", jb->field, jb->file,
-                         (unsigned long long)jb->lineno,
-                         !json_is_object(obj) ? "the line is not a JSON object"
-                         : v                  ? "the field is not a string"
-                                              : "the field is missing");
-            } else if (tok_encode(r->tok, w, json_string_value(v), json_string_length(v), 0,
-                                  &jb->ids, &jb->err)) {
-                jb->failed = 1;
-                lmd_err_prefix(&jb->err, "%s:%llu", jb->file, (unsigned long long)jb->lineno);
-            }
-            json_decref(obj); /* jansson has checked the UTF-8 of the line */
-            continue;
-        }
-        if (tok_encode(r->tok, w, text, jb->len, jb->ctx, &jb->ids, &jb->err)) {
-            jb->failed = 1;
-            lmd_err_prefix(&jb->err, "%s, document at byte offset %llu", jb->file,
-                           (unsigned long long)jb->off);
-        }
-    }
     if (r->nranks > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(r->nt)
+        for (int j = lo; j < hi; j++) encode_job(r, &r->jobs[j], r->ws[omp_get_thread_num()]);
         if (exchange(r, lo, hi, err)) return -1;
         int ok = 1;
         if (r->rank == 0) {
@@ -293,26 +322,34 @@ static int flush(run_ctx *r, lmd_err *err) {
         progress(r, 0);
         return 0;
     }
-    for (int j = 0; j < nj; j++) {
-        job *jb = &r->jobs[j];
-        if (jb->failed) {
-            *err = jb->err;
+    /* one rank: one thread writes the previous batch while the others (and then it) encode
+     * this one; the file gets the same bytes in the same order as a serial write-then-encode */
+    int wrc = 0;
+    lmd_err werr = {{0}};
+#pragma omp parallel num_threads(r->nt)
+    {
+#pragma omp single nowait
+        wrc = drain(r, &werr);
+#pragma omp for schedule(dynamic, 1)
+        for (int j = 0; j < nj; j++) encode_job(r, &r->jobs[j], r->ws[omp_get_thread_num()]);
+    }
+    /* checked in order, as one thread meets them: the previous batch's write, then this
+     * batch's first failed job */
+    if (wrc) {
+        *err = werr;
+        return -1;
+    }
+    for (int j = 0; j < nj; j++)
+        if (r->jobs[j].failed) {
+            *err = r->jobs[j].err;
             return -1;
         }
-        if (jb->doc_first && jb->ids.n) { /* documents with no tokens are skipped */
-            if (r->print_docs && r->print->n) print_ids(r->print);
-            if (r->n_docs > 0 && r->sep_id >= 0) {
-                uint32_t s = (uint32_t)r->sep_id;
-                if (emit(r, &s, 1, err)) return -1;
-            }
-            r->n_docs++;
-        }
-        if (emit(r, jb->ids.v, jb->ids.n, err)) return -1;
-        r->bytes_done += jb->len;
-    }
+    job *t = r->prev; /* this batch is now the pending one; its slots' buffers are reused */
+    r->prev = r->jobs;
+    r->jobs = t;
+    r->pnj = nj;
     r->nj = 0;
     r->an = 0;
-    progress(r, 0);
     return 0;
 }
 
@@ -611,6 +648,7 @@ int cmd_tokenize(int argc, char **argv) {
     r.chunk = (size_t)chunk_kb * 1024;
     r.max_jobs = 4096; /* many small JSON Lines documents per parallel batch */
     r.jobs = lmd_calloc((size_t)r.max_jobs, sizeof *r.jobs);
+    r.prev = lmd_calloc((size_t)r.max_jobs, sizeof *r.prev);
     /* a batch of 4 MiB of text per thread (or 4 chunks, if larger), in chunks small enough
      * that a batch has 16 per thread at the default size: the threads' last jobs of a batch
      * end within about half a chunk of each other (with 4 chunks of 1 MiB a thread, the
@@ -664,7 +702,7 @@ int cmd_tokenize(int argc, char **argv) {
     for (int i = 0; i < nin; i++) {
         const char *fld = field ? field : ends_with(inputs[i], ".jsonl") ? "text" : NULL;
         int e = fld ? feed_jsonl(&r, inputs[i], fld, &err) : feed_text(&r, inputs[i], &err);
-        if (e || flush(&r, &err)) {
+        if (e || flush(&r, &err) || (i == nin - 1 && r.nranks == 1 && drain(&r, &err))) {
             fprintf(stderr, "lmdisp tokenize: %s\n", err.msg);
             rc = strstr(err.msg, "write failed") ? 1 : 2;
             goto out;
@@ -713,7 +751,11 @@ out:
     if (r.jobs)
         for (int j = 0; j < r.max_jobs; j++)
             tok_ids_free(&r.jobs[j].ids);
+    if (r.prev)
+        for (int j = 0; j < r.max_jobs; j++)
+            tok_ids_free(&r.prev[j].ids);
     free(r.jobs);
+    free(r.prev);
     free(r.arena);
     tok_free(tok);
     free(inputs);
