@@ -64,6 +64,7 @@ typedef struct {
     uint64_t lineno;
     tok_ids ids;
     int failed;
+    int done; /* one rank: encoded (the writer may take it) */
     lmd_err err;
 } job;
 
@@ -75,8 +76,6 @@ typedef struct {
     int64_t sep_id; /* -1 = none */
     job *jobs;
     int nj, max_jobs;
-    job *prev; /* one rank: the previous batch, encoded, written during this batch's encode */
-    int pnj;
     char *arena;
     size_t an, acap;
     /* output */
@@ -278,13 +277,6 @@ static int write_jobs(run_ctx *r, const job *jobs, int nj, lmd_err *err) {
     return 0;
 }
 
-/* One rank: writes the batch still pending from the last flush. 0, or -1 with *err. */
-static int drain(run_ctx *r, lmd_err *err) {
-    int n = r->pnj;
-    r->pnj = 0;
-    return n ? write_jobs(r, r->prev, n, err) : 0;
-}
-
 static int flush(run_ctx *r, lmd_err *err) {
     int nj = r->nj;
     /* this rank's contiguous range of the batch's chunks (all of them with one rank) */
@@ -322,34 +314,38 @@ static int flush(run_ctx *r, lmd_err *err) {
         progress(r, 0);
         return 0;
     }
-    /* one rank: one thread writes the previous batch while the others (and then it) encode
-     * this one; the file gets the same bytes in the same order as a serial write-then-encode */
-    int wrc = 0;
+    /* one rank: the jobs are written in order as they are encoded: the thread that finishes
+     * job j writes every finished job from the first unwritten one on, so the writing
+     * overlaps the encoding (also in a file's last batch); the file gets the bytes of a
+     * serial encode-then-write, and the error is the serial one: the first failed job's, or
+     * a write's, whichever comes first in order */
+    int next = 0, wrc = 0;
     lmd_err werr = {{0}};
-#pragma omp parallel num_threads(r->nt)
-    {
-#pragma omp single nowait
-        wrc = drain(r, &werr);
-#pragma omp for schedule(dynamic, 1)
-        for (int j = 0; j < nj; j++) encode_job(r, &r->jobs[j], r->ws[omp_get_thread_num()]);
+    for (int j = 0; j < nj; j++) r->jobs[j].done = 0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(r->nt)
+    for (int j = 0; j < nj; j++) {
+        encode_job(r, &r->jobs[j], r->ws[omp_get_thread_num()]);
+#pragma omp critical(tokenize_write)
+        {
+            r->jobs[j].done = 1;
+            while (!wrc && next < nj && r->jobs[next].done) {
+                job *jb = &r->jobs[next++];
+                if (jb->failed) {
+                    werr = jb->err;
+                    wrc = -1;
+                } else if (write_jobs(r, jb, 1, &werr)) {
+                    wrc = -1;
+                }
+            }
+        }
     }
-    /* checked in order, as one thread meets them: the previous batch's write, then this
-     * batch's first failed job */
     if (wrc) {
         *err = werr;
         return -1;
     }
-    for (int j = 0; j < nj; j++)
-        if (r->jobs[j].failed) {
-            *err = r->jobs[j].err;
-            return -1;
-        }
-    job *t = r->prev; /* this batch is now the pending one; its slots' buffers are reused */
-    r->prev = r->jobs;
-    r->jobs = t;
-    r->pnj = nj;
     r->nj = 0;
     r->an = 0;
+    progress(r, 0);
     return 0;
 }
 
@@ -648,7 +644,6 @@ int cmd_tokenize(int argc, char **argv) {
     r.chunk = (size_t)chunk_kb * 1024;
     r.max_jobs = 4096; /* many small JSON Lines documents per parallel batch */
     r.jobs = lmd_calloc((size_t)r.max_jobs, sizeof *r.jobs);
-    r.prev = lmd_calloc((size_t)r.max_jobs, sizeof *r.prev);
     /* a batch of 4 MiB of text per thread (or 4 chunks, if larger), in chunks small enough
      * that a batch has 16 per thread at the default size: the threads' last jobs of a batch
      * end within about half a chunk of each other (with 4 chunks of 1 MiB a thread, the
@@ -702,7 +697,7 @@ int cmd_tokenize(int argc, char **argv) {
     for (int i = 0; i < nin; i++) {
         const char *fld = field ? field : ends_with(inputs[i], ".jsonl") ? "text" : NULL;
         int e = fld ? feed_jsonl(&r, inputs[i], fld, &err) : feed_text(&r, inputs[i], &err);
-        if (e || flush(&r, &err) || (i == nin - 1 && r.nranks == 1 && drain(&r, &err))) {
+        if (e || flush(&r, &err)) {
             fprintf(stderr, "lmdisp tokenize: %s\n", err.msg);
             rc = strstr(err.msg, "write failed") ? 1 : 2;
             goto out;
@@ -751,11 +746,7 @@ out:
     if (r.jobs)
         for (int j = 0; j < r.max_jobs; j++)
             tok_ids_free(&r.jobs[j].ids);
-    if (r.prev)
-        for (int j = 0; j < r.max_jobs; j++)
-            tok_ids_free(&r.prev[j].ids);
     free(r.jobs);
-    free(r.prev);
     free(r.arena);
     tok_free(tok);
     free(inputs);
