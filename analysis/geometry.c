@@ -9,7 +9,17 @@
 #include <string.h>
 
 #include "jsonout.h"
+#include "par.h"
 #include "rankcorr.h"
+
+extern int openblas_get_num_threads(void);
+extern void openblas_set_num_threads(int);
+
+/* one thread's spectrum scratch (lmd_geom_acc.tws) */
+struct lmd_geom_tws {
+    double *xd, *gram, *eig, *work;
+    int *iwork;
+};
 
 /* LAPACK's symmetric eigensolver (divide and conquer), Fortran interface. Debian's OpenBLAS
  * exports it from libopenblas but ships no LAPACKE, so we declare it ourselves; the two
@@ -84,6 +94,14 @@ void lmd_geom_acc_free(lmd_geom_acc *a) {
     free(a->eig);
     free(a->work);
     free(a->iwork);
+    for (int i = 1; i < a->n_tws; i++) { /* slot 0 is the accumulator's own scratch */
+        free(a->tws[i].xd);
+        free(a->tws[i].gram);
+        free(a->tws[i].eig);
+        free(a->tws[i].work);
+        free(a->tws[i].iwork);
+    }
+    free(a->tws);
     memset(a, 0, sizeof *a);
 }
 
@@ -165,6 +183,25 @@ int lmd_geom_spectrum(const float *x, int T, int d, double *entropy, double *mev
     return 0;
 }
 
+/* scratch for nt threads; slot 0 is the accumulator's own */
+static void geom_tws_ensure(lmd_geom_acc *a, int nt) {
+    if (a->n_tws >= nt) return;
+    int k = a->T < a->d ? a->T : a->d;
+    size_t Td = (size_t)a->T * (size_t)a->d;
+    a->tws = realloc(a->tws, (size_t)nt * sizeof *a->tws);
+    if (!a->tws) lmd_die("out of memory");
+    a->tws[0] = (struct lmd_geom_tws){a->xd, a->gram, a->eig, a->work, a->iwork};
+    if (a->n_tws == 0) a->n_tws = 1;
+    for (int i = a->n_tws; i < nt; i++) {
+        a->tws[i].xd = lmd_calloc(Td, sizeof(double));
+        a->tws[i].gram = lmd_calloc((size_t)k * (size_t)k, sizeof(double));
+        a->tws[i].eig = lmd_calloc((size_t)k, sizeof(double));
+        a->tws[i].work = lmd_calloc((size_t)a->lwork, sizeof(double));
+        a->tws[i].iwork = lmd_calloc((size_t)a->liwork, sizeof(int));
+    }
+    a->n_tws = nt;
+}
+
 // x is (n_seq, T, d); adds to layer `layer` of the accumulator
 int lmd_geom_acc_add(lmd_geom_acc *a, int layer, const float *x, long n_seq, lmd_err *err) {
     if (layer < 0 || layer >= a->n_layers)
@@ -198,13 +235,38 @@ int lmd_geom_acc_add(lmd_geom_acc *a, int layer, const float *x, long n_seq, lmd
             double *si = csum + (size_t)i * T;
             for (int j = i; j < T; j++) si[j] += (double)geom_clip1(ci[j]);
         }
-        double h = NAN, m = NAN;
-        if (!a->no_spectrum)
-            geom_spectrum_ws(xs, T, d, a->xd, a->gram, a->eig, a->work, a->lwork, a->iwork,
-                             a->liwork, &h, &m);
-        a->ent_sum[layer] += h;
-        a->mev_sum[layer] += m;
     }
+    if (a->no_spectrum) {
+        for (long s = 0; s < n_seq; s++) a->ent_sum[layer] += NAN, a->mev_sum[layer] += NAN;
+        a->n_seq[layer] += n_seq;
+        return 0;
+    }
+    /* spectra: OpenBLAS at one thread for each (the same bits at any thread count); with
+     * more than one thread the sequences are spread over them, one dsyevd each */
+    double *hs = lmd_calloc((size_t)n_seq * 2, sizeof *hs), *ms = hs + n_seq;
+    int blas = openblas_get_num_threads(), omp = par_max_threads();
+    int nt = blas < omp ? blas : omp;
+    if (nt > n_seq) nt = (int)n_seq;
+    if (blas > 1) openblas_set_num_threads(1);
+    if (nt > 1) {
+        geom_tws_ensure(a, nt);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+        for (long s = 0; s < n_seq; s++) {
+            const struct lmd_geom_tws *w = &a->tws[par_thread_id()];
+            geom_spectrum_ws(x + (size_t)s * Td, T, d, w->xd, w->gram, w->eig, w->work,
+                             a->lwork, w->iwork, a->liwork, &hs[s], &ms[s]);
+        }
+    } else {
+        for (long s = 0; s < n_seq; s++)
+            geom_spectrum_ws(x + (size_t)s * Td, T, d, a->xd, a->gram, a->eig, a->work,
+                             a->lwork, a->iwork, a->liwork, &hs[s], &ms[s]);
+    }
+    if (blas > 1) openblas_set_num_threads(blas);
+    for (long s = 0; s < n_seq; s++) { /* in sequence order, as one thread adds them */
+        a->ent_sum[layer] += hs[s];
+        a->mev_sum[layer] += ms[s];
+    }
+    free(hs);
     a->n_seq[layer] += n_seq;
     return 0;
 }

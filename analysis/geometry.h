@@ -73,7 +73,13 @@ typedef struct {
 
 /* Running sums for all L1 layers of one model; sequences may arrive in any number of calls
  * per layer. Memory: L1*T*T doubles for the cosine sums (e.g. 13 layers, T = 1024: 109 MB)
- * plus one sequence's worth of scratch. Not thread-safe: one accumulator per thread. */
+ * plus one sequence's worth of scratch (per thread when spectra run in parallel, below).
+ * Not thread-safe: one accumulator per thread.
+ * Threads: the spectra of the n_seq sequences of one lmd_geom_acc_add are computed in
+ * parallel, one sequence per thread, when OpenMP and OpenBLAS both run more than one thread
+ * (dsyevd itself scales poorly with threads); each is computed with OpenBLAS at one thread
+ * whatever the setting, and summed in sequence order, so the results do not depend on the
+ * thread count (tests/test_geompipe.c). */
 typedef struct {
     int n_layers, T, d, nbins;
     double *csum;     /* (L1, T, T) sum over sequences of the clipped C; upper triangle
@@ -90,6 +96,10 @@ typedef struct {
     double *work;     /* dsyevd workspace */
     int *iwork;
     int lwork, liwork;
+    /* spectrum scratch of each thread when the sequences of one add are measured in
+     * parallel (allocated on first use) */
+    int n_tws;
+    struct lmd_geom_tws *tws;
     /* 0 after init. Set to 1 to skip the spectra (sv_entropy and mev then come out NaN), for
      * callers that want only the cosine geometry, e.g. bench/bench_cossim.c. */
     int no_spectrum;

@@ -58,6 +58,7 @@ for _ in range(reps):
 print(best[0], best[1])
 PY
 reps="${REPS:-3}"
+rm -f "$work/rows.txt"
 echo "load before: $(uptime)"
 printf "%-9s %5s %8s %8s %8s %7s %7s %9s %9s %9s %8s\n" tokenizer MB "js MB/s" "1t MB/s" \
   "2t MB/s" "1t/js" "2t/1t" "CPU s/MB" "CPU s/MB" "CPU s/MB" "CPU"
@@ -80,11 +81,14 @@ for m in gpt2 llama3 qwen2_5; do
   awk -v m=$m -v b=$bytes -v js=$js -v c1=$c1 -v c2=$c2 -v u1=$u1 -v u2=$u2 -v l1=$l1 -v l2=$l2 'BEGIN {
     j = b / 1e6 / js; mb = b / 1e6
     p1 = (u1 - l1) / mb; p2 = (u2 - l2) / mb
-    printf "%-9s %5.1f %8.2f %8.2f %8.2f %6.1fx %6.2fx %9.4f %9.4f %9.4f %7.2fx\n", m, mb, j, c1, c2, c1/j, c2/c1, p1, p2, p2/2, p2/p1 }'
+    printf "%-9s %5.1f %8.2f %8.2f %8.2f %6.1fx %6.2fx %9.4f %9.4f %9.4f %7.2fx\n", m, mb, j, c1, c2, c1/j, c2/c1, p1, p2, p2/2, p2/p1 }' | tee -a "$work/rows.txt"
 done
+# the issue's targets: 1 thread >= 5x the JS tokenizer, 2 threads >= 1.8x one
+awk '{ printf "TARGET %-8s 1t/js %.1fx (>= 5x: %s)  2t/1t %.2fx (>= 1.8x: %s)\n", $1, $6+0, ($6+0 >= 5) ? "met" : "NOT met", $7+0, ($7+0 >= 1.8) ? "met" : "NOT met" }' "$work/rows.txt"
+rm -f "$work/rows.txt"
 echo "load after:  $(uptime)"
 echo "MB/s: best of $reps runs. CPU s/MB: user+sys (all threads) of that run minus a 1-byte run"
 echo "(tokenizer load), per MB of text; 2t/thread = sum / 2. CPU 2t/1t = 1.00 means two threads"
 echo "do the work at no extra CPU: with two idle cores the wall ratio would then be ~2 / that;"
 echo "a wall 2t/1t below it is time spent waiting for a core (the load above), not work."
-echo "($(nproc) cores, shared: figures are of this run only; node $(node --version))"
+echo "($(getconf _NPROCESSORS_ONLN) cores, shared: figures are of this run only; node $(node --version))"

@@ -8,8 +8,11 @@ F.scaled_dot_product_attention when torch has it, else matmul + causal mask + so
                       [--kv-heads KV] [--inter I] [--vocab V] [--batch B] [--seq T]
                       [--threads N] [--reps R] [--warmup W]
 
-Times model(tokens) returning every hidden state and the logits (output_hidden_states=True),
-under torch.inference_mode(); prints the median tokens/s as `RESULT tokens_per_s_logits=...`.
+Times, under torch.inference_mode(), model(tokens) returning every hidden state and the logits
+(a CausalLM forward with output_hidden_states=True) and, in the same run, the base model alone
+(every hidden state, no LM head: what a measurement needs, HF's GPT2Model / LlamaModel /
+Olmo2Model with output_hidden_states=True); prints the medians as
+`RESULT tokens_per_s_logits=... tokens_per_s_nohead=...`.
 """
 import argparse
 import math
@@ -111,7 +114,7 @@ class Model(nn.Module):
             emb = torch.cat((f, f), dim=-1)
             self.cos, self.sin = emb.cos(), emb.sin()
 
-    def forward(self, tok):
+    def forward(self, tok, head=True):
         hs = []
         if self.a.arch == "gpt2":
             x = self.wte(tok) + self.wpe(torch.arange(tok.shape[1]))
@@ -120,14 +123,14 @@ class Model(nn.Module):
                 x = b(x)
             x = self.ln_f(x)
             hs.append(x)
-            return hs, x @ self.wte.weight.t()
+            return hs, x @ self.wte.weight.t() if head else None
         x = self.wte(tok)
         for b in self.blocks:
             hs.append(x)
             x = b(x, self.cos, self.sin)
         x = rms(x, self.norm)
         hs.append(x)
-        return hs, self.lm_head(x)
+        return hs, self.lm_head(x) if head else None
 
 
 def main():
@@ -144,19 +147,24 @@ def main():
     torch.manual_seed(0)
     m = Model(a).eval()
     tok = torch.randint(0, a.vocab, (a.batch, a.seq))
-    times = []
+    times, times_nh = [], []
     with torch.inference_mode():
         for r in range(-a.warmup, a.reps):
             t0 = time.perf_counter()
             hs, logits = m(tok)
-            t = time.perf_counter() - t0
-            print(f"  run {r}{' (warm-up)' if r < 0 else ''}: forward+logits {t:.3f} s")
+            t1 = time.perf_counter()
+            hs, _ = m(tok, head=False)
+            t2 = time.perf_counter()
+            print(f"  run {r}{' (warm-up)' if r < 0 else ''}: forward+logits {t1 - t0:.3f} s, "
+                  f"forward without head {t2 - t1:.3f} s")
             if r >= 0:
-                times.append(t)
+                times.append(t1 - t0)
+                times_nh.append(t2 - t1)
     n = a.batch * a.seq
-    med = statistics.median(times)
-    print(f"torch {torch.__version__}, {a.arch}, {a.threads} thread(s): median {n / med:.0f} tokens/s")
-    print(f"RESULT tokens_per_s_logits={n / med:.1f}")
+    med, med_nh = statistics.median(times), statistics.median(times_nh)
+    print(f"torch {torch.__version__}, {a.arch}, {a.threads} thread(s): median {n / med:.0f} "
+          f"tokens/s with logits, {n / med_nh:.0f} without the head")
+    print(f"RESULT tokens_per_s_logits={n / med:.1f} tokens_per_s_nohead={n / med_nh:.1f}")
 
 
 if __name__ == "__main__":

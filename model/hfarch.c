@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
 
 #define PAR_ROWS 64       /* loops over fewer rows stay serial */
@@ -58,6 +59,54 @@ static float *weights_alloc(size_t n) {
  * buffer is written whole (embedding lookup, norms, sgemm with beta 0 or onto a bias fill,
  * attention's per-head products) before it is read, so zeroing would be a wasted pass. */
 static float *act_alloc(size_t n) { return weights_alloc(n); }
+
+/* Buffers kept from one hf_forward call for the next (hf_forward_release frees them): a
+ * fresh 268 MB block buffer plus ~60 MB of activations per call is ~0.2 s of the kernel
+ * zeroing new pages per pass on the 1B shape (perf: clear_page 11 % of a 2-layer
+ * bench_hf_forward run), paid again by every pass over the same model. A buffer is taken
+ * back by a request of at most its size (the smallest that fits) and is not zeroed: every
+ * buffer of hf_forward is written whole before it is read (see act_alloc). */
+#define POOL_SLOTS 10
+static struct {
+    float *p;
+    size_t n;
+} pool[POOL_SLOTS];
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static float *pool_alloc(size_t n) {
+    pthread_mutex_lock(&pool_mu);
+    int best = -1;
+    for (int i = 0; i < POOL_SLOTS; i++)
+        if (pool[i].p && pool[i].n >= n && (best < 0 || pool[i].n < pool[best].n)) best = i;
+    float *p = NULL;
+    if (best >= 0) {
+        p = pool[best].p;
+        pool[best].p = NULL;
+    }
+    pthread_mutex_unlock(&pool_mu);
+    return p ? p : weights_alloc(n);
+}
+
+/* gives p (from pool_alloc(n'), n' <= n the size it was allocated with) back to the pool */
+static void pool_free(float *p, size_t n) {
+    if (!p) return;
+    pthread_mutex_lock(&pool_mu);
+    int slot = -1;
+    for (int i = 0; i < POOL_SLOTS && slot < 0; i++)
+        if (!pool[i].p) slot = i;
+    if (slot >= 0) pool[slot].p = p, pool[slot].n = n;
+    pthread_mutex_unlock(&pool_mu);
+    if (slot < 0) free(p);
+}
+
+void hf_forward_release(void) {
+    pthread_mutex_lock(&pool_mu);
+    for (int i = 0; i < POOL_SLOTS; i++) {
+        free(pool[i].p);
+        pool[i].p = NULL;
+    }
+    pthread_mutex_unlock(&pool_mu);
+}
 
 void hf_arch_config_free(hf_arch_config *c) {
     if (!c) return;
@@ -489,18 +538,21 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
     char name[192];
 
     /* activations of all sequences */
-    float *h = act_alloc(N * dd);   /* residual stream */
-    float *xn = act_alloc(N * dd);  /* normed input / branch output */
     size_t qkv_w = c->arch == HF_GPT2 ? 3 * dd : (size_t)qd + 2 * (size_t)kd;
-    float *qkv = act_alloc(N * qkv_w);
-    float *ao = act_alloc(N * (size_t)qd); /* attention output */
     size_t mrows = N < MLP_ROWS ? N : MLP_ROWS;
-    float *m1 = act_alloc(mrows * (size_t)IM);
-    float *m2 = is_llama_family(c) ? act_alloc(mrows * (size_t)IM) : NULL;
+    const size_t n_h = N * dd, n_qkv = N * qkv_w, n_ao = N * (size_t)qd,
+                 n_m = mrows * (size_t)IM;
+    float *h = pool_alloc(n_h);     /* residual stream */
+    float *xn = pool_alloc(n_h);    /* normed input / branch output */
+    float *qkv = pool_alloc(n_qkv);
+    float *ao = pool_alloc(n_ao);   /* attention output */
+    float *m1 = pool_alloc(n_m);
+    float *m2 = is_llama_family(c) ? pool_alloc(n_m) : NULL;
     int nthreads = par_max_threads();
     float *scratch = lmd_aligned_alloc((size_t)nthreads * ATT_BLK * T * sizeof(float));
     float *cos0 = NULL, *sin0 = NULL, *cosy = NULL, *siny = NULL;
     float *wbuf = NULL, *emb = NULL, *fn_w = NULL, *fn_b = NULL, *head = NULL;
+    size_t head_n = 0; /* > 0: head came from pool_alloc(head_n) */
     float *w[W_NUM];
 
     /* embeddings: h = embed[tok] (+ wpe[t]); with a row source only the tokens' rows are
@@ -552,7 +604,7 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
         }
     }
 
-    wbuf = weights_alloc(bl.total);
+    wbuf = pool_alloc(bl.total);
     for (int l = 0; l < L; l++) {
         if (load_block(c, src, gp, l, wbuf, w, err)) goto fail;
         int sliding = c->layer_sliding && c->layer_sliding[l];
@@ -658,7 +710,7 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
         }
         if (l < L - 1 && on_hidden && on_hidden(ctx, l + 1, h, n_seq, T, d, err)) goto fail;
     }
-    free(wbuf);
+    pool_free(wbuf, bl.total);
     wbuf = NULL;
 
     /* final norm -> hidden state L -> logits */
@@ -677,9 +729,15 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
     if (on_hidden && on_hidden(ctx, L, xn, n_seq, T, d, err)) goto fail;
     if (logits) {
         /* the activations no longer needed make room for the head */
-        free(qkv), qkv = NULL;
-        free(m1), m1 = NULL;
-        free(m2), m2 = NULL;
+        if (rows_src) { /* the head takes 4 MB: keep them for the next call */
+            pool_free(qkv, n_qkv), qkv = NULL;
+            pool_free(m1, n_m), m1 = NULL;
+            pool_free(m2, n_m), m2 = NULL;
+        } else {
+            free(qkv), qkv = NULL;
+            free(m1), m1 = NULL;
+            free(m2), m2 = NULL;
+        }
         const char *hname = c->tie_word_embeddings ? emb_name : "lm_head.weight";
         if (rows_src) {
             /* vocabulary chunks: convert vc rows of the head, logits[:, v0:v0+vc] = xn head^T,
@@ -687,7 +745,8 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
             size_t vc = LOGIT_FLOATS / dd;
             vc = vc >= 64 ? vc / 64 * 64 : (vc ? vc : 1);
             if (vc > (size_t)V) vc = (size_t)V;
-            head = weights_alloc(vc * dd);
+            head_n = vc * dd;
+            head = pool_alloc(head_n);
             for (size_t v0 = 0; v0 < (size_t)V; v0 += vc) {
                 size_t nv = (size_t)V - v0 < vc ? (size_t)V - v0 : vc;
                 if (load_rows(src, hname, V, d, (int64_t)v0, (int64_t)nv, head, err)) goto fail;
@@ -709,21 +768,24 @@ fail:
     rc = -1;
     if (!err || !err->msg[0]) lmd_errf(err, "hf_forward failed");
 done:
-    free(h);
-    free(xn);
-    free(qkv);
-    free(ao);
-    free(m1);
-    free(m2);
+    pool_free(h, n_h);
+    pool_free(xn, n_h);
+    pool_free(qkv, n_qkv);
+    pool_free(ao, n_ao);
+    pool_free(m1, n_m);
+    pool_free(m2, n_m);
     free(scratch);
     free(cos0);
     free(sin0);
     free(cosy);
     free(siny);
-    free(wbuf);
+    pool_free(wbuf, bl.total);
     free(emb);
     free(fn_w);
     free(fn_b);
-    free(head);
+    if (head_n)
+        pool_free(head, head_n);
+    else
+        free(head);
     return rc;
 }

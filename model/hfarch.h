@@ -100,6 +100,11 @@ int hf_forward(const hf_arch_config *cfg, const hf_tensor_source *src, const int
                int n_seq, int T, hf_hidden_fn on_hidden, void *ctx, float *logits,
                lmd_err *err);
 
+/* hf_forward keeps its block weight buffer and activation buffers for the next call (a pass
+ * over the same model then touches no fresh pages); this frees them. Called by
+ * lmd_anymodel_close; harmless at any time when no hf_forward runs. */
+void hf_forward_release(void);
+
 /* Parameter count as HF counts it (model.num_parameters()): every weight tensor once, a tied
  * lm_head not counted twice, gpt2's legacy mask buffers not counted. */
 int64_t hf_num_params(const hf_arch_config *cfg);

@@ -2,6 +2,7 @@
 #include "anymodel.h"
 #include "tokfile.h"
 #include "datasrc.h"
+#include "geompipe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +34,10 @@ int lmd_anymodel_open(lmd_anymodel *m, const char *spec, lmd_err *err) {
 }
 
 void lmd_anymodel_close(lmd_anymodel *m) {
-    if (m->is_hf)
+    if (m->is_hf) {
         hub_model_close(&m->hm);
+        hf_forward_release();
+    }
     else
         gpt_free(&m->gm);
     memset(m, 0, sizeof *m);
@@ -68,6 +71,7 @@ int lmd_anymodel_forward(lmd_anymodel *m, const int32_t *tokens, int n_seq, int 
 
 typedef struct {
     lmd_geom_acc *acc;
+    lmd_geom_pipe *pipe; /* NULL: add on this thread */
     const char *label;
     int n_layer, pass, n_pass;
     double t0, last;
@@ -76,7 +80,9 @@ typedef struct {
 static int measure_hidden(void *ctx, int layer, const float *h, int n_seq, int T, int d,
                           lmd_err *err) {
     measure_ctx *c = ctx;
-    if (lmd_geom_acc_add(c->acc, layer, h, n_seq, err)) return -1;
+    if (c->pipe ? lmd_geom_pipe_add(c->pipe, layer, h, n_seq, err)
+                : lmd_geom_acc_add(c->acc, layer, h, n_seq, err))
+        return -1;
     if (c->label) {
         double now = lmd_now();
         if (now - c->last >= 5.0) {
@@ -93,7 +99,8 @@ static int measure_hidden(void *ctx, int layer, const float *h, int n_seq, int T
 }
 
 int lmd_anymodel_measure(lmd_anymodel *m, const int32_t *tokens, int n_seq, int T, int nbins,
-                         int chunk, const char *progress, lmd_geom *out, lmd_err *err) {
+                         int chunk, int measure_thread, const char *progress, lmd_geom *out,
+                         lmd_err *err) {
     memset(out, 0, sizeof *out);
     if (n_seq < 1 || T < 1)
         return lmd_errf(err, "measure: need at least one sequence of length >= 1 (got %d x %d)",
@@ -102,11 +109,20 @@ int lmd_anymodel_measure(lmd_anymodel *m, const int32_t *tokens, int n_seq, int 
     lmd_geom_acc acc;
     if (lmd_geom_acc_init(&acc, m->n_layer + 1, T, m->hidden_size, nbins, err)) return -1;
     double now = lmd_now();
-    measure_ctx c = {&acc, progress, m->n_layer, 0, (n_seq + chunk - 1) / chunk, now, now};
+    measure_ctx c = {&acc, NULL, progress, m->n_layer, 0, (n_seq + chunk - 1) / chunk, now, now};
+    if (measure_thread && lmd_geom_pipe_start(&c.pipe, &acc, err)) {
+        lmd_geom_acc_free(&acc);
+        return -1;
+    }
     int rc = 0;
     for (int s = 0; s < n_seq && rc == 0; s += chunk, c.pass++) {
         int b = n_seq - s < chunk ? n_seq - s : chunk;
         rc = lmd_anymodel_forward(m, tokens + (size_t)s * T, b, T, measure_hidden, &c, NULL, err);
+    }
+    lmd_err perr = {{0}};
+    if (lmd_geom_pipe_stop(c.pipe, &perr) && rc == 0) { /* the worker's error, if any */
+        *err = perr;
+        rc = -1;
     }
     if (rc == 0) rc = lmd_geom_acc_finish(&acc, out, err);
     lmd_geom_acc_free(&acc);

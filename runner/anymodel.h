@@ -60,8 +60,11 @@ int lmd_anymodel_eval_data(const lmd_anymodel *m, const char *data, lmd_paper_sa
  * hidden state goes into the accumulator as the forward produces it. chunk: sequences per
  * forward pass (<= 0: all at once, the fastest for a streamed HF model, whose weights are read
  * once per pass). progress: a label for "layer l/L, ETA" lines on stderr every few seconds
- * (NULL: quiet). Fills *out (free with lmd_geom_free). */
+ * (NULL: quiet). measure_thread: add the hidden states on a measurement thread
+ * (analysis/geompipe.h) while the forward goes on; the same numbers, bit for bit (needs
+ * OpenBLAS at 1 thread). Fills *out (free with lmd_geom_free). */
 int lmd_anymodel_measure(lmd_anymodel *m, const int32_t *tokens, int n_seq, int T, int nbins,
-                         int chunk, const char *progress, lmd_geom *out, lmd_err *err);
+                         int chunk, int measure_thread, const char *progress, lmd_geom *out,
+                         lmd_err *err);
 
 #endif

@@ -121,8 +121,8 @@ static int measure_hf(const char *spec, const lmd_evalopts *eo, int json, int ba
     }
     lmd_geom g;
     double t0 = lmd_now();
-    int rc = lmd_anymodel_measure(&m, tok, n_seq, T, eo->bins, batch, "lmdisp measure", &g,
-                                  &err);
+    int rc = lmd_anymodel_measure(&m, tok, n_seq, T, eo->bins, batch, eo->measure_thread,
+                                  "lmdisp measure", &g, &err);
     double secs = lmd_now() - t0;
     free(tok);
     if (rc) {

@@ -493,7 +493,7 @@ int cmd_track(int argc, char **argv) {
             int frc = lmd_anymodel_open(&am, it->path, &err);
             if (!frc) {
                 frc = lmd_anymodel_measure(&am, hf_tok, es.n_seq, es.T, eo.bins, 0,
-                                           "lmdisp track", &r->geom, &err);
+                                           eo.measure_thread, "lmdisp track", &r->geom, &err);
                 lmd_anymodel_close(&am);
             }
             if (frc) {

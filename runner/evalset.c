@@ -24,7 +24,10 @@ const char *lmd_evalopts_help(void) {
            "  (docs/DATA.md): from seeded random starts, consecutive documents joined until\n"
            "  --min-words words (default 1024), truncated to --seq-len tokens (default 512),\n"
            "  --sequences sequences (default 100); --seed S (default 0) orders the starts\n"
-           "  --threads N         BLAS/OpenMP threads (default 1)\n";
+           "  --threads N         BLAS/OpenMP threads (default 1)\n"
+           "  --measure-thread    pretrained model, --threads 1: measure hidden state l on a\n"
+           "                      second thread while the forward computes block l+1 (same\n"
+           "                      numbers, bit for bit; one more copy of the activations)\n";
 }
 
 void lmd_evalopts_parse(lmd_args *a, lmd_evalopts *o) {
@@ -47,6 +50,13 @@ void lmd_evalopts_parse(lmd_args *a, lmd_evalopts *o) {
     lmd_args_double(a, "val-fraction", &o->val_fraction);
     lmd_args_int(a, "bins", &o->bins, 1, 1 << 20);
     lmd_args_int(a, "threads", &o->threads, 1, 1024);
+    o->measure_thread = lmd_args_flag(a, "measure-thread");
+    if (o->measure_thread && o->threads > 1) {
+        fprintf(stderr, "lmdisp %s: --measure-thread runs the forward on one thread and the "
+                "measurement on another: it needs --threads 1, got --threads %d\n", a->cmd,
+                o->threads);
+        a->failed = 1;
+    }
     if (o->data && o->tokens) {
         fprintf(stderr, "lmdisp %s: give --data or --tokens, not both\n", a->cmd);
         a->failed = 1;

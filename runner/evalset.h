@@ -20,6 +20,7 @@ typedef struct {
     double val_fraction; /* --val-fraction, as `lmdisp train` */
     int bins;            /* --bins */
     int threads;         /* --threads */
+    int measure_thread;  /* --measure-thread (pretrained models; needs threads == 1) */
     int n_seq_given;     /* --sequences was given (else a pretrained model on --data tok:
                           * takes the paper's 100) */
     int min_words;       /* --min-words (paper's sampling; default 1024) */

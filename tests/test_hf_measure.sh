@@ -8,7 +8,10 @@
 #      converted to an lmdisp checkpoint (tolerance 1e-5 absolute on every per-layer metric:
 #      two float32 forwards summed in another order, ~1e-7);
 #   3. measure without --tokens, and a too-short token file, exit 2 with a message;
-#   4. track hf:allenai/OLMo-2-tiny@* orders the cached revisions as DESIGN 4.6 says, names
+#   4. --measure-thread (the measurement on a thread of its own) prints the same JSON, byte
+#      for byte, for gpt2, llama, qwen3 and olmo2 directories (2 sequences, so several
+#      sequences per hidden state); with --threads 2 it is refused, exit 2;
+#   5. track hf:allenai/OLMo-2-tiny@* orders the cached revisions as DESIGN 4.6 says, names
 #      the revision without a step as skipped, and writes one trajectory row per revision.
 set -u
 : "${LMDISP:?}" "${LMDISP_TESTS:?}" "${LMDISP_TMP:?}"
@@ -79,7 +82,24 @@ rc=$?
 rc=$?
 [ $rc = 2 ] && grep -q "tokens.bin" "$W/short.err" || fail "measure, short token file: exit $rc, $(cat "$W/short.err")"
 
-# 4. track a cached series
+# 4. the measurement thread: the same numbers, bit for bit (the JSON has 17 digits)
+for a in gpt2 llama qwen3 olmo2; do
+    D=$HF/$a
+    "$LMDISP" measure "$D" --tokens "$D/tokens.bin" --sequences 2 --seq-len 16 --json \
+        > "$W/mt_serial.json" 2> "$W/mt.err" || { fail "measure $a: $(cat "$W/mt.err")"; continue; }
+    "$LMDISP" measure "$D" --tokens "$D/tokens.bin" --sequences 2 --seq-len 16 --json \
+        --measure-thread > "$W/mt_thread.json" 2> "$W/mt.err" \
+        || { fail "measure $a --measure-thread: $(cat "$W/mt.err")"; continue; }
+    cmp -s "$W/mt_serial.json" "$W/mt_thread.json" \
+        && grep -q '"singular_value_entropy": \[[0-9]' "$W/mt_thread.json" \
+        || fail "measure $a --measure-thread: JSON differs from the serial one (or has no spectra)"
+done
+"$LMDISP" measure "$G" --tokens "$G/tokens.bin" --sequences 2 --seq-len 16 --measure-thread \
+    --threads 2 > /dev/null 2> "$W/mt2.err"
+rc=$?
+[ $rc = 2 ] && grep -q -- "--threads 1" "$W/mt2.err" || fail "--measure-thread --threads 2: exit $rc, $(cat "$W/mt2.err")"
+
+# 5. track a cached series
 C=$HF/cache
 if HF_HUB_CACHE=$C "$LMDISP" track 'hf:allenai/OLMo-2-tiny@*' --tokens "$C/tokens.bin" \
     --sequences 2 --seq-len 8 --out "$W/traj.h5" > "$W/track.out" 2> "$W/track.err"; then

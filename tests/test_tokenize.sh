@@ -161,6 +161,17 @@ grep -q "invalid UTF-8 at byte offset 3 " "$W/err" || bad "invalid UTF-8 message
 grep -q "invalid UTF-8 at byte offset $((off2 + 1)) " "$W/err" \
   || bad "invalid UTF-8 (chunked) message, want offset $((off2 + 1)): $(cat "$W/err")"
 [ ! -e "$W/x.bin" ] && [ ! -e "$W/x.bin.tmp" ] || bad "a failed run left an output file"
+# two bad bytes in different chunks (4 KiB): the first in file order is reported, at 1 and 2
+# threads (the threads write and check the chunks in order as they finish them)
+{ head -c 30000 "$big" | tr -dc 'a-z \n'; printf 'y\xfe'; head -c 60000 "$big" | tr -dc 'a-z \n';
+  printf 'z\xff'; } >"$W/bad3.txt"
+off3=$(( $(head -c 30000 "$big" | tr -dc 'a-z \n' | wc -c) + 1 ))
+for t in 1 2; do
+  "$LMDISP" tokenize --tokenizer "$(tj gpt2)" --quiet --chunk-kb 4 --threads $t --out "$W/x.bin" \
+    "$W/bad3.txt" 2>"$W/err" && bad "invalid UTF-8 accepted (two bad bytes, $t threads)"
+  grep -q "invalid UTF-8 at byte offset $off3 " "$W/err" \
+    || bad "two bad bytes, $t threads: want the first, offset $off3: $(cat "$W/err")"
+done
 
 # ---- 5. unsupported features refused by name; malformed files refused with the field ----
 # every edit in one Python run (the Qwen2.5 file is 7 MB), then one lmdisp run per file
