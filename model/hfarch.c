@@ -55,17 +55,14 @@ static float *weights_alloc(size_t n) {
     return p;
 }
 
-/* activations: on huge pages like weights_alloc, and like it not zeroed: every activation
- * buffer is written whole (embedding lookup, norms, sgemm with beta 0 or onto a bias fill,
- * attention's per-head products) before it is read, so zeroing would be a wasted pass. */
-static float *act_alloc(size_t n) { return weights_alloc(n); }
-
 /* Buffers kept from one hf_forward call for the next (hf_forward_release frees them): a
  * fresh 268 MB block buffer plus ~60 MB of activations per call is ~0.2 s of the kernel
  * zeroing new pages per pass on the 1B shape (perf: clear_page 11 % of a 2-layer
  * bench_hf_forward run), paid again by every pass over the same model. A buffer is taken
  * back by a request of at most its size (the smallest that fits) and is not zeroed: every
- * buffer of hf_forward is written whole before it is read (see act_alloc). */
+ * buffer of hf_forward is written whole (embedding lookup, norms, sgemm with beta 0 or onto
+ * a bias fill, attention's per-head products) before it is read, so zeroing would be a
+ * wasted pass. */
 #define POOL_SLOTS 10
 static struct {
     float *p;
