@@ -26,6 +26,7 @@
 #include "measure.h"
 #include "h5io.h"
 #include "initmodel.h"
+#include "mpicheck.h"
 
 const char *lmd_cell_status_name(lmd_cell_status s) {
     switch (s) {
@@ -288,8 +289,8 @@ static int save_ckpt(const lmd_cell_job *job, const lmd_trainer *tr, lmd_err *er
  * instead of MPI_Allreduce's ~2: the price of results independent of the group size. */
 static int tree_allreduce(float *buf, size_t n, double l3[4], MPI_Comm comm, lmd_err *err) {
     int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    LMD_MPI(MPI_Comm_rank(comm, &rank));
+    LMD_MPI(MPI_Comm_size(comm, &size));
     if (size & (size - 1)) return lmd_errf(err, "tree all-reduce needs a power-of-2 group, not %d", size);
     float *tmp = lmd_aligned_alloc(n * sizeof(float));
     const size_t chunk = (size_t)1 << 28; /* elements per message: within MPI's int counts */
@@ -297,12 +298,12 @@ static int tree_allreduce(float *buf, size_t n, double l3[4], MPI_Comm comm, lmd
         int peer = rank ^ d;
         for (size_t off = 0; off < n; off += chunk) {
             int cnt = (int)(n - off < chunk ? n - off : chunk);
-            MPI_Sendrecv(buf + off, cnt, MPI_FLOAT, peer, 71, tmp + off, cnt, MPI_FLOAT, peer, 71,
-                         comm, MPI_STATUS_IGNORE);
+            LMD_MPI(MPI_Sendrecv(buf + off, cnt, MPI_FLOAT, peer, 71, tmp + off, cnt, MPI_FLOAT, peer, 71,
+                         comm, MPI_STATUS_IGNORE));
         }
         double o3[4];
-        MPI_Sendrecv(l3, 4, MPI_DOUBLE, peer, 72, o3, 4, MPI_DOUBLE, peer, 72, comm,
-                     MPI_STATUS_IGNORE);
+        LMD_MPI(MPI_Sendrecv(l3, 4, MPI_DOUBLE, peer, 72, o3, 4, MPI_DOUBLE, peer, 72, comm,
+                     MPI_STATUS_IGNORE));
 #pragma omp parallel for simd schedule(static) if (n >= 65536)
         for (size_t i = 0; i < n; i++) buf[i] += tmp[i];
         for (int q = 0; q < 4; q++) l3[q] += o3[q];
@@ -330,12 +331,12 @@ static int group_reduce(lmd_trainer *tr, void *ctx) {
         tr->last.loss = l3[0], tr->last.ce = l3[1], tr->last.disp = l3[2], tr->last.kl = l3[3];
         lmd_trainer_shards_scale(tr);
     } else {
-        MPI_Allreduce(MPI_IN_PLACE, tr->model.grads_memory, (int)tr->model.num_params, MPI_FLOAT,
-                      MPI_SUM, g->comm);
+        LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, tr->model.grads_memory, (int)tr->model.num_params, MPI_FLOAT,
+                      MPI_SUM, g->comm));
         float inv = 1.0f / (float)size;
         for (size_t i = 0; i < tr->model.num_params; i++) tr->model.grads_memory[i] *= inv;
         double l3[4] = {tr->last.loss, tr->last.ce, tr->last.disp, tr->last.kl};
-        MPI_Allreduce(MPI_IN_PLACE, l3, 4, MPI_DOUBLE, MPI_SUM, g->comm);
+        LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, l3, 4, MPI_DOUBLE, MPI_SUM, g->comm));
         tr->last.loss = l3[0] / size;
         tr->last.ce = l3[1] / size;
         tr->last.disp = l3[2] / size;
@@ -347,7 +348,7 @@ static int group_reduce(lmd_trainer *tr, void *ctx) {
 /* All ranks of comm agree on an error: returns 1 on every rank if any rank had one. */
 static int any(MPI_Comm comm, int flag) {
     int out = flag;
-    MPI_Allreduce(&flag, &out, 1, MPI_INT, MPI_MAX, comm);
+    LMD_MPI(MPI_Allreduce(&flag, &out, 1, MPI_INT, MPI_MAX, comm));
     return out;
 }
 
@@ -364,8 +365,8 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
                              volatile sig_atomic_t *stop_flag, lmd_cell_tick tick, void *tick_ctx,
                              lmd_err *err) {
     int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    LMD_MPI(MPI_Comm_rank(comm, &rank));
+    LMD_MPI(MPI_Comm_size(comm, &size));
     int bad = 0;
     char path[4200];
     if (rank == 0) {
@@ -413,7 +414,7 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
         }
         free(steps);
     }
-    MPI_Bcast(&resume_step, 1, MPI_LONG_LONG, 0, comm);
+    LMD_MPI(MPI_Bcast(&resume_step, 1, MPI_LONG_LONG, 0, comm));
 
     gpt_model model;
     lmd_train_state st;

@@ -12,6 +12,7 @@
 #include "hfmodel.h"
 #include "jsonout.h"
 #include "mceval.h"
+#include "mpicheck.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -83,9 +84,9 @@ static json_t *task_json(const mc_task *t, const mc_result *r, const mc_choice_s
  * holds all of them, or all agree on the lowest failing rank's message. Returns 0 or -1. */
 static int share(mc_choice_score *sc, size_t n, int *bad, int rank, int P, lmd_err *err) {
     int first = *bad ? rank : P;
-    MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     if (first < P) {
-        MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD);
+        LMD_MPI(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD));
         return -1;
     }
     if (n * 5 > (size_t)2000000000) return lmd_errf(err, "%zu choices: too many for one message", n);
@@ -95,7 +96,7 @@ static int share(mc_choice_score *sc, size_t n, int *bad, int rank, int P, lmd_e
         v[5 * k + 2] = sc[k].n_cont_tokens, v[5 * k + 3] = sc[k].greedy;
         v[5 * k + 4] = sc[k].truncated;
     }
-    MPI_Allreduce(MPI_IN_PLACE, v, (int)(n * 5), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, v, (int)(n * 5), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
     for (size_t k = 0; k < n; k++) {
         sc[k].loglik = v[5 * k], sc[k].n_ctx_tokens = (int)v[5 * k + 1];
         sc[k].n_cont_tokens = (int)v[5 * k + 2], sc[k].greedy = (int)v[5 * k + 3];
@@ -136,14 +137,10 @@ int cmd_eval(int argc, char **argv) {
     int rank = 0, P = 1, mpi_on = 0;
     const char *wsz = getenv("OMPI_COMM_WORLD_SIZE");
     if (wsz && atoi(wsz) > 1) {
-        int provided;
-        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-            fprintf(stderr, "lmdisp eval: MPI_Init_thread failed\n");
-            return 2;
-        }
+        if (lmd_mpi_init("eval")) return 2;
         mpi_on = 1;
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &P);
+        LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+        LMD_MPI(MPI_Comm_size(MPI_COMM_WORLD, &P));
         if (rank != 0 && (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)))
             lmd_die("cannot silence rank %d", rank); /* rank 0 speaks for all */
     }

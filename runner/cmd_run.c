@@ -32,6 +32,7 @@
 #include "study.h"
 #include "studydir.h"
 #include "util.h"
+#include "mpicheck.h"
 
 /* Set by SIGUSR1, SIGTERM and SIGINT; polled at step boundaries (the only globals). */
 static volatile sig_atomic_t g_stop = 0;
@@ -93,8 +94,8 @@ typedef struct {
 static void read_counters(progress_ctx *p, int64_t c[CTR_N]) {
     int64_t zero = 0;
     for (int i = 0; i < CTR_N; i++)
-        MPI_Fetch_and_op(&zero, &c[i], MPI_INT64_T, 0, i, MPI_NO_OP, p->win);
-    MPI_Win_flush(0, p->win);
+        LMD_MPI(MPI_Fetch_and_op(&zero, &c[i], MPI_INT64_T, 0, i, MPI_NO_OP, p->win));
+    LMD_MPI(MPI_Win_flush(0, p->win));
 }
 
 static void print_progress(progress_ctx *p, int force) {
@@ -239,7 +240,7 @@ static void run_plan_alloc(run_plan *p, int n_classes, int64_t n_cells) {
 static int plan_auto(const lmd_spec *spec, const char *out, const size_t *subset, size_t n_subset,
                      int wsize, run_plan *rp, lmd_err *err) {
     int wrank;
-    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
     int fail = 0;
     int64_t hdr[2] = {0, 0}; /* classes, cells */
     if (wrank == 0) {
@@ -293,35 +294,35 @@ static int plan_auto(const lmd_spec *spec, const char *out, const size_t *subset
         free(time);
         free(jobs);
     }
-    MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (fail) {
         if (wrank == 0) run_plan_free(rp);
         return -1;
     }
-    MPI_Bcast(hdr, 2, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Bcast(hdr, 2, MPI_INT64_T, 0, MPI_COMM_WORLD));
     if (wrank != 0) run_plan_alloc(rp, (int)hdr[0], hdr[1]);
     int nc = (int)hdr[0];
     if (nc > 0) {
-        MPI_Bcast(rp->size, nc, MPI_INT, 0, MPI_COMM_WORLD);
-        MPI_Bcast(rp->n_groups, nc, MPI_INT64_T, 0, MPI_COMM_WORLD);
-        MPI_Bcast(rp->start, nc + 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+        LMD_MPI(MPI_Bcast(rp->size, nc, MPI_INT, 0, MPI_COMM_WORLD));
+        LMD_MPI(MPI_Bcast(rp->n_groups, nc, MPI_INT64_T, 0, MPI_COMM_WORLD));
+        LMD_MPI(MPI_Bcast(rp->start, nc + 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
     }
-    if (hdr[1] > 0) MPI_Bcast(rp->cells, (int)hdr[1], MPI_INT64_T, 0, MPI_COMM_WORLD);
+    if (hdr[1] > 0) LMD_MPI(MPI_Bcast(rp->cells, (int)hdr[1], MPI_INT64_T, 0, MPI_COMM_WORLD));
     return 0;
 }
 
 /* Every rank returns the same value: max over ranks. */
 static int agree(int v) {
     int out = v;
-    MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     return out;
 }
 
 int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, size_t n_subset,
                   int *any_failed) {
     int wrank, wsize;
-    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
-    MPI_Comm_size(MPI_COMM_WORLD, &wsize);
+    LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
+    LMD_MPI(MPI_Comm_size(MPI_COMM_WORLD, &wsize));
     int R = spec->ranks_per_model; /* 0: auto */
     lmd_err err = {{0}};
     *any_failed = 0;
@@ -383,19 +384,19 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
         }
     }
     MPI_Comm group = MPI_COMM_NULL;
-    MPI_Comm_split(MPI_COMM_WORLD, color, wrank, &group);
+    LMD_MPI(MPI_Comm_split(MPI_COMM_WORLD, color, wrank, &group));
     int grank = 0;
-    if (group != MPI_COMM_NULL) MPI_Comm_rank(group, &grank);
+    if (group != MPI_COMM_NULL) LMD_MPI(MPI_Comm_rank(group, &grank));
 
     int64_t *base = NULL;
     progress_ctx prog;
     memset(&prog, 0, sizeof prog);
     int n_ctr = CTR_CLASS0 + rp.n_classes;
-    MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(n_ctr * sizeof(int64_t)) : 0, sizeof(int64_t),
-                     MPI_INFO_NULL, MPI_COMM_WORLD, &base, &prog.win);
+    LMD_MPI(MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(n_ctr * sizeof(int64_t)) : 0, sizeof(int64_t),
+                     MPI_INFO_NULL, MPI_COMM_WORLD, &base, &prog.win));
     if (wrank == 0) memset(base, 0, (size_t)n_ctr * sizeof(int64_t));
-    MPI_Barrier(MPI_COMM_WORLD);
-    MPI_Win_lock_all(0, prog.win);
+    LMD_MPI(MPI_Barrier(MPI_COMM_WORLD));
+    LMD_MPI(MPI_Win_lock_all(0, prog.win));
     prog.t0 = prog.last_print = lmd_now();
     prog.n_cells = (size_t)rp.n_cells;
     prog.world_rank = wrank;
@@ -427,11 +428,11 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
         int64_t k = 0, cls_n = rp.start[my_class + 1] - rp.start[my_class];
         if (grank == 0) {
             int64_t one = 1, old;
-            MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_CLASS0 + my_class, MPI_SUM, prog.win);
-            if (k < cls_n) MPI_Fetch_and_op(&one, &old, MPI_INT64_T, 0, CTR_CLAIMED, MPI_SUM, prog.win);
-            MPI_Win_flush(0, prog.win);
+            LMD_MPI(MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_CLASS0 + my_class, MPI_SUM, prog.win));
+            if (k < cls_n) LMD_MPI(MPI_Fetch_and_op(&one, &old, MPI_INT64_T, 0, CTR_CLAIMED, MPI_SUM, prog.win));
+            LMD_MPI(MPI_Win_flush(0, prog.win));
         }
-        MPI_Bcast(&k, 1, MPI_INT64_T, 0, group);
+        LMD_MPI(MPI_Bcast(&k, 1, MPI_INT64_T, 0, group));
         if (k >= cls_n) break;
         const lmd_cell *c = &spec->cells[rp.cells[rp.start[my_class] + k]];
         char *settings = lmd_cell_settings(c);
@@ -447,7 +448,7 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
         } else if (!finished) {
             int derr = get_data(&dc, c, &err);
             int any_derr = derr;
-            MPI_Allreduce(&derr, &any_derr, 1, MPI_INT, MPI_MAX, group);
+            LMD_MPI(MPI_Allreduce(&derr, &any_derr, 1, MPI_INT, MPI_MAX, group));
             if (any_derr) {
                 if (grank == 0) fprintf(stderr, "lmdisp run: cell %s: %s\n", c->id, err.msg);
                 cs = CELL_FAILED;
@@ -467,9 +468,9 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
         }
         if (grank == 0) {
             int64_t one = 1, mf = (int64_t)(c->flops / 1e6), old;
-            MPI_Fetch_and_op(&one, &old, MPI_INT64_T, 0, CTR_DONE, MPI_SUM, prog.win);
-            MPI_Fetch_and_op(&mf, &old, MPI_INT64_T, 0, CTR_MFLOP_DONE, MPI_SUM, prog.win);
-            MPI_Win_flush(0, prog.win);
+            LMD_MPI(MPI_Fetch_and_op(&one, &old, MPI_INT64_T, 0, CTR_DONE, MPI_SUM, prog.win));
+            LMD_MPI(MPI_Fetch_and_op(&mf, &old, MPI_INT64_T, 0, CTR_MFLOP_DONE, MPI_SUM, prog.win));
+            LMD_MPI(MPI_Win_flush(0, prog.win));
         }
         if (wrank == 0) print_progress(&prog, 0);
         if (g_stop) {
@@ -481,11 +482,11 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
         lmd_tokens_free(&dc.toks);
         free(dc.eval_inputs);
     }
-    MPI_Barrier(MPI_COMM_WORLD); /* every group has finished: the counters are final */
+    LMD_MPI(MPI_Barrier(MPI_COMM_WORLD)); /* every group has finished: the counters are final */
     if (wrank == 0) print_progress(&prog, 1);
-    MPI_Win_unlock_all(prog.win);
-    MPI_Win_free(&prog.win);
-    if (group != MPI_COMM_NULL) MPI_Comm_free(&group);
+    LMD_MPI(MPI_Win_unlock_all(prog.win));
+    LMD_MPI(MPI_Win_free(&prog.win));
+    if (group != MPI_COMM_NULL) LMD_MPI(MPI_Comm_free(&group));
     run_plan_free(&rp);
     *any_failed = agree(failed);
     return agree(interrupted) ? LMD_EXIT_INTERRUPTED : 0;
@@ -572,10 +573,9 @@ int cmd_run(int argc, char **argv) {
     int array_mode = task >= 0;
     if (array_mode ? (npos != 0 || !out) : (npos != 1 || manifest)) bad = 1;
     install_signal_handlers();
-    int provided;
-    MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    if (lmd_mpi_init("run")) return 1;
     int wrank;
-    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
     if (bad) {
         if (wrank == 0) usage(stderr);
         MPI_Finalize();
@@ -646,7 +646,7 @@ int cmd_run(int argc, char **argv) {
         if (fail) fprintf(stderr, "lmdisp run: %s\n", err.msg);
         fflush(stdout);
     }
-    MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (fail) {
         lmd_studydir_unlock(lock);
         lmd_spec_free(&spec);

@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "fileio.h"
 #include "tokenizer.h"
+#include "mpicheck.h"
 
 #define MAGIC_U16  20240520
 #define MAGIC_U32  20240801
@@ -164,7 +165,7 @@ static int exchange(run_ctx *r, int lo, int hi, lmd_err *err) {
     long long *cnt = lmd_calloc((size_t)nj + 1, sizeof *cnt);
     for (int j = lo; j < hi; j++) cnt[j] = r->jobs[j].failed ? -1 : (long long)r->jobs[j].ids.n;
     /* ranges are disjoint: a sum gathers them (a failure is -1, never summed with another) */
-    MPI_Allreduce(MPI_IN_PLACE, cnt, nj, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, cnt, nj, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD));
     int fail = -1;
     for (int j = 0; j < nj && fail < 0; j++)
         if (cnt[j] < 0) fail = j;
@@ -172,7 +173,7 @@ static int exchange(run_ctx *r, int lo, int hi, lmd_err *err) {
         int owner = 0;
         while (owner + 1 < P && (int)((long long)nj * (owner + 1) / P) <= fail) owner++;
         if (r->rank == owner) *err = r->jobs[fail].err;
-        MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, owner, MPI_COMM_WORLD);
+        LMD_MPI(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, owner, MPI_COMM_WORLD));
         free(cnt);
         return -1;
     }
@@ -194,7 +195,7 @@ static int exchange(run_ctx *r, int lo, int hi, lmd_err *err) {
         k += r->jobs[j].ids.n;
     }
     if (r->rank == 0) all = lmd_calloc((size_t)tot + 1, sizeof *all);
-    MPI_Gatherv(mine, rc[r->rank], MPI_UINT32_T, all, rc, rd, MPI_UINT32_T, 0, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Gatherv(mine, rc[r->rank], MPI_UINT32_T, all, rc, rd, MPI_UINT32_T, 0, MPI_COMM_WORLD));
     if (r->rank == 0) {
         size_t o = 0;
         for (int j = 0; j < nj; j++) {
@@ -304,9 +305,9 @@ static int flush(run_ctx *r, lmd_err *err) {
             }
         }
         /* rank 0's write status to everyone, so no rank waits in the next batch for it */
-        MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        LMD_MPI(MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD));
         if (!ok) {
-            MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, 0, MPI_COMM_WORLD);
+            LMD_MPI(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, 0, MPI_COMM_WORLD));
             return -1;
         }
         r->nj = 0;
@@ -561,15 +562,13 @@ int cmd_tokenize(int argc, char **argv) {
     const char *wsz = getenv("OMPI_COMM_WORLD_SIZE");
     int mpi_on = 0;
     if (!bad && !decp && wsz && atoi(wsz) > 1) {
-        int provided;
-        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-            fprintf(stderr, "lmdisp tokenize: MPI_Init_thread failed\n");
+        if (lmd_mpi_init("tokenize")) {
             free(inputs);
             return 2;
         }
         mpi_on = 1;
-        MPI_Comm_rank(MPI_COMM_WORLD, &r.rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &r.nranks);
+        LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &r.rank));
+        LMD_MPI(MPI_Comm_size(MPI_COMM_WORLD, &r.nranks));
         if (r.rank != 0) { /* rank 0 speaks for all: the same messages would repeat */
             quiet = 1;
             if (!freopen("/dev/null", "w", stderr)) lmd_die("cannot silence rank %d", r.rank);
@@ -688,7 +687,7 @@ int cmd_tokenize(int argc, char **argv) {
     {
         /* every rank learns whether rank 0 could start the file (rc 1: it could not) */
         int st = rc == 1;
-        if (mpi_on) MPI_Bcast(&st, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (mpi_on) LMD_MPI(MPI_Bcast(&st, 1, MPI_INT, 0, MPI_COMM_WORLD));
         if (st) {
             rc = 1;
             goto out;
@@ -752,7 +751,7 @@ out:
     free(inputs);
     if (mpi_on) {
         /* the exit status of rank 0 (a failure there, e.g. a write, is every rank's) */
-        MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        LMD_MPI(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
         MPI_Finalize();
     }
     return rc;

@@ -20,6 +20,7 @@
 #include "slurm.h"
 #include "studydir.h"
 #include "tokfile.h"
+#include "mpicheck.h"
 
 /* ---- one cell ---- */
 
@@ -103,8 +104,8 @@ static int leader_add(void *ctx, int layer, const float *h, int n_seq, int T, in
 static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
                         volatile sig_atomic_t *stop, lmd_geom *g, lmd_err *err) {
     int grank, gsize;
-    MPI_Comm_rank(group, &grank);
-    MPI_Comm_size(group, &gsize);
+    LMD_MPI(MPI_Comm_rank(group, &grank));
+    LMD_MPI(MPI_Comm_size(group, &gsize));
     memset(g, 0, sizeof *g);
     const lmd_mmodel *mm = &s->models[c->model];
     lmd_anymodel m;
@@ -123,7 +124,7 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
         if (rc) lmd_anymodel_close(&m);
     }
     int any = rc != 0;
-    MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, group);
+    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, group));
     if (any) {
         free(tok);
         if (!rc) lmd_anymodel_close(&m);
@@ -150,7 +151,7 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
         passes_seen++;
         /* a stop request between passes abandons the cell (every rank agrees first) */
         int st = *stop != 0;
-        if (gsize > 1) MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MAX, group);
+        if (gsize > 1) LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MAX, group));
         if (st) {
             stopped = 1;
             break;
@@ -163,8 +164,8 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
                 failed = 1;
         } else if (grank == 0) {
             for (int l = 0; l < L1; l++) {
-                MPI_Recv(pp.c, cnt, MPI_FLOAT, owner, 2 * l, group, MPI_STATUS_IGNORE);
-                MPI_Recv(pp.hm, 2 * bs, MPI_DOUBLE, owner, 2 * l + 1, group, MPI_STATUS_IGNORE);
+                LMD_MPI(MPI_Recv(pp.c, cnt, MPI_FLOAT, owner, 2 * l, group, MPI_STATUS_IGNORE));
+                LMD_MPI(MPI_Recv(pp.hm, 2 * bs, MPI_DOUBLE, owner, 2 * l + 1, group, MPI_STATUS_IGNORE));
                 if (!failed) leader_add_parts(&acc, l, pp.c, pp.hm, bs);
             }
         } else if (grank == owner) {
@@ -175,8 +176,8 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
                 for (size_t i = 0; i < (size_t)L1 * b * pp.tu; i++) pp.c[i] = NAN;
             }
             for (int l = 0; l < L1; l++) {
-                MPI_Send(pp.c + (size_t)l * b * pp.tu, cnt, MPI_FLOAT, 0, 2 * l, group);
-                MPI_Send(pp.hm + (size_t)l * b * 2, 2 * bs, MPI_DOUBLE, 0, 2 * l + 1, group);
+                LMD_MPI(MPI_Send(pp.c + (size_t)l * b * pp.tu, cnt, MPI_FLOAT, 0, 2 * l, group));
+                LMD_MPI(MPI_Send(pp.hm + (size_t)l * b * 2, 2 * bs, MPI_DOUBLE, 0, 2 * l + 1, group));
             }
         }
     }
@@ -186,7 +187,7 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
     if (grank == 0 && !failed && !stopped && lmd_geom_acc_finish(&acc, g, err)) failed = 1;
     if (grank == 0) lmd_geom_acc_free(&acc);
     any = failed;
-    MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, group);
+    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, group));
     if (any && !failed) lmd_errf(err, "failed on another rank of the group");
     if (any && grank == 0 && !failed) lmd_geom_free(g); /* filled, but another rank failed */
     if (any) return -1;
@@ -234,16 +235,16 @@ enum { CTR_NEXT = 0, CTR_N };
 static int load_all(lmd_mspec *s, const char *path, const char *base_dir, int check_data,
                     const char *cmd) {
     int wrank, bad = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
     lmd_err err = {{0}};
     if (wrank == 0) bad = lmd_mspec_load_at(s, path, base_dir, check_data, &err) != 0;
-    MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (bad) {
         if (wrank == 0) fprintf(stderr, "%s: %s\n", cmd, err.msg);
         return 2;
     }
     if (wrank != 0 && lmd_mspec_load_at(s, path, base_dir, 0, &err)) bad = 1;
-    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     if (bad) {
         if (wrank != 0) fprintf(stderr, "%s: rank %d: %s\n", cmd, wrank, err.msg);
         if (wrank != 0 && !s->path) return 2;
@@ -259,8 +260,8 @@ static int load_all(lmd_mspec *s, const char *path, const char *base_dir, int ch
 static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, size_t n,
                      volatile sig_atomic_t *stop, int *n_skipped) {
     int wrank, wsize;
-    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
-    MPI_Comm_size(MPI_COMM_WORLD, &wsize);
+    LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
+    LMD_MPI(MPI_Comm_size(MPI_COMM_WORLD, &wsize));
     const int R = s->ranks_per_model;
     lmd_err err = {{0}};
     size_t *all = lmd_calloc(s->n_cells ? s->n_cells : 1, sizeof *all), *order = lmd_calloc(n + 1, sizeof *order);
@@ -274,16 +275,16 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
     free(want);
     free(all);
     MPI_Comm group;
-    MPI_Comm_split(MPI_COMM_WORLD, wrank / R, wrank, &group);
+    LMD_MPI(MPI_Comm_split(MPI_COMM_WORLD, wrank / R, wrank, &group));
     int grank;
-    MPI_Comm_rank(group, &grank);
+    LMD_MPI(MPI_Comm_rank(group, &grank));
     int64_t *base = NULL;
     MPI_Win win;
-    MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(CTR_N * sizeof(int64_t)) : 0, sizeof(int64_t),
-                     MPI_INFO_NULL, MPI_COMM_WORLD, &base, &win);
+    LMD_MPI(MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(CTR_N * sizeof(int64_t)) : 0, sizeof(int64_t),
+                     MPI_INFO_NULL, MPI_COMM_WORLD, &base, &win));
     if (wrank == 0) memset(base, 0, CTR_N * sizeof(int64_t));
-    MPI_Barrier(MPI_COMM_WORLD);
-    MPI_Win_lock_all(0, win);
+    LMD_MPI(MPI_Barrier(MPI_COMM_WORLD));
+    LMD_MPI(MPI_Win_lock_all(0, win));
     if (wrank == 0) {
         printf("lmdisp run: measurement study %s: %zu of %zu cells (%d models x %d datasets) on "
                "%d rank(s) (%d group(s) of %d), output %s\n", s->name, k0, s->n_cells,
@@ -296,11 +297,11 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
     for (;;) {
         int64_t k = 0, one = 1;
         if (grank == 0) {
-            MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_NEXT, MPI_SUM, win);
-            MPI_Win_flush(0, win);
+            LMD_MPI(MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_NEXT, MPI_SUM, win));
+            LMD_MPI(MPI_Win_flush(0, win));
             if (*stop) k = (int64_t)k0; /* claim nothing more */
         }
-        MPI_Bcast(&k, 1, MPI_INT64_T, 0, group);
+        LMD_MPI(MPI_Bcast(&k, 1, MPI_INT64_T, 0, group));
         if (k >= (int64_t)k0) break;
         const lmd_mcell *c = &s->cells[order[k]];
         char dir[4200], res[4400];
@@ -312,7 +313,7 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
         }
         int rc = 0;
         if (grank == 0) rc = lmd_mkdirs(dir, &err);
-        MPI_Bcast(&rc, 1, MPI_INT, 0, group);
+        LMD_MPI(MPI_Bcast(&rc, 1, MPI_INT, 0, group));
         lmd_geom g;
         double t0 = lmd_now();
         if (!rc) rc = measure_cell(s, c, group, stop, &g, &err);
@@ -345,15 +346,15 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
         measured++;
         if (stop_after >= 0 && measured >= stop_after) *stop = 1;
     }
-    MPI_Barrier(MPI_COMM_WORLD);
-    MPI_Win_unlock_all(win);
-    MPI_Win_free(&win);
-    MPI_Comm_free(&group);
+    LMD_MPI(MPI_Barrier(MPI_COMM_WORLD));
+    LMD_MPI(MPI_Win_unlock_all(win));
+    LMD_MPI(MPI_Win_free(&win));
+    LMD_MPI(MPI_Comm_free(&group));
     free(order);
     int v[2] = {failed, *stop != 0};
-    MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     if (grank != 0) skipped = 0;
-    MPI_Allreduce(MPI_IN_PLACE, &skipped, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &skipped, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
     *n_skipped = skipped;
     if (v[1]) {
         if (wrank == 0)
@@ -395,7 +396,7 @@ int lmd_mstudy_load_dir(lmd_mspec *s, const char *dir, lmd_err *err) {
 
 static int write_and_report(const lmd_mspec *s, const char *out) {
     int wrank;
-    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
     lmd_err err = {{0}};
     if (lmd_mstudy_write(s, out, MPI_COMM_WORLD, &err)) {
         if (wrank == 0) fprintf(stderr, "lmdisp: %s\n", err.msg);
@@ -412,8 +413,8 @@ static int write_and_report(const lmd_mspec *s, const char *out) {
 
 int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atomic_t *stop) {
     int wrank, wsize;
-    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
-    MPI_Comm_size(MPI_COMM_WORLD, &wsize);
+    LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
+    LMD_MPI(MPI_Comm_size(MPI_COMM_WORLD, &wsize));
     lmd_mspec s;
     if (load_all(&s, spec_path, NULL, 1, "lmdisp run")) return 2;
     lmd_err err = {{0}};
@@ -450,7 +451,7 @@ int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atom
         free(old);
         if (fail) fprintf(stderr, "lmdisp run: %s\n", err.msg);
     }
-    MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (fail) {
         lmd_studydir_unlock(lock);
         lmd_mspec_free(&s);
@@ -470,8 +471,8 @@ int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atom
 int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
                         volatile sig_atomic_t *stop) {
     int wrank, wsize;
-    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
-    MPI_Comm_size(MPI_COMM_WORLD, &wsize);
+    LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
+    LMD_MPI(MPI_Comm_size(MPI_COMM_WORLD, &wsize));
     char p[4200], base[4200], man[4200];
     snprintf(p, sizeof p, "%s/spec.yaml", out);
     snprintf(man, sizeof man, "%s", manifest ? manifest : "");
@@ -502,7 +503,7 @@ int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
     int lock = -1;
     if (!bad && wrank == 0 && (lock = lmd_studydir_lock(out, 0, "lmdisp run --array-task", &err)) < 0)
         bad = 1;
-    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     int status = 2;
     if (bad) {
         if (wrank == 0) fprintf(stderr, "lmdisp run: array task %d: %s\n", task, err.msg);
@@ -523,7 +524,7 @@ int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
 
 int lmd_mstudy_aggregate(const char *dir) {
     int wrank;
-    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
     char p[4200], base[4200];
     snprintf(p, sizeof p, "%s/spec.yaml", dir);
     lmd_mspec s;
@@ -536,7 +537,7 @@ int lmd_mstudy_aggregate(const char *dir) {
         fprintf(stderr, "lmdisp aggregate: %s\n", err.msg);
         bad = 1;
     }
-    MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    LMD_MPI(MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD));
     int status = bad ? 2 : write_and_report(&s, dir);
     lmd_studydir_unlock(lock);
     lmd_mspec_free(&s);

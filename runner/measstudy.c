@@ -15,6 +15,7 @@
 #include "measrun.h"
 #include "rankcorr.h"
 #include "studyfile.h"
+#include "mpicheck.h"
 
 #ifndef LMDISP_VERSION
 #define LMDISP_VERSION "unknown"
@@ -106,7 +107,7 @@ static void group_trend(const lmd_mspec *s, const mrows *r, int fam, int ds, int
 
 int lmd_mstudy_write(const lmd_mspec *s, const char *dir, MPI_Comm comm, lmd_err *err) {
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    LMD_MPI(MPI_Comm_rank(comm, &rank));
     const size_t C = s->n_cells;
     mrows r = {.C = C, .bins = s->bins};
     for (int m = 0; m < s->n_models; m++)
@@ -179,7 +180,7 @@ int lmd_mstudy_write(const lmd_mspec *s, const char *dir, MPI_Comm comm, lmd_err
     char path[4200], tmp[4300];
     int rc = lmd_path(path, sizeof path, err, "%s/study.h5", dir);
     int pid = (int)getpid();
-    MPI_Bcast(&pid, 1, MPI_INT, 0, comm);
+    LMD_MPI(MPI_Bcast(&pid, 1, MPI_INT, 0, comm));
     if (!rc) rc = lmd_path(tmp, sizeof tmp, err, "%s.tmp.%d", path, pid);
     rc = lmd_mpi_agree(comm, rc, err);
     if (!rc) rc = lmd_pfile_create(&pf, tmp, comm, err);
@@ -205,7 +206,7 @@ int lmd_mstudy_write(const lmd_mspec *s, const char *dir, MPI_Comm comm, lmd_err
             rc = lmd_pfile_attr_str(&pf, "/", sa[a][0], sa[a][1], err);
         int64_t iat[][1] = {{1}, {0}, {(int64_t)C}, {s->n_seq}, {s->T}};
         int size;
-        MPI_Comm_size(comm, &size);
+        LMD_MPI(MPI_Comm_size(comm, &size));
         iat[1][0] = size;
         const char *in[] = {"format_version", "n_ranks", "n_cells", "n_sequences", "seq_len"};
         for (int a = 0; a < 5 && !rc; a++) rc = lmd_pfile_attr_i64(&pf, "/", in[a], iat[a][0], err);
