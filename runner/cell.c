@@ -331,8 +331,13 @@ static int group_reduce(lmd_trainer *tr, void *ctx) {
         tr->last.loss = l3[0], tr->last.ce = l3[1], tr->last.disp = l3[2], tr->last.kl = l3[3];
         lmd_trainer_shards_scale(tr);
     } else {
-        LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, tr->model.grads_memory, (int)tr->model.num_params, MPI_FLOAT,
-                      MPI_SUM, g->comm));
+        /* in pieces of at most 2^28 floats: MPI counts are int, a model may have more */
+        const size_t piece = (size_t)1 << 28;
+        for (size_t off = 0; off < tr->model.num_params; off += piece) {
+            size_t n = tr->model.num_params - off < piece ? tr->model.num_params - off : piece;
+            LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, tr->model.grads_memory + off, (int)n, MPI_FLOAT,
+                                  MPI_SUM, g->comm));
+        }
         float inv = 1.0f / (float)size;
         for (size_t i = 0; i < tr->model.num_params; i++) tr->model.grads_memory[i] *= inv;
         double l3[4] = {tr->last.loss, tr->last.ce, tr->last.disp, tr->last.kl};
