@@ -258,7 +258,7 @@ static int export_tokenizer(const char *tok, const gpt_config *g, const char *di
         const char *base = slash ? slash + 1 : real;
         if (strcmp(base, "tokenizer.json") == 0 && slash) {
             *slash = '\0';
-            snprintf(src_dir, sizeof src_dir, "%s", real);
+            lmd_pathf(src_dir, "%s", real);
         } else {
             src_dir[0] = '\0'; /* a file under another name: no companions to trust */
         }

@@ -213,7 +213,7 @@ static int src_get_rows_f32(void *ctx, const char *name, const int64_t *shape, i
 static int validate(hub_model *m, lmd_err *err) {
     const hf_arch_config *c = &m->cfg;
     char cfgpath[4200], wbuf[4200];
-    snprintf(cfgpath, sizeof cfgpath, "%s/config.json", m->dir);
+    lmd_pathf(cfgpath, "%s/config.json", m->dir);
     const char *wname = weights_name(m->weights, m->dir, wbuf, sizeof wbuf);
     const char *prefix = "";
     if (c->arch == HF_GPT2) {
@@ -296,7 +296,7 @@ int hub_model_open(hub_model *m, const char *spec, lmd_err *err) {
     snprintf(m->spec, sizeof m->spec, "%s", spec);
     if (hub_resolve(spec, m->dir, sizeof m->dir, err)) return -1;
     char cfgpath[4200];
-    snprintf(cfgpath, sizeof cfgpath, "%s/config.json", m->dir);
+    lmd_pathf(cfgpath, "%s/config.json", m->dir);
     if (hub_config_load(cfgpath, &m->cfg, err)) return -1;
     if (st_open_dir(&m->weights, m->dir, err)) {
         char hint[1200], old[LMD_ERR_LEN];

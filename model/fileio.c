@@ -72,8 +72,8 @@ int lmd_file_read(const char *path, size_t max_bytes, char **text, size_t *len, 
 int lmd_fsync_parent_dir(const char *path, lmd_err *err) {
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    if (!slash) lmd_pathf(dir, ".");
+    else if (slash == path) lmd_pathf(dir, "/");
     else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) >= (int)sizeof dir)
         return lmd_errf(err, "path too long: %s", path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

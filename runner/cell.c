@@ -61,7 +61,7 @@ static int write_text_atomic(const char *path, const char *text, lmd_err *err) {
  * from one that is still going. */
 static void write_state(const char *dir, const char *status, int64_t step, const char *msg) {
     char path[4200], text[2048], holder[400] = "";
-    snprintf(path, sizeof path, "%s/state", dir);
+    lmd_pathf(path, "%s/state", dir);
     if (!strcmp(status, "running")) {
         char host[256] = "?";
         if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "?");
@@ -76,7 +76,7 @@ static void write_state(const char *dir, const char *status, int64_t step, const
 
 int lmd_cell_holder_gone(const char *cell_dir, char *why, size_t n) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/state", cell_dir);
+    lmd_pathf(path, "%s/state", cell_dir);
     char *s = read_text(path);
     if (!s) return 0;
     char st[64] = "", host[256] = "", me[256] = "";
@@ -94,7 +94,7 @@ int lmd_cell_holder_gone(const char *cell_dir, char *why, size_t n) {
     int alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;
     if (alive) {
         char comm[64] = "", cpath[64];
-        snprintf(cpath, sizeof cpath, "/proc/%ld/comm", pid);
+        lmd_pathf(cpath, "/proc/%ld/comm", pid);
         FILE *f = fopen(cpath, "r");
         if (f) {
             if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = '\0';
@@ -109,7 +109,7 @@ int lmd_cell_holder_gone(const char *cell_dir, char *why, size_t n) {
 static void cell_log(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void cell_log(const char *dir, const char *fmt, ...) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/log", dir);
+    lmd_pathf(path, "%s/log", dir);
     FILE *f = fopen(path, "a");
     if (!f) return;
     va_list ap;
@@ -122,7 +122,7 @@ static void cell_log(const char *dir, const char *fmt, ...) {
 
 int lmd_cell_finished(const char *cell_dir, char *status, size_t n, int64_t *step) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/state", cell_dir);
+    lmd_pathf(path, "%s/state", cell_dir);
     char *s = read_text(path);
     if (!s) return 0;
     char st[64] = "";
@@ -173,7 +173,7 @@ void lmd_cell_ckpt_path(char *buf, size_t n, const char *cell_dir, int64_t step)
 /* Steps of the checkpoints present, descending. */
 static int list_ckpts(const char *dir, int64_t **steps) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/ckpt", dir);
+    lmd_pathf(path, "%s/ckpt", dir);
     DIR *d = opendir(path);
     *steps = NULL;
     if (!d) return 0;
@@ -375,11 +375,11 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
     int bad = 0;
     char path[4200];
     if (rank == 0) {
-        snprintf(path, sizeof path, "%s/ckpt", job->dir);
+        lmd_pathf(path, "%s/ckpt", job->dir);
         bad = lmd_mkdirs(path, err);
-        snprintf(path, sizeof path, "%s/track", job->dir);
+        lmd_pathf(path, "%s/track", job->dir);
         if (!bad) bad = lmd_mkdirs(path, err);
-        snprintf(path, sizeof path, "%s/settings", job->dir);
+        lmd_pathf(path, "%s/settings", job->dir);
         if (!bad && access(path, F_OK) != 0) bad = write_text_atomic(path, job->settings, err);
     }
     if (any(comm, bad)) {
@@ -509,7 +509,7 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
     for (;;) {
         int64_t s = tr.state.step;
         if (is_tracked(job, s) && rank == 0) {
-            snprintf(path, sizeof path, "%s/track/step%07lld.h5", job->dir, (long long)s);
+            lmd_pathf(path, "%s/track/step%07lld.h5", job->dir, (long long)s);
             int already = access(path, F_OK) == 0;
             /* The track file first, then the checkpoint: a checkpoint at a tracked step then
              * implies its track file exists, so a resume never has to measure a step whose

@@ -66,14 +66,14 @@ int lmd_cell_eval_tasks(const lmd_cell_job *job, gpt_model *m, hid_t f, lmd_err 
                     t.name, te.msg);
         }
         char path[256];
-        snprintf(path, sizeof path, "/eval/%s", t.name);
+        lmd_pathf(path, "/eval/%s", t.name);
         hid_t tg = group_at(f, path, err);
         if (tg < 0) rc = -1;
         for (int k = 0; k < EVAL_NM && !rc; k++) {
-            snprintf(path, sizeof path, "/eval/%s/%s", t.name, EVAL_METRIC[k]);
+            lmd_pathf(path, "/eval/%s/%s", t.name, EVAL_METRIC[k]);
             rc = lmd_h5_write_scalar_f64(f, path, v[k], err);
         }
-        snprintf(path, sizeof path, "/eval/%s/n", t.name);
+        lmd_pathf(path, "/eval/%s/n", t.name);
         hsize_t one[1] = {1};
         if (!rc) rc = lmd_h5_write(f, path, H5T_NATIVE_INT64, &n, 1, one, err);
         if (tg >= 0) H5Gclose(tg);
@@ -121,7 +121,7 @@ int lmd_study_eval_write(lmd_pfile *pf, const lmd_spec *spec, const char *dir, s
             const lmd_cell *c = &spec->cells[c0 + i];
             for (int k = 0; k < K; k++) {
                 char path[4400];
-                snprintf(path, sizeof path, "%s/cells/%s/track/step%07lld.h5", dir, c->id,
+                lmd_pathf(path, "%s/cells/%s/track/step%07lld.h5", dir, c->id,
                          (long long)steps[k]);
                 if (access(path, F_OK) != 0) continue;
                 hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

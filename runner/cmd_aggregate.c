@@ -59,8 +59,8 @@ int cmd_aggregate(int argc, char **argv) {
         return st;
     }
     char spec_path[4200];
-    snprintf(spec_path, sizeof spec_path, "%s/spec.yaml", dir);
-    if (spec_arg) snprintf(spec_path, sizeof spec_path, "%s", spec_arg);
+    lmd_pathf(spec_path, "%s/spec.yaml", dir);
+    if (spec_arg) lmd_pathf(spec_path, "%s", spec_arg);
 
     lmd_err err = {{0}};
     lmd_spec spec;

@@ -50,9 +50,9 @@ int cmd_report(int argc, char **argv) {
     char path[4200];
     struct stat sb;
     if (stat(pos[0], &sb) == 0 && S_ISDIR(sb.st_mode))
-        snprintf(path, sizeof path, "%s/study.h5", pos[0]);
+        lmd_pathf(path, "%s/study.h5", pos[0]);
     else
-        snprintf(path, sizeof path, "%s", pos[0]);
+        lmd_pathf(path, "%s", pos[0]);
     lmd_err err = {{0}};
     if (lmd_mstudy_is(path)) { /* a measurement study (runner/measreport.c) */
         if (lmd_mstudy_report(path, stdout, csv, table, &err) == 0) return 0;

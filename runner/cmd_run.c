@@ -196,7 +196,7 @@ static int teacher_cell_path(const lmd_spec *spec, const lmd_cell *c, const char
     const lmd_cell *t = &spec->cells[c->kd.teacher];
     char dir[4200], st[64] = "";
     int64_t step;
-    snprintf(dir, sizeof dir, "%s/cells/%s", out, t->id);
+    lmd_pathf(dir, "%s/cells/%s", out, t->id);
     int fin = lmd_cell_finished(dir, st, sizeof st, &step);
     if (!fin || strcmp(st, "done"))
         return lmd_errf(err, "its teacher cell %s is %s, not done: the student cannot start",
@@ -251,7 +251,7 @@ static int plan_auto(const lmd_spec *spec, const char *out, const size_t *subset
             const lmd_cell *c = &spec->cells[subset[k]];
             char dir[4200], st[64];
             int64_t st_step;
-            snprintf(dir, sizeof dir, "%s/cells/%s", out, c->id);
+            lmd_pathf(dir, "%s/cells/%s", out, c->id);
             if (!lmd_cell_finished(dir, st, sizeof st, &st_step)) jobs[n++] = subset[k];
         }
         double *time = lmd_calloc(n > 0 ? n * (size_t)ns : 1, sizeof *time);

@@ -49,8 +49,8 @@ static const char *slurm_view(const char *dir, const lmd_spec *spec, cell_view *
     for (size_t i = 0; i < spec->n_cells; i++) round[i] = task[i] = -1;
     for (int r = 0; r < 10000; r++) {
         char path[4400];
-        if (r == 0) snprintf(path, sizeof path, "%s/manifest", dir);
-        else snprintf(path, sizeof path, "%s/slurm/resubmit-%d.manifest", dir, r);
+        if (r == 0) lmd_pathf(path, "%s/manifest", dir);
+        else lmd_pathf(path, "%s/slurm/resubmit-%d.manifest", dir, r);
         lmd_manifest m;
         lmd_err err;
         if (lmd_manifest_read(&m, path, &err)) {
@@ -89,7 +89,7 @@ static const char *slurm_view(const char *dir, const lmd_spec *spec, cell_view *
 
 static void newest_track(const char *cell_dir, cell_view *v) {
     char path[8800];
-    snprintf(path, sizeof path, "%s/track", cell_dir);
+    lmd_pathf(path, "%s/track", cell_dir);
     DIR *d = opendir(path);
     v->tracked = -1;
     v->val_loss = v->last_cossim = v->spearman = v->kendall = NAN;
@@ -104,7 +104,7 @@ static void newest_track(const char *cell_dir, cell_view *v) {
     }
     closedir(d);
     if (best < 0) return;
-    snprintf(path, sizeof path, "%s/track/step%07lld.h5", cell_dir, best);
+    lmd_pathf(path, "%s/track/step%07lld.h5", cell_dir, best);
     lmd_err err;
     hid_t f = lmd_h5_open(path, &err);
     if (f < 0) return;
@@ -155,7 +155,7 @@ int cmd_status(int argc, char **argv) {
     for (size_t i = 0; i < spec.n_cells; i++) {
         const lmd_cell *c = &spec.cells[i];
         char cdir[4300];
-        snprintf(cdir, sizeof cdir, "%s/cells/%s", dir, c->id);
+        lmd_pathf(cdir, "%s/cells/%s", dir, c->id);
         int64_t step = -1;
         char st[32] = "";
         lmd_cell_finished(cdir, st, sizeof st, &step);

@@ -53,7 +53,7 @@ static int write_dump(const char *path, gpt_model *m, const lmd_losses *ls, int 
         for (int l = 0; l < nl && !rc; l++) {
             char name[128], path2[160];
             snprintf(name, sizeof name, info.name, l);
-            snprintf(path2, sizeof path2, "/grads/%s", name);
+            lmd_pathf(path2, "/grads/%s", name);
             hsize_t d[2] = {info.shape[0], info.shape[1]};
             rc |= lmd_h5_write(f, path2, H5T_NATIVE_FLOAT, m->grads.t[k] + (size_t)l * slice,
                                info.ndim, d, err);

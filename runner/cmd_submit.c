@@ -177,7 +177,7 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
             break;
         }
         char path[PATH_MAX + 64];
-        snprintf(path, sizeof path, "%s/slurm/array-%d-%d.sbatch", o->dir, m->round, p);
+        lmd_pathf(path, "%s/slurm/array-%d-%d.sbatch", o->dir, m->round, p);
         if (o->dry_run) {
             printf("==== %s (array tasks %d..%d of %d) ====\n%s\n", path, first, first + count - 1,
                    m->n_tasks, text);
@@ -226,7 +226,7 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
             rc = 1;
         } else {
             char path[PATH_MAX + 64];
-            snprintf(path, sizeof path, "%s/slurm/aggregate-%d.sbatch", o->dir, m->round);
+            lmd_pathf(path, "%s/slurm/aggregate-%d.sbatch", o->dir, m->round);
             if (o->dry_run) {
                 printf("==== %s ====\n%s\n", path, text);
             } else {
@@ -491,7 +491,7 @@ int cmd_resubmit(int argc, char **argv) {
         }
         char cdir[PATH_MAX + 200], s[32] = "";
         int64_t step;
-        snprintf(cdir, sizeof cdir, "%s/cells/%s", dir, c->id);
+        lmd_pathf(cdir, "%s/cells/%s", dir, c->id);
         lmd_cell_finished(cdir, s, sizeof s, &step);
         int take = 0;
         if (!strcmp(s, "done")) n_done++;

@@ -64,7 +64,7 @@ static int load_tokenized(const char *spec, int vocab_size, lmd_tokens *out, lmd
         return lmd_errf(err, "data '%s': expected tok:TOKENIZER:PATH (a tokenizer.json or model "
                         "directory, then a text or .jsonl file)", spec);
     char tpath[4096];
-    snprintf(tpath, sizeof tpath, "%.*s", (int)(colon - rest), rest);
+    lmd_pathf(tpath, "%.*s", (int)(colon - rest), rest);
     const char *path = colon + 1;
     lmd_tokenizer *tok = NULL;
     if (tok_load(&tok, tpath, err)) return lmd_err_prefix(err, "data '%s'", spec);
@@ -277,7 +277,7 @@ int lmd_datasrc_paper_sample(const char *spec, int vocab_size, const lmd_paper_s
         return lmd_errf(err, "data '%s': sequences %d, seq-len %d, min-words %d: the first two "
                         "must be >= 1, the last >= 0", spec, ps->n_seq, ps->T, ps->min_words);
     char tpath[4096];
-    snprintf(tpath, sizeof tpath, "%.*s", (int)(colon - rest), rest);
+    lmd_pathf(tpath, "%.*s", (int)(colon - rest), rest);
     const char *path = colon + 1;
     lmd_tokenizer *tok = NULL;
     if (tok_load(&tok, tpath, err)) return lmd_err_prefix(err, "data '%s'", spec);

@@ -414,7 +414,7 @@ char *lmd_study_tokenizer_of(const char *ck) {
     sl = strrchr(real, '/');
     if (!sl || (strcmp(sl + 1, "ckpt") && strcmp(sl + 1, "track"))) return NULL;
     *sl = '\0';
-    snprintf(path, sizeof path, "%s/settings", real);
+    lmd_pathf(path, "%s/settings", real);
     char *text = NULL;
     lmd_err e = {{0}};
     if (lmd_file_read(path, 1 << 20, &text, NULL, &e)) return NULL;

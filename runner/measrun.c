@@ -305,7 +305,7 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
         if (k >= (int64_t)k0) break;
         const lmd_mcell *c = &s->cells[order[k]];
         char dir[4200], res[4400];
-        snprintf(dir, sizeof dir, "%s/cells/%s", out, c->id);
+        lmd_pathf(dir, "%s/cells/%s", out, c->id);
         snprintf(res, sizeof res, "%s/result.json", dir);
         if (file_exists(res)) { /* every rank sees the same file system */
             skipped++;

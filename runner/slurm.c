@@ -636,7 +636,7 @@ int lmd_slurm_jobs_read(const char *dir, lmd_slurm_job **jobs, size_t *n) {
     *jobs = NULL;
     *n = 0;
     char path[4300];
-    snprintf(path, sizeof path, "%s/slurm/jobs.tsv", dir);
+    lmd_pathf(path, "%s/slurm/jobs.tsv", dir);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     char line[512];
@@ -663,7 +663,7 @@ int lmd_slurm_jobs_read(const char *dir, lmd_slurm_job **jobs, size_t *n) {
 
 int lmd_slurm_jobs_append(const char *dir, const lmd_slurm_job *j, lmd_err *err) {
     char path[4300];
-    snprintf(path, sizeof path, "%s/slurm/jobs.tsv", dir);
+    lmd_pathf(path, "%s/slurm/jobs.tsv", dir);
     int fresh = access(path, F_OK) != 0;
     FILE *f = fopen(path, "a");
     if (!f) return lmd_errf(err, "cannot append to %s: %s", path, strerror(errno));

@@ -395,7 +395,7 @@ static int read_cell(rows *r, size_t i, const lmd_cell *c, const study_shape *sh
         int64_t s = c->tracking.steps[j];
         int k = (int)((int64_t *)bsearch(&s, sh->steps, (size_t)sh->K, sizeof s, cmp_i64) -
                       sh->steps);
-        snprintf(path, sizeof path, "%s/track/step%07lld.h5", cdir, (long long)s);
+        lmd_pathf(path, "%s/track/step%07lld.h5", cdir, (long long)s);
         if (access(path, F_OK) != 0) {
             if (!missing_track[0]) snprintf(missing_track, mt_len, "%s", path);
             continue;
@@ -1482,7 +1482,7 @@ int lmd_study_report(const char *path, FILE *f, int csv, const char *table, lmd_
 
 void lmd_study_print_summary(const char *dir, FILE *f) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/study.h5", dir);
+    lmd_pathf(path, "%s/study.h5", dir);
     lmd_err err = {{0}};
     if (lmd_study_report(path, f, 0, "all", &err)) fprintf(stderr, "lmdisp: %s\n", err.msg);
     fprintf(f, "\nwrote %s\n", path);

@@ -101,7 +101,7 @@ int lmd_studydir_check_spec(const char *dir, const lmd_spec *spec, char *note, s
         n_diff++;
     }
     char path[4200];
-    snprintf(path, sizeof path, "%s/manifest", dir);
+    lmd_pathf(path, "%s/manifest", dir);
     if (access(path, F_OK) == 0) {
         ADD("\n  the study was submitted to Slurm (%s exists) and its array tasks read %s/spec.yaml: "
             "it must stay as submitted", path, dir);
@@ -225,7 +225,7 @@ int lmd_studydir_clean_tmp(const char *dir, FILE *f, lmd_err *err) {
         for (size_t k = 0; k < sizeof PREFIX / sizeof PREFIX[0]; k++) {
             if (strncmp(e->d_name, PREFIX[k], strlen(PREFIX[k]))) continue;
             char path[4400];
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            lmd_pathf(path, "%s/%s", dir, e->d_name);
             if (unlink(path) != 0) {
                 rc = lmd_errf(err, "cannot remove the stale temporary file %s: %s", path, strerror(errno));
             } else {
