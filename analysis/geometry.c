@@ -110,7 +110,7 @@ void lmd_geom_acc_free(lmd_geom_acc *a) {
 static void geom_sv_stats(const double *lam, int k, double *entropy, double *mev) {
     double sum_s = 0.0, sum_l = 0.0, max_l = 0.0;
     for (int i = 0; i < k; i++) {
-        double l = lam[i] > 0.0 ? lam[i] : 0.0;  // round-off can make zero eigenvalues < 0
+        double l = lam[i] > 0.0 ? lam[i] : 0.0; // round-off can make zero eigenvalues < 0
         if (isnan(lam[i])) l = NAN;
         sum_s += sqrt(l);
         sum_l += l;
@@ -155,7 +155,7 @@ static void geom_spectrum_ws(const float *x, int T, int d, double *xd, double *g
     int info = 0;
     dsyevd_("N", "L", &k, gram, &k, eig, work, &lwork, iwork, &liwork, &info, 1, 1);
     if (info < 0) lmd_die("dsyevd rejected argument %d", -info);
-    if (info > 0) {  // failed to converge: report no spectrum rather than a wrong one
+    if (info > 0) { // failed to converge: report no spectrum rather than a wrong one
         *entropy = NAN;
         *mev = NAN;
         return;
@@ -163,8 +163,7 @@ static void geom_spectrum_ws(const float *x, int T, int d, double *xd, double *g
     geom_sv_stats(eig, k, entropy, mev);
 }
 
-int lmd_geom_spectrum(const float *x, int T, int d, double *entropy, double *mev,
-                      lmd_err *err) {
+int lmd_geom_spectrum(const float *x, int T, int d, double *entropy, double *mev, lmd_err *err) {
     if (geom_check_sizes(1, T, d, 1, err)) return -1;
     if (!x) return lmd_errf(err, "geometry: spectrum of NULL data");
     int k = T < d ? T : d, lwork, liwork;
@@ -225,8 +224,7 @@ int lmd_geom_acc_add(lmd_geom_acc *a, int layer, const float *x, long n_seq, lmd
             for (int j = 0; j < d; j++) out[j] = (float)((double)row[j] * inv);
         }
         // C = X̂ X̂ᵀ, upper triangle only (row-major)
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, d, 1.0f, a->xn, d, 0.0f, a->c,
-                    T);
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, d, 1.0f, a->xn, d, 0.0f, a->c, T);
         // Only the upper triangle is summed, row by row: contiguous and half the adds. Writing
         // the mirror entry too (a column walk through T*T doubles) cost 6x more than this
         // loop and ~30% of the whole similarity step at T = 512 (bench/bench_cossim.c).
@@ -253,13 +251,13 @@ int lmd_geom_acc_add(lmd_geom_acc *a, int layer, const float *x, long n_seq, lmd
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
         for (long s = 0; s < n_seq; s++) {
             const struct lmd_geom_tws *w = &a->tws[par_thread_id()];
-            geom_spectrum_ws(x + (size_t)s * Td, T, d, w->xd, w->gram, w->eig, w->work,
-                             a->lwork, w->iwork, a->liwork, &hs[s], &ms[s]);
+            geom_spectrum_ws(x + (size_t)s * Td, T, d, w->xd, w->gram, w->eig, w->work, a->lwork,
+                             w->iwork, a->liwork, &hs[s], &ms[s]);
         }
     } else {
         for (long s = 0; s < n_seq; s++)
-            geom_spectrum_ws(x + (size_t)s * Td, T, d, a->xd, a->gram, a->eig, a->work,
-                             a->lwork, a->iwork, a->liwork, &hs[s], &ms[s]);
+            geom_spectrum_ws(x + (size_t)s * Td, T, d, a->xd, a->gram, a->eig, a->work, a->lwork,
+                             a->iwork, a->liwork, &hs[s], &ms[s]);
     }
     if (blas > 1) openblas_set_num_threads(blas);
     for (long s = 0; s < n_seq; s++) { /* in sequence order, as one thread adds them */
@@ -274,8 +272,7 @@ int lmd_geom_acc_add(lmd_geom_acc *a, int layer, const float *x, long n_seq, lmd
 int lmd_geom_alloc(lmd_geom *g, int n_layers, int nbins, lmd_err *err) {
     memset(g, 0, sizeof *g);
     if (n_layers < 1 || nbins < 1)
-        return lmd_errf(err, "geometry: invalid result size (%d layers, %d bins)", n_layers,
-                        nbins);
+        return lmd_errf(err, "geometry: invalid result size (%d layers, %d bins)", n_layers, nbins);
     g->n_layers = n_layers;
     g->nbins = nbins;
     g->layer_mean = lmd_calloc((size_t)n_layers, sizeof(double));
@@ -323,8 +320,8 @@ void lmd_geom_finish(lmd_geom *g) {
 }
 
 /* Metrics of one layer from its averaged cosine matrix. cavg is (T, T); hist is (nbins). */
-static void geom_layer_stats(const double *cavg, int T, int nbins, double *mean,
-                             double *offdiag, double *hist) {
+static void geom_layer_stats(const double *cavg, int T, int nbins, double *mean, double *offdiag,
+                             double *hist) {
     size_t TT = (size_t)T * (size_t)T;
     double total = 0.0, trace = 0.0;
     int finite = 1;

@@ -49,25 +49,25 @@
 
 #include "util.h"
 
-#define LMD_GEOM_NBINS 128     /* default histogram bin count (DESIGN.md section 1) */
+#define LMD_GEOM_NBINS 128       /* default histogram bin count (DESIGN.md section 1) */
 #define LMD_GEOM_NORM_FLOOR 1e-3 /* rows are divided by max(||x||, this) */
-#define LMD_GEOM_NLAST 6       /* last_n_mean entries: N = 1..5, then N = floor(L1/2) */
+#define LMD_GEOM_NLAST 6         /* last_n_mean entries: N = 1..5, then N = floor(L1/2) */
 
 /* All metrics of one model (L1 = n_layer + 1 hidden states). Arrays are owned; free with
  * lmd_geom_free. */
 typedef struct {
-    int n_layers;          /* L1 */
+    int n_layers; /* L1 */
     int nbins;
-    int T, d;              /* sequence length and hidden width measured */
-    long n_seq;            /* sequences averaged over (the same for every layer) */
-    double *layer_mean;    /* (L1) */
-    double *offdiag_mean;  /* (L1) */
-    double *hist;          /* (L1, nbins) densities; row l is hist + l*nbins */
-    double *sv_entropy;    /* (L1) bits */
-    double *mev;           /* (L1) */
-    double spearman;       /* layer_mean vs layer index */
-    double kendall;        /* tau-b, layer_mean vs layer index */
-    int half_n;            /* floor(L1 / 2), the N of last_n_mean[5] */
+    int T, d;             /* sequence length and hidden width measured */
+    long n_seq;           /* sequences averaged over (the same for every layer) */
+    double *layer_mean;   /* (L1) */
+    double *offdiag_mean; /* (L1) */
+    double *hist;         /* (L1, nbins) densities; row l is hist + l*nbins */
+    double *sv_entropy;   /* (L1) bits */
+    double *mev;          /* (L1) */
+    double spearman;      /* layer_mean vs layer index */
+    double kendall;       /* tau-b, layer_mean vs layer index */
+    int half_n;           /* floor(L1 / 2), the N of last_n_mean[5] */
     double last_n_mean[LMD_GEOM_NLAST];
 } lmd_geom;
 
@@ -82,18 +82,18 @@ typedef struct {
  * thread count (tests/test_geompipe.c). */
 typedef struct {
     int n_layers, T, d, nbins;
-    double *csum;     /* (L1, T, T) sum over sequences of the clipped C; upper triangle
+    double *csum;    /* (L1, T, T) sum over sequences of the clipped C; upper triangle
                        * (j >= i) only, the lower one is mirrored in acc_finish */
-    double *ent_sum;  /* (L1) sum over sequences of the entropy */
-    double *mev_sum;  /* (L1) */
-    long *n_seq;      /* (L1) sequences added per layer */
+    double *ent_sum; /* (L1) sum over sequences of the entropy */
+    double *mev_sum; /* (L1) */
+    long *n_seq;     /* (L1) sequences added per layer */
     /* scratch for one sequence */
-    float *xn;        /* (T, d) normalized rows */
-    float *c;         /* (T, T) X̂ X̂ᵀ, upper triangle */
-    double *xd;       /* (T, d) X in double */
-    double *gram;     /* (k, k), k = min(T, d) */
-    double *eig;      /* (k) */
-    double *work;     /* dsyevd workspace */
+    float *xn;    /* (T, d) normalized rows */
+    float *c;     /* (T, T) X̂ X̂ᵀ, upper triangle */
+    double *xd;   /* (T, d) X in double */
+    double *gram; /* (k, k), k = min(T, d) */
+    double *eig;  /* (k) */
+    double *work; /* dsyevd workspace */
     int *iwork;
     int lwork, liwork;
     /* spectrum scratch of each thread when the sequences of one add are measured in
@@ -139,8 +139,7 @@ void lmd_geom_free(lmd_geom *g);
 /* Singular-value entropy (bits) and MEV of one raw (T, d) matrix, as defined above.
  * Allocates its own workspace: for tests and one-off use; the accumulator reuses its own.
  * Returns 0, or -1 for invalid sizes. All-zero or non-finite x gives NaN results (rc 0). */
-int lmd_geom_spectrum(const float *x, int T, int d, double *entropy, double *mev,
-                      lmd_err *err);
+int lmd_geom_spectrum(const float *x, int T, int d, double *entropy, double *mev, lmd_err *err);
 
 /* Writes g as one JSON object (no trailing newline), with keys
  *   n_layers, n_sequences, seq_len, n_embd, hist_bins,

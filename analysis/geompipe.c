@@ -13,13 +13,13 @@ struct lmd_geom_pipe {
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    float *buf;       /* the copy the worker reads */
-    size_t cap;       /* floats in buf */
-    int layer;        /* the job: buf holds n_seq sequences of hidden state `layer` */
+    float *buf; /* the copy the worker reads */
+    size_t cap; /* floats in buf */
+    int layer;  /* the job: buf holds n_seq sequences of hidden state `layer` */
     long n_seq;
-    int busy;         /* 1 while a job is handed over and not yet done */
+    int busy; /* 1 while a job is handed over and not yet done */
     int quit;
-    int failed;       /* a job failed: msg is its error; later jobs are refused */
+    int failed; /* a job failed: msg is its error; later jobs are refused */
     lmd_err msg;
 };
 
@@ -28,7 +28,7 @@ static void *pipe_worker(void *arg) {
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->busy && !p->quit) pthread_cond_wait(&p->cv, &p->mu);
-        if (!p->busy) break;  /* quit, nothing pending */
+        if (!p->busy) break; /* quit, nothing pending */
         int layer = p->layer;
         long n_seq = p->n_seq;
         pthread_mutex_unlock(&p->mu);
@@ -50,8 +50,10 @@ int lmd_geom_pipe_start(lmd_geom_pipe **out, lmd_geom_acc *acc, lmd_err *err) {
     *out = NULL;
     int nt = openblas_get_num_threads();
     if (nt > 1)
-        return lmd_errf(err, "a measurement thread needs OpenBLAS at 1 thread (it runs %d): "
-                        "the thread count is shared by the forward and the measurement", nt);
+        return lmd_errf(err,
+                        "a measurement thread needs OpenBLAS at 1 thread (it runs %d): "
+                        "the thread count is shared by the forward and the measurement",
+                        nt);
     lmd_geom_pipe *p = lmd_calloc(1, sizeof *p);
     p->acc = acc;
     pthread_mutex_init(&p->mu, NULL);

@@ -84,9 +84,9 @@ static int rc_sign(double a, double b) { return (a > b) - (a < b); }
 // x, y are (n,)
 double lmd_kendall_tau_b(const double *x, const double *y, size_t n) {
     if (n < 2 || rc_has_nan(x, n) || rc_has_nan(y, n)) return NAN;
-    int64_t s = 0;        // n_c - n_d
-    int64_t tie_x = 0;    // n1: pairs tied in x
-    int64_t tie_y = 0;    // n2: pairs tied in y
+    int64_t s = 0;     // n_c - n_d
+    int64_t tie_x = 0; // n1: pairs tied in x
+    int64_t tie_y = 0; // n2: pairs tied in y
     for (size_t i = 0; i < n; i++) {
         for (size_t j = i + 1; j < n; j++) {
             int sx = rc_sign(x[i], x[j]);
@@ -97,7 +97,7 @@ double lmd_kendall_tau_b(const double *x, const double *y, size_t n) {
         }
     }
     int64_t n0 = (int64_t)n * (int64_t)(n - 1) / 2;
-    if (n0 - tie_x == 0 || n0 - tie_y == 0) return NAN;  // a constant variable
+    if (n0 - tie_x == 0 || n0 - tie_y == 0) return NAN; // a constant variable
     double tau = (double)s / sqrt((double)(n0 - tie_x) * (double)(n0 - tie_y));
     if (tau > 1.0) tau = 1.0;
     if (tau < -1.0) tau = -1.0;

@@ -34,7 +34,8 @@ int lmd_pfile_create(lmd_pfile *pf, const char *path, MPI_Comm comm, lmd_err *er
     if (!bad) {
         pf->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
         if (pf->file < 0)
-            bad = lmd_errf(err, "%s: cannot create the HDF5 file with the MPI-IO driver (%s); "
+            bad = lmd_errf(err,
+                           "%s: cannot create the HDF5 file with the MPI-IO driver (%s); "
                            "is the directory writable and on a file system all ranks share?",
                            path, lmd_h5_last_error());
     }
@@ -87,8 +88,8 @@ static hid_t create_dataset(lmd_pfile *pf, const char *name, hid_t type, int ran
 /* Selects rows [row0, row0+nrows) of filespace and a matching memory space, then writes
  * collectively. Every rank calls H5Dwrite, also with an empty selection. */
 static int write_rows(lmd_pfile *pf, const char *name, hid_t ds, hid_t memtype, hid_t filespace,
-                      int rank, const hsize_t *dims, hsize_t row0, hsize_t nrows,
-                      const void *data, lmd_err *err) {
+                      int rank, const hsize_t *dims, hsize_t row0, hsize_t nrows, const void *data,
+                      lmd_err *err) {
     hsize_t start[8] = {0}, count[8];
     for (int i = 0; i < rank; i++) count[i] = dims[i];
     start[0] = row0;
@@ -97,8 +98,8 @@ static int write_rows(lmd_pfile *pf, const char *name, hid_t ds, hid_t memtype, 
     hid_t memspace = -1;
     if (row0 + nrows > dims[0]) {
         bad = lmd_errf(err, "%s: rows %llu..%llu of dataset %s are out of range (%llu rows)",
-                       pf->path, (unsigned long long)row0, (unsigned long long)(row0 + nrows),
-                       name, (unsigned long long)dims[0]);
+                       pf->path, (unsigned long long)row0, (unsigned long long)(row0 + nrows), name,
+                       (unsigned long long)dims[0]);
     } else if (nrows == 0) {
         memspace = H5Scopy(filespace);
         if (memspace < 0 || H5Sselect_none(memspace) < 0 || H5Sselect_none(filespace) < 0)
@@ -132,8 +133,8 @@ int lmd_pfile_write(lmd_pfile *pf, const char *name, hid_t type, int rank, const
     return lmd_mpi_agree(pf->comm, rc != 0, err);
 }
 
-int lmd_pfile_write_strings(lmd_pfile *pf, const char *name, hsize_t n, hsize_t row0,
-                            hsize_t nrows, const char *const *strs, lmd_err *err) {
+int lmd_pfile_write_strings(lmd_pfile *pf, const char *name, hsize_t n, hsize_t row0, hsize_t nrows,
+                            const char *const *strs, lmd_err *err) {
     unsigned long len = 1, mine = 1;
     for (hsize_t i = 0; i < nrows; i++) {
         size_t l = strlen(strs[i]) + 1;
@@ -160,8 +161,8 @@ int lmd_pfile_write_strings(lmd_pfile *pf, const char *name, hsize_t n, hsize_t 
     return rc;
 }
 
-static int write_attr(lmd_pfile *pf, const char *obj, const char *name, hid_t type,
-                      const void *v, lmd_err *err) {
+static int write_attr(lmd_pfile *pf, const char *obj, const char *name, hid_t type, const void *v,
+                      lmd_err *err) {
     int bad = 0;
     hid_t o = H5Oopen(pf->file, obj, H5P_DEFAULT);
     if (o < 0) {
@@ -169,7 +170,8 @@ static int write_attr(lmd_pfile *pf, const char *obj, const char *name, hid_t ty
     } else {
         hid_t space = H5Screate(H5S_SCALAR);
         hid_t a = space >= 0 ? H5Acreate2(o, name, type, space, H5P_DEFAULT, H5P_DEFAULT) : -1;
-        if (a < 0 || H5Awrite(a, type, v) < 0) bad = h5fail(pf, err, "cannot write attribute", name);
+        if (a < 0 || H5Awrite(a, type, v) < 0)
+            bad = h5fail(pf, err, "cannot write attribute", name);
         if (a >= 0) H5Aclose(a);
         if (space >= 0) H5Sclose(space);
         H5Oclose(o);

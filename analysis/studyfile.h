@@ -20,8 +20,8 @@
 typedef struct {
     MPI_Comm comm; /* private duplicate, errors returned */
     int rank, size;
-    hid_t file;    /* -1 when not open */
-    hid_t dxpl;    /* collective transfer property list */
+    hid_t file; /* -1 when not open */
+    hid_t dxpl; /* collective transfer property list */
     char path[4096];
 } lmd_pfile;
 
@@ -45,8 +45,8 @@ int lmd_pfile_write(lmd_pfile *pf, const char *name, hid_t type, int rank, const
  * string of any rank, agreed here: parallel HDF5 cannot write variable-length data). This rank
  * writes strs[0..nrows) as rows [row0, row0 + nrows). h5py reads them as bytes; .asstr()
  * decodes. */
-int lmd_pfile_write_strings(lmd_pfile *pf, const char *name, hsize_t n, hsize_t row0,
-                            hsize_t nrows, const char *const *strs, lmd_err *err);
+int lmd_pfile_write_strings(lmd_pfile *pf, const char *name, hsize_t n, hsize_t row0, hsize_t nrows,
+                            const char *const *strs, lmd_err *err);
 
 /* Attributes on object obj ("/" = root). The value must be the same on every rank. Strings
  * are variable-length UTF-8 (h5py reads str). */

@@ -22,8 +22,7 @@ static int traj_check_rows(const lmd_traj_row *rows, int K, const char *path, lm
     for (int k = 0; k < K; k++) {
         const lmd_geom *g = &rows[k].geom;
         if (!g->layer_mean)
-            return lmd_errf(err, "%s: row %d (%s) has no measurement", path, k,
-                            rows[k].checkpoint);
+            return lmd_errf(err, "%s: row %d (%s) has no measurement", path, k, rows[k].checkpoint);
         if (g->n_layers != g0->n_layers || g->nbins != g0->nbins || g->T != g0->T ||
             g->d != g0->d || g->n_seq != g0->n_seq)
             return lmd_errf(err,
@@ -38,8 +37,8 @@ static int traj_check_rows(const lmd_traj_row *rows, int K, const char *path, lm
 }
 
 /* All datasets and attributes into an open file. */
-static int traj_fill(hid_t f, const char *path, const lmd_traj_meta *meta,
-                     const lmd_traj_row *rows, int K, lmd_err *err) {
+static int traj_fill(hid_t f, const char *path, const lmd_traj_meta *meta, const lmd_traj_row *rows,
+                     int K, lmd_err *err) {
     const lmd_geom *g0 = &rows[0].geom;
     const int L1 = g0->n_layers, nb = g0->nbins;
     const size_t KL = (size_t)K * (size_t)L1;
@@ -78,8 +77,7 @@ static int traj_fill(hid_t f, const char *path, const lmd_traj_meta *meta,
     }
 
     // last-N means, (K, 6); the N of each column is an attribute
-    for (int k = 0; k < K; k++)
-        memcpy(v + (size_t)k * 6, rows[k].geom.last_n_mean, 6 * sizeof *v);
+    for (int k = 0; k < K; k++) memcpy(v + (size_t)k * 6, rows[k].geom.last_n_mean, 6 * sizeof *v);
     hsize_t dK6[2] = {(hsize_t)K, 6};
     if (!rc) rc = lmd_h5_write(f, "/last_n_mean", H5T_NATIVE_DOUBLE, v, 2, dK6, err);
     if (!rc) {
@@ -124,7 +122,9 @@ static int traj_fill(hid_t f, const char *path, const lmd_traj_meta *meta,
     if (!rc) rc = lmd_h5_attr_i64(f, "/", "n_sequences", g0->n_seq, err);
     if (!rc) rc = lmd_h5_attr_i64(f, "/", "seq_len", g0->T, err);
     if (!rc) rc = lmd_h5_attr_i64(f, "/", "hist_bins", nb, err);
-    if (!rc) rc = lmd_h5_attr_str(f, "/", "data_source", meta->data_source ? meta->data_source : "", err);
+    if (!rc)
+        rc =
+            lmd_h5_attr_str(f, "/", "data_source", meta->data_source ? meta->data_source : "", err);
     if (!rc) rc = lmd_h5_attr_str(f, "/", "eval_set", meta->eval_set ? meta->eval_set : "", err);
     if (!rc) rc = lmd_h5_attr_f64(f, "/", "val_fraction", meta->val_fraction, err);
     if (!rc) rc = lmd_h5_attr_i64(f, "/", "eval_batches", meta->eval_batches, err);

@@ -20,11 +20,11 @@ typedef struct {
 
 /* How the rows were measured; stored as root attributes. */
 typedef struct {
-    const char *data_source;  /* "synthetic", "shards:...", or the --tokens file */
-    const char *eval_set;     /* "validation" (first windows of the validation split) or "tokens" */
-    double val_fraction;      /* of the split; NaN with --tokens */
-    int eval_batches;         /* validation-loss batches (0 = no validation loss) */
-    int eval_batch_size;      /* sequences per validation-loss batch */
+    const char *data_source; /* "synthetic", "shards:...", or the --tokens file */
+    const char *eval_set;    /* "validation" (first windows of the validation split) or "tokens" */
+    double val_fraction;     /* of the split; NaN with --tokens */
+    int eval_batches;        /* validation-loss batches (0 = no validation loss) */
+    int eval_batch_size;     /* sequences per validation-loss batch */
     const char *lmdisp_version;
 } lmd_traj_meta;
 

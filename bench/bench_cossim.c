@@ -40,8 +40,8 @@ static double time_sgemm(const float *x, float *c, int T, int d, int N, int n_se
     for (int s = 0; s < n_seq; s++) {
         const float *xs = x + (size_t)s * T * d;
         // B = the first N rows of the same sequence, transposed: same data as the syrk
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, d, 1.0f, xs, d, xs, d, 0.0f,
-                    c, N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, d, 1.0f, xs, d, xs, d, 0.0f, c,
+                    N);
     }
     return lmd_now() - t0;
 }
@@ -50,9 +50,12 @@ int main(int argc, char **argv) {
     lmd_blas_core_select(argv); /* before any BLAS call: see model/blascore.h */
     int threads = 1, n_seq = 16, reps = 10;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--seqs")) n_seq = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seqs"))
+            n_seq = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps"))
+            reps = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "usage: bench_cossim [--threads N] [--seqs N] [--reps N]\n");
             return 2;

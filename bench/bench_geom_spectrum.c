@@ -20,9 +20,8 @@
 
 extern void dsyevd_(const char *, const char *, const int *, double *, const int *, double *,
                     double *, const int *, int *, const int *, int *, size_t, size_t);
-extern void dsyevd_2stage_(const char *, const char *, const int *, double *, const int *,
-                           double *, double *, const int *, int *, const int *, int *, size_t,
-                           size_t);
+extern void dsyevd_2stage_(const char *, const char *, const int *, double *, const int *, double *,
+                           double *, const int *, int *, const int *, int *, size_t, size_t);
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -38,10 +37,14 @@ int main(int argc, char **argv) {
     lmd_blas_core_select(argv);
     int T = 512, d = 768, R = 7, threads = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--seq")) T = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--hidden")) d = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--rounds")) R = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--seq"))
+            T = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--hidden"))
+            d = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rounds"))
+            R = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_geom_spectrum: unknown option %s\n", argv[i]);
             return 2;
@@ -60,7 +63,8 @@ int main(int argc, char **argv) {
     float *dir = lmd_calloc((size_t)d, sizeof(float));
     for (int j = 0; j < d; j++) dir[j] = (float)lmd_rng_normal(&r);
     for (int t = 0; t < T; t++)
-        for (int j = 0; j < d; j++) x[(size_t)t * d + j] = (float)(lmd_rng_normal(&r) + 3.0 * dir[j]);
+        for (int j = 0; j < d; j++)
+            x[(size_t)t * d + j] = (float)(lmd_rng_normal(&r) + 3.0 * dir[j]);
     int m1 = -1, lw1, liw1, lw2, liw2, info = 0, i1, i2;
     double q;
     dsyevd_("N", "L", &k, g, &k, w1, &q, &m1, &i1, &m1, &info, 1, 1);
@@ -99,10 +103,13 @@ int main(int argc, char **argv) {
         double f = lmd_now();
         if (lmd_geom_acc_add(&accn, 0, x, 1, &err)) lmd_die("%s", err.msg);
         double h = lmd_now();
-        printf("  round %d%s: gram %.1f ms, dsyevd %.1f ms, dsyevd_2stage %.1f ms; acc_add %.1f ms, "
-               "without spectrum %.1f ms\n", rr, rr < 0 ? " (warm-up)" : "", 1e3 * (b - a),
-               1e3 * (c - b1), 1e3 * (e - c1), 1e3 * (f - e), 1e3 * (h - f));
-        if (rr >= 0) tg[rr] = b - a, t1[rr] = c - b1, t2[rr] = e - c1, ta[rr] = f - e, tn[rr] = h - f;
+        printf(
+            "  round %d%s: gram %.1f ms, dsyevd %.1f ms, dsyevd_2stage %.1f ms; acc_add %.1f ms, "
+            "without spectrum %.1f ms\n",
+            rr, rr < 0 ? " (warm-up)" : "", 1e3 * (b - a), 1e3 * (c - b1), 1e3 * (e - c1),
+            1e3 * (f - e), 1e3 * (h - f));
+        if (rr >= 0)
+            tg[rr] = b - a, t1[rr] = c - b1, t2[rr] = e - c1, ta[rr] = f - e, tn[rr] = h - f;
     }
     double s1 = sqrt(fabs(w1[k - 1])), md = 0;
     for (int i = 0; i < k; i++) {

@@ -88,8 +88,8 @@ static int bsrc_f32(void *ctx, const char *name, int ndim, const int64_t *shape,
 static int bsrc_has(void *ctx, const char *name) { return 0; }
 
 /* rows of a 2-D tensor, as hub/hfmodel.c serves them (hf_tensor_source.get_rows_f32) */
-static int bsrc_rows(void *ctx, const char *name, const int64_t *shape, int64_t row0,
-                     int64_t nrows, float *dst, lmd_err *err) {
+static int bsrc_rows(void *ctx, const char *name, const int64_t *shape, int64_t row0, int64_t nrows,
+                     float *dst, lmd_err *err) {
     size_t n = (size_t)shape[0] * (size_t)shape[1];
     btensor *t = bsrc_get(ctx, name, n);
     if (t->n != n) return lmd_errf(err, "bench: %s asked with another size", name);
@@ -98,13 +98,11 @@ static int bsrc_rows(void *ctx, const char *name, const int64_t *shape, int64_t 
     return 0;
 }
 
-static int acc_hidden(void *ctx, int layer, const float *h, int n_seq, int T, int d,
-                      lmd_err *err) {
+static int acc_hidden(void *ctx, int layer, const float *h, int n_seq, int T, int d, lmd_err *err) {
     return lmd_geom_acc_add(ctx, layer, h, n_seq, err);
 }
 
-static int acc_pipe(void *ctx, int layer, const float *h, int n_seq, int T, int d,
-                    lmd_err *err) {
+static int acc_pipe(void *ctx, int layer, const float *h, int n_seq, int T, int d, lmd_err *err) {
     return lmd_geom_pipe_add(ctx, layer, h, n_seq, err);
 }
 
@@ -138,20 +136,34 @@ int main(int argc, char **argv) {
         warm = 1, no_rows = 0, mthread = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
-        if (!strcmp(k, "--arch")) arch = v;
-        else if (!strcmp(k, "--layers")) L = atoi(v);
-        else if (!strcmp(k, "--hidden")) d = atoi(v);
-        else if (!strcmp(k, "--heads")) H = atoi(v);
-        else if (!strcmp(k, "--kv-heads")) KV = atoi(v);
-        else if (!strcmp(k, "--inter")) I = atoi(v);
-        else if (!strcmp(k, "--vocab")) V = atoi(v);
-        else if (!strcmp(k, "--batch")) B = atoi(v);
-        else if (!strcmp(k, "--seq")) T = atoi(v);
-        else if (!strcmp(k, "--threads")) threads = atoi(v);
-        else if (!strcmp(k, "--reps")) reps = atoi(v);
-        else if (!strcmp(k, "--warmup")) warm = atoi(v);
-        else if (!strcmp(k, "--no-rows")) no_rows = atoi(v);
-        else if (!strcmp(k, "--measure-thread")) mthread = atoi(v);
+        if (!strcmp(k, "--arch"))
+            arch = v;
+        else if (!strcmp(k, "--layers"))
+            L = atoi(v);
+        else if (!strcmp(k, "--hidden"))
+            d = atoi(v);
+        else if (!strcmp(k, "--heads"))
+            H = atoi(v);
+        else if (!strcmp(k, "--kv-heads"))
+            KV = atoi(v);
+        else if (!strcmp(k, "--inter"))
+            I = atoi(v);
+        else if (!strcmp(k, "--vocab"))
+            V = atoi(v);
+        else if (!strcmp(k, "--batch"))
+            B = atoi(v);
+        else if (!strcmp(k, "--seq"))
+            T = atoi(v);
+        else if (!strcmp(k, "--threads"))
+            threads = atoi(v);
+        else if (!strcmp(k, "--reps"))
+            reps = atoi(v);
+        else if (!strcmp(k, "--warmup"))
+            warm = atoi(v);
+        else if (!strcmp(k, "--no-rows"))
+            no_rows = atoi(v);
+        else if (!strcmp(k, "--measure-thread"))
+            mthread = atoi(v);
         else {
             fprintf(stderr, "bench_hf_forward: unknown option %s\n", k);
             return 2;
@@ -159,9 +171,12 @@ int main(int argc, char **argv) {
     }
     hf_arch_config c;
     memset(&c, 0, sizeof c);
-    if (!strcmp(arch, "gpt2")) c.arch = HF_GPT2;
-    else if (!strcmp(arch, "llama")) c.arch = HF_LLAMA;
-    else if (!strcmp(arch, "olmo2")) c.arch = HF_OLMO2;
+    if (!strcmp(arch, "gpt2"))
+        c.arch = HF_GPT2;
+    else if (!strcmp(arch, "llama"))
+        c.arch = HF_LLAMA;
+    else if (!strcmp(arch, "olmo2"))
+        c.arch = HF_OLMO2;
     else {
         fprintf(stderr, "bench_hf_forward: --arch gpt2|llama|olmo2\n");
         return 2;
@@ -235,8 +250,8 @@ int main(int argc, char **argv) {
             /* shares paired within the run: the load drifts between runs */
             s_mea[k] = (t4 - t3) / (t2 - t1) - 1.0, s_pip[k] = (t6 - t5) / (t2 - t1) - 1.0;
         }
-        printf("  run %d%s: forward+logits %.3f s, forward %.3f s, forward+measure %.3f s",
-               k, k < 0 ? " (warm-up)" : "", t1 - t0, t2 - t1, t4 - t3);
+        printf("  run %d%s: forward+logits %.3f s, forward %.3f s, forward+measure %.3f s", k,
+               k < 0 ? " (warm-up)" : "", t1 - t0, t2 - t1, t4 - t3);
         if (mthread) printf(", forward+measure on a measurement thread %.3f s", t6 - t5);
         printf("\n");
     }
@@ -250,8 +265,7 @@ int main(int argc, char **argv) {
     qsort(s_mea, (size_t)reps, sizeof(double), cmp_d);
     qsort(s_pip, (size_t)reps, sizeof(double), cmp_d);
     double sm = s_mea[reps / 2], sp = s_pip[reps / 2];
-    double ml = t_log[reps / 2], mf = t_fwd[reps / 2], mm = t_mea[reps / 2],
-           mp = t_pip[reps / 2];
+    double ml = t_log[reps / 2], mf = t_fwd[reps / 2], mm = t_mea[reps / 2], mp = t_pip[reps / 2];
     printf("median: forward+logits %.0f tokens/s, forward %.0f tokens/s, forward+measure %.0f "
            "tokens/s; measurement share of the forward %.1f %% (CPU: forward %.2f s, "
            "forward+measure %.2f s)\n",
@@ -259,15 +273,17 @@ int main(int argc, char **argv) {
     if (mthread) {
         printf("median with the measurement thread: forward+measure %.0f tokens/s, measurement "
                "share of the forward %.1f %% (target <= 15 %%: %s; CPU %.2f s); metrics %s\n",
-               N / mp, 100.0 * sp, sp <= 0.15 ? "met" : "NOT met",
-               c_pip[reps / 2], differ ? "DIFFER from the serial ones" : "bitwise equal to "
-               "the serial ones");
+               N / mp, 100.0 * sp, sp <= 0.15 ? "met" : "NOT met", c_pip[reps / 2],
+               differ ? "DIFFER from the serial ones"
+                      : "bitwise equal to "
+                        "the serial ones");
     }
     printf("RESULT tokens_per_s_logits=%.1f tokens_per_s_forward=%.1f tokens_per_s_measure=%.1f "
-           "measure_share=%.4f", N / ml, N / mf, N / mm, sm);
+           "measure_share=%.4f",
+           N / ml, N / mf, N / mm, sm);
     if (mthread)
-        printf(" tokens_per_s_measure_thread=%.1f measure_share_thread=%.4f same=%d", N / mp,
-               sp, !differ);
+        printf(" tokens_per_s_measure_thread=%.1f measure_share_thread=%.4f same=%d", N / mp, sp,
+               !differ);
     printf("\n");
     for (int i = 0; i < s.n; i++) free(s.t[i].data);
     free(s.t);
@@ -284,7 +300,7 @@ int main(int argc, char **argv) {
     free(s_pip);
     if (differ) {
         fprintf(stderr, "bench_hf_forward: the measurement thread's metrics differ from the "
-                "serial ones\n");
+                        "serial ones\n");
         return 1;
     }
     return 0;

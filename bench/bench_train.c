@@ -46,7 +46,8 @@ typedef struct {
 static void sgemm_ref_init(sgemm_ref *r) {
     r->n = 1024;
     size_t nn = (size_t)r->n * r->n;
-    r->a = lmd_aligned_alloc(nn * 4), r->b = lmd_aligned_alloc(nn * 4), r->c = lmd_aligned_alloc(nn * 4);
+    r->a = lmd_aligned_alloc(nn * 4), r->b = lmd_aligned_alloc(nn * 4),
+    r->c = lmd_aligned_alloc(nn * 4);
     for (size_t i = 0; i < nn; i++) r->a[i] = r->b[i] = (float)((i % 13) * 0.01);
 }
 
@@ -112,12 +113,18 @@ int main(int argc, char **argv) {
     int mlp = 1024, threads = 1, steps = 10, warmup = 2, json = 0;
     const char *disp = "off";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--mlp-dim") && i + 1 < argc) mlp = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--dispersion") && i + 1 < argc) disp = argv[++i];
-        else if (!strcmp(argv[i], "--json")) json = 1;
+        if (!strcmp(argv[i], "--mlp-dim") && i + 1 < argc)
+            mlp = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
+            steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc)
+            warmup = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--dispersion") && i + 1 < argc)
+            disp = argv[++i];
+        else if (!strcmp(argv[i], "--json"))
+            json = 1;
         else if (!strcmp(argv[i], "--blas-core")) { /* for compare_torch.sh: same kernels */
             printf("%s\n", openblas_get_corename());
             return 0;
@@ -134,8 +141,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     gpt_set_threads(threads);
-    gpt_config cfg = {.vocab_size = 256, .n_ctx = 256, .n_layer = 6, .n_embd = 256, .n_head = 8,
-                      .mlp_dim = mlp};
+    gpt_config cfg = {
+        .vocab_size = 256, .n_ctx = 256, .n_layer = 6, .n_embd = 256, .n_head = 8, .mlp_dim = mlp};
     const int B = 8, T = 256;
     lmd_err err;
     gpt_model m;
@@ -230,10 +237,9 @@ int main(int argc, char **argv) {
                "\"peak_rss_mb\": %.1f, "
                "\"theoretical_mb\": %.1f, \"tokens_per_s_median\": %.1f, \"ms_step_median\": %.3f, "
                "\"cpu_ms_step_median\": %.3f, \"steps\": %d, \"warmup\": %d}\n",
-               mlp, threads, disp, BT / step, step * 1e3, t_fwd / steps * 1e3,
-               t_disp / steps * 1e3, t_bwd / steps * 1e3, t_opt / steps * 1e3, achieved, peak,
-               mfu, mfu_min, mfu_max, mfu_causal, rss, theo_mb, BT / med, med * 1e3, cpu_med * 1e3,
-               steps, warmup);
+               mlp, threads, disp, BT / step, step * 1e3, t_fwd / steps * 1e3, t_disp / steps * 1e3,
+               t_bwd / steps * 1e3, t_opt / steps * 1e3, achieved, peak, mfu, mfu_min, mfu_max,
+               mfu_causal, rss, theo_mb, BT / med, med * 1e3, cpu_med * 1e3, steps, warmup);
     } else {
         printf("reference model n_layer 6 n_embd 256 n_head 8 T 256 B 8 vocab 256 mlp_dim %d, "
                "%d thread(s), dispersion %s, %d steps\n",

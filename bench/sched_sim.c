@@ -218,9 +218,10 @@ int main(int argc, char **argv) {
                    me, groups, mk / 3600, lb / 3600, mk / lb, busy / ((double)P * mk));
             if (robust || model_error == 0.0) { /* the plan the runner uses, with stealing */
                 mk = lmd_sched_plan_simulate_steal(pl, time, &busy);
-                printf("| %d | **moldable plan, s=%.2g, stealing** | %s | %.2f | | %.2f | **%.3f** | "
-                       "%.3f |\n",
-                       P, me, groups, mk / 3600, lb / 3600, mk / lb, busy / ((double)P * mk));
+                printf(
+                    "| %d | **moldable plan, s=%.2g, stealing** | %s | %.2f | | %.2f | **%.3f** | "
+                    "%.3f |\n",
+                    P, me, groups, mk / 3600, lb / 3600, mk / lb, busy / ((double)P * mk));
             }
         }
         (void)best_g;

@@ -28,8 +28,7 @@ static uint64_t hash_u64(uint64_t x) {
 static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return p;
     size_t c = *cap ? *cap : 16;
-    while (c < need)
-        c *= 2;
+    while (c < need) c *= 2;
     void *q = realloc(p, c * elem);
     if (!q) lmd_die("out of memory growing a tokenizer table to %zu entries", c);
     *cap = c;
@@ -55,8 +54,7 @@ static void strmap_rehash(bpe_strmap *m, size_t cap) {
     m->cap = cap;
     for (size_t e = 0; e < m->n; e++) {
         size_t i = hash_bytes(m->pool + m->offs[e], m->lens[e]) & (cap - 1);
-        while (m->slots[i])
-            i = (i + 1) & (cap - 1);
+        while (m->slots[i]) i = (i + 1) & (cap - 1);
         m->slots[i] = e + 1;
     }
 }
@@ -91,8 +89,7 @@ int bpe_strmap_put(bpe_strmap *m, const char *s, size_t len, uint32_t id) {
     m->pool_n += len;
     m->n++;
     size_t i = hash_bytes(s, len) & (m->cap - 1);
-    while (m->slots[i])
-        i = (i + 1) & (m->cap - 1);
+    while (m->slots[i]) i = (i + 1) & (m->cap - 1);
     m->slots[i] = e + 1;
     return 0;
 }
@@ -102,8 +99,7 @@ int bpe_strmap_put(bpe_strmap *m, const char *s, size_t len, uint32_t id) {
 void bpe_merges_init(bpe_merges *m, size_t expected) {
     memset(m, 0, sizeof *m);
     size_t cap = 1024;
-    while (cap < expected * 2 + 2)
-        cap *= 2;
+    while (cap < expected * 2 + 2) cap *= 2;
     m->cap = cap;
     m->keys = lmd_calloc(cap, sizeof *m->keys);
     m->rank = lmd_calloc(cap, sizeof *m->rank);
@@ -119,8 +115,7 @@ void bpe_merges_free(bpe_merges *m) {
 
 static void merges_insert(bpe_merges *m, uint64_t key, uint32_t rank, uint32_t merged) {
     size_t i = hash_u64(key) & (m->cap - 1);
-    while (m->keys[i] && m->keys[i] != key)
-        i = (i + 1) & (m->cap - 1);
+    while (m->keys[i] && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
     if (!m->keys[i]) m->n++;
     m->keys[i] = key;
     m->rank[i] = rank;
@@ -235,8 +230,7 @@ size_t bpe_merge_word(const bpe_merges *m, bpe_scratch *s, uint32_t *ids, size_t
         s->next[i] = i + 1 < n ? (int32_t)(i + 1) : -1;
     }
     s->heap_n = 0;
-    for (size_t i = 0; i + 1 < n; i++)
-        push_pair(m, s, (int32_t)i);
+    for (size_t i = 0; i + 1 < n; i++) push_pair(m, s, (int32_t)i);
     while (s->heap_n) {
         uint32_t merged;
         uint64_t top = heap_pop(s, &merged);
@@ -259,7 +253,6 @@ size_t bpe_merge_word(const bpe_merges *m, bpe_scratch *s, uint32_t *ids, size_t
         push_pair(m, s, pos);
     }
     size_t k = 0;
-    for (int32_t p = 0; p >= 0; p = s->next[p])
-        ids[k++] = s->id[p];
+    for (int32_t p = 0; p >= 0; p = s->next[p]) ids[k++] = s->id[p];
     return k;
 }

@@ -37,12 +37,19 @@ int hub_is_model_form(const char *s) {
 static int cache_root(char *out, size_t n, lmd_err *err) {
     const char *v;
     int w;
-    if ((v = getenv("HF_HUB_CACHE")) && *v) w = snprintf(out, n, "%s", v);
-    else if ((v = getenv("HUGGINGFACE_HUB_CACHE")) && *v) w = snprintf(out, n, "%s", v);
-    else if ((v = getenv("HF_HOME")) && *v) w = snprintf(out, n, "%s/hub", v);
-    else if ((v = getenv("XDG_CACHE_HOME")) && *v) w = snprintf(out, n, "%s/huggingface/hub", v);
-    else if ((v = getenv("HOME")) && *v) w = snprintf(out, n, "%s/.cache/huggingface/hub", v);
-    else return lmd_errf(err, "cannot locate the HF hub cache: none of HF_HUB_CACHE, HF_HOME, HOME is set");
+    if ((v = getenv("HF_HUB_CACHE")) && *v)
+        w = snprintf(out, n, "%s", v);
+    else if ((v = getenv("HUGGINGFACE_HUB_CACHE")) && *v)
+        w = snprintf(out, n, "%s", v);
+    else if ((v = getenv("HF_HOME")) && *v)
+        w = snprintf(out, n, "%s/hub", v);
+    else if ((v = getenv("XDG_CACHE_HOME")) && *v)
+        w = snprintf(out, n, "%s/huggingface/hub", v);
+    else if ((v = getenv("HOME")) && *v)
+        w = snprintf(out, n, "%s/.cache/huggingface/hub", v);
+    else
+        return lmd_errf(
+            err, "cannot locate the HF hub cache: none of HF_HUB_CACHE, HF_HOME, HOME is set");
     if (w < 0 || (size_t)w >= n) return lmd_errf(err, "HF hub cache path too long");
     return 0;
 }
@@ -60,7 +67,8 @@ static int safe_relpath(const char *s) {
     while (*p) {
         const char *q = strchr(p, '/');
         size_t len = q ? (size_t)(q - p) : strlen(p);
-        if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.')) return 0;
+        if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+            return 0;
         p += len;
         if (*p == '/') p++;
     }
@@ -69,7 +77,8 @@ static int safe_relpath(const char *s) {
 
 static int parse_spec(const char *spec, hf_spec *h, lmd_err *err) {
     memset(h, 0, sizeof *h);
-    if (strncmp(spec, "hf:", 3) != 0) return lmd_errf(err, "%s: not an hf:ORG/NAME[@REVISION] spec", spec);
+    if (strncmp(spec, "hf:", 3) != 0)
+        return lmd_errf(err, "%s: not an hf:ORG/NAME[@REVISION] spec", spec);
     const char *r = spec + 3, *at = strchr(r, '@');
     size_t rl = at ? (size_t)(at - r) : strlen(r);
     if (rl == 0 || rl >= sizeof h->repo)
@@ -86,8 +95,10 @@ static int parse_spec(const char *spec, hf_spec *h, lmd_err *err) {
     char flat[1100];
     size_t fl = 0;
     for (const char *p = h->repo; *p; p++) {
-        if (*p == '/') flat[fl++] = '-', flat[fl++] = '-';
-        else flat[fl++] = *p;
+        if (*p == '/')
+            flat[fl++] = '-', flat[fl++] = '-';
+        else
+            flat[fl++] = *p;
     }
     flat[fl] = '\0';
     if ((size_t)snprintf(h->dir, sizeof h->dir, "%s/models--%s", root, flat) >= sizeof h->dir)
@@ -129,28 +140,35 @@ int hub_resolve(const char *spec, char *dir, size_t n, lmd_err *err) {
 int hub_resolve_file(const char *spec, const char *need, char *dir, size_t n, lmd_err *err) {
     if (strncmp(spec, "hf:", 3) != 0) {
         if (!is_dir(spec))
-            return lmd_errf(err, "%s: not a directory (an HF model directory holds %s)", spec, need);
+            return lmd_errf(err, "%s: not a directory (an HF model directory holds %s)", spec,
+                            need);
         char cfg[4200];
         snprintf(cfg, sizeof cfg, "%s/%s", spec, need);
-        if (!is_file(cfg)) return lmd_errf(err, "%s: no %s (not an HF model directory)", spec, need);
+        if (!is_file(cfg))
+            return lmd_errf(err, "%s: no %s (not an HF model directory)", spec, need);
         char real[4096];
         if (!realpath(spec, real)) return lmd_errf(err, "%s: %s", spec, strerror(errno));
-        if ((size_t)snprintf(dir, n, "%s", real) >= n) return lmd_errf(err, "%s: path too long", spec);
+        if ((size_t)snprintf(dir, n, "%s", real) >= n)
+            return lmd_errf(err, "%s: path too long", spec);
         return 0;
     }
     hf_spec h;
     if (parse_spec(spec, &h, err)) return -1;
     if (strcmp(h.rev, "*") == 0)
-        return lmd_errf(err, "%s: names a series of revisions, not one model (lmdisp track takes it)", spec);
-    if (!safe_relpath(h.rev)) return lmd_errf(err, "%s: \"%s\" is not a revision name", spec, h.rev);
+        return lmd_errf(
+            err, "%s: names a series of revisions, not one model (lmdisp track takes it)", spec);
+    if (!safe_relpath(h.rev))
+        return lmd_errf(err, "%s: \"%s\" is not a revision name", spec, h.rev);
     if (!is_dir(h.dir))
         return lmd_errf(err,
                         "%s: %s is not in the HF cache (no %s); fetch it with: huggingface-cli "
                         "download %s --revision %s",
                         spec, h.repo, h.dir, h.repo, h.rev);
     char sha[41];
-    if (is_sha(h.rev)) memcpy(sha, h.rev, 41);
-    else if (read_ref(&h, h.rev, sha, err)) return -1;
+    if (is_sha(h.rev))
+        memcpy(sha, h.rev, 41);
+    else if (read_ref(&h, h.rev, sha, err))
+        return -1;
     char snap[5000];
     snprintf(snap, sizeof snap, "%s/snapshots/%s", h.dir, sha);
     if (!is_dir(snap))
@@ -198,9 +216,12 @@ static void parse_revision(hub_revision *r) {
             while (isdigit((unsigned char)*d)) d++;
             if (*d || d - (comp + kl) > 15) continue;
             long long v = atoll(comp + kl);
-            if (k == 0) r->stage = (int)(v > 1000000 ? 1000000 : v);
-            else if (k == 1) r->ingredient = (int)(v > 1000000 ? 1000000 : v);
-            else r->step = v;
+            if (k == 0)
+                r->stage = (int)(v > 1000000 ? 1000000 : v);
+            else if (k == 1)
+                r->ingredient = (int)(v > 1000000 ? 1000000 : v);
+            else
+                r->step = v;
         }
         p += len;
         if (*p) p++;
@@ -236,7 +257,9 @@ static int walk_refs(const char *base, const char *rel, namelist *l, lmd_err *er
     while (!rc && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char sub[1024], full[6100];
-        if ((size_t)snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) >= sizeof sub) continue;
+        if ((size_t)snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) >=
+            sizeof sub)
+            continue;
         snprintf(full, sizeof full, "%s/%s", base, sub);
         if (is_dir(full)) {
             rc = walk_refs(base, sub, l, err);
@@ -256,14 +279,16 @@ static int walk_refs(const char *base, const char *rel, namelist *l, lmd_err *er
     return rc;
 }
 
-int hub_list_series(const char *spec_star, hub_revision **revs, int *n, char **skipped, lmd_err *err) {
+int hub_list_series(const char *spec_star, hub_revision **revs, int *n, char **skipped,
+                    lmd_err *err) {
     *revs = NULL;
     *n = 0;
     if (skipped) *skipped = NULL;
     hf_spec h;
     if (parse_spec(spec_star, &h, err)) return -1;
     if (strcmp(h.rev, "*") != 0)
-        return lmd_errf(err, "%s: a series is written hf:ORG/NAME@* (every cached revision)", spec_star);
+        return lmd_errf(err, "%s: a series is written hf:ORG/NAME@* (every cached revision)",
+                        spec_star);
     char refs[4200];
     snprintf(refs, sizeof refs, "%s/refs", h.dir);
     if (!is_dir(refs))
@@ -307,15 +332,18 @@ int hub_list_series(const char *spec_star, hub_revision **revs, int *n, char **s
     }
     free(l.names);
     qsort(r, (size_t)m, sizeof *r, cmp_rev);
-    if (skipped) *skipped = sk;
-    else free(sk);
+    if (skipped)
+        *skipped = sk;
+    else
+        free(sk);
     if (m == 0) {
         free(r);
         if (skipped) {
             free(*skipped);
             *skipped = NULL;
         }
-        return lmd_errf(err, "%s: no revision under %s names a training step (nor main)", spec_star, refs);
+        return lmd_errf(err, "%s: no revision under %s names a training step (nor main)", spec_star,
+                        refs);
     }
     *revs = r;
     *n = m;

@@ -44,15 +44,19 @@ static int get_int(cfgctx *c, const char *key, int def, int allow_null, int null
         return 0;
     }
     if (json_is_null(v)) {
-        if (!allow_null) return lmd_errf(c->err, "%s: %s is null; an integer is needed", c->path, key);
+        if (!allow_null)
+            return lmd_errf(c->err, "%s: %s is null; an integer is needed", c->path, key);
         *out = null_val;
         return 0;
     }
     /* HF configs sometimes write integers as 4096.0; accept an integral real. */
     double x;
-    if (json_is_integer(v)) x = (double)json_integer_value(v);
-    else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v))) x = json_real_value(v);
-    else return lmd_errf(c->err, "%s: %s is not an integer", c->path, key);
+    if (json_is_integer(v))
+        x = (double)json_integer_value(v);
+    else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)))
+        x = json_real_value(v);
+    else
+        return lmd_errf(c->err, "%s: %s is not an integer", c->path, key);
     if (x < -2147483648.0 || x > 2147483647.0)
         return lmd_errf(c->err, "%s: %s = %.0f is out of range", c->path, key, x);
     *out = (int)x;
@@ -76,8 +80,7 @@ static int get_bool(cfgctx *c, const char *key, int def, int *out) {
         *out = def;
         return 0;
     }
-    if (!json_is_boolean(v))
-        return lmd_errf(c->err, "%s: %s is not true or false", c->path, key);
+    if (!json_is_boolean(v)) return lmd_errf(c->err, "%s: %s is not true or false", c->path, key);
     *out = json_is_true(v);
     return 0;
 }
@@ -100,7 +103,8 @@ static int parse_rope(cfgctx *c, hf_arch_config *cfg) {
         rs = field(c, key);
         if (!rs || json_is_null(rs)) return 0;
     }
-    if (!json_is_object(rs)) return lmd_errf(c->err, "%s: %s is not an object or null", c->path, key);
+    if (!json_is_object(rs))
+        return lmd_errf(c->err, "%s: %s is not an object or null", c->path, key);
     json_t *jt = json_object_get(rs, "rope_type");
     const char *tkey = "rope_type";
     if (!jt) {
@@ -130,16 +134,25 @@ static int parse_rope(cfgctx *c, hf_arch_config *cfg) {
 
     /* yarn: the fields _compute_yarn_parameters reads, with its defaults; any other key would
      * be something HF warns about and lmdisp would silently ignore, so it is refused. */
-    static const char *known[] = {"rope_type", "type", "factor", "attention_factor", "beta_fast",
-                                  "beta_slow", "original_max_position_embeddings", "mscale",
-                                  "mscale_all_dim", "truncate", "rope_theta"};
+    static const char *known[] = {"rope_type",
+                                  "type",
+                                  "factor",
+                                  "attention_factor",
+                                  "beta_fast",
+                                  "beta_slow",
+                                  "original_max_position_embeddings",
+                                  "mscale",
+                                  "mscale_all_dim",
+                                  "truncate",
+                                  "rope_theta"};
     const char *k;
     json_t *v;
     json_object_foreach(rs, k, v) {
         size_t i = 0;
         while (i < sizeof known / sizeof *known && strcmp(k, known[i])) i++;
         if (i == sizeof known / sizeof *known)
-            return lmd_errf(c->err, "%s: %s.%s is not a yarn parameter lmdisp knows", c->path, key, k);
+            return lmd_errf(c->err, "%s: %s.%s is not a yarn parameter lmdisp knows", c->path, key,
+                            k);
     }
     cfg->rope_type = HF_ROPE_YARN;
     json_t *f = json_object_get(rs, "factor");
@@ -147,13 +160,13 @@ static int parse_rope(cfgctx *c, hf_arch_config *cfg) {
         return lmd_errf(c->err, "%s: %s.factor must be a number >= 1 for yarn", c->path, key);
     cfg->yarn.factor = json_number_value(f);
     /* `x or default`: absent, null and 0 all give the default in HF */
-#define OPT_NUM(name, dst, def)                                                                  \
-    do {                                                                                       \
-        json_t *o = json_object_get(rs, name);                                                 \
-        if (o && !json_is_null(o) && !json_is_number(o))                                       \
-            return lmd_errf(c->err, "%s: %s.%s is not a number", c->path, key, name);          \
-        double x = o && json_is_number(o) ? json_number_value(o) : 0.0;                        \
-        dst = x != 0.0 ? x : (def);                                                            \
+#define OPT_NUM(name, dst, def)                                                                    \
+    do {                                                                                           \
+        json_t *o = json_object_get(rs, name);                                                     \
+        if (o && !json_is_null(o) && !json_is_number(o))                                           \
+            return lmd_errf(c->err, "%s: %s.%s is not a number", c->path, key, name);              \
+        double x = o && json_is_number(o) ? json_number_value(o) : 0.0;                            \
+        dst = x != 0.0 ? x : (def);                                                                \
     } while (0)
     OPT_NUM("original_max_position_embeddings", cfg->yarn.original_max_position,
             (double)cfg->max_position);
@@ -166,7 +179,8 @@ static int parse_rope(cfgctx *c, hf_arch_config *cfg) {
     if (af && !json_is_null(af)) {
         /* HF uses any non-None value as is; 0 or less would zero or flip cos/sin */
         if (!json_is_number(af) || json_number_value(af) <= 0)
-            return lmd_errf(c->err, "%s: %s.attention_factor must be a positive number", c->path, key);
+            return lmd_errf(c->err, "%s: %s.attention_factor must be a positive number", c->path,
+                            key);
         cfg->yarn.attention_factor = json_number_value(af);
     } else {
         cfg->yarn.attention_factor = -1.0; /* HF's default from factor (and mscale*) */
@@ -182,8 +196,7 @@ static int parse_rope(cfgctx *c, hf_arch_config *cfg) {
 static int parse_layers(cfgctx *c, hf_arch_config *cfg) {
     json_t *lt = field(c, "layer_types");
     if (lt && !json_is_null(lt)) {
-        if (!json_is_array(lt))
-            return lmd_errf(c->err, "%s: layer_types is not an array", c->path);
+        if (!json_is_array(lt)) return lmd_errf(c->err, "%s: layer_types is not an array", c->path);
         if ((int)json_array_size(lt) != cfg->n_layer)
             return lmd_errf(c->err, "%s: layer_types has %zu entries, num_hidden_layers is %d",
                             c->path, json_array_size(lt), cfg->n_layer);
@@ -217,9 +230,10 @@ static int parse_layers(cfgctx *c, hf_arch_config *cfg) {
     cfg->layer_sliding = lmd_calloc((size_t)cfg->n_layer, 1);
     int any = 0;
     for (int i = 0; i < cfg->n_layer; i++) {
-        int sl = (lt && !json_is_null(lt))
-                     ? strcmp(json_string_value(json_array_get(lt, (size_t)i)), "sliding_attention") == 0
-                     : (i + 1) % 4 != 0;
+        int sl =
+            (lt && !json_is_null(lt))
+                ? strcmp(json_string_value(json_array_get(lt, (size_t)i)), "sliding_attention") == 0
+                : (i + 1) % 4 != 0;
         cfg->layer_sliding[i] = (unsigned char)sl;
         any |= sl;
     }
@@ -240,15 +254,17 @@ static int parse(cfgctx *c, hf_arch_config *cfg) {
     for (size_t i = 0; i < sizeof CLASSES / sizeof *CLASSES; i++)
         if (strcmp(type, CLASSES[i].type) == 0) k = &CLASSES[i];
     if (!k)
-        return lmd_errf(c->err,
-                        "%s: model_type \"%s\" is not implemented (lmdisp reads gpt2, llama, qwen2, "
-                        "qwen3, olmo2, olmo3)",
-                        c->path, type);
+        return lmd_errf(
+            c->err,
+            "%s: model_type \"%s\" is not implemented (lmdisp reads gpt2, llama, qwen2, "
+            "qwen3, olmo2, olmo3)",
+            c->path, type);
     cfg->arch = k->arch;
     snprintf(cfg->model_type, sizeof cfg->model_type, "%s", type);
 
     if (cfg->arch == HF_GPT2) {
-        const char *kd = alias(c, "n_embd", "hidden_size"), *kl = alias(c, "n_layer", "num_hidden_layers"),
+        const char *kd = alias(c, "n_embd", "hidden_size"),
+                   *kl = alias(c, "n_layer", "num_hidden_layers"),
                    *kh = alias(c, "n_head", "num_attention_heads"),
                    *kp = alias(c, "n_positions", "max_position_embeddings");
         if (get_int(c, "vocab_size", k->vocab, 0, 0, &cfg->vocab_size) ||
@@ -259,7 +275,8 @@ static int parse(cfgctx *c, hf_arch_config *cfg) {
             get_int(c, "n_inner", -1, 1, -1, &cfg->intermediate_size) ||
             get_num(c, "layer_norm_epsilon", k->eps, &cfg->norm_eps) ||
             get_bool(c, "scale_attn_weights", 1, &cfg->scale_attn_weights) ||
-            get_bool(c, "scale_attn_by_inverse_layer_idx", 0, &cfg->scale_attn_by_inverse_layer_idx) ||
+            get_bool(c, "scale_attn_by_inverse_layer_idx", 0,
+                     &cfg->scale_attn_by_inverse_layer_idx) ||
             get_bool(c, "tie_word_embeddings", 1, &cfg->tie_word_embeddings))
             return -1;
         if (cfg->intermediate_size < 0) cfg->intermediate_size = 4 * cfg->hidden_size;
@@ -276,7 +293,8 @@ static int parse(cfgctx *c, hf_arch_config *cfg) {
         static const char *tanh_forms[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh",
                                            "gelu_fast", "gelu_accurate"};
         int ok = 0;
-        for (size_t i = 0; i < sizeof tanh_forms / sizeof *tanh_forms; i++) ok |= !strcmp(act, tanh_forms[i]);
+        for (size_t i = 0; i < sizeof tanh_forms / sizeof *tanh_forms; i++)
+            ok |= !strcmp(act, tanh_forms[i]);
         if (!ok)
             return lmd_errf(c->err,
                             "%s: activation_function \"%s\" is not implemented for gpt2 (lmdisp "
@@ -286,7 +304,8 @@ static int parse(cfgctx *c, hf_arch_config *cfg) {
         int reorder;
         if (get_bool(c, "add_cross_attention", 0, &reorder)) return -1;
         if (reorder)
-            return lmd_errf(c->err, "%s: add_cross_attention true is not implemented for gpt2", c->path);
+            return lmd_errf(c->err, "%s: add_cross_attention true is not implemented for gpt2",
+                            c->path);
         cfg->rope_theta = 10000.0;
     } else {
         if (get_int(c, "vocab_size", k->vocab, 0, 0, &cfg->vocab_size) ||
@@ -301,32 +320,36 @@ static int parse(cfgctx *c, hf_arch_config *cfg) {
             get_num(c, "rope_theta", 10000.0, &cfg->rope_theta) ||
             get_bool(c, "tie_word_embeddings", 0, &cfg->tie_word_embeddings))
             return -1;
-        if (positive(c, "num_attention_heads", cfg->n_head) || positive(c, "hidden_size", cfg->hidden_size))
+        if (positive(c, "num_attention_heads", cfg->n_head) ||
+            positive(c, "hidden_size", cfg->hidden_size))
             return -1;
         if (cfg->n_kv_head < 0) cfg->n_kv_head = cfg->n_head;
         if (cfg->head_dim < 0) {
             if (cfg->hidden_size % cfg->n_head)
-                return lmd_errf(c->err,
-                                "%s: hidden_size = %d is not a multiple of num_attention_heads = %d "
-                                "(and no head_dim is given)",
-                                c->path, cfg->hidden_size, cfg->n_head);
+                return lmd_errf(
+                    c->err,
+                    "%s: hidden_size = %d is not a multiple of num_attention_heads = %d "
+                    "(and no head_dim is given)",
+                    c->path, cfg->hidden_size, cfg->n_head);
             cfg->head_dim = cfg->hidden_size / cfg->n_head;
         }
-        if (positive(c, "num_key_value_heads", cfg->n_kv_head) || positive(c, "head_dim", cfg->head_dim))
+        if (positive(c, "num_key_value_heads", cfg->n_kv_head) ||
+            positive(c, "head_dim", cfg->head_dim))
             return -1;
         if (cfg->n_head % cfg->n_kv_head)
-            return lmd_errf(c->err,
-                            "%s: num_attention_heads = %d is not a multiple of num_key_value_heads = %d",
-                            c->path, cfg->n_head, cfg->n_kv_head);
+            return lmd_errf(
+                c->err,
+                "%s: num_attention_heads = %d is not a multiple of num_key_value_heads = %d",
+                c->path, cfg->n_head, cfg->n_kv_head);
         if (cfg->head_dim % 2)
             return lmd_errf(c->err, "%s: head_dim = %d is odd; rotary embeddings need it even",
                             c->path, cfg->head_dim);
         json_t *ha = field(c, "hidden_act");
         const char *act = ha ? (json_is_string(ha) ? json_string_value(ha) : "") : "silu";
         if (strcmp(act, "silu") && strcmp(act, "swish")) /* both are nn.SiLU in transformers */
-            return lmd_errf(c->err,
-                            "%s: hidden_act \"%s\" is not implemented for %s (lmdisp implements silu)",
-                            c->path, act, type);
+            return lmd_errf(
+                c->err, "%s: hidden_act \"%s\" is not implemented for %s (lmdisp implements silu)",
+                c->path, act, type);
         json_t *prf = field(c, "partial_rotary_factor");
         if (prf && !json_is_null(prf) && (!json_is_number(prf) || json_number_value(prf) != 1.0)) {
             char val[64] = "not a number";
@@ -345,16 +368,20 @@ static int parse(cfgctx *c, hf_arch_config *cfg) {
         if (cfg->arch == HF_LLAMA && get_bool(c, "mlp_bias", 0, &cfg->mlp_bias)) return -1;
         if (parse_rope(c, cfg) || parse_layers(c, cfg)) return -1;
         if (!(cfg->rope_theta > 0))
-            return lmd_errf(c->err, "%s: rope_theta = %g must be positive", c->path, cfg->rope_theta);
+            return lmd_errf(c->err, "%s: rope_theta = %g must be positive", c->path,
+                            cfg->rope_theta);
     }
     if (positive(c, "vocab_size", cfg->vocab_size) ||
         positive(c, cfg->arch == HF_GPT2 ? "n_layer" : "num_hidden_layers", cfg->n_layer) ||
-        positive(c, cfg->arch == HF_GPT2 ? "n_inner" : "intermediate_size", cfg->intermediate_size) ||
-        positive(c, cfg->arch == HF_GPT2 ? "n_positions" : "max_position_embeddings", cfg->max_position))
+        positive(c, cfg->arch == HF_GPT2 ? "n_inner" : "intermediate_size",
+                 cfg->intermediate_size) ||
+        positive(c, cfg->arch == HF_GPT2 ? "n_positions" : "max_position_embeddings",
+                 cfg->max_position))
         return -1;
     if (!(cfg->norm_eps > 0))
         return lmd_errf(c->err, "%s: %s = %g must be positive", c->path,
-                        cfg->arch == HF_GPT2 ? "layer_norm_epsilon" : "rms_norm_eps", cfg->norm_eps);
+                        cfg->arch == HF_GPT2 ? "layer_norm_epsilon" : "rms_norm_eps",
+                        cfg->norm_eps);
     return 0;
 }
 

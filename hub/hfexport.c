@@ -225,8 +225,8 @@ static int exists(const char *p) {
 }
 
 /* tokenizer.json and its companions into dir; *eos_out = its end-of-text id. */
-static int export_tokenizer(const char *tok, const gpt_config *g, const char *dir,
-                            int64_t *eos_out, lmd_err *err) {
+static int export_tokenizer(const char *tok, const gpt_config *g, const char *dir, int64_t *eos_out,
+                            lmd_err *err) {
     lmd_tokenizer *t = NULL;
     if (tok_load(&t, tok, err)) return lmd_err_prefix(err, "--tokenizer");
     uint32_t tv = tok_vocab_size(t);
@@ -236,8 +236,10 @@ static int export_tokenizer(const char *tok, const gpt_config *g, const char *di
     tok_free(t);
     if ((int64_t)tv > g->vocab_size) {
         free(eos_copy);
-        return lmd_errf(err, "tokenizer %s has %u ids but the model's vocab_size is %d: it "
-                        "is not the tokenizer the model was trained with", tok, tv, g->vocab_size);
+        return lmd_errf(err,
+                        "tokenizer %s has %u ids but the model's vocab_size is %d: it "
+                        "is not the tokenizer the model was trained with",
+                        tok, tv, g->vocab_size);
     }
     char src_json[PATH_MAX], src_dir[PATH_MAX], p[PATH_MAX], q[PATH_MAX];
     struct stat st;
@@ -326,8 +328,7 @@ static int nonempty_dir(const char *dir, lmd_err *err) {
     return any;
 }
 
-int hf_export_gpt2(const gpt_model *m, const char *dir_in, const hf_export_opts *o,
-                   lmd_err *err) {
+int hf_export_gpt2(const gpt_model *m, const char *dir_in, const hf_export_opts *o, lmd_err *err) {
     char dir[PATH_MAX], tmp[PATH_MAX], old[PATH_MAX], p[PATH_MAX];
     if (lmd_path(dir, sizeof dir, err, "%s", dir_in)) return -1;
     size_t dl = strlen(dir);
@@ -340,8 +341,7 @@ int hf_export_gpt2(const gpt_model *m, const char *dir_in, const hf_export_opts 
         lmd_path(old, sizeof old, err, "%s.old.%ld", dir, (long)getpid()))
         return -1;
     rm_tree(tmp);
-    if (mkdir(tmp, 0755) != 0)
-        return lmd_errf(err, "cannot create %s: %s", tmp, strerror(errno));
+    if (mkdir(tmp, 0755) != 0) return lmd_errf(err, "cannot create %s: %s", tmp, strerror(errno));
     int64_t eos = m->cfg.vocab_size > 50256 ? 50256 : -1; /* GPT2Config's default ids */
     if (o->tokenizer && export_tokenizer(o->tokenizer, &m->cfg, tmp, &eos, err)) {
         rm_tree(tmp);

@@ -71,8 +71,9 @@ static void expected_tensors(const hf_arch_config *c, const char *prefix, expect
         if (!c->tie_word_embeddings) want(l, "", "lm_head.weight", 2, V, "vocab_size", d, D);
         return;
     }
-    const char *D = "hidden_size", *IS = "intermediate_size", *QD = "num_attention_heads x head_dim",
-               *KD = "num_key_value_heads x head_dim", *HD = "head_dim";
+    const char *D = "hidden_size", *IS = "intermediate_size",
+               *QD = "num_attention_heads x head_dim", *KD = "num_key_value_heads x head_dim",
+               *HD = "head_dim";
     want(l, "", "model.embed_tokens.weight", 2, V, "vocab_size", d, D);
     for (int i = 0; i < c->n_layer; i++) {
         snprintf(p, sizeof p, "model.layers.%d.", i);
@@ -118,11 +119,13 @@ static int ignored_buffer(const hf_arch_config *c, const char *name) {
 #undef ENDS
 }
 
-static void shape_str(char *out, size_t n, int ndim, const int64_t *shape, const char *const *label) {
+static void shape_str(char *out, size_t n, int ndim, const int64_t *shape,
+                      const char *const *label) {
     size_t w = (size_t)snprintf(out, n, "[");
     for (int i = 0; i < ndim && w < n; i++) {
         if (label && label[i])
-            w += (size_t)snprintf(out + w, n - w, "%s%lld (%s)", i ? ", " : "", (long long)shape[i], label[i]);
+            w += (size_t)snprintf(out + w, n - w, "%s%lld (%s)", i ? ", " : "", (long long)shape[i],
+                                  label[i]);
         else
             w += (size_t)snprintf(out + w, n - w, "%s%lld", i ? ", " : "", (long long)shape[i]);
     }
@@ -163,7 +166,8 @@ static const st_tensor *src_checked(const source_ctx *m, const char *name, int n
     const st_tensor *t = lookup(m, name);
     char buf[4200];
     if (!t) {
-        lmd_errf(err, "%s: no tensor \"%s\"", weights_name(m->weights, m->dir, buf, sizeof buf), name);
+        lmd_errf(err, "%s: no tensor \"%s\"", weights_name(m->weights, m->dir, buf, sizeof buf),
+                 name);
         return NULL;
     }
     const char *file = st_file_path(m->weights, t->file);
@@ -173,12 +177,13 @@ static const st_tensor *src_checked(const source_ctx *m, const char *name, int n
         char a[256], b[256];
         shape_str(a, sizeof a, t->ndim, t->shape, NULL);
         shape_str(b, sizeof b, ndim, shape, NULL);
-        lmd_errf(err, "%s: tensor \"%s\" has shape %s, the forward pass expects %s", file, t->name, a, b);
+        lmd_errf(err, "%s: tensor \"%s\" has shape %s, the forward pass expects %s", file, t->name,
+                 a, b);
         return NULL;
     }
     if (!st_dtype_readable(t->dtype)) {
-        lmd_errf(err, "%s: tensor \"%s\" has dtype %s; lmdisp reads F32, BF16 and F16", file, t->name,
-                 st_dtype_name(t->dtype));
+        lmd_errf(err, "%s: tensor \"%s\" has dtype %s; lmdisp reads F32, BF16 and F16", file,
+                 t->name, st_dtype_name(t->dtype));
         return NULL;
     }
     return t;
@@ -217,10 +222,13 @@ static int validate(hub_model *m, lmd_err *err) {
     const char *wname = weights_name(m->weights, m->dir, wbuf, sizeof wbuf);
     const char *prefix = "";
     if (c->arch == HF_GPT2) {
-        if (st_find(m->weights, "transformer.wte.weight")) prefix = "transformer.";
+        if (st_find(m->weights, "transformer.wte.weight"))
+            prefix = "transformer.";
         else if (!st_find(m->weights, "wte.weight"))
-            return lmd_errf(err, "%s: no tensor \"wte.weight\" (nor \"transformer.wte.weight\"): not gpt2 weights",
-                            wname);
+            return lmd_errf(
+                err,
+                "%s: no tensor \"wte.weight\" (nor \"transformer.wte.weight\"): not gpt2 weights",
+                wname);
     }
     expect_list l = {0};
     expected_tensors(c, prefix, &l);
@@ -234,13 +242,15 @@ static int validate(hub_model *m, lmd_err *err) {
         shape_str(es, sizeof es, x->ndim, x->shape, x->label);
         if (!t) {
             if (strcmp(x->name, "lm_head.weight") == 0)
-                rc = lmd_errf(err,
-                              "%s: no tensor \"lm_head.weight\", but %s says tie_word_embeddings is "
-                              "false%s; HF would initialise the head at random, lmdisp refuses",
-                              wname, cfgpath,
-                              c->arch == HF_GPT2 ? "" : " (the default for this model_type when absent)");
+                rc = lmd_errf(
+                    err,
+                    "%s: no tensor \"lm_head.weight\", but %s says tie_word_embeddings is "
+                    "false%s; HF would initialise the head at random, lmdisp refuses",
+                    wname, cfgpath,
+                    c->arch == HF_GPT2 ? "" : " (the default for this model_type when absent)");
             else
-                rc = lmd_errf(err, "%s: tensor \"%s\" %s is missing (model_type %s, as %s describes it)",
+                rc = lmd_errf(err,
+                              "%s: tensor \"%s\" %s is missing (model_type %s, as %s describes it)",
                               wname, x->name, es, c->model_type, cfgpath);
             break;
         }
@@ -250,13 +260,15 @@ static int validate(hub_model *m, lmd_err *err) {
         if (!same) {
             char ts[256];
             shape_str(ts, sizeof ts, t->ndim, t->shape, NULL);
-            rc = lmd_errf(err, "%s: tensor \"%s\" has shape %s, but %s implies %s: weights and config disagree",
-                          file, x->name, ts, cfgpath, es);
+            rc = lmd_errf(
+                err,
+                "%s: tensor \"%s\" has shape %s, but %s implies %s: weights and config disagree",
+                file, x->name, ts, cfgpath, es);
             break;
         }
         if (!st_dtype_readable(t->dtype)) {
-            rc = lmd_errf(err, "%s: tensor \"%s\" has dtype %s; lmdisp reads F32, BF16 and F16", file, x->name,
-                          st_dtype_name(t->dtype));
+            rc = lmd_errf(err, "%s: tensor \"%s\" has dtype %s; lmdisp reads F32, BF16 and F16",
+                          file, x->name, st_dtype_name(t->dtype));
             break;
         }
         used[t - st_at(m->weights, 0)] = 1;
@@ -275,15 +287,18 @@ static int validate(hub_model *m, lmd_err *err) {
         if (c->arch == HF_GPT2 && strncmp(nm, "transformer.", 12) == 0) nm += 12;
         if (strncmp(nm, lp, strlen(lp)) == 0) layer = atoi(nm + strlen(lp));
         if (layer >= c->n_layer)
-            rc = lmd_errf(err, "%s: tensor \"%s\" belongs to layer %d, but %s says %s is %d: weights and config "
-                          "disagree",
-                          file, t->name, layer, cfgpath, c->arch == HF_GPT2 ? "n_layer" : "num_hidden_layers",
-                          c->n_layer);
+            rc = lmd_errf(
+                err,
+                "%s: tensor \"%s\" belongs to layer %d, but %s says %s is %d: weights and config "
+                "disagree",
+                file, t->name, layer, cfgpath, c->arch == HF_GPT2 ? "n_layer" : "num_hidden_layers",
+                c->n_layer);
         else
-            rc = lmd_errf(err,
-                          "%s: unexpected tensor \"%s\": model_type %s as %s describes it has no such "
-                          "weight (lmdisp refuses weights it would ignore)",
-                          file, t->name, c->model_type, cfgpath);
+            rc = lmd_errf(
+                err,
+                "%s: unexpected tensor \"%s\": model_type %s as %s describes it has no such "
+                "weight (lmdisp refuses weights it would ignore)",
+                file, t->name, c->model_type, cfgpath);
     }
     free(used);
     free(l.e);

@@ -25,12 +25,12 @@
  * lmdisp would ignore means the model is not what the config says), except buffers HF
  * ignores: gpt2's h.N.attn.bias / attn.masked_bias and llama-family rotary_emb.inv_freq. */
 typedef struct {
-    char dir[4096];          /* the resolved snapshot / model directory */
-    char spec[1024];         /* what the user wrote */
+    char dir[4096];  /* the resolved snapshot / model directory */
+    char spec[1024]; /* what the user wrote */
     hf_arch_config cfg;
     st_set *weights;
-    hf_tensor_source src;    /* reads from weights, checks shapes, names file + tensor */
-    int64_t n_params;        /* from the weights actually present (tied lm_head once) */
+    hf_tensor_source src; /* reads from weights, checks shapes, names file + tensor */
+    int64_t n_params;     /* from the weights actually present (tied lm_head once) */
 } hub_model;
 
 /* 1 if s names an HF model form: starts with "hf:", or is a directory holding config.json. */
@@ -75,11 +75,11 @@ void hub_model_close(hub_model *m);
 
 /* One revision of a cached repo, for hf:ORG/NAME@* */
 typedef struct {
-    char name[256];          /* refs/ name, e.g. stage1-step1000-tokens5B, main */
-    char spec[1024];         /* hf:ORG/NAME@name */
-    int stage;               /* 0 when the name has no stageN; ingredient counts within it */
+    char name[256];  /* refs/ name, e.g. stage1-step1000-tokens5B, main */
+    char spec[1024]; /* hf:ORG/NAME@name */
+    int stage;       /* 0 when the name has no stageN; ingredient counts within it */
     int ingredient;
-    long long step;          /* -1 when the name has no step (then skipped, except main) */
+    long long step; /* -1 when the name has no step (then skipped, except main) */
     int is_main;
 } hub_revision;
 

@@ -18,9 +18,9 @@
 
 typedef struct {
     char *path;
-    unsigned char *map;   /* whole file, read-only */
+    unsigned char *map; /* whole file, read-only */
     size_t size;
-    size_t data_start;    /* 8 + header length */
+    size_t data_start; /* 8 + header length */
 } st_file;
 
 struct st_set {
@@ -28,7 +28,7 @@ struct st_set {
     int nfiles;
     st_tensor *t;
     int n, cap;
-    int *by_name;         /* indices into t sorted by name, for st_find */
+    int *by_name; /* indices into t sorted by name, for st_find */
     uint64_t total_bytes;
 };
 
@@ -36,11 +36,11 @@ static const struct {
     const char *name;
     size_t size;
 } dtype_info[ST_NDTYPE] = {
-    [ST_F32] = {"F32", 4},     [ST_BF16] = {"BF16", 2},       [ST_F16] = {"F16", 2},
-    [ST_F64] = {"F64", 8},     [ST_I64] = {"I64", 8},         [ST_I32] = {"I32", 4},
-    [ST_I16] = {"I16", 2},     [ST_I8] = {"I8", 1},           [ST_U8] = {"U8", 1},
-    [ST_BOOL] = {"BOOL", 1},   [ST_U16] = {"U16", 2},         [ST_U32] = {"U32", 4},
-    [ST_U64] = {"U64", 8},     [ST_F8_E4M3] = {"F8_E4M3", 1}, [ST_F8_E5M2] = {"F8_E5M2", 1},
+    [ST_F32] = {"F32", 4},   [ST_BF16] = {"BF16", 2},       [ST_F16] = {"F16", 2},
+    [ST_F64] = {"F64", 8},   [ST_I64] = {"I64", 8},         [ST_I32] = {"I32", 4},
+    [ST_I16] = {"I16", 2},   [ST_I8] = {"I8", 1},           [ST_U8] = {"U8", 1},
+    [ST_BOOL] = {"BOOL", 1}, [ST_U16] = {"U16", 2},         [ST_U32] = {"U32", 4},
+    [ST_U64] = {"U64", 8},   [ST_F8_E4M3] = {"F8_E4M3", 1}, [ST_F8_E5M2] = {"F8_E5M2", 1},
 };
 
 const char *st_dtype_name(st_dtype d) { return d < ST_NDTYPE ? dtype_info[d].name : "?"; }
@@ -122,8 +122,8 @@ static int parse_dtype(const char *tag, st_dtype *d) {
 }
 
 /* One tensor entry of a header: {"dtype": .., "shape": [..], "data_offsets": [b, e]}. */
-static int parse_entry(st_tensor *t, const char *path, const char *name, json_t *v,
-                       uint64_t buflen, lmd_err *err) {
+static int parse_entry(st_tensor *t, const char *path, const char *name, json_t *v, uint64_t buflen,
+                       lmd_err *err) {
     if (!json_is_object(v))
         return lmd_errf(err, "%s: tensor \"%s\": header entry is not a JSON object", path, name);
     json_t *jd = json_object_get(v, "dtype"), *js = json_object_get(v, "shape"),
@@ -131,10 +131,11 @@ static int parse_entry(st_tensor *t, const char *path, const char *name, json_t 
     if (!json_is_string(jd))
         return lmd_errf(err, "%s: tensor \"%s\": \"dtype\" missing or not a string", path, name);
     if (parse_dtype(json_string_value(jd), &t->dtype))
-        return lmd_errf(err,
-                        "%s: tensor \"%s\": unknown dtype \"%s\" (safetensors tags: F32, BF16, F16, "
-                        "F64, I64, I32, I16, I8, U8, BOOL, U16, U32, U64, F8_E4M3, F8_E5M2)",
-                        path, name, json_string_value(jd));
+        return lmd_errf(
+            err,
+            "%s: tensor \"%s\": unknown dtype \"%s\" (safetensors tags: F32, BF16, F16, "
+            "F64, I64, I32, I16, I8, U8, BOOL, U16, U32, U64, F8_E4M3, F8_E5M2)",
+            path, name, json_string_value(jd));
     if (!json_is_array(js))
         return lmd_errf(err, "%s: tensor \"%s\": \"shape\" missing or not an array", path, name);
     size_t nd = json_array_size(js);
@@ -151,7 +152,8 @@ static int parse_entry(st_tensor *t, const char *path, const char *name, json_t 
                             path, name, i);
         t->shape[i] = (int64_t)json_integer_value(e);
         uint64_t d = (uint64_t)t->shape[i];
-        if (d == 0) zero = 1;
+        if (d == 0)
+            zero = 1;
         else if (!zero && numel > UINT64_MAX / d / 8)
             return lmd_errf(err, "%s: tensor \"%s\": the shape's element count overflows", path,
                             name);
@@ -159,9 +161,9 @@ static int parse_entry(st_tensor *t, const char *path, const char *name, json_t 
             numel *= d;
     }
     if (zero) numel = 0;
-    if (!json_is_array(jo) || json_array_size(jo) != 2 ||
-        !json_is_integer(json_array_get(jo, 0)) || !json_is_integer(json_array_get(jo, 1)) ||
-        json_integer_value(json_array_get(jo, 0)) < 0 || json_integer_value(json_array_get(jo, 1)) < 0)
+    if (!json_is_array(jo) || json_array_size(jo) != 2 || !json_is_integer(json_array_get(jo, 0)) ||
+        !json_is_integer(json_array_get(jo, 1)) || json_integer_value(json_array_get(jo, 0)) < 0 ||
+        json_integer_value(json_array_get(jo, 1)) < 0)
         return lmd_errf(err,
                         "%s: tensor \"%s\": \"data_offsets\" must be [begin, end] of two "
                         "non-negative integers",
@@ -283,7 +285,7 @@ static int add_file(st_set *s, const char *path, lmd_err *err) {
     for (int i = 0; i < cnt; i++) ord[i] = &s->t[first + i];
     qsort(ord, (size_t)cnt, sizeof *ord, cmp_begin);
     uint64_t pos = 0;
-    const st_tensor *far = NULL; /* the non-empty tensor reaching furthest so far */
+    const st_tensor *far = NULL;           /* the non-empty tensor reaching furthest so far */
     for (int i = 0; i < cnt && !rc; i++) { /* overlaps first: they are the worse fault */
         const st_tensor *t = ord[i];
         if (t->end == t->begin) continue;
@@ -291,8 +293,9 @@ static int add_file(st_set *s, const char *path, lmd_err *err) {
             rc = lmd_errf(err,
                           "%s: tensors \"%s\" [%llu, %llu] and \"%s\" [%llu, %llu] overlap in the "
                           "data buffer",
-                          path, far->name, (unsigned long long)far->begin, (unsigned long long)far->end,
-                          t->name, (unsigned long long)t->begin, (unsigned long long)t->end);
+                          path, far->name, (unsigned long long)far->begin,
+                          (unsigned long long)far->end, t->name, (unsigned long long)t->begin,
+                          (unsigned long long)t->end);
         if (!far || t->end > far->end) far = t;
     }
     for (int i = 0; i < cnt && !rc; i++) {
@@ -466,8 +469,10 @@ const st_tensor *st_find(const st_set *s, const char *name) {
         const st_tensor *t = &s->t[s->by_name[mid]];
         int c = strcmp(name, t->name);
         if (c == 0) return t;
-        if (c < 0) hi = mid - 1;
-        else lo = mid + 1;
+        if (c < 0)
+            hi = mid - 1;
+        else
+            lo = mid + 1;
     }
     return NULL;
 }
@@ -519,8 +524,7 @@ void st_read_f32_range(const st_set *s, const st_tensor *t, uint64_t first, uint
             dst[i] = st_f16_to_f32(h);
         }
         break;
-    default:
-        break;
+    default: break;
     }
     /* Drop the pages just read from this process's mapping: they stay in the page cache, but
      * no longer count in the resident set of a model streamed layer by layer. */
@@ -528,7 +532,8 @@ void st_read_f32_range(const st_set *s, const st_tensor *t, uint64_t first, uint
     if (pg > 0 && n > 0) {
         uintptr_t a = (uintptr_t)p & ~(uintptr_t)(pg - 1);
         uintptr_t b = ((uintptr_t)p + n * esz + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
-        uintptr_t lo = (uintptr_t)f->map, hi = lo + ((f->size + (size_t)pg - 1) & ~(size_t)(pg - 1));
+        uintptr_t lo = (uintptr_t)f->map,
+                  hi = lo + ((f->size + (size_t)pg - 1) & ~(size_t)(pg - 1));
         if (a < lo) a = lo;
         if (b > hi) b = hi;
         if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);

@@ -12,9 +12,21 @@
  * message can name them, and refused by hub_model_open for any tensor the architecture uses
  * (st_dtype_readable). A tag outside this list is refused at open. */
 typedef enum {
-    ST_F32, ST_BF16, ST_F16,
-    ST_F64, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL, ST_U16, ST_U32, ST_U64,
-    ST_F8_E4M3, ST_F8_E5M2,
+    ST_F32,
+    ST_BF16,
+    ST_F16,
+    ST_F64,
+    ST_I64,
+    ST_I32,
+    ST_I16,
+    ST_I8,
+    ST_U8,
+    ST_BOOL,
+    ST_U16,
+    ST_U32,
+    ST_U64,
+    ST_F8_E4M3,
+    ST_F8_E5M2,
     ST_NDTYPE
 } st_dtype;
 
@@ -28,12 +40,12 @@ int st_dtype_readable(st_dtype d);
 #define ST_MAX_NDIM 8
 
 typedef struct {
-    const char *name;       /* owned by the set */
+    const char *name; /* owned by the set */
     st_dtype dtype;
     int ndim;
     int64_t shape[ST_MAX_NDIM];
-    int file;               /* index into the set's files */
-    uint64_t begin, end;    /* byte range in that file's data buffer */
+    int file;            /* index into the set's files */
+    uint64_t begin, end; /* byte range in that file's data buffer */
 } st_tensor;
 
 typedef struct st_set st_set; /* opaque: the mapped files and a name index */
@@ -70,8 +82,7 @@ void st_read_f32(const st_set *s, const st_tensor *t, float *dst);
 /* Elements [first, first + n) of tensor t (row-major flat index) to float32 into dst (n
  * floats), converted and released from the mapping as st_read_f32 does (which is this with
  * first 0, n = st_numel). first + n must not exceed st_numel(t) (programmer error). */
-void st_read_f32_range(const st_set *s, const st_tensor *t, uint64_t first, uint64_t n,
-                       float *dst);
+void st_read_f32_range(const st_set *s, const st_tensor *t, uint64_t first, uint64_t n, float *dst);
 
 /* One value: bfloat16 / IEEE half bits to float32 (exact; NaN payloads kept). */
 float st_bf16_to_f32(uint16_t h);

@@ -131,22 +131,14 @@ static int refuse(lmd_err *err, const lmd_tokenizer *t, const char *field, const
 
 static const char *jtype(const json_t *v) {
     switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-        return "true";
-    case JSON_FALSE:
-        return "false";
-    default:
-        return "null";
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE: return "true";
+    case JSON_FALSE: return "false";
+    default: return "null";
     }
 }
 
@@ -223,10 +215,8 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
     uint32_t cp[256];
     int16_t inv[512];
     bytes_to_unicode(cp);
-    for (int i = 0; i < 512; i++)
-        inv[i] = -1;
-    for (int b = 0; b < 256; b++)
-        inv[cp[b]] = (int16_t)b;
+    for (int i = 0; i < 512; i++) inv[i] = -1;
+    for (int b = 0; b < 256; b++) inv[cp[b]] = (int16_t)b;
     json_t *vocab = json_object_get(model, "vocab");
     const char *key;
     json_t *val;
@@ -254,8 +244,7 @@ static int load_vocab(lmd_tokenizer *t, json_t *model, uint64_t *pool_cap, lmd_e
         size_t sl = rl >= 0 ? (size_t)rl : klen;
         if (rl >= 0) bpe_strmap_put(&t->vocab, raw, (size_t)rl, id);
         if (pool_n + sl > *pool_cap) {
-            while (pool_n + sl > *pool_cap)
-                *pool_cap *= 2;
+            while (pool_n + sl > *pool_cap) *pool_cap *= 2;
             char *p2 = realloc(t->dec_pool, *pool_cap);
             if (!p2) lmd_die("out of memory");
             t->dec_pool = p2;
@@ -501,8 +490,7 @@ static int load_added(lmd_tokenizer *t, json_t *arr, lmd_err *err) {
         if (d->len > t->added_maxlen) t->added_maxlen = d->len;
     }
     qsort(t->added, (size_t)t->n_added, sizeof *t->added, added_cmp);
-    for (int b = 0; b < 256; b++)
-        t->first_lo[b] = t->first_hi[b] = 0;
+    for (int b = 0; b < 256; b++) t->first_lo[b] = t->first_hi[b] = 0;
     for (int i = 0; i < t->n_added; i++) {
         unsigned char b = (unsigned char)t->added[i].s[0];
         if (t->first_hi[b] == 0) t->first_lo[b] = i;
@@ -557,8 +545,7 @@ int tok_load(lmd_tokenizer **out, const char *path, lmd_err *err) {
     int frc = lmd_file_read(t->path, (size_t)1 << 31, &text, &n, err);
     if (frc) {
         if (frc == LMD_FILE_MISSING)
-            lmd_errf(err, "%s: no such file (a model directory must hold tokenizer.json)",
-                     t->path);
+            lmd_errf(err, "%s: no such file (a model directory must hold tokenizer.json)", t->path);
         tok_free(t);
         return -1;
     }
@@ -595,15 +582,13 @@ int tok_load(lmd_tokenizer **out, const char *path, lmd_err *err) {
         if (t->added[i].id + 1 > t->n_ids) t->n_ids = t->added[i].id + 1;
     t->dec_off = lmd_calloc(t->n_ids, sizeof *t->dec_off);
     t->dec_len = lmd_calloc(t->n_ids, sizeof *t->dec_len);
-    for (uint32_t i = 0; i < t->n_ids; i++)
-        t->dec_len[i] = UINT32_MAX;
+    for (uint32_t i = 0; i < t->n_ids; i++) t->dec_len[i] = UINT32_MAX;
     uint64_t pool_cap = 1 << 20;
     t->dec_pool = lmd_calloc(pool_cap, 1);
     if (load_vocab(t, model, &pool_cap, err)) goto done;
     /* added tokens decode as their content (also when the vocabulary has the id) */
     size_t extra = 0;
-    for (int i = 0; i < t->n_added; i++)
-        extra += t->added[i].len;
+    for (int i = 0; i < t->n_added; i++) extra += t->added[i].len;
     size_t used = 0;
     for (uint32_t i = 0; i < t->n_ids; i++)
         if (t->dec_len[i] != UINT32_MAX && t->dec_off[i] + t->dec_len[i] > used)
@@ -660,8 +645,7 @@ void tok_free(lmd_tokenizer *t) {
     bpe_merges_free(&t->merges);
     if (t->re) pcre2_code_free(t->re);
     free(t->re_src);
-    for (int i = 0; i < t->n_added; i++)
-        free(t->added[i].s);
+    for (int i = 0; i < t->n_added; i++) free(t->added[i].s);
     free(t->added);
     free(t->dec_off);
     free(t->dec_len);
@@ -696,8 +680,8 @@ int64_t tok_eos_id(const lmd_tokenizer *t, const char **name) {
 /* ---- workspace ---- */
 
 #define CACHE_SLOTS (1u << 15)
-#define CACHE_KEY   46
-#define CACHE_IDS   12
+#define CACHE_KEY 46
+#define CACHE_IDS 12
 typedef struct {
     uint8_t klen, nids; /* klen 0 = empty */
     char key[CACHE_KEY];
@@ -759,8 +743,7 @@ void tok_ids_free(tok_ids *a) {
 
 static uint32_t cache_hash(const char *s, size_t n) {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
     return (h ^ (h >> 15)) & (CACHE_SLOTS - 1);
 }
 
@@ -774,8 +757,7 @@ static void encode_word(const lmd_tokenizer *t, tok_ws *w, const char *s, size_t
     if (n <= CACHE_KEY) {
         slot = &w->cache[cache_hash(s, n)];
         if (slot->klen == n && !memcmp(slot->key, s, n)) {
-            for (int i = 0; i < slot->nids; i++)
-                tok_ids_push(out, slot->ids[i]);
+            for (int i = 0; i < slot->nids; i++) tok_ids_push(out, slot->ids[i]);
             return;
         }
     }
@@ -790,20 +772,17 @@ static void encode_word(const lmd_tokenizer *t, tok_ws *w, const char *s, size_t
     } else {
         if (n > w->word_cap) {
             size_t c = w->word_cap ? w->word_cap : 64;
-            while (c < n)
-                c *= 2;
+            while (c < n) c *= 2;
             uint32_t *p = realloc(w->word, c * sizeof *p);
             if (!p) lmd_die("out of memory");
             w->word = p;
             w->word_cap = c;
         }
-        for (size_t i = 0; i < n; i++)
-            w->word[i] = t->byte_id[(unsigned char)s[i]];
+        for (size_t i = 0; i < n; i++) w->word[i] = t->byte_id[(unsigned char)s[i]];
         k = bpe_merge_word(&t->merges, &w->bs, w->word, n);
         ids = w->word;
     }
-    for (size_t i = 0; i < k; i++)
-        tok_ids_push(out, ids[i]);
+    for (size_t i = 0; i < k; i++) tok_ids_push(out, ids[i]);
     if (slot && k <= CACHE_IDS) {
         slot->klen = (uint8_t)n;
         slot->nids = (uint8_t)k;

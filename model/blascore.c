@@ -10,8 +10,8 @@ char *openblas_get_corename(void);
 
 /* generic or pre-AVX2 cores OpenBLAS falls back to on CPUs it does not recognise */
 static int generic_core(const char *name) {
-    static const char *const GENERIC[] = {"prescott", "core2", "nehalem", "katmai", "coppermine",
-                                          "northwood", "banias", "atom", "unknown"};
+    static const char *const GENERIC[] = {"prescott",  "core2",  "nehalem", "katmai", "coppermine",
+                                          "northwood", "banias", "atom",    "unknown"};
     for (size_t i = 0; i < sizeof GENERIC / sizeof GENERIC[0]; i++)
         if (!strcasecmp(name, GENERIC[i])) return 1;
     return 0;

@@ -213,9 +213,8 @@ static int write_image(const char *tmp, const char *path, const unsigned char *b
     if (close(fd) != 0 && !e) e = errno;
     if (e) {
         remove(tmp);
-        return lmd_errf(err,
-                        "cannot save checkpoint '%s': writing %zu bytes to '%s' failed: %s%s", path,
-                        n, tmp, strerror(e),
+        return lmd_errf(err, "cannot save checkpoint '%s': writing %zu bytes to '%s' failed: %s%s",
+                        path, n, tmp, strerror(e),
                         e == ENOSPC || e == EDQUOT ? " (free space there, then resume from the "
                                                      "newest checkpoint)"
                                                    : "");
@@ -299,8 +298,8 @@ done:
 /* ---- reading ---- */
 
 /* The attribute readers of h5io, with messages starting "checkpoint 'PATH'". */
-static int ck_attr_i64(hid_t loc, const char *where, const char *name, int64_t *v,
-                       const char *path, lmd_err *err) {
+static int ck_attr_i64(hid_t loc, const char *where, const char *name, int64_t *v, const char *path,
+                       lmd_err *err) {
     char who[PATH_MAX + 16];
     snprintf(who, sizeof who, "checkpoint '%s'", path);
     return lmd_h5_attr_get_i64(loc, where, name, v, who, err);
@@ -541,8 +540,7 @@ static int ckpt_probe(const char *path, lmd_err *err) {
     }
     int status = 0;
     pid_t w;
-    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
-    }
+    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {}
     /* the child exits 0 whenever it gets to the end; anything else is a crash (a sanitizer
      * turns one into exit 1) */
     if (w == pid && (WIFSIGNALED(status) || WEXITSTATUS(status) != 0)) {
@@ -552,7 +550,9 @@ static int ckpt_probe(const char *path, lmd_err *err) {
                         "HDF5 (%s in a probe process); restore the file from a copy, or delete "
                         "it so that a resume starts from an older checkpoint",
                         path, sig == SIGALRM ? "hung" : "crashed",
-                        sig == SIGALRM ? "no answer in " "5 s" : strsignal(sig));
+                        sig == SIGALRM ? "no answer in "
+                                         "5 s"
+                                       : strsignal(sig));
     }
     return 0;
 }
@@ -708,8 +708,10 @@ int lmd_ckpt_load(const char *path, gpt_model *m, lmd_train_state *st, lmd_err *
     int ho = has_link(f, "optimizer", path, err), hs = has_link(f, "state", path, err);
     if (ho < 0 || hs < 0) goto done;
     if ((ho || hs) && n_run_attrs < 3) {
-        lmd_errf(err, "checkpoint '%s': has /%s but lacks one of the root attributes step, "
-                 "tokens, seed that a resumable checkpoint needs", path, ho ? "optimizer" : "state");
+        lmd_errf(err,
+                 "checkpoint '%s': has /%s but lacks one of the root attributes step, "
+                 "tokens, seed that a resumable checkpoint needs",
+                 path, ho ? "optimizer" : "state");
         goto done;
     }
     if (ho && read_optimizer(f, path, m, err)) goto done;

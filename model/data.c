@@ -32,8 +32,10 @@ void lmd_tokens_free(lmd_tokens *t) {
 
 static int check_vocab(int vocab_size, const char *what, lmd_err *err) {
     if (vocab_size < 2 || vocab_size > 65536)
-        return lmd_errf(err, "%s: vocab_size %d is out of range: it must be in [2, 65536] "
-                        "(the generator's tables hold uint16 ids)", what, vocab_size);
+        return lmd_errf(err,
+                        "%s: vocab_size %d is out of range: it must be in [2, 65536] "
+                        "(the generator's tables hold uint16 ids)",
+                        what, vocab_size);
     return 0;
 }
 
@@ -44,9 +46,9 @@ static int check_vocab(int vocab_size, const char *what, lmd_err *err) {
 /* Generator constants; changing any of them changes the corpus, so bump SYNTH_VERSION (it is
  * recorded in lmd_tokens.source for provenance). */
 #define SYNTH_VERSION 1
-#define SYNTH_K 16            /* candidate successors per context */
-#define SYNTH_ZIPF_W 720720u  /* lcm(1..16): the Zipf weights W/(k+1) are exact integers */
-#define SYNTH_COPY_ODDS 64    /* a copy starts with probability 1/64 at each free token */
+#define SYNTH_K 16           /* candidate successors per context */
+#define SYNTH_ZIPF_W 720720u /* lcm(1..16): the Zipf weights W/(k+1) are exact integers */
+#define SYNTH_COPY_ODDS 64   /* a copy starts with probability 1/64 at each free token */
 #define SYNTH_COPY_LEN_MIN 8
 #define SYNTH_COPY_LEN_MAX 24
 #define SYNTH_COPY_DIST_MIN 16
@@ -59,8 +61,10 @@ static int zipf_draw(lmd_rng *r, const uint64_t *cdf, int V) {
     int lo = 0, hi = V - 1; /* first t with cdf[t] > u */
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
-        if (cdf[mid] > u) hi = mid;
-        else lo = mid + 1;
+        if (cdf[mid] > u)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
     return lo;
 }
@@ -122,7 +126,7 @@ int lmd_data_synthetic(lmd_tokens *out, const lmd_synth_opts *opts, lmd_err *err
         for (int k = 0; k < SYNTH_K; k++) {
             for (;;) {
                 int c = (lmd_rng_u64(&r) >> 63) ? zipf_draw(&r, cdf, V)
-                                                 : (int)lmd_rng_below(&r, (uint64_t)V);
+                                                : (int)lmd_rng_below(&r, (uint64_t)V);
                 int dup = 0;
                 for (int j = 0; distinct && j < k; j++) dup |= (s[j] == c);
                 if (!dup) {
@@ -239,8 +243,8 @@ static int read_shard(const char *path, int vocab_size, int32_t **buf, size_t *n
         int32_t *grown = realloc(*buf, want * sizeof **buf);
         if (!grown) {
             free(ids);
-            return lmd_errf(err, "%s: out of memory growing the token buffer to %zu tokens",
-                            path, want);
+            return lmd_errf(err, "%s: out of memory growing the token buffer to %zu tokens", path,
+                            want);
         }
         *buf = grown;
         *cap = want;
@@ -351,8 +355,8 @@ int lmd_data_write_shard(const char *path, const uint16_t *tok, size_t n, lmd_er
 
 static int check_bt(int B, int T, const char *what, lmd_err *err) {
     if (B < 1 || T < 1)
-        return lmd_errf(err, "%s: batch size B=%d and sequence length T=%d must both be >= 1",
-                        what, B, T);
+        return lmd_errf(err, "%s: batch size B=%d and sequence length T=%d must both be >= 1", what,
+                        B, T);
     return 0;
 }
 
@@ -363,14 +367,17 @@ int lmd_data_split(const lmd_tokens *all, double val_fraction, int B, int T, lmd
         return lmd_errf(err, "%s: val_fraction %g must be in [0, 1)", all->source, val_fraction);
     const size_t need = (size_t)B * (size_t)T + 1; /* one B x T batch with its shifted targets */
     if (all->n < 2 * need)
-        return lmd_errf(err, "%s: corpus too short: it has %zu tokens but a train/validation "
+        return lmd_errf(err,
+                        "%s: corpus too short: it has %zu tokens but a train/validation "
                         "split with B=%d, T=%d needs at least %zu (B*T+1 = %zu for each part)",
                         all->source, all->n, B, T, 2 * need, need);
     size_t n_val = (size_t)(val_fraction * (double)all->n);
     if (n_val < need) n_val = need;
     if (all->n - n_val < need)
-        return lmd_errf(err, "%s: val_fraction %g leaves %zu training tokens but one B=%d x T=%d "
-                        "batch needs %zu", all->source, val_fraction, all->n - n_val, B, T, need);
+        return lmd_errf(err,
+                        "%s: val_fraction %g leaves %zu training tokens but one B=%d x T=%d "
+                        "batch needs %zu",
+                        all->source, val_fraction, all->n - n_val, B, T, need);
     size_t n_train = all->n - n_val;
     train->tok = all->tok;
     train->n = n_train;
@@ -386,8 +393,10 @@ int lmd_loader_init(lmd_loader *ld, lmd_span span, int B, int T, lmd_err *err) {
     if (check_bt(B, T, "batch loader", err)) return -1;
     const size_t need = (size_t)B * (size_t)T + 1;
     if (span.n < need)
-        return lmd_errf(err, "batch loader: corpus too short: %zu tokens present but one B=%d x "
-                        "T=%d batch needs %zu (B*T+1)", span.n, B, T, need);
+        return lmd_errf(err,
+                        "batch loader: corpus too short: %zu tokens present but one B=%d x "
+                        "T=%d batch needs %zu (B*T+1)",
+                        span.n, B, T, need);
     ld->span = span;
     ld->B = B;
     ld->T = T;
@@ -398,7 +407,8 @@ int lmd_loader_init(lmd_loader *ld, lmd_span span, int B, int T, lmd_err *err) {
 int lmd_loader_seek(lmd_loader *ld, uint64_t pos, lmd_err *err) {
     const uint64_t bt = (uint64_t)ld->B * (uint64_t)ld->T;
     if (pos + bt + 1 > ld->span.n)
-        return lmd_errf(err, "batch loader: position %llu is past the last batch start of a "
+        return lmd_errf(err,
+                        "batch loader: position %llu is past the last batch start of a "
                         "%zu-token span (B=%d, T=%d): was the checkpoint made on other data?",
                         (unsigned long long)pos, ld->span.n, ld->B, ld->T);
     ld->pos = pos;
@@ -426,8 +436,10 @@ int lmd_eval_windows(const lmd_span *span, int n_seq, int T, int **inputs, lmd_e
         return lmd_errf(err, "evaluation windows: n_seq=%d and T=%d must both be >= 1", n_seq, T);
     const size_t need = (size_t)n_seq * (size_t)T;
     if (span->n < need)
-        return lmd_errf(err, "evaluation windows: corpus too short: %d windows of T=%d need %zu "
-                        "tokens, %zu present", n_seq, T, need, span->n);
+        return lmd_errf(err,
+                        "evaluation windows: corpus too short: %d windows of T=%d need %zu "
+                        "tokens, %zu present",
+                        n_seq, T, need, span->n);
     int *x = lmd_calloc(need, sizeof *x);
     for (size_t i = 0; i < need; i++) x[i] = span->tok[i];
     *inputs = x;

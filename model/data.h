@@ -10,17 +10,17 @@
 
 /* A token stream held in memory. */
 typedef struct {
-    int32_t *tok;    /* ids in [0, vocab_size): any vocabulary (uint16 and uint32 files) */
-    size_t n;        /* number of tokens */
-    int vocab_size;  /* ids are < vocab_size */
-    char source[512];/* what it was loaded from, for messages and provenance */
+    int32_t *tok;     /* ids in [0, vocab_size): any vocabulary (uint16 and uint32 files) */
+    size_t n;         /* number of tokens */
+    int vocab_size;   /* ids are < vocab_size */
+    char source[512]; /* what it was loaded from, for messages and provenance */
 } lmd_tokens;
 
 /* Options of the built-in synthetic corpus. */
 typedef struct {
-    uint64_t seed;    /* corpus seed (independent of the model seed) */
-    size_t n_tokens;  /* default 2,000,000 */
-    int vocab_size;   /* default 256 */
+    uint64_t seed;   /* corpus seed (independent of the model seed) */
+    size_t n_tokens; /* default 2,000,000 */
+    int vocab_size;  /* default 256 */
 } lmd_synth_opts;
 lmd_synth_opts lmd_synth_default(void);
 

@@ -251,10 +251,8 @@ static inline void lse_add(lse_acc *a, double x, double weight) {
 }
 static inline double lse_value(const lse_acc *a) { return a->m + log(a->s); }
 
-
 /* ---------------------------------------------------------------------------------------
  * The variants. z, dz (L,F); work as lmd_disp_work_floats(L,F). */
-
 
 /* The pair loops of one row of angular_seq (restrict pointers: the rows never overlap). Each
  * vectorizes: the vector functions they call are always inlined (model/vmath.h). */

@@ -39,8 +39,8 @@ int lmd_disp_validate(const lmd_disp_opts *o, lmd_err *err);
 /* Loss of one sequence z (L x F, row-major) and, if dz != NULL, ACCUMULATES scale * dloss/dz
  * into dz (L x F). No subsetting here. work: scratch of lmd_disp_work_floats(L, F) floats.
  * Preconditions (checked, abort): L >= 2 except for l2_repel; F >= 2 for decorrelation. */
-double lmd_disp_seq(lmd_disp_variant v, const float *z, int L, int F, double tau_cos,
-                    double tau_l2, float *dz, double scale, float *work);
+double lmd_disp_seq(lmd_disp_variant v, const float *z, int L, int F, double tau_cos, double tau_l2,
+                    float *dz, double scale, float *work);
 size_t lmd_disp_work_floats(int L, int F);
 
 /* The dispersion term of a model forward: hidden is (n_layer+1, B, T, C) as a list of
@@ -50,8 +50,8 @@ size_t lmd_disp_work_floats(int L, int F);
  * positions drawn from rng (same subset for every feature). If dhidden != NULL (same layout,
  * n_layer+1 pointers), ACCUMULATES coeff * d(dispersion)/d(hidden). Returns the dispersion
  * value (not multiplied by coeff). */
-double lmd_disp_forward_backward(const lmd_disp_opts *o, float *const *hidden, int n_layer,
-                                 int B, int T, int C, float *const *dhidden, lmd_rng *rng);
+double lmd_disp_forward_backward(const lmd_disp_opts *o, float *const *hidden, int n_layer, int B,
+                                 int T, int C, float *const *dhidden, lmd_rng *rng);
 
 /* Draw order of the subsets (so a run is reproducible and a test can replay it): hidden
  * states l = first..n_layer in increasing order (first = 1 for all, n_layer for last), within

@@ -7,10 +7,10 @@
 
 #include <stddef.h>
 
-
 typedef struct {
-    double ce;   /* mean over rows of -log softmax(student)[target] */
-    double kl;   /* mean over rows of sum_v p_t (log p_t - log q_s), p_t = softmax(t/T), q_s = softmax(s/T) */
+    double ce; /* mean over rows of -log softmax(student)[target] */
+    double
+        kl; /* mean over rows of sum_v p_t (log p_t - log q_s), p_t = softmax(t/T), q_s = softmax(s/T) */
     double loss; /* (1 - alpha) ce + alpha T^2 kl */
 } lmd_distill_losses;
 

@@ -30,8 +30,10 @@ int lmd_file_read(const char *path, size_t max_bytes, char **text, size_t *len, 
     }
     if ((unsigned long long)st.st_size > (unsigned long long)max_bytes) {
         close(fd);
-        return lmd_errf(err, "%s is %lld bytes, more than the %zu this file may have (damaged or "
-                        "not written by lmdisp?)", path, (long long)st.st_size, max_bytes);
+        return lmd_errf(err,
+                        "%s is %lld bytes, more than the %zu this file may have (damaged or "
+                        "not written by lmdisp?)",
+                        path, (long long)st.st_size, max_bytes);
     }
     /* read to EOF, not just st_size bytes: a file that grew since fstat is still caught */
     size_t cap = (size_t)st.st_size + 1, n = 0;
@@ -72,12 +74,15 @@ int lmd_file_read(const char *path, size_t max_bytes, char **text, size_t *len, 
 int lmd_fsync_parent_dir(const char *path, lmd_err *err) {
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
-    if (!slash) lmd_pathf(dir, ".");
-    else if (slash == path) lmd_pathf(dir, "/");
+    if (!slash)
+        lmd_pathf(dir, ".");
+    else if (slash == path)
+        lmd_pathf(dir, "/");
     else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) >= (int)sizeof dir)
         return lmd_errf(err, "path too long: %s", path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return lmd_errf(err, "cannot open directory %s to sync it: %s", dir, strerror(errno));
+    if (fd < 0)
+        return lmd_errf(err, "cannot open directory %s to sync it: %s", dir, strerror(errno));
     int rc = 0;
     if (fsync(fd) != 0 && errno != EINVAL) /* EINVAL: file systems that cannot sync directories */
         rc = lmd_errf(err, "cannot sync directory %s: %s", dir, strerror(errno));
@@ -120,7 +125,8 @@ int lmd_file_write_atomic(const char *path, const void *data, size_t n, lmd_err 
     if (rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
-        return lmd_errf(err, "cannot replace %s: rename from %s failed: %s", path, tmp, strerror(e));
+        return lmd_errf(err, "cannot replace %s: rename from %s failed: %s", path, tmp,
+                        strerror(e));
     }
     return lmd_fsync_parent_dir(path, err);
 }

@@ -18,7 +18,6 @@
 #include <omp.h>
 #endif
 
-
 /* ------------------------------------------------------------------------------------------
  * parameter layout
  * ------------------------------------------------------------------------------------------ */
@@ -27,10 +26,11 @@ void gpt_tensor_describe(const gpt_config *cfg, int k, gpt_tensor_info *info) {
     size_t V = (size_t)cfg->vocab_size, P = (size_t)cfg->n_ctx, C = (size_t)cfg->n_embd,
            M = (size_t)cfg->mlp_dim;
     memset(info, 0, sizeof *info);
-#define T1(nm, lay, a, dec) \
-    (info->name = (nm), info->layered = (lay), info->ndim = 1, info->shape[0] = (a), info->decay = (dec))
-#define T2(nm, lay, a, b, dec)                                                           \
-    (info->name = (nm), info->layered = (lay), info->ndim = 2, info->shape[0] = (a),     \
+#define T1(nm, lay, a, dec)                                                                        \
+    (info->name = (nm), info->layered = (lay), info->ndim = 1, info->shape[0] = (a),               \
+     info->decay = (dec))
+#define T2(nm, lay, a, b, dec)                                                                     \
+    (info->name = (nm), info->layered = (lay), info->ndim = 2, info->shape[0] = (a),               \
      info->shape[1] = (b), info->decay = (dec))
     switch (k) {
     case GPT_WTE: T2("wte", 0, V, C, 1); break;
@@ -78,8 +78,7 @@ int gpt_config_validate(const gpt_config *c, lmd_err *err) {
     if (c->n_head < 1) return lmd_errf(err, "n_head must be >= 1 (got %d)", c->n_head);
     if (c->mlp_dim < 1) return lmd_errf(err, "mlp_dim must be >= 1 (got %d)", c->mlp_dim);
     if (c->n_embd % c->n_head != 0)
-        return lmd_errf(err, "n_embd (%d) must be divisible by n_head (%d)", c->n_embd,
-                        c->n_head);
+        return lmd_errf(err, "n_embd (%d) must be divisible by n_head (%d)", c->n_embd, c->n_head);
     return 0;
 }
 
@@ -135,8 +134,7 @@ void gpt_init(gpt_model *m, uint64_t seed) {
         case GPT_FCPROJW:
             for (size_t i = 0; i < n; i++) p[i] = (float)(std_proj * lmd_rng_normal(&rng));
             break;
-        default: /* biases */
-            memset(p, 0, n * sizeof(float));
+        default: /* biases */ memset(p, 0, n * sizeof(float));
         }
     }
 }
@@ -151,7 +149,7 @@ void gpt_alloc_acts(gpt_model *m, int B, int T) {
     if (m->acts_memory) { /* grow to cover both old and new shapes */
         if (m->T_cap > Tc) Tc = m->T_cap;
         size_t need = (size_t)B * T > (size_t)m->B_cap * m->T_cap ? (size_t)B * T
-                                                                   : (size_t)m->B_cap * m->T_cap;
+                                                                  : (size_t)m->B_cap * m->T_cap;
         Bc = (int)((need + Tc - 1) / Tc);
     }
     free(m->acts_memory);
@@ -160,9 +158,24 @@ void gpt_alloc_acts(gpt_model *m, int B, int T) {
     size_t L = c->n_layer, C = c->n_embd, NH = c->n_head, M = c->mlp_dim, V = c->vocab_size;
     size_t BT = (size_t)Bc * Tc, TT = (size_t)Tc * Tc;
     size_t sizes[] = {
-        BT * C,          BT * C * L, BT * L,     BT * L,     BT * 3 * C * L, BT * C * L,
-        Bc * NH * TT * L, BT * C * L, BT * C * L, BT * L,     BT * L,         BT * M * L,
-        BT * M * L,       BT * C * L, BT * C,     BT,         BT,             BT * V,
+        BT * C,
+        BT * C * L,
+        BT * L,
+        BT * L,
+        BT * 3 * C * L,
+        BT * C * L,
+        Bc * NH * TT * L,
+        BT * C * L,
+        BT * C * L,
+        BT * L,
+        BT * L,
+        BT * M * L,
+        BT * M * L,
+        BT * C * L,
+        BT * C,
+        BT,
+        BT,
+        BT * V,
         BT,
     };
     size_t n = sizeof sizes / sizeof sizes[0], total = 0;
@@ -181,8 +194,7 @@ void gpt_alloc_acts(gpt_model *m, int B, int T) {
     }
     /* backward scratch: datt is one T x T tile, split by lmd_attention_backward into a block
      * of rows per thread */
-    size_t gsizes[] = {BT * C, BT * C, BT * 3 * C, BT * C, TT, BT * M,
-                       BT * V};
+    size_t gsizes[] = {BT * C, BT * C, BT * 3 * C, BT * C, TT, BT * M, BT * V};
     float **gptrs[] = {&m->grad_acts.dresidual, &m->grad_acts.dln,  &m->grad_acts.dqkv,
                        &m->grad_acts.datty,     &m->grad_acts.datt, &m->grad_acts.dfch,
                        &m->grad_acts.dlogits};
@@ -265,15 +277,16 @@ void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int
         float *residual3 = A->residual3 + l * BTC;
 
         lmd_layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, P->ln1w + l * C, P->ln1b + l * C,
-                          BT, C);
-        lmd_matmul_forward(qkv, ln1, P->qkvw + (size_t)l * 3 * C * C, P->qkvb + (size_t)l * 3 * C, BT,
-                       C, 3 * C, 0);
+                              BT, C);
+        lmd_matmul_forward(qkv, ln1, P->qkvw + (size_t)l * 3 * C * C, P->qkvb + (size_t)l * 3 * C,
+                           BT, C, 3 * C, 0);
         lmd_attention_forward(atty, att, qkv, B, T, C, NH);
         lmd_matmul_forward_residual(residual2, residual, atty, P->attprojw + (size_t)l * C * C,
                                     P->attprojb + l * C, BT, C, C);
         lmd_layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, P->ln2w + l * C, P->ln2b + l * C,
-                          BT, C);
-        lmd_matmul_forward(fch, ln2, P->fcw + (size_t)l * M * C, P->fcb + (size_t)l * M, BT, C, M, 0);
+                              BT, C);
+        lmd_matmul_forward(fch, ln2, P->fcw + (size_t)l * M * C, P->fcb + (size_t)l * M, BT, C, M,
+                           0);
         lmd_gelu_forward(fch_gelu, fch, BT * M);
         lmd_matmul_forward_residual(residual3, residual2, fch_gelu, P->fcprojw + (size_t)l * C * M,
                                     P->fcprojb + l * C, BT, M, C);
@@ -320,8 +333,9 @@ static void backward_impl(gpt_model *m, const float *dhidden, int dlogits_given)
     if (dhidden) add_inplace(D->dln, dhidden + (size_t)L * BTC, BTC);
     /* lnf = layernorm(residual3[L-1]) */
     par_zero_floats(D->dresidual, BTC);
-    lmd_layernorm_backward(D->dresidual, G->lnfw, G->lnfb, D->dln, A->residual3 + (size_t)(L - 1) * BTC,
-                       P->lnfw, A->lnf_mean, A->lnf_rstd, BT, C);
+    lmd_layernorm_backward(D->dresidual, G->lnfw, G->lnfb, D->dln,
+                           A->residual3 + (size_t)(L - 1) * BTC, P->lnfw, A->lnf_mean, A->lnf_rstd,
+                           BT, C);
 
     for (int l = L - 1; l >= 0; l--) {
         /* hidden state l+1 (for l+1 < L) is this block's output: its extra gradient joins here */
@@ -333,28 +347,28 @@ static void backward_impl(gpt_model *m, const float *dhidden, int dlogits_given)
         const float *fch = A->fch + l * BT * M, *fch_gelu = A->fch_gelu + l * BT * M;
 
         /* residual3 = residual2 + fch_gelu fcprojw^T + fcprojb */
-        lmd_matmul_backward(D->dfch, G->fcprojw + (size_t)l * C * M, G->fcprojb + l * C, D->dresidual,
-                        fch_gelu, P->fcprojw + (size_t)l * C * M, BT, M, C);
+        lmd_matmul_backward(D->dfch, G->fcprojw + (size_t)l * C * M, G->fcprojb + l * C,
+                            D->dresidual, fch_gelu, P->fcprojw + (size_t)l * C * M, BT, M, C);
         /* fch_gelu = gelu(fch) */
         lmd_gelu_backward(D->dfch, fch, BT * M);
         /* fch = ln2 fcw^T + fcb */
-        lmd_matmul_backward(D->dln, G->fcw + (size_t)l * M * C, G->fcb + (size_t)l * M, D->dfch, ln2,
-                        P->fcw + (size_t)l * M * C, BT, C, M);
+        lmd_matmul_backward(D->dln, G->fcw + (size_t)l * M * C, G->fcb + (size_t)l * M, D->dfch,
+                            ln2, P->fcw + (size_t)l * M * C, BT, C, M);
         /* ln2 = layernorm(residual2); dresidual now holds d residual2 */
         lmd_layernorm_backward(D->dresidual, G->ln2w + l * C, G->ln2b + l * C, D->dln, residual2,
-                           P->ln2w + l * C, A->ln2_mean + l * BT, A->ln2_rstd + l * BT, BT, C);
+                               P->ln2w + l * C, A->ln2_mean + l * BT, A->ln2_rstd + l * BT, BT, C);
         /* residual2 = residual + atty attprojw^T + attprojb */
         lmd_matmul_backward(D->datty, G->attprojw + (size_t)l * C * C, G->attprojb + l * C,
-                        D->dresidual, atty, P->attprojw + (size_t)l * C * C, BT, C, C);
+                            D->dresidual, atty, P->attprojw + (size_t)l * C * C, BT, C, C);
         /* atty = attention(qkv) */
-        lmd_attention_backward(D->dqkv, D->datt, (size_t)m->T_cap * m->T_cap, D->datty, qkv, att,
-                               B, T, C, NH);
+        lmd_attention_backward(D->dqkv, D->datt, (size_t)m->T_cap * m->T_cap, D->datty, qkv, att, B,
+                               T, C, NH);
         /* qkv = ln1 qkvw^T + qkvb */
         lmd_matmul_backward(D->dln, G->qkvw + (size_t)l * 3 * C * C, G->qkvb + (size_t)l * 3 * C,
-                        D->dqkv, ln1, P->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
+                            D->dqkv, ln1, P->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
         /* ln1 = layernorm(residual) */
         lmd_layernorm_backward(D->dresidual, G->ln1w + l * C, G->ln1b + l * C, D->dln, residual,
-                           P->ln1w + l * C, A->ln1_mean + l * BT, A->ln1_rstd + l * BT, BT, C);
+                               P->ln1w + l * C, A->ln1_mean + l * BT, A->ln1_rstd + l * BT, BT, C);
     }
     /* encoded = wte[inp] + wpe: hidden state 0 */
     if (dhidden) add_inplace(D->dresidual, dhidden, BTC);

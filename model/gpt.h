@@ -52,11 +52,11 @@ typedef union {
 /* Describes tensor k: its checkpoint name pattern (with %d for the layer when layered),
  * whether it is per layer, and the shape of one layer's slice (ndim 1 or 2). */
 typedef struct {
-    const char *name;  /* e.g. "h.%d.attn.qkv.weight" or "wte" */
-    int layered;       /* 1 if the tensor has one slice per layer */
-    int ndim;          /* 1 or 2 */
-    size_t shape[2];   /* slice shape */
-    int decay;         /* 1 if AdamW weight decay applies (2-D weights) */
+    const char *name; /* e.g. "h.%d.attn.qkv.weight" or "wte" */
+    int layered;      /* 1 if the tensor has one slice per layer */
+    int ndim;         /* 1 or 2 */
+    size_t shape[2];  /* slice shape */
+    int decay;        /* 1 if AdamW weight decay applies (2-D weights) */
 } gpt_tensor_info;
 
 void gpt_tensor_describe(const gpt_config *cfg, int k, gpt_tensor_info *info);

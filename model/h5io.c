@@ -74,11 +74,12 @@ void lmd_h5_close_all(hid_t *ids, int n) {
 /* ---- attributes on an open object ---- */
 
 /* n values of memory type mtype stored as ftype; a scalar space when scalar */
-static int attr_put(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *v,
-                    hsize_t n, int scalar, const char *who, lmd_err *err) {
+static int attr_put(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *v, hsize_t n,
+                    int scalar, const char *who, lmd_err *err) {
     hid_t ids[2] = {-1, -1};
     ids[0] = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
-    if (ids[0] < 0) return lmd_h5_errf(err, "%s: cannot create dataspace for attribute %s", who, name);
+    if (ids[0] < 0)
+        return lmd_h5_errf(err, "%s: cannot create dataspace for attribute %s", who, name);
     ids[1] = H5Acreate2(loc, name, ftype, ids[0], H5P_DEFAULT, H5P_DEFAULT);
     if (ids[1] < 0 || H5Awrite(ids[1], mtype, v) < 0) {
         lmd_h5_errf(err, "%s: cannot write attribute %s", who, name);
@@ -93,13 +94,13 @@ int lmd_h5_attr_put_i64(hid_t loc, const char *name, int64_t v, const char *who,
     return attr_put(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, 1, 1, who, err);
 }
 
-int lmd_h5_attr_put_i64s(hid_t loc, const char *name, const int64_t *v, hsize_t n,
-                         const char *who, lmd_err *err) {
+int lmd_h5_attr_put_i64s(hid_t loc, const char *name, const int64_t *v, hsize_t n, const char *who,
+                         lmd_err *err) {
     return attr_put(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, v, n, 0, who, err);
 }
 
-int lmd_h5_attr_put_u64s(hid_t loc, const char *name, const uint64_t *v, hsize_t n,
-                         const char *who, lmd_err *err) {
+int lmd_h5_attr_put_u64s(hid_t loc, const char *name, const uint64_t *v, hsize_t n, const char *who,
+                         lmd_err *err) {
     return attr_put(loc, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, v, n, n == 1, who, err);
 }
 
@@ -144,8 +145,8 @@ static int attr_open_int(hid_t loc, const char *where, const char *name, size_t 
     return 0;
 }
 
-int lmd_h5_attr_get_i64(hid_t loc, const char *where, const char *name, int64_t *v,
-                        const char *who, lmd_err *err) {
+int lmd_h5_attr_get_i64(hid_t loc, const char *where, const char *name, int64_t *v, const char *who,
+                        lmd_err *err) {
     hid_t ids[3] = {-1, -1, -1};
     int rc = attr_open_int(loc, where, name, 0, ids, who, err);
     if (!rc && H5Aread(ids[0], H5T_NATIVE_INT64, v) < 0)

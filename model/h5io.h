@@ -29,17 +29,17 @@ void lmd_h5_close_all(hid_t *ids, int n);
 /* Attributes on an open object loc. `who` starts every message (e.g. the file's path, or
  * "checkpoint 'x.h5'"); `where` is the object's path for messages ("/", "/optimizer/"). */
 int lmd_h5_attr_put_i64(hid_t loc, const char *name, int64_t v, const char *who, lmd_err *err);
-int lmd_h5_attr_put_i64s(hid_t loc, const char *name, const int64_t *v, hsize_t n,
-                         const char *who, lmd_err *err);
-int lmd_h5_attr_put_u64s(hid_t loc, const char *name, const uint64_t *v, hsize_t n,
-                         const char *who, lmd_err *err);
+int lmd_h5_attr_put_i64s(hid_t loc, const char *name, const int64_t *v, hsize_t n, const char *who,
+                         lmd_err *err);
+int lmd_h5_attr_put_u64s(hid_t loc, const char *name, const uint64_t *v, hsize_t n, const char *who,
+                         lmd_err *err);
 /* Fixed-length, NUL-terminated ASCII string: unlike a variable-length one it does not live in the
  * global heap, which carries no checksum and whose sizes HDF5 1.10 trusts. */
 int lmd_h5_attr_put_fixed_str(hid_t loc, const char *name, const char *s, const char *who,
                               lmd_err *err);
 /* A single integer attribute as int64 (any stored integer type converts); missing is an error. */
-int lmd_h5_attr_get_i64(hid_t loc, const char *where, const char *name, int64_t *v,
-                        const char *who, lmd_err *err);
+int lmd_h5_attr_get_i64(hid_t loc, const char *where, const char *name, int64_t *v, const char *who,
+                        lmd_err *err);
 /* An integer attribute of exactly n elements as uint64. */
 int lmd_h5_attr_get_u64s(hid_t loc, const char *where, const char *name, uint64_t *v, size_t n,
                          const char *who, lmd_err *err);

@@ -30,9 +30,9 @@
 #include <pthread.h>
 #include <sys/mman.h>
 
-#define PAR_ROWS 64       /* loops over fewer rows stay serial */
-#define ATT_BLK 64        /* query rows per score block */
-#define MLP_ROWS 2048     /* rows per MLP chunk */
+#define PAR_ROWS 64                    /* loops over fewer rows stay serial */
+#define ATT_BLK 64                     /* query rows per score block */
+#define MLP_ROWS 2048                  /* rows per MLP chunk */
 #define LOGIT_FLOATS ((size_t)1 << 20) /* lm_head floats per vocabulary chunk (4 MB) */
 
 /* 64-byte aligned and NOT zeroed (lmd_aligned_alloc zeroes): for weight buffers the source
@@ -119,14 +119,29 @@ static int is_olmo(const hf_arch_config *c) { return c->arch == HF_OLMO2 || c->a
  * ------------------------------------------------------------------------------------------ */
 
 enum {
-    W_LN1W, W_LN1B, /* gpt2 ln_1; llama/qwen input_layernorm */
-    W_QKV, W_QKVB,  /* gpt2 c_attn (Conv1D [d,3d]) */
-    W_Q, W_QB, W_K, W_KB, W_V, W_VB,
-    W_QN, W_KN,     /* qwen3 per head [hd]; olmo whole projection [H*hd], [KV*hd] */
-    W_O, W_OB,
-    W_LN2W, W_LN2B, /* gpt2 ln_2; llama post_attention_layernorm (pre-MLP); olmo post-attn */
-    W_PFN,          /* olmo post_feedforward_layernorm */
-    W_GATE, W_GATEB, W_UP, W_UPB, W_DOWN, W_DOWNB, /* gpt2: UP = c_fc, DOWN = mlp.c_proj */
+    W_LN1W,
+    W_LN1B, /* gpt2 ln_1; llama/qwen input_layernorm */
+    W_QKV,
+    W_QKVB, /* gpt2 c_attn (Conv1D [d,3d]) */
+    W_Q,
+    W_QB,
+    W_K,
+    W_KB,
+    W_V,
+    W_VB,
+    W_QN,
+    W_KN, /* qwen3 per head [hd]; olmo whole projection [H*hd], [KV*hd] */
+    W_O,
+    W_OB,
+    W_LN2W,
+    W_LN2B, /* gpt2 ln_2; llama post_attention_layernorm (pre-MLP); olmo post-attn */
+    W_PFN,  /* olmo post_feedforward_layernorm */
+    W_GATE,
+    W_GATEB,
+    W_UP,
+    W_UPB,
+    W_DOWN,
+    W_DOWNB, /* gpt2: UP = c_fc, DOWN = mlp.c_proj */
     W_NUM
 };
 
@@ -313,8 +328,8 @@ static void fill_bias(float *y, const float *bias, size_t N, int C) {
 /* y = x W' + b, or y += that when acc. Without acc the bias is written first and the sgemm
  * accumulates onto it (beta 1): one pass over y instead of sgemm's zeroing (beta 0) plus a
  * bias pass. W' = W^T (trans_w) or W. */
-static void affine(float *y, const float *x, const float *W, int trans_w, int ldw,
-                   const float *b, size_t N, int IC, int OC, int acc) {
+static void affine(float *y, const float *x, const float *W, int trans_w, int ldw, const float *b,
+                   size_t N, int IC, int OC, int acc) {
     float beta = acc ? 1.0f : 0.0f;
     if (b && !acc) {
         fill_bias(y, b, N, OC);
@@ -364,10 +379,10 @@ static void rope_inv_freq(const hf_arch_config *c, int yarn, double *inv_freq, d
     for (int i = 0; i < half; i++) inv_freq[i] = 1.0 / pow(base, (2.0 * i) / hd);
     if (!yarn) return;
     double factor = c->yarn.factor;
-    double omax = c->yarn.original_max_position > 0 ? c->yarn.original_max_position
-                                                     : (double)c->max_position;
+    double omax =
+        c->yarn.original_max_position > 0 ? c->yarn.original_max_position : (double)c->max_position;
     /* get_mscale(scale, m) = 1 if scale <= 1 else 0.1 m ln(scale) + 1 */
-#define GET_MSCALE(s, m) ((s) <= 1.0 ? 1.0 : 0.1 * (m) * log(s) + 1.0)
+#define GET_MSCALE(s, m) ((s) <= 1.0 ? 1.0 : 0.1 * (m)*log(s) + 1.0)
     double af = c->yarn.attention_factor;
     if (!(af > 0)) {
         if (c->yarn.mscale != 0 && c->yarn.mscale_all_dim != 0)
@@ -459,9 +474,9 @@ static void softmax_window(float *row, int k0, int k1, int lo, int t) {
  * ldq (head h at column h*hd), k, v rows of stride ldk (kv head g at column g*hd); query head h
  * reads kv head h / (H/KV). window 0 = causal; W > 0: keys i - W < j <= i. scratch: one
  * ATT_BLK x T score block per thread. */
-static void attention(float *out, int ldo, const float *q, int ldq, const float *k,
-                      const float *v, int ldk, int n_seq, int T, int H, int KV, int hd,
-                      float scale, int window, float *scratch, int nthreads) {
+static void attention(float *out, int ldo, const float *q, int ldq, const float *k, const float *v,
+                      int ldk, int n_seq, int T, int H, int KV, int hd, float scale, int window,
+                      float *scratch, int nthreads) {
     int pairs = n_seq * H, group = H / KV;
     int nt = nthreads < pairs ? nthreads : pairs;
     if (nt < 1) nt = 1;
@@ -500,8 +515,7 @@ static void attention(float *out, int ldo, const float *q, int ldq, const float 
  * ------------------------------------------------------------------------------------------ */
 
 int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32_t *tokens,
-               int n_seq, int T, hf_hidden_fn on_hidden, void *ctx, float *logits,
-               lmd_err *err) {
+               int n_seq, int T, hf_hidden_fn on_hidden, void *ctx, float *logits, lmd_err *err) {
     if (!c || !src || !src->get_f32 || !tokens)
         return lmd_errf(err, "hf_forward: missing config, weights or tokens");
     if (n_seq < 1 || T < 1)
@@ -510,7 +524,8 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
     const int d = c->hidden_size, V = c->vocab_size, H = c->n_head, KV = c->n_kv_head,
               hd = c->head_dim, IM = c->intermediate_size, L = c->n_layer;
     if (d < 1 || V < 1 || H < 1 || KV < 1 || hd < 1 || IM < 1 || L < 1 || H % KV != 0)
-        return lmd_errf(err, "hf_forward: invalid %s config (hidden %d, vocab %d, heads %d/%d, "
+        return lmd_errf(err,
+                        "hf_forward: invalid %s config (hidden %d, vocab %d, heads %d/%d, "
                         "head_dim %d, intermediate %d, layers %d)",
                         c->model_type, d, V, H, KV, hd, IM, L);
     if (c->arch == HF_GPT2 && (hd * H != d))
@@ -523,8 +538,10 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
     const size_t N = (size_t)n_seq * T;
     for (size_t i = 0; i < N; i++)
         if (tokens[i] < 0 || tokens[i] >= V)
-            return lmd_errf(err, "hf_forward: token id %d (sequence %zu, position %zu) is outside "
-                            "the vocabulary of %d", (int)tokens[i], i / T, i % T, V);
+            return lmd_errf(err,
+                            "hf_forward: token id %d (sequence %zu, position %zu) is outside "
+                            "the vocabulary of %d",
+                            (int)tokens[i], i / T, i % T, V);
 
     const char *gp = c->arch == HF_GPT2 ? gpt2_prefix(src) : "";
     const int qd = H * hd, kd = KV * hd;
@@ -537,12 +554,11 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
     /* activations of all sequences */
     size_t qkv_w = c->arch == HF_GPT2 ? 3 * dd : (size_t)qd + 2 * (size_t)kd;
     size_t mrows = N < MLP_ROWS ? N : MLP_ROWS;
-    const size_t n_h = N * dd, n_qkv = N * qkv_w, n_ao = N * (size_t)qd,
-                 n_m = mrows * (size_t)IM;
-    float *h = pool_alloc(n_h);     /* residual stream */
-    float *xn = pool_alloc(n_h);    /* normed input / branch output */
+    const size_t n_h = N * dd, n_qkv = N * qkv_w, n_ao = N * (size_t)qd, n_m = mrows * (size_t)IM;
+    float *h = pool_alloc(n_h);  /* residual stream */
+    float *xn = pool_alloc(n_h); /* normed input / branch output */
     float *qkv = pool_alloc(n_qkv);
-    float *ao = pool_alloc(n_ao);   /* attention output */
+    float *ao = pool_alloc(n_ao); /* attention output */
     float *m1 = pool_alloc(n_m);
     float *m2 = is_llama_family(c) ? pool_alloc(n_m) : NULL;
     int nthreads = par_max_threads();
@@ -666,8 +682,7 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
             }
             scale = (float)(1.0 / sqrt((double)hd));
         }
-        attention(ao, qd, q, ldq, k, v, ldk, n_seq, T, H, KV, hd, scale, window, scratch,
-                  nthreads);
+        attention(ao, qd, q, ldq, k, v, ldk, n_seq, T, H, KV, hd, scale, window, scratch, nthreads);
         if (c->arch == HF_GPT2) {
             conv1d(h, ao, w[W_O], w[W_OB], N, d, d, 1);
             /* h += mlp.c_proj(gelu_new(c_fc(ln_2(h)))), in row chunks */

@@ -26,39 +26,39 @@ typedef enum { HF_ROPE_DEFAULT = 0, HF_ROPE_YARN = 1 } hf_rope_type;
  * refused by the parser, so every value here is meant exactly. */
 typedef struct {
     hf_arch arch;
-    char model_type[32];      /* as written in config.json */
+    char model_type[32]; /* as written in config.json */
     int vocab_size;
-    int hidden_size;          /* d */
+    int hidden_size; /* d */
     int n_layer;
-    int n_head;               /* H */
-    int n_kv_head;            /* KV (= H when absent/null); H % KV == 0 */
-    int head_dim;             /* hd: config.head_dim, else d / H */
-    int intermediate_size;    /* I (gpt2: n_inner, null -> 4d) */
-    int max_position;         /* n_positions / max_position_embeddings */
-    double norm_eps;          /* rms_norm_eps or layer_norm_epsilon */
-    int attention_bias;       /* llama: q,k,v and o biases; qwen2: forced q,k,v only (below) */
-    int qkv_bias;             /* q/k/v projections carry biases (qwen2, llama attention_bias) */
-    int o_bias;               /* o_proj bias (llama attention_bias) */
-    int mlp_bias;             /* llama mlp_bias: gate, up, down biases */
-    int tie_word_embeddings;  /* lm_head = embed_tokens */
+    int n_head;              /* H */
+    int n_kv_head;           /* KV (= H when absent/null); H % KV == 0 */
+    int head_dim;            /* hd: config.head_dim, else d / H */
+    int intermediate_size;   /* I (gpt2: n_inner, null -> 4d) */
+    int max_position;        /* n_positions / max_position_embeddings */
+    double norm_eps;         /* rms_norm_eps or layer_norm_epsilon */
+    int attention_bias;      /* llama: q,k,v and o biases; qwen2: forced q,k,v only (below) */
+    int qkv_bias;            /* q/k/v projections carry biases (qwen2, llama attention_bias) */
+    int o_bias;              /* o_proj bias (llama attention_bias) */
+    int mlp_bias;            /* llama mlp_bias: gate, up, down biases */
+    int tie_word_embeddings; /* lm_head = embed_tokens */
     /* gpt2 only */
-    int scale_attn_weights;               /* default 1 */
-    int scale_attn_by_inverse_layer_idx;  /* default 0 */
+    int scale_attn_weights;              /* default 1 */
+    int scale_attn_by_inverse_layer_idx; /* default 0 */
     /* RoPE (llama family) */
-    double rope_theta;                    /* default 10000 */
-    hf_rope_type rope_type;               /* applies to full-attention layers only (olmo3) */
-    struct {                              /* HF modeling_rope_utils _compute_yarn_parameters */
+    double rope_theta;      /* default 10000 */
+    hf_rope_type rope_type; /* applies to full-attention layers only (olmo3) */
+    struct {                /* HF modeling_rope_utils _compute_yarn_parameters */
         double factor;
-        double original_max_position;     /* original_max_position_embeddings */
-        double beta_fast, beta_slow;      /* defaults 32, 1 */
-        double attention_factor;          /* <= 0: HF's default from factor (and mscale*) */
-        double mscale, mscale_all_dim;    /* 0 when absent */
-        int truncate;                     /* default 1 */
+        double original_max_position;  /* original_max_position_embeddings */
+        double beta_fast, beta_slow;   /* defaults 32, 1 */
+        double attention_factor;       /* <= 0: HF's default from factor (and mscale*) */
+        double mscale, mscale_all_dim; /* 0 when absent */
+        int truncate;                  /* default 1 */
     } yarn;
     /* Sliding-window attention (olmo3 layer_types): layer_sliding[i] != 0 means layer i sees
      * keys j with i - W < j <= i, W = sliding_window. NULL = no sliding layer. Owned. */
     int sliding_window;
-    unsigned char *layer_sliding;         /* (n_layer) */
+    unsigned char *layer_sliding; /* (n_layer) */
 } hf_arch_config;
 
 void hf_arch_config_free(hf_arch_config *c);
@@ -97,8 +97,7 @@ typedef int (*hf_hidden_fn)(void *ctx, int layer, const float *h, int n_seq, int
  * Returns 0, or -1 with a message (bad token id, T > max_position for gpt2, a weight the
  * source cannot give). */
 int hf_forward(const hf_arch_config *cfg, const hf_tensor_source *src, const int32_t *tokens,
-               int n_seq, int T, hf_hidden_fn on_hidden, void *ctx, float *logits,
-               lmd_err *err);
+               int n_seq, int T, hf_hidden_fn on_hidden, void *ctx, float *logits, lmd_err *err);
 
 /* hf_forward keeps its block weight buffer and activation buffers for the next call (a pass
  * over the same model then touches no fresh pages); this frees them. Called by

@@ -47,7 +47,6 @@ static void thread_columns(int C, int *c0, int *c1) {
  * row reductions in fixed lanes (vectorizable, order independent of the build's vector width)
  * ------------------------------------------------------------------------------------------ */
 
-
 /* sum_i x[i] in double */
 static double row_sum(const float *x, int n) {
     double acc[LANES] = {0};
@@ -116,8 +115,8 @@ void lmd_encoder_forward(float *out, const int *inp, const float *wte, const flo
 
 /* dwte[inp] += dout; dwpe[t] += dout. Tokens repeat, so rows scatter into shared rows of dwte:
  * threads split the columns and each walks all rows in order. */
-void lmd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B,
-                          int T, int C) {
+void lmd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T,
+                          int C) {
     size_t BT = (size_t)B * T;
 #pragma omp parallel if (BT * C >= PAR_MIN)
     {
@@ -236,8 +235,8 @@ static void sgemm_rows(int transA, int transB, int M, int N, int K, float alpha,
             /* row r of op(A) starts at A + r*lda when A is not transposed, at A + r otherwise */
             const float *Ap = transA ? A + c0 : A + (size_t)c0 * lda;
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                        transB ? CblasTrans : CblasNoTrans, c1 - c0, N, K, alpha, Ap, lda, Bm,
-                        ldb, beta, Cm + (size_t)c0 * ldc, ldc);
+                        transB ? CblasTrans : CblasNoTrans, c1 - c0, N, K, alpha, Ap, lda, Bm, ldb,
+                        beta, Cm + (size_t)c0 * ldc, ldc);
         }
     }
     openblas_set_num_threads(blas_threads);
@@ -327,8 +326,8 @@ static void op_require(int ok, const char *op, const char *cond, long a, long b)
 
 static void attention_check(const char *op, int B, int T, int C, int NH) {
     op_require(B >= 1 && T >= 1, op, "B < 1 or T < 1: B, T =", B, T);
-    op_require(NH >= 1 && C >= NH && C % NH == 0, op, "C not a positive multiple of NH: C, NH =",
-               C, NH);
+    op_require(NH >= 1 && C >= NH && C % NH == 0, op, "C not a positive multiple of NH: C, NH =", C,
+               NH);
 }
 
 size_t lmd_attention_scratch_floats(int T) { return (size_t)T * (size_t)T; }
@@ -465,8 +464,8 @@ void lmd_attention_backward(float *dqkv, float *datt, size_t datt_n, const float
                 for (int j = n; j < r1; j++) dr[j] = 0.0f;
             }
             /* s = scale q k^T:  dq += scale ds k,  dk += scale ds^T q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, r1, scale, ds, T, k,
-                        C3, 1.0f, dq + (size_t)r0 * C3, C3);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, r1, scale, ds, T, k, C3,
+                        1.0f, dq + (size_t)r0 * C3, C3);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hd, nr, scale, ds, T,
                         q + (size_t)r0 * C3, C3, 1.0f, dk, C3);
         }

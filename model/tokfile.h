@@ -13,7 +13,7 @@
  * file size against the declared count, that the range lies inside the file, and every id
  * read against vocab_size (0: no check). count = 0 reads to the end (*n = how many).
  * Returns 0, or -1 with a message naming the file. */
-int lmd_tokfile_read(const char *path, int vocab_size, size_t offset, size_t count,
-                     int32_t **ids, size_t *n, lmd_err *err);
+int lmd_tokfile_read(const char *path, int vocab_size, size_t offset, size_t count, int32_t **ids,
+                     size_t *n, lmd_err *err);
 
 #endif

@@ -32,7 +32,8 @@ int lmd_train_validate(const lmd_train_opts *o, const gpt_config *cfg, lmd_err *
     if (cfg && o->T > cfg->n_ctx)
         return lmd_errf(err, "seq (%d) must not exceed the model's n_ctx (%d)", o->T, cfg->n_ctx);
     if (o->steps < 0) return lmd_errf(err, "steps must be >= 0 (got %lld)", (long long)o->steps);
-    if (!(o->lr >= 0.0) || !isfinite(o->lr)) return lmd_errf(err, "lr must be >= 0 (got %g)", o->lr);
+    if (!(o->lr >= 0.0) || !isfinite(o->lr))
+        return lmd_errf(err, "lr must be >= 0 (got %g)", o->lr);
     if (!(o->warmup_ratio >= 0.0 && o->warmup_ratio <= 1.0))
         return lmd_errf(err, "warmup_ratio must be in [0, 1] (got %g)", o->warmup_ratio);
     if (!(o->min_lr_ratio >= 0.0 && o->min_lr_ratio <= 1.0))
@@ -49,8 +50,7 @@ int lmd_train_validate(const lmd_train_opts *o, const gpt_config *cfg, lmd_err *
         return lmd_errf(err, "shards must be a power of 2 >= 1 (got %d)", o->shards);
     if (o->B % o->shards != 0)
         return lmd_errf(err, "batch (%d) must be divisible by shards (%d)", o->B, o->shards);
-    if (o->accumulate < 1)
-        return lmd_errf(err, "accumulate must be >= 1 (got %d)", o->accumulate);
+    if (o->accumulate < 1) return lmd_errf(err, "accumulate must be >= 1 (got %d)", o->accumulate);
     if (o->kd.teacher) {
         if (!(o->kd.alpha > 0.0 && o->kd.alpha <= 1.0))
             return lmd_errf(err, "distill alpha must be in (0, 1] (got %g)", o->kd.alpha);
@@ -89,9 +89,8 @@ lmd_losses lmd_forward_backward_kd(gpt_model *m, const int *inputs, const int *t
         /* the teacher: forward only, no targets, no parameter gradients */
         gpt_forward(kd->teacher, inputs, NULL, B, T);
         lmd_distill_losses dl = lmd_distill_forward_backward(
-            m->acts.logits, kd->teacher->acts.logits, targets, (size_t)B * T,
-            m->cfg.vocab_size, kd->alpha, kd->temperature,
-            backward ? m->grad_acts.dlogits : NULL);
+            m->acts.logits, kd->teacher->acts.logits, targets, (size_t)B * T, m->cfg.vocab_size,
+            kd->alpha, kd->temperature, backward ? m->grad_acts.dlogits : NULL);
         out.ce = dl.ce;
         out.kl = dl.kl;
         base = dl.loss;
@@ -127,7 +126,8 @@ int lmd_trainer_init(lmd_trainer *tr, const lmd_train_opts *o, gpt_model *model,
     memset(tr, 0, sizeof *tr);
     if (lmd_train_validate(o, &model->cfg, err)) return -1;
     if (train.vocab_size > model->cfg.vocab_size)
-        return lmd_errf(err, "the data's vocabulary (%d) is larger than the model's vocab_size (%d)",
+        return lmd_errf(err,
+                        "the data's vocabulary (%d) is larger than the model's vocab_size (%d)",
                         train.vocab_size, model->cfg.vocab_size);
     tr->opts = *o;
     if (lmd_loader_init(&tr->loader, train, o->B, o->T, err)) return -1;
@@ -199,7 +199,8 @@ static void grads_sharded(lmd_trainer *tr) {
     if (tr->tree_levels < levels) {
         tr->tree = realloc(tr->tree, (size_t)levels * sizeof(float *));
         if (!tr->tree) lmd_die("out of memory");
-        for (int i = tr->tree_levels; i < levels; i++) tr->tree[i] = lmd_aligned_alloc(n * sizeof(float));
+        for (int i = tr->tree_levels; i < levels; i++)
+            tr->tree[i] = lmd_aligned_alloc(n * sizeof(float));
         tr->tree_levels = levels;
     }
     /* one draw per step from the trainer's stream, whatever g: every rank advances it alike */
@@ -211,8 +212,8 @@ static void grads_sharded(lmd_trainer *tr) {
         lmd_rng rng;
         lmd_rng_seed(&rng, base, SHARD_STREAM_BASE + (uint64_t)s);
         size_t off = (size_t)s * Bs * o->T;
-        lmd_losses l = lmd_forward_backward_kd(&tr->model, tr->inputs + off, tr->targets + off,
-                                               Bs, o->T, &o->disp, &o->kd, &rng, tr->dhidden, 1);
+        lmd_losses l = lmd_forward_backward_kd(&tr->model, tr->inputs + off, tr->targets + off, Bs,
+                                               o->T, &o->disp, &o->kd, &rng, tr->dhidden, 1);
         /* combine: the new shard is the right operand of every block it completes */
         float *cur = tr->model.grads_memory;
         double c3[4] = {l.loss, l.ce, l.disp, l.kl};
@@ -253,9 +254,9 @@ static void micro_grads(lmd_trainer *tr) {
     int n = tr->nshards > 1 ? tr->nshards : 1;
     int Bs = tr->opts.B / n;
     size_t off = (size_t)(n > 1 ? tr->shard : 0) * Bs * tr->opts.T;
-    tr->last = lmd_forward_backward_kd(&tr->model, tr->inputs + off, tr->targets + off, Bs,
-                                       tr->opts.T, &tr->opts.disp, &tr->opts.kd,
-                                       &tr->state.rng_disp, tr->dhidden, 1);
+    tr->last =
+        lmd_forward_backward_kd(&tr->model, tr->inputs + off, tr->targets + off, Bs, tr->opts.T,
+                                &tr->opts.disp, &tr->opts.kd, &tr->state.rng_disp, tr->dhidden, 1);
 }
 
 void lmd_trainer_grads(lmd_trainer *tr) {

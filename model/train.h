@@ -15,28 +15,28 @@
 /* Knowledge distillation (docs/DISTILL.md). The teacher is only run forward: it has no
  * parameter gradients or moments. Not owned by the options. */
 typedef struct {
-    gpt_model *teacher;    /* NULL: no distillation */
-    double alpha;          /* weight of the KL term, in (0, 1] */
-    double temperature;    /* T > 0 */
+    gpt_model *teacher; /* NULL: no distillation */
+    double alpha;       /* weight of the KL term, in (0, 1] */
+    double temperature; /* T > 0 */
 } lmd_kd_opts;
 
 typedef struct {
-    int B, T;              /* batch size (of one micro-batch) and sequence length */
-    int64_t steps;         /* total optimizer steps (defines the LR schedule) */
-    double lr;             /* peak learning rate */
-    double warmup_ratio;   /* default 0.2 */
-    double min_lr_ratio;   /* cosine floor as a fraction of lr, default 0 */
-    double clip;           /* global grad-norm clip, default 1.0; <= 0 disables */
-    gpt_adamw adamw;       /* betas, eps, weight decay (lr field unused) */
-    lmd_disp_opts disp;    /* dispersion regularizer (variant DISP_OFF = none) */
-    uint64_t seed;         /* init, data and dispersion streams */
-    int shards;            /* 1, or S > 1 (a power of 2 dividing B): the batch gradient is the
+    int B, T;            /* batch size (of one micro-batch) and sequence length */
+    int64_t steps;       /* total optimizer steps (defines the LR schedule) */
+    double lr;           /* peak learning rate */
+    double warmup_ratio; /* default 0.2 */
+    double min_lr_ratio; /* cosine floor as a fraction of lr, default 0 */
+    double clip;         /* global grad-norm clip, default 1.0; <= 0 disables */
+    gpt_adamw adamw;     /* betas, eps, weight decay (lr field unused) */
+    lmd_disp_opts disp;  /* dispersion regularizer (variant DISP_OFF = none) */
+    uint64_t seed;       /* init, data and dispersion streams */
+    int shards;          /* 1, or S > 1 (a power of 2 dividing B): the batch gradient is the
                             * mean of S shard gradients (B/S sequences each) added in a fixed
                             * binary tree, so any data-parallel group of g ranks, g dividing S,
                             * gives the same bits (lmd_trainer_grads, lmd_tree_allreduce) */
-    int accumulate;        /* N >= 1 micro-batches of B sequences per optimizer step (batch B x N):
+    int accumulate;      /* N >= 1 micro-batches of B sequences per optimizer step (batch B x N):
                             * their gradients are added in micro-batch order, then divided by N */
-    lmd_kd_opts kd;        /* distillation (teacher NULL = none) */
+    lmd_kd_opts kd;      /* distillation (teacher NULL = none) */
 } lmd_train_opts;
 
 lmd_train_opts lmd_train_default(void);
@@ -69,15 +69,15 @@ typedef struct lmd_trainer_s {
     lmd_loader loader;
     int *inputs, *targets; /* B*T each */
     float *dhidden;        /* (n_layer+1)*B*T*C when dispersion is on */
-    int shard, nshards;    /* data parallel: this process computes rows [shard*B/n, (shard+1)*B/n) */
-    float **tree;          /* shards > 1: partial sums of the gradient tree, one per level */
+    int shard, nshards; /* data parallel: this process computes rows [shard*B/n, (shard+1)*B/n) */
+    float **tree;       /* shards > 1: partial sums of the gradient tree, one per level */
     int tree_levels;
-    float *acc;            /* accumulate > 1: sum of the micro-batch gradients */
+    float *acc; /* accumulate > 1: sum of the micro-batch gradients */
     /* Called after each micro-batch's gradient (data parallel: combine the group's ranks so
      * that tr->model.grads holds the micro-batch gradient). Returns 0 or -1 (tr->failed). */
     int (*reduce)(struct lmd_trainer_s *tr, void *ctx);
     void *reduce_ctx;
-    int failed;            /* reduce failed during the last lmd_trainer_grads */
+    int failed; /* reduce failed during the last lmd_trainer_grads */
     /* statistics of the last step */
     lmd_losses last;
     double grad_norm;

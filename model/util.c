@@ -148,7 +148,6 @@ double lmd_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-
 int lmd_mkdirs(const char *path, lmd_err *err) {
     char buf[4096];
     size_t n = strlen(path);

@@ -73,8 +73,6 @@ enum { LMD_STREAM_INIT = 1, LMD_STREAM_DATA = 2, LMD_STREAM_DISPERSION = 3, LMD_
 /* Wall clock in seconds (monotonic). */
 double lmd_now(void);
 
-
-
 /* mkdir -p: creates path and its parents (mode 0755). Returns 0 or -1 with a message. */
 int lmd_mkdirs(const char *path, lmd_err *err);
 #endif

@@ -173,5 +173,4 @@ VMATH_FN float exp_vec(float x) {
     return p * bits_to_float(((int32_t)k + 127) << 23);
 }
 
-
 #endif

@@ -37,8 +37,7 @@ void lmd_anymodel_close(lmd_anymodel *m) {
     if (m->is_hf) {
         hub_model_close(&m->hm);
         hf_forward_release();
-    }
-    else
+    } else
         gpt_free(&m->gm);
     memset(m, 0, sizeof *m);
 }
@@ -54,8 +53,10 @@ int lmd_anymodel_forward(lmd_anymodel *m, const int32_t *tokens, int n_seq, int 
     for (size_t i = 0; i < N; i++) {
         if (tokens[i] < 0 || tokens[i] >= m->vocab_size) {
             free(inp);
-            return lmd_errf(err, "token id %d (sequence %zu, position %zu) is outside the "
-                            "vocabulary of %d", (int)tokens[i], i / T, i % T, m->vocab_size);
+            return lmd_errf(err,
+                            "token id %d (sequence %zu, position %zu) is outside the "
+                            "vocabulary of %d",
+                            (int)tokens[i], i / T, i % T, m->vocab_size);
         }
         inp[i] = tokens[i];
     }
@@ -134,7 +135,7 @@ int lmd_anymodel_eval_tokens(const lmd_anymodel *m, const char *tokens, int n_se
     *ids = NULL;
     if (!tokens)
         return lmd_errf(err, "a pretrained model is measured on a token file of its own "
-                        "tokenizer: give --tokens FILE.bin (e.g. from lmdisp tokenize)");
+                             "tokenizer: give --tokens FILE.bin (e.g. from lmdisp tokenize)");
     if (*T == 0) {
         *T = LMD_HF_DEFAULT_SEQ_LEN;
         if (m->max_T > 0 && *T > m->max_T) *T = m->max_T;
@@ -152,7 +153,8 @@ int lmd_anymodel_eval_data(const lmd_anymodel *m, const char *data, lmd_paper_sa
     *ids = NULL;
     *starts = NULL;
     if (strncmp(data, "tok:", 4) != 0)
-        return lmd_errf(err, "--data %s: a pretrained model is measured on text in its own "
+        return lmd_errf(err,
+                        "--data %s: a pretrained model is measured on text in its own "
                         "tokenization: give --data tok:TOKENIZER:PATH or --tokens FILE.bin",
                         data);
     if (ps->T == 0) {

@@ -17,13 +17,13 @@
 
 typedef struct {
     int is_hf;
-    gpt_model gm;          /* lmdisp checkpoint */
+    gpt_model gm; /* lmdisp checkpoint */
     lmd_train_state st;
-    hub_model hm;          /* HF model */
+    hub_model hm; /* HF model */
     /* model facts, whatever the form */
-    char model_type[32];   /* "lmdisp-gpt" for an lmdisp checkpoint */
+    char model_type[32]; /* "lmdisp-gpt" for an lmdisp checkpoint */
     int n_layer, hidden_size, vocab_size;
-    int max_T;             /* longest sequence the model takes (0 = no limit: RoPE) */
+    int max_T; /* longest sequence the model takes (0 = no limit: RoPE) */
     int64_t n_params;
 } lmd_anymodel;
 

@@ -143,7 +143,8 @@ int lmd_args_finish(lmd_args *a) {
     int bad = a->failed;
     for (int i = 1; i < a->argc; i++)
         if (!a->used[i]) {
-            fprintf(stderr, "lmdisp %s: unknown or misplaced argument '%s' (see lmdisp %s --help)\n",
+            fprintf(stderr,
+                    "lmdisp %s: unknown or misplaced argument '%s' (see lmdisp %s --help)\n",
                     a->cmd, a->argv[i], a->cmd);
             bad = 1;
         }

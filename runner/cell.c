@@ -217,9 +217,8 @@ static int measure_and_write(const lmd_cell_job *job, const lmd_cell_data *data,
     if (lmd_measure_model(m, data->eval_inputs, job->eval_sequences, job->eval_seq_len,
                           job->hist_bins, LMD_MEASURE_CHUNK, &g, err))
         return -1;
-    double val = data->val.n ? lmd_eval_loss(m, data->val, job->opts.B, job->opts.T,
-                                              job->val_batches)
-                             : NAN;
+    double val =
+        data->val.n ? lmd_eval_loss(m, data->val, job->opts.B, job->opts.T, job->val_batches) : NAN;
 
     char path[4200], tmp[4300];
     if (lmd_path(path, sizeof path, err, "%s/track/step%07lld.h5", job->dir, (long long)st->step) ||
@@ -240,10 +239,15 @@ static int measure_and_write(const lmd_cell_job *job, const lmd_cell_data *data,
     rc = rc ? rc : lmd_h5_attr_i64(f, "/", "step", st->step, err);
     rc = rc ? rc : lmd_h5_attr_i64(f, "/", "tokens", st->tokens, err);
     rc = rc ? rc : lmd_h5_attr_str(f, "/", "cell", job->id, err);
-    rc = rc ? rc : lmd_h5_write(f, "/layer_mean_cossim", H5T_NATIVE_DOUBLE, g.layer_mean, 1, d1, err);
-    rc = rc ? rc : lmd_h5_write(f, "/offdiag_mean_cossim", H5T_NATIVE_DOUBLE, g.offdiag_mean, 1, d1, err);
+    rc = rc ? rc
+            : lmd_h5_write(f, "/layer_mean_cossim", H5T_NATIVE_DOUBLE, g.layer_mean, 1, d1, err);
+    rc =
+        rc ? rc
+           : lmd_h5_write(f, "/offdiag_mean_cossim", H5T_NATIVE_DOUBLE, g.offdiag_mean, 1, d1, err);
     rc = rc ? rc : lmd_h5_write(f, "/cossim_hist", H5T_NATIVE_FLOAT, hist, 2, d2, err);
-    rc = rc ? rc : lmd_h5_write(f, "/singular_value_entropy", H5T_NATIVE_DOUBLE, g.sv_entropy, 1, d1, err);
+    rc = rc ? rc
+            : lmd_h5_write(f, "/singular_value_entropy", H5T_NATIVE_DOUBLE, g.sv_entropy, 1, d1,
+                           err);
     rc = rc ? rc : lmd_h5_write(f, "/mev", H5T_NATIVE_DOUBLE, g.mev, 1, d1, err);
     rc = rc ? rc : lmd_h5_write(f, "/last_n_mean", H5T_NATIVE_DOUBLE, g.last_n_mean, 1, d6, err);
     rc = rc ? rc : lmd_h5_write_scalar_f64(f, "/spearman", g.spearman, err);
@@ -255,9 +259,11 @@ static int measure_and_write(const lmd_cell_job *job, const lmd_cell_data *data,
     if (H5Fclose(f) < 0 && !rc) rc = lmd_errf(err, "%s: error closing", tmp);
     if (!rc) rc = lmd_file_commit(tmp, path, err);
     if (rc) remove(tmp);
-    cell_log(job->dir, "track step %lld tokens %lld: val_loss %.4f last-layer cossim %.4f "
-             "spearman %.3f kendall %.3f", (long long)st->step, (long long)st->tokens, val,
-             g.layer_mean[L1 - 1], g.spearman, g.kendall);
+    cell_log(job->dir,
+             "track step %lld tokens %lld: val_loss %.4f last-layer cossim %.4f "
+             "spearman %.3f kendall %.3f",
+             (long long)st->step, (long long)st->tokens, val, g.layer_mean[L1 - 1], g.spearman,
+             g.kendall);
     lmd_geom_free(&g);
     return rc;
 }
@@ -291,19 +297,20 @@ static int tree_allreduce(float *buf, size_t n, double l3[4], MPI_Comm comm, lmd
     int rank, size;
     LMD_MPI(MPI_Comm_rank(comm, &rank));
     LMD_MPI(MPI_Comm_size(comm, &size));
-    if (size & (size - 1)) return lmd_errf(err, "tree all-reduce needs a power-of-2 group, not %d", size);
+    if (size & (size - 1))
+        return lmd_errf(err, "tree all-reduce needs a power-of-2 group, not %d", size);
     float *tmp = lmd_aligned_alloc(n * sizeof(float));
     const size_t chunk = (size_t)1 << 28; /* elements per message: within MPI's int counts */
     for (int d = 1; d < size; d <<= 1) {
         int peer = rank ^ d;
         for (size_t off = 0; off < n; off += chunk) {
             int cnt = (int)(n - off < chunk ? n - off : chunk);
-            LMD_MPI(MPI_Sendrecv(buf + off, cnt, MPI_FLOAT, peer, 71, tmp + off, cnt, MPI_FLOAT, peer, 71,
-                         comm, MPI_STATUS_IGNORE));
+            LMD_MPI(MPI_Sendrecv(buf + off, cnt, MPI_FLOAT, peer, 71, tmp + off, cnt, MPI_FLOAT,
+                                 peer, 71, comm, MPI_STATUS_IGNORE));
         }
         double o3[4];
         LMD_MPI(MPI_Sendrecv(l3, 4, MPI_DOUBLE, peer, 72, o3, 4, MPI_DOUBLE, peer, 72, comm,
-                     MPI_STATUS_IGNORE));
+                             MPI_STATUS_IGNORE));
 #pragma omp parallel for simd schedule(static) if (n >= 65536)
         for (size_t i = 0; i < n; i++) buf[i] += tmp[i];
         for (int q = 0; q < 4; q++) l3[q] += o3[q];
@@ -412,8 +419,10 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
                 gpt_free(&probe);
             } else {
                 cell_log(job->dir, "skipping unreadable checkpoint: %s", perr.msg);
-                fprintf(stderr, "lmdisp run: cell %s: checkpoint %s is unreadable, skipped (%s); "
-                        "resuming from %s\n", job->id, path, perr.msg,
+                fprintf(stderr,
+                        "lmdisp run: cell %s: checkpoint %s is unreadable, skipped (%s); "
+                        "resuming from %s\n",
+                        job->id, path, perr.msg,
                         i + 1 < n ? "an older checkpoint" : "the start (step 0)");
             }
         }
@@ -531,15 +540,18 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
         }
         if (s >= total) break;
         if (s == kill_step && rank == 0) raise(SIGKILL);
-        int stop = (stop_flag ? *stop_flag : 0) || (s == stop_step && !(have_state && s == resume_step));
+        int stop =
+            (stop_flag ? *stop_flag : 0) || (s == stop_step && !(have_state && s == resume_step));
         if (any(comm, stop)) {
             if (rank == 0) {
                 bad = save_ckpt(job, &tr, err);
                 write_state(job->dir, "interrupted", s, bad ? err->msg : "stopped on a signal");
                 cell_log(job->dir, "interrupted at step %lld, checkpoint saved", (long long)s);
                 if (!bad)
-                    fprintf(stderr, "lmdisp run: cell %s interrupted at step %lld; rerun the same "
-                            "command to resume\n", job->id, (long long)s);
+                    fprintf(stderr,
+                            "lmdisp run: cell %s interrupted at step %lld; rerun the same "
+                            "command to resume\n",
+                            job->id, (long long)s);
             }
             status = bad ? CELL_FAILED : CELL_INTERRUPTED;
             break;
@@ -563,15 +575,16 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
         if (rank == 0 && tick) tick(tick_ctx, done, total);
         if (rank == 0 && (done % log_every == 0 || done == total)) {
             double el = lmd_now() - t0;
-            cell_log(job->dir, "step %lld/%lld loss %.4f ce %.4f disp %.4f%s lr %.3e |g| %.3f %.1fs",
-                     (long long)done, (long long)total, tr.last.loss, tr.last.ce, tr.last.disp,
-                     opts.kd.teacher ? (snprintf(kls, sizeof kls, " kl %.4f", tr.last.kl), kls)
-                                     : "",
-                     tr.lr, tr.grad_norm, el);
+            cell_log(
+                job->dir, "step %lld/%lld loss %.4f ce %.4f disp %.4f%s lr %.3e |g| %.3f %.1fs",
+                (long long)done, (long long)total, tr.last.loss, tr.last.ce, tr.last.disp,
+                opts.kd.teacher ? (snprintf(kls, sizeof kls, " kl %.4f", tr.last.kl), kls) : "",
+                tr.lr, tr.grad_norm, el);
         }
     }
     if (rank == 0) {
-        if (status == CELL_DONE) write_state(job->dir, "done", tr.state.step, NULL);
+        if (status == CELL_DONE)
+            write_state(job->dir, "done", tr.state.step, NULL);
         else if (status == CELL_DIVERGED) {
             char msg[128];
             snprintf(msg, sizeof msg, "non-finite loss or gradient at step %lld",

@@ -14,27 +14,27 @@
 
 /* Everything needed to run a cell, resolved from the spec. */
 typedef struct {
-    char id[160];         /* stable cell id */
-    char dir[4096];       /* DIR/cells/<id> */
+    char id[160];   /* stable cell id */
+    char dir[4096]; /* DIR/cells/<id> */
     gpt_config cfg;
-    lmd_train_opts opts;  /* seed = the cell's seed */
+    lmd_train_opts opts;        /* seed = the cell's seed */
     const int64_t *track_steps; /* sorted, from 0, includes the last step */
     int n_track;
-    int eval_sequences;   /* geometry evaluation set: first N windows of the validation split */
+    int eval_sequences; /* geometry evaluation set: first N windows of the validation split */
     int eval_seq_len;
     int hist_bins;
-    int val_batches;      /* validation batches for the loss at each tracked checkpoint */
-    int keep_checkpoints; /* keep every tracked checkpoint (else only the newest, for resume) */
-    const char *settings; /* canonical settings text, stored and compared on resume */
-    const char *init;     /* train.init resolved (initmodel.h), NULL: gpt_init(seed) */
-    const char *teacher;  /* distillation teacher resolved: an init-model form, or the teacher
+    int val_batches;        /* validation batches for the loss at each tracked checkpoint */
+    int keep_checkpoints;   /* keep every tracked checkpoint (else only the newest, for resume) */
+    const char *settings;   /* canonical settings text, stored and compared on resume */
+    const char *init;       /* train.init resolved (initmodel.h), NULL: gpt_init(seed) */
+    const char *teacher;    /* distillation teacher resolved: an init-model form, or the teacher
                            * cell's final checkpoint (lmd_cell_final_ckpt); NULL: none.
                            * opts.kd holds alpha and temperature */
-    int save_final;       /* also checkpoint the last step when it is not tracked (teachers) */
+    int save_final;         /* also checkpoint the last step when it is not tracked (teachers) */
     char teacher_buf[4300]; /* storage of teacher when it is a teacher cell's checkpoint */
     const char *const *eval_tasks; /* task files scored at every tracked checkpoint (celleval.h) */
     int n_eval_tasks;
-    const char *eval_tokenizer;    /* their tokenizer: the cell's data.tokenizer */
+    const char *eval_tokenizer; /* their tokenizer: the cell's data.tokenizer */
 } lmd_cell_job;
 
 /* DIR/cells/<id>/ckpt/step%07d.h5 of the given step: where a cell's checkpoint of that step

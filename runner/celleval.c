@@ -62,8 +62,8 @@ int lmd_cell_eval_tasks(const lmd_cell_job *job, gpt_model *m, hid_t f, lmd_err 
             v[0] = r.acc, v[1] = r.acc_norm, v[2] = r.acc_bytes;
             n = r.n_items;
         } else if (have_scorer) {
-            fprintf(stderr, "lmdisp: warning: cell %s: task %s not scored: %s\n", job->id,
-                    t.name, te.msg);
+            fprintf(stderr, "lmdisp: warning: cell %s: task %s not scored: %s\n", job->id, t.name,
+                    te.msg);
         }
         char path[256];
         lmd_pathf(path, "/eval/%s", t.name);
@@ -98,9 +98,8 @@ static int read_scalar(hid_t f, const char *name, hid_t type, void *out) {
     return rc;
 }
 
-int lmd_study_eval_write(lmd_pfile *pf, const lmd_spec *spec, const char *dir, size_t c0,
-                         size_t nc, const int64_t *steps, int K, const char *const *status,
-                         lmd_err *err) {
+int lmd_study_eval_write(lmd_pfile *pf, const lmd_spec *spec, const char *dir, size_t c0, size_t nc,
+                         const int64_t *steps, int K, const char *const *status, lmd_err *err) {
     const int T = spec->n_eval_tasks;
     if (T == 0) return 0;
     const size_t nk = (nc ? nc : 1) * (size_t)K;
@@ -108,7 +107,7 @@ int lmd_study_eval_write(lmd_pfile *pf, const lmd_spec *spec, const char *dir, s
     int64_t *n = lmd_calloc((size_t)T * nk, sizeof *n);
     for (size_t i = 0; i < (size_t)T * EVAL_NM * nk; i++) v[i] = NAN;
     for (size_t i = 0; i < (size_t)T * nk; i++) n[i] = -1;
-    char (*names)[128] = lmd_calloc((size_t)T, sizeof *names);
+    char(*names)[128] = lmd_calloc((size_t)T, sizeof *names);
     for (int t = 0; t < T; t++) { /* the task name is its file name without .jsonl */
         const char *b = strrchr(spec->eval_tasks[t], '/');
         snprintf(names[t], sizeof names[t], "%s", b ? b + 1 : spec->eval_tasks[t]);
@@ -121,8 +120,7 @@ int lmd_study_eval_write(lmd_pfile *pf, const lmd_spec *spec, const char *dir, s
             const lmd_cell *c = &spec->cells[c0 + i];
             for (int k = 0; k < K; k++) {
                 char path[4400];
-                lmd_pathf(path, "%s/cells/%s/track/step%07lld.h5", dir, c->id,
-                         (long long)steps[k]);
+                lmd_pathf(path, "%s/cells/%s/track/step%07lld.h5", dir, c->id, (long long)steps[k]);
                 if (access(path, F_OK) != 0) continue;
                 hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
                 if (f < 0) continue;
@@ -142,7 +140,8 @@ int lmd_study_eval_write(lmd_pfile *pf, const lmd_spec *spec, const char *dir, s
                 H5Fclose(f);
             }
         }
-    } H5E_END_TRY;
+    }
+    H5E_END_TRY;
     int rc = 0;
     hsize_t dCK[2] = {(hsize_t)spec->n_cells, (hsize_t)K};
     for (int t = 0; t < T && !rc; t++) {
@@ -153,7 +152,9 @@ int lmd_study_eval_write(lmd_pfile *pf, const lmd_spec *spec, const char *dir, s
                                  v + ((size_t)t * EVAL_NM + m) * nk, err);
         }
         snprintf(name, sizeof name, "/eval/%s/n", names[t]);
-        if (!rc) rc = lmd_pfile_write(pf, name, H5T_NATIVE_INT64, 2, dCK, c0, nc, n + (size_t)t * nk, err);
+        if (!rc)
+            rc = lmd_pfile_write(pf, name, H5T_NATIVE_INT64, 2, dCK, c0, nc, n + (size_t)t * nk,
+                                 err);
     }
     free(names);
     free(v);
@@ -190,8 +191,10 @@ static void *read_2d(hid_t f, const char *name, hid_t type, size_t n, size_t esz
 }
 
 static void fmt(char *b, size_t n, double x, int csv) {
-    if (isnan(x)) snprintf(b, n, "%s", csv ? "" : "-");
-    else snprintf(b, n, csv ? "%.17g" : "%.4f", x);
+    if (isnan(x))
+        snprintf(b, n, "%s", csv ? "" : "-");
+    else
+        snprintf(b, n, csv ? "%.17g" : "%.4f", x);
 }
 
 int lmd_study_eval_report(const char *path, FILE *out, int csv, lmd_err *err) {
@@ -214,8 +217,10 @@ int lmd_study_eval_report(const char *path, FILE *out, int csv, lmd_err *err) {
     }
     if (g >= 0) H5Gclose(g);
     size_t K = rc ? 0 : (size_t)dims[0], C = 0;
-    if (!rc && lmd_h5_dims(f, "/cells/status", &rank, dims, err) == 0) C = (size_t)dims[0];
-    else rc = -1;
+    if (!rc && lmd_h5_dims(f, "/cells/status", &rank, dims, err) == 0)
+        C = (size_t)dims[0];
+    else
+        rc = -1;
     int64_t *step = rc ? NULL : read_2d(f, "/tracking/step", H5T_NATIVE_INT64, K, 8);
     /* cell ids: fixed-length strings */
     char **ids = NULL;
@@ -241,9 +246,10 @@ int lmd_study_eval_report(const char *path, FILE *out, int csv, lmd_err *err) {
         if (csv)
             fprintf(out, "task,id,step,n,acc,acc_norm,acc_bytes\n");
         else
-            fprintf(out, "zero-shot evaluation (tracking.eval_tasks; step 0 -> last step with "
-                         "results)\n%-16s %-34s %6s %17s %17s %17s\n", "task", "cell", "n",
-                    "acc", "acc_norm", "acc_bytes");
+            fprintf(out,
+                    "zero-shot evaluation (tracking.eval_tasks; step 0 -> last step with "
+                    "results)\n%-16s %-34s %6s %17s %17s %17s\n",
+                    "task", "cell", "n", "acc", "acc_norm", "acc_bytes");
         for (int t = 0; t < tl.n && !rc; t++) {
             double *m[EVAL_NM];
             int64_t *n = NULL;
@@ -279,7 +285,8 @@ int lmd_study_eval_report(const char *path, FILE *out, int csv, lmd_err *err) {
                     }
                     fprintf(out, "%-16s %-34s %6lld %17s %17s %17s%s\n", tl.names[t], ids[i],
                             (long long)(last >= 0 ? n[i * K + (size_t)last] : -1), col[0], col[1],
-                            col[2], last >= 0 && last != (int)K - 1 ? "  (not at the last step)" : "");
+                            col[2],
+                            last >= 0 && last != (int)K - 1 ? "  (not at the last step)" : "");
                 }
             }
             for (int k = 0; k < EVAL_NM; k++) free(m[k]);

@@ -26,9 +26,8 @@ int lmd_cell_eval_tasks(const lmd_cell_job *job, gpt_model *m, hid_t f, lmd_err 
  * that are `done` (status[i]); everything else NaN (n = -1). steps[0..K): the study's
  * /tracking/step axis. A track file without the task's results (evaluated before the task was
  * added) leaves NaN. */
-int lmd_study_eval_write(lmd_pfile *pf, const lmd_spec *spec, const char *dir, size_t c0,
-                         size_t nc, const int64_t *steps, int K, const char *const *status,
-                         lmd_err *err);
+int lmd_study_eval_write(lmd_pfile *pf, const lmd_spec *spec, const char *dir, size_t c0, size_t nc,
+                         const int64_t *steps, int K, const char *const *status, lmd_err *err);
 
 /* The /eval table of the study file at path for `lmdisp report`: per task, per cell, acc /
  * acc_norm / acc_bytes at the last checkpoint that has them, and at step 0. Prints nothing

@@ -15,28 +15,28 @@
 #include "mpicheck.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: lmdisp eval MODEL --tasks FILE.jsonl[,FILE.jsonl...] [--tokenizer TOK]\n"
-            "                   [--prefix-token ID] [--json] [--details] [--threads N]\n"
-            "\n"
-            "Zero-shot multiple-choice accuracy as lm-evaluation-harness computes it for its\n"
-            "loglikelihood tasks: each choice is the request (context, \" \" + choice), encoded\n"
-            "as lm-eval's _encode_pair (trailing whitespace of the context moved to the\n"
-            "continuation, the split at the context's own token length), scored by the summed\n"
-            "log-likelihood of the continuation tokens in a window cut from the left to the\n"
-            "model's positions. acc: argmax of the sums; acc_norm: of sum / characters of the\n"
-            "choice; acc_bytes: of sum / UTF-8 bytes of the choice.\n"
-            "\n"
-            "MODEL: an lmdisp checkpoint, an HF model directory or hf:ORG/NAME[@REV].\n"
-            "Tokenizer: --tokenizer TOK (tokenizer.json, a directory, hf:...), else the HF\n"
-            "model's own directory, else the data.tokenizer of the checkpoint's study.\n"
-            "Task file: JSON Lines, one {\"context\": str, \"choices\": [str, ...], \"gold\": int}\n"
-            "per line (blank lines skipped); the task is named after the file.\n"
-            "--prefix-token: the token an empty context is conditioned on (lm-eval: the\n"
-            "tokenizer's bos, else eos; default the end-of-text token).\n"
-            "--json: one JSON object; --details adds every choice's log-likelihood and tokens.\n"
-            "Under mpirun -np R the items are shared out (item i on rank i %% R) and rank 0\n"
-            "prints; every number is the same for any R.\n");
+    fprintf(
+        f, "usage: lmdisp eval MODEL --tasks FILE.jsonl[,FILE.jsonl...] [--tokenizer TOK]\n"
+           "                   [--prefix-token ID] [--json] [--details] [--threads N]\n"
+           "\n"
+           "Zero-shot multiple-choice accuracy as lm-evaluation-harness computes it for its\n"
+           "loglikelihood tasks: each choice is the request (context, \" \" + choice), encoded\n"
+           "as lm-eval's _encode_pair (trailing whitespace of the context moved to the\n"
+           "continuation, the split at the context's own token length), scored by the summed\n"
+           "log-likelihood of the continuation tokens in a window cut from the left to the\n"
+           "model's positions. acc: argmax of the sums; acc_norm: of sum / characters of the\n"
+           "choice; acc_bytes: of sum / UTF-8 bytes of the choice.\n"
+           "\n"
+           "MODEL: an lmdisp checkpoint, an HF model directory or hf:ORG/NAME[@REV].\n"
+           "Tokenizer: --tokenizer TOK (tokenizer.json, a directory, hf:...), else the HF\n"
+           "model's own directory, else the data.tokenizer of the checkpoint's study.\n"
+           "Task file: JSON Lines, one {\"context\": str, \"choices\": [str, ...], \"gold\": int}\n"
+           "per line (blank lines skipped); the task is named after the file.\n"
+           "--prefix-token: the token an empty context is conditioned on (lm-eval: the\n"
+           "tokenizer's bos, else eos; default the end-of-text token).\n"
+           "--json: one JSON object; --details adds every choice's log-likelihood and tokens.\n"
+           "Under mpirun -np R the items are shared out (item i on rank i %% R) and rank 0\n"
+           "prints; every number is the same for any R.\n");
 }
 
 static json_t *task_json(const mc_task *t, const mc_result *r, const mc_choice_score *sc,
@@ -89,7 +89,8 @@ static int share(mc_choice_score *sc, size_t n, int *bad, int rank, int P, lmd_e
         LMD_MPI(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD));
         return -1;
     }
-    if (n * 5 > (size_t)2000000000) return lmd_errf(err, "%zu choices: too many for one message", n);
+    if (n * 5 > (size_t)2000000000)
+        return lmd_errf(err, "%zu choices: too many for one message", n);
     double *v = lmd_calloc(n * 5 + 1, sizeof *v);
     for (size_t k = 0; k < n; k++) { /* one rank holds each entry, the others 0: sums are exact */
         v[5 * k] = sc[k].loglik, v[5 * k + 1] = sc[k].n_ctx_tokens;
@@ -164,8 +165,10 @@ int cmd_eval(int argc, char **argv) {
     lmd_tokenizer *tok = NULL;
     mc_scorer sc;
     if (!tsrc) {
-        lmd_errf(&err, "%s: no tokenizer (give --tokenizer TOK; a checkpoint outside a study "
-                 "with data.tokenizer has none of its own)", pos[0]);
+        lmd_errf(&err,
+                 "%s: no tokenizer (give --tokenizer TOK; a checkpoint outside a study "
+                 "with data.tokenizer has none of its own)",
+                 pos[0]);
         goto out_model;
     }
     if (tok_load(&tok, tsrc, &err) || mc_scorer_init(&sc, &m, tok, prefix, &err)) {
@@ -217,8 +220,10 @@ int cmd_eval(int argc, char **argv) {
     }
     if (as_json) {
         lmd_json_set(root, "tasks", jt);
-        if (status == 0 && lmd_json_dump(stdout, root, 17, &err)) status = 1;
-        else if (status) json_decref(root);
+        if (status == 0 && lmd_json_dump(stdout, root, 17, &err))
+            status = 1;
+        else if (status)
+            json_decref(root);
     }
 out_model:
     tok_free(tok);

@@ -13,17 +13,17 @@
 #include "mceval.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: lmdisp export CK.h5 --hf DIR [--tokenizer TOK] [--force]\n"
-            "\n"
-            "Writes DIR as a Hugging Face GPT-2 model that transformers' GPT2LMHeadModel\n"
-            "(AutoModelForCausalLM) and lm-evaluation-harness load as it is: config.json,\n"
-            "model.safetensors (F32, HF's names, Conv1D [in, out] weights, lm_head tied to wte),\n"
-            "generation_config.json, and the tokenizer files (tokenizer.json,\n"
-            "tokenizer_config.json) of TOK (a tokenizer.json or a directory holding one) or,\n"
-            "without --tokenizer, of the study the checkpoint belongs to (STUDY/cells/<id>/ckpt or\n"
-            "track: its settings' data.tokenizer). DIR is written to DIR.tmp.<pid> and renamed,\n"
-            "so it is never half-written; an existing non-empty DIR is refused unless --force.\n");
+    fprintf(
+        f, "usage: lmdisp export CK.h5 --hf DIR [--tokenizer TOK] [--force]\n"
+           "\n"
+           "Writes DIR as a Hugging Face GPT-2 model that transformers' GPT2LMHeadModel\n"
+           "(AutoModelForCausalLM) and lm-evaluation-harness load as it is: config.json,\n"
+           "model.safetensors (F32, HF's names, Conv1D [in, out] weights, lm_head tied to wte),\n"
+           "generation_config.json, and the tokenizer files (tokenizer.json,\n"
+           "tokenizer_config.json) of TOK (a tokenizer.json or a directory holding one) or,\n"
+           "without --tokenizer, of the study the checkpoint belongs to (STUDY/cells/<id>/ckpt or\n"
+           "track: its settings' data.tokenizer). DIR is written to DIR.tmp.<pid> and renamed,\n"
+           "so it is never half-written; an existing non-empty DIR is refused unless --force.\n");
 }
 
 int cmd_export(int argc, char **argv) {
@@ -62,10 +62,11 @@ int cmd_export(int argc, char **argv) {
         const gpt_config *g = &m.cfg;
         printf("lmdisp export: %s -> %s (GPT2LMHeadModel: %d layers, n_embd %d, n_head %d, "
                "n_inner %d, vocab %d, n_positions %d, %zu params F32)\n",
-               pos[0], dir, g->n_layer, g->n_embd, g->n_head, g->mlp_dim, g->vocab_size,
-               g->n_ctx, gpt_num_params(g));
+               pos[0], dir, g->n_layer, g->n_embd, g->n_head, g->mlp_dim, g->vocab_size, g->n_ctx,
+               gpt_num_params(g));
         if (o.tokenizer)
-            printf("tokenizer: %s%s\n", o.tokenizer, from_study ? " (the study's data.tokenizer)" : "");
+            printf("tokenizer: %s%s\n", o.tokenizer,
+                   from_study ? " (the study's data.tokenizer)" : "");
         else
             printf("tokenizer: none (give --tokenizer TOK to include one)\n");
     } else {

@@ -32,16 +32,14 @@ typedef struct {
 } slab_writer;
 
 /* hidden state `layer` -> /hidden_states[layer, :, :, :] */
-static int write_slab(void *ctx, int layer, const float *h, int n_seq, int T, int d,
-                      lmd_err *err) {
+static int write_slab(void *ctx, int layer, const float *h, int n_seq, int T, int d, lmd_err *err) {
     slab_writer *w = ctx;
     hsize_t start[4] = {(hsize_t)layer, 0, 0, 0};
     hsize_t count[4] = {1, (hsize_t)n_seq, (hsize_t)T, (hsize_t)d};
     hid_t fs = H5Dget_space(w->dset);
     hid_t ms = H5Screate_simple(4, count, NULL);
     int rc = -1;
-    if (fs < 0 || ms < 0 ||
-        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+    if (fs < 0 || ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
         H5Dwrite(w->dset, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, h) < 0)
         lmd_errf(err, "%s: writing /hidden_states[%d]: %s", w->path, layer, lmd_h5_last_error());
     else
@@ -93,8 +91,7 @@ int cmd_forward(int argc, char **argv) {
         return 2;
     }
     if (m.max_T > 0 && T > m.max_T) {
-        fprintf(stderr, "lmdisp forward: --seq %d exceeds %s's %d positions\n", T, pos[0],
-                m.max_T);
+        fprintf(stderr, "lmdisp forward: --seq %d exceeds %s's %d positions\n", T, pos[0], m.max_T);
         free(tok);
         lmd_anymodel_close(&m);
         return 2;
@@ -105,8 +102,8 @@ int cmd_forward(int argc, char **argv) {
     if (f < 0) goto done;
     hsize_t dims[4] = {(hsize_t)m.n_layer + 1, (hsize_t)B, (hsize_t)T, (hsize_t)m.hidden_size};
     space = H5Screate_simple(4, dims, NULL);
-    if (space < 0 || (dset = H5Dcreate2(f, "/hidden_states", H5T_NATIVE_FLOAT, space,
-                                        H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+    if (space < 0 || (dset = H5Dcreate2(f, "/hidden_states", H5T_NATIVE_FLOAT, space, H5P_DEFAULT,
+                                        H5P_DEFAULT, H5P_DEFAULT)) < 0) {
         lmd_errf(&err, "%s: creating /hidden_states: %s", out, lmd_h5_last_error());
         goto done;
     }
@@ -126,8 +123,8 @@ int cmd_forward(int argc, char **argv) {
         lmd_h5_attr_i64(f, "/", "n_params", m.n_params, &err))
         goto done;
     printf("lmdisp forward: %s (%s, %d layers, hidden %d, %lld params): %d x %d tokens in "
-           "%.2f s -> %s\n", pos[0], m.model_type, m.n_layer, m.hidden_size,
-           (long long)m.n_params, B, T, secs, out);
+           "%.2f s -> %s\n",
+           pos[0], m.model_type, m.n_layer, m.hidden_size, (long long)m.n_params, B, T, secs, out);
     status = 0;
 done:
     if (dset >= 0 && H5Dclose(dset) < 0 && status == 0) {

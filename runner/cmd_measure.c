@@ -110,7 +110,7 @@ static int measure_hf(const char *spec, const lmd_evalopts *eo, int json, int ba
         n_seq = ps.n_seq;
     } else if (eo->sampling_given) {
         erc = lmd_errf(&err, "--min-words and --seed set the paper's sampling of a text source "
-                       "(--data tok:TOKENIZER:PATH); --tokens takes the first windows");
+                             "(--data tok:TOKENIZER:PATH); --tokens takes the first windows");
     } else {
         erc = lmd_anymodel_eval_tokens(&m, eo->tokens, n_seq, &T, &tok, &err);
     }
@@ -138,9 +138,8 @@ static int measure_hf(const char *spec, const lmd_evalopts *eo, int json, int ba
             status = 1;
         }
     } else {
-        printf("lmdisp measure: %s (%s, %lld parameters; n_layer %d, hidden %d, vocab %d)\n",
-               spec, m.model_type, (long long)m.n_params, m.n_layer, m.hidden_size,
-               m.vocab_size);
+        printf("lmdisp measure: %s (%s, %lld parameters; n_layer %d, hidden %d, vocab %d)\n", spec,
+               m.model_type, (long long)m.n_params, m.n_layer, m.hidden_size, m.vocab_size);
         if (eo->data) {
             printf("  evaluation set: %d sequences of %d tokens of %s (%zu documents), the "
                    "paper's sampling: seed %lld, documents joined to >= %d words; each "
@@ -183,8 +182,10 @@ int cmd_measure(int argc, char **argv) {
     lmd_args_free(&a);
     if (bad) return 2;
     if (npos != 1) {
-        fprintf(stderr, "lmdisp measure: expected exactly one checkpoint file, got %d (see "
-                        "lmdisp measure --help)\n", npos);
+        fprintf(stderr,
+                "lmdisp measure: expected exactly one checkpoint file, got %d (see "
+                "lmdisp measure --help)\n",
+                npos);
         return 2;
     }
     const char *ck = pos[0];
@@ -199,9 +200,11 @@ int cmd_measure(int argc, char **argv) {
         return 2;
     }
     if (eo.sampling_given) {
-        fprintf(stderr, "lmdisp measure: %s: --min-words and --seed set the paper's sampling, "
-                        "for pretrained models on --data tok:; an lmdisp checkpoint is measured "
-                        "on the first windows of its data's validation split\n", ck);
+        fprintf(stderr,
+                "lmdisp measure: %s: --min-words and --seed set the paper's sampling, "
+                "for pretrained models on --data tok:; an lmdisp checkpoint is measured "
+                "on the first windows of its data's validation split\n",
+                ck);
         gpt_free(&m);
         return 2;
     }
@@ -228,8 +231,7 @@ int cmd_measure(int argc, char **argv) {
     }
     lmd_geom g;
     double t0 = lmd_now();
-    int rc = lmd_measure_model(&m, es.inputs, es.n_seq, es.T, eo.bins, LMD_MEASURE_CHUNK, &g,
-                               &err);
+    int rc = lmd_measure_model(&m, es.inputs, es.n_seq, es.T, eo.bins, LMD_MEASURE_CHUNK, &g, &err);
     double secs = lmd_now() - t0;
     if (rc) {
         fprintf(stderr, "lmdisp measure: %s: %s\n", ck, err.msg);

@@ -48,8 +48,8 @@ static int print_json(const lmd_spec *s, double gflops, lmd_err *err) {
     lmd_json_set(o, "spec", lmd_json_str(s->path));
     lmd_json_set(o, "name", lmd_json_str(s->name));
     lmd_json_set(o, "spec_sha256", lmd_json_str(s->sha256));
-    lmd_json_set(o, "ranks_per_model", s->ranks_per_model > 0 ? json_integer(s->ranks_per_model)
-                                                              : json_string("auto"));
+    lmd_json_set(o, "ranks_per_model",
+                 s->ranks_per_model > 0 ? json_integer(s->ranks_per_model) : json_string("auto"));
     lmd_json_set(o, "threads_per_rank", json_integer(s->threads_per_rank));
     lmd_json_set(o, "assumed_gflops_per_thread", lmd_json_num(gflops));
     lmd_json_set(o, "uniform_tracking", json_boolean(s->uniform_tracking));
@@ -88,9 +88,10 @@ static int print_json(const lmd_spec *s, double gflops, lmd_err *err) {
         /* issue 19: pretrained start, accumulation, distillation (docs/DISTILL.md) */
         lmd_json_set(e, "accumulate", json_integer(c->train.accumulate));
         lmd_json_set(e, "init", c->init ? lmd_json_str(c->init) : json_null());
-        lmd_json_set(e, "teacher", c->kd.model        ? lmd_json_str(c->kd.model)
-                                   : c->kd.teacher >= 0 ? lmd_json_str(c->kd.teacher_id)
-                                                        : json_null());
+        lmd_json_set(e, "teacher",
+                     c->kd.model          ? lmd_json_str(c->kd.model)
+                     : c->kd.teacher >= 0 ? lmd_json_str(c->kd.teacher_id)
+                                          : json_null());
         lmd_json_set(e, "level", json_integer(c->kd.level));
         lmd_json_append(cells, e);
     }
@@ -123,8 +124,8 @@ static void print_table(const lmd_spec *s, double gflops) {
         double secs = c->flops / (gflops * 1e9 * par);
         tot_flops += c->flops;
         tot_params += (double)c->n_params;
-        printf("%5zu  %-*s %8d  %-17s %6llu %12zu %7lld %12.1f %10.1f\n", c->index, (int)idw,
-               c->id, c->cfg.mlp_dim, lmd_disp_variant_name(c->train.disp.variant),
+        printf("%5zu  %-*s %8d  %-17s %6llu %12zu %7lld %12.1f %10.1f\n", c->index, (int)idw, c->id,
+               c->cfg.mlp_dim, lmd_disp_variant_name(c->train.disp.variant),
                (unsigned long long)c->train.seed, c->n_params, (long long)c->train.steps,
                c->flops / 1e9, secs);
     }
@@ -133,13 +134,14 @@ static void print_table(const lmd_spec *s, double gflops) {
            "(%.1f min)\n",
            s->n_cells, tot_params, tot_flops / 1e9, tot_s, tot_s / 60.0);
     char rpm[16];
-    if (s->ranks_per_model > 0) snprintf(rpm, sizeof rpm, "%d", s->ranks_per_model);
-    else snprintf(rpm, sizeof rpm, "1 (auto)");
+    if (s->ranks_per_model > 0)
+        snprintf(rpm, sizeof rpm, "%d", s->ranks_per_model);
+    else
+        snprintf(rpm, sizeof rpm, "1 (auto)");
     printf("assumed: %g GFLOP/s per thread x %d threads/rank x %s ranks/model; training only "
            "(measurement at %d tracked steps per cell is extra); with R model groups running in "
            "parallel, wall time is about total / R\n",
-           gflops, s->threads_per_rank, rpm,
-           s->n_cells ? s->cells[0].tracking.n_steps : 0);
+           gflops, s->threads_per_rank, rpm, s->n_cells ? s->cells[0].tracking.n_steps : 0);
     if (!s->uniform_tracking)
         printf("note: cells have different tracking steps or batch*seq, so they do not share "
                "one /tracking/step axis\n");

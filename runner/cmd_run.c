@@ -57,27 +57,29 @@ static void install_signal_handlers(void) {
     int sigs[] = {SIGUSR1, SIGTERM, SIGINT};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         if (sigaction(sigs[i], &sa, NULL) != 0)
-            fprintf(stderr, "lmdisp run: warning: cannot install the handler of signal %d: %s; "
-                    "that signal will kill the run without a checkpoint\n", sigs[i], strerror(errno));
+            fprintf(stderr,
+                    "lmdisp run: warning: cannot install the handler of signal %d: %s; "
+                    "that signal will kill the run without a checkpoint\n",
+                    sigs[i], strerror(errno));
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: mpirun -np P lmdisp run SPEC.yaml [--out DIR]\n"
-            "       mpirun -np P lmdisp run --out DIR --array-task I [--manifest FILE]\n"
-            "\n"
-            "Runs every cell of the study (train, track from step 0, checkpoints) and writes\n"
-            "DIR/study.h5. Default DIR: results/<spec name>. Running again skips finished cells\n"
-            "and resumes unfinished ones from their newest checkpoint.\n"
-            "With --array-task (what the scripts of `lmdisp submit` run): only the cells of task I\n"
-            "of the manifest (default DIR/manifest), from the frozen DIR/spec.yaml; no study.h5\n"
-            "(the aggregation job writes it).\n"
-            "A measurement spec (kind: measure, docs/SPEC.md) measures its model x dataset\n"
-            "cells instead (no training); a rerun skips the measured ones.\n"
-            "Exit codes: 0 all cells finished (done or diverged), 1 a cell failed,\n"
-            "2 bad spec or usage (also: DIR holds a different study, or is locked by another\n"
-            "run), 3 interrupted by SIGINT (Ctrl-C), SIGTERM or SIGUSR1 (checkpoints saved; a\n"
-            "second Ctrl-C kills at once).\n");
+    fprintf(
+        f, "usage: mpirun -np P lmdisp run SPEC.yaml [--out DIR]\n"
+           "       mpirun -np P lmdisp run --out DIR --array-task I [--manifest FILE]\n"
+           "\n"
+           "Runs every cell of the study (train, track from step 0, checkpoints) and writes\n"
+           "DIR/study.h5. Default DIR: results/<spec name>. Running again skips finished cells\n"
+           "and resumes unfinished ones from their newest checkpoint.\n"
+           "With --array-task (what the scripts of `lmdisp submit` run): only the cells of task I\n"
+           "of the manifest (default DIR/manifest), from the frozen DIR/spec.yaml; no study.h5\n"
+           "(the aggregation job writes it).\n"
+           "A measurement spec (kind: measure, docs/SPEC.md) measures its model x dataset\n"
+           "cells instead (no training); a rerun skips the measured ones.\n"
+           "Exit codes: 0 all cells finished (done or diverged), 1 a cell failed,\n"
+           "2 bad spec or usage (also: DIR holds a different study, or is locked by another\n"
+           "run), 3 interrupted by SIGINT (Ctrl-C), SIGTERM or SIGUSR1 (checkpoints saved; a\n"
+           "second Ctrl-C kills at once).\n");
 }
 
 /* Counters in the window at world rank 0: progress, then one claim counter per size class. */
@@ -106,7 +108,8 @@ static void print_progress(progress_ctx *p, int force) {
     read_counters(p, c);
     int64_t claimed = c[CTR_CLAIMED] < (int64_t)p->n_cells ? c[CTR_CLAIMED] : (int64_t)p->n_cells;
     int64_t done = c[CTR_DONE];
-    double el = now - p->t0, frac = p->total_mflop > 0 ? (double)c[CTR_MFLOP_DONE] / p->total_mflop : 0;
+    double el = now - p->t0,
+           frac = p->total_mflop > 0 ? (double)c[CTR_MFLOP_DONE] / p->total_mflop : 0;
     char eta[64] = "?";
     if (frac > 0.01) snprintf(eta, sizeof eta, "%.0fs", el * (1.0 - frac) / frac);
     printf("[run %6.0fs] cells: %lld done, %lld running, %lld pending; ETA %s\n", el,
@@ -199,8 +202,8 @@ static int teacher_cell_path(const lmd_spec *spec, const lmd_cell *c, const char
     lmd_pathf(dir, "%s/cells/%s", out, t->id);
     int fin = lmd_cell_finished(dir, st, sizeof st, &step);
     if (!fin || strcmp(st, "done"))
-        return lmd_errf(err, "its teacher cell %s is %s, not done: the student cannot start",
-                        t->id, st[0] ? st : "not run");
+        return lmd_errf(err, "its teacher cell %s is %s, not done: the student cannot start", t->id,
+                        st[0] ? st : "not run");
     lmd_cell_ckpt_path(job->teacher_buf, sizeof job->teacher_buf, dir, t->train.steps);
     job->teacher = job->teacher_buf;
     return 0;
@@ -259,9 +262,10 @@ static int plan_auto(const lmd_spec *spec, const char *out, const size_t *subset
         for (size_t j = 0; j < n; j++) {
             const lmd_cell *c = &spec->cells[jobs[j]];
             for (int k = 0; k < ns; k++)
-                time[j * ns + k] = c->train.shards % sizes[k] == 0
-                                       ? lmd_cost_cell_seconds(&cm, c, sizes[k], spec->threads_per_rank)
-                                       : INFINITY;
+                time[j * ns + k] =
+                    c->train.shards % sizes[k] == 0
+                        ? lmd_cost_cell_seconds(&cm, c, sizes[k], spec->threads_per_rank)
+                        : INFINITY;
         }
         lmd_sched_plan plan;
         memset(&plan, 0, sizeof plan);
@@ -277,8 +281,9 @@ static int plan_auto(const lmd_spec *spec, const char *out, const size_t *subset
             for (int k = 0; k < plan.n_sizes && n; k++) {
                 if (plan.class_start[k + 1] == plan.class_start[k]) continue;
                 if (plan.n_groups[k] == 0) {
-                    fail = lmd_errf(err, "plan without groups for its %zu cell(s) of size %d",
-                                    plan.class_start[k + 1] - plan.class_start[k], plan.sizes[k]) != 0;
+                    fail =
+                        lmd_errf(err, "plan without groups for its %zu cell(s) of size %d",
+                                 plan.class_start[k + 1] - plan.class_start[k], plan.sizes[k]) != 0;
                     break;
                 }
                 rp->size[q] = plan.sizes[k];
@@ -362,7 +367,8 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
         lmd_schedule_order(spec, subset, n_subset, order);
         for (size_t k = 0; k < n_subset; k++) rp.cells[k] = (int64_t)order[k];
         free(order);
-        rp.size[0] = R, rp.n_groups[0] = wsize / R, rp.start[0] = 0, rp.start[1] = (int64_t)n_subset;
+        rp.size[0] = R, rp.n_groups[0] = wsize / R, rp.start[0] = 0,
+        rp.start[1] = (int64_t)n_subset;
     } else if (plan_auto(spec, out, subset, n_subset, wsize, &rp, &err)) {
         if (wrank == 0) fprintf(stderr, "lmdisp run: ranks_per_model auto: %s\n", err.msg);
         return 2;
@@ -393,14 +399,15 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
     memset(&prog, 0, sizeof prog);
     int n_ctr = CTR_CLASS0 + rp.n_classes;
     LMD_MPI(MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(n_ctr * sizeof(int64_t)) : 0, sizeof(int64_t),
-                     MPI_INFO_NULL, MPI_COMM_WORLD, &base, &prog.win));
+                             MPI_INFO_NULL, MPI_COMM_WORLD, &base, &prog.win));
     if (wrank == 0) memset(base, 0, (size_t)n_ctr * sizeof(int64_t));
     LMD_MPI(MPI_Barrier(MPI_COMM_WORLD));
     LMD_MPI(MPI_Win_lock_all(0, prog.win));
     prog.t0 = prog.last_print = lmd_now();
     prog.n_cells = (size_t)rp.n_cells;
     prog.world_rank = wrank;
-    for (int64_t k = 0; k < rp.n_cells; k++) prog.total_mflop += spec->cells[rp.cells[k]].flops / 1e6;
+    for (int64_t k = 0; k < rp.n_cells; k++)
+        prog.total_mflop += spec->cells[rp.cells[k]].flops / 1e6;
     if (wrank == 0) {
         if (R > 0) {
             printf("lmdisp run: %zu cells on %d rank(s) (%d group(s) of %d), output %s\n", n_subset,
@@ -411,7 +418,8 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
                    n_subset, (long long)rp.n_cells, wsize);
             for (int k = 0; k < rp.n_classes; k++) {
                 printf("%s%lld group(s) of %d for %lld cell(s)", k ? " + " : "",
-                       (long long)rp.n_groups[k], rp.size[k], (long long)(rp.start[k + 1] - rp.start[k]));
+                       (long long)rp.n_groups[k], rp.size[k],
+                       (long long)(rp.start[k + 1] - rp.start[k]));
                 used += rp.n_groups[k] * rp.size[k];
             }
             if (!rp.n_classes) printf("nothing to run");
@@ -428,8 +436,11 @@ int lmd_run_cells(const lmd_spec *spec, const char *out, const size_t *subset, s
         int64_t k = 0, cls_n = rp.start[my_class + 1] - rp.start[my_class];
         if (grank == 0) {
             int64_t one = 1, old;
-            LMD_MPI(MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_CLASS0 + my_class, MPI_SUM, prog.win));
-            if (k < cls_n) LMD_MPI(MPI_Fetch_and_op(&one, &old, MPI_INT64_T, 0, CTR_CLAIMED, MPI_SUM, prog.win));
+            LMD_MPI(MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_CLASS0 + my_class, MPI_SUM,
+                                     prog.win));
+            if (k < cls_n)
+                LMD_MPI(
+                    MPI_Fetch_and_op(&one, &old, MPI_INT64_T, 0, CTR_CLAIMED, MPI_SUM, prog.win));
             LMD_MPI(MPI_Win_flush(0, prog.win));
         }
         LMD_MPI(MPI_Bcast(&k, 1, MPI_INT64_T, 0, group));
@@ -529,14 +540,17 @@ static int run_array_task(const char *out, int task, const char *manifest, int w
         rc = n < 0;
     }
     if (agree(rc != 0)) {
-        if (wrank == 0) fprintf(stderr, "lmdisp run: array task %d: %s\n", task, rc ? err.msg : "failed on another rank");
+        if (wrank == 0)
+            fprintf(stderr, "lmdisp run: array task %d: %s\n", task,
+                    rc ? err.msg : "failed on another rank");
         free(cells);
         lmd_manifest_free(&m);
         lmd_spec_free(&spec);
         return 2;
     }
     if (wrank == 0) {
-        printf("lmdisp run: array task %d of %s (round %d): %ld cell(s):", task, manifest, m.round, n);
+        printf("lmdisp run: array task %d of %s (round %d): %ld cell(s):", task, manifest, m.round,
+               n);
         for (long k = 0; k < n; k++) printf(" %s", spec.cells[cells[k]].id);
         printf("\n");
         fflush(stdout);
@@ -546,8 +560,10 @@ static int run_array_task(const char *out, int task, const char *manifest, int w
     if (status == 0 && failed) status = 1;
     if (wrank == 0)
         printf("lmdisp run: array task %d %s\n", task,
-               status == 0 ? "finished" : status == 1 ? "finished; a cell failed"
-               : status == LMD_EXIT_INTERRUPTED ? "interrupted; checkpoints saved" : "stopped");
+               status == 0                      ? "finished"
+               : status == 1                    ? "finished; a cell failed"
+               : status == LMD_EXIT_INTERRUPTED ? "interrupted; checkpoints saved"
+                                                : "stopped");
     free(cells);
     lmd_manifest_free(&m);
     lmd_spec_free(&spec);
@@ -610,7 +626,9 @@ int cmd_run(int argc, char **argv) {
     lmd_spec spec;
     int rc = lmd_spec_load(&spec, pos[0], &err);
     if (agree(rc != 0)) {
-        if (wrank == 0) fprintf(stderr, "lmdisp run: %s\n", rc ? err.msg : "spec failed to load on another rank");
+        if (wrank == 0)
+            fprintf(stderr, "lmdisp run: %s\n",
+                    rc ? err.msg : "spec failed to load on another rank");
         lmd_spec_free(&spec);
         MPI_Finalize();
         return 2;

@@ -20,16 +20,16 @@
 
 typedef struct {
     char status[32];
-    long long step;     /* from the state file; -1 if none */
-    long long tracked;  /* newest tracked step with metrics; -1 if none */
+    long long step;    /* from the state file; -1 if none */
+    long long tracked; /* newest tracked step with metrics; -1 if none */
     double val_loss, last_cossim, spearman, kendall;
-    char slurm[32];     /* Slurm state of the newest array task holding the cell, or "" */
+    char slurm[32]; /* Slurm state of the newest array task holding the cell, or "" */
 } cell_view;
 
 /* Slurm states in which a task is gone without having finished its cells */
 static int dead_state(const char *st) {
-    static const char *const DEAD[] = {"TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "FAILED",
-                                       "CANCELLED", "PREEMPTED", "BOOT_FAIL", "DEADLINE"};
+    static const char *const DEAD[] = {"TIMEOUT",   "OUT_OF_MEMORY", "NODE_FAIL", "FAILED",
+                                       "CANCELLED", "PREEMPTED",     "BOOT_FAIL", "DEADLINE"};
     for (size_t i = 0; i < sizeof DEAD / sizeof DEAD[0]; i++)
         if (!strcmp(st, DEAD[i])) return 1;
     return 0;
@@ -49,8 +49,10 @@ static const char *slurm_view(const char *dir, const lmd_spec *spec, cell_view *
     for (size_t i = 0; i < spec->n_cells; i++) round[i] = task[i] = -1;
     for (int r = 0; r < 10000; r++) {
         char path[4400];
-        if (r == 0) lmd_pathf(path, "%s/manifest", dir);
-        else lmd_pathf(path, "%s/slurm/resubmit-%d.manifest", dir, r);
+        if (r == 0)
+            lmd_pathf(path, "%s/manifest", dir);
+        else
+            lmd_pathf(path, "%s/slurm/resubmit-%d.manifest", dir, r);
         lmd_manifest m;
         lmd_err err;
         if (lmd_manifest_read(&m, path, &err)) {
@@ -74,7 +76,8 @@ static const char *slurm_view(const char *dir, const lmd_spec *spec, cell_view *
     long *slot = lmd_calloc(((size_t)max_round + 1) * width, sizeof *slot);
     for (size_t k = 0; k < ((size_t)max_round + 1) * width; k++) slot[k] = -1;
     for (size_t k = 0; k < n_st; k++)
-        if (st[k].round >= 0 && st[k].task >= 0) slot[(size_t)st[k].round * width + (size_t)st[k].task] = (long)k;
+        if (st[k].round >= 0 && st[k].task >= 0)
+            slot[(size_t)st[k].round * width + (size_t)st[k].task] = (long)k;
     for (size_t i = 0; i < spec->n_cells; i++) {
         if (round[i] < 0 || round[i] > max_round || task[i] < 0 || task[i] > max_task) continue;
         long k = slot[(size_t)round[i] * width + (size_t)task[i]];
@@ -176,7 +179,8 @@ int cmd_status(int argc, char **argv) {
     slurm_view(dir, &spec, v, src, sizeof src);
     int n_dead = 0;
     for (size_t i = 0; i < spec.n_cells; i++)
-        if (strcmp(v[i].status, "done") && strcmp(v[i].status, "diverged") && dead_state(v[i].slurm))
+        if (strcmp(v[i].status, "done") && strcmp(v[i].status, "diverged") &&
+            dead_state(v[i].slurm))
             n_dead++;
     if (json) {
         json_t *o = json_object(), *cnt = json_object(), *cells = json_array();
@@ -195,7 +199,8 @@ int cmd_status(int argc, char **argv) {
             lmd_json_set(e, "index", json_integer((json_int_t)c->index));
             lmd_json_set(e, "id", lmd_json_str(c->id));
             lmd_json_set(e, "mlp_dim", json_integer(c->cfg.mlp_dim));
-            lmd_json_set(e, "dispersion", lmd_json_str(lmd_disp_variant_name(c->train.disp.variant)));
+            lmd_json_set(e, "dispersion",
+                         lmd_json_str(lmd_disp_variant_name(c->train.disp.variant)));
             lmd_json_set(e, "seed", json_integer((json_int_t)c->train.seed));
             lmd_json_set(e, "status", lmd_json_str(v[i].status));
             lmd_json_set(e, "step", json_integer(v[i].step));
@@ -223,7 +228,8 @@ int cmd_status(int argc, char **argv) {
         printf("\n");
         if (n_gone)
             printf("%d cell(s) interrupted: the state file says running, but the run that held "
-                   "them is gone (killed?); rerun the same command to resume them\n", n_gone);
+                   "them is gone (killed?); rerun the same command to resume them\n",
+                   n_gone);
         if (src[0]) {
             /* Slurm's view: tasks by state, and cells whose task died without finishing them */
             char seen[16][32];
@@ -243,8 +249,10 @@ int cmd_status(int argc, char **argv) {
             if (!ns) printf(" no task known to Slurm any more");
             printf("\n");
             if (n_dead)
-                printf("%d cell(s) not finished whose Slurm task ended (timeout, out of memory, node "
-                       "failure, cancel): `lmdisp resubmit %s` runs them again\n", n_dead, dir);
+                printf(
+                    "%d cell(s) not finished whose Slurm task ended (timeout, out of memory, node "
+                    "failure, cancel): `lmdisp resubmit %s` runs them again\n",
+                    n_dead, dir);
         }
         printf("\n%8s  %-18s %6s  %-11s %13s %9s %11s %8s %8s%s\n", "mlp_dim", "dispersion", "seed",
                "status", "step", "val_loss", "last_cossim", "rho", "tau", src[0] ? "  slurm" : "");
@@ -254,13 +262,12 @@ int cmd_status(int argc, char **argv) {
         for (size_t i = 1; i < spec.n_cells; i++)
             for (size_t j = i; j > 0; j--) {
                 const lmd_cell *x = &spec.cells[ord[j - 1]], *y = &spec.cells[ord[j]];
-                int cmp = x->cfg.mlp_dim != y->cfg.mlp_dim
-                              ? (x->cfg.mlp_dim > y->cfg.mlp_dim ? 1 : -1)
-                              : x->train.disp.variant != y->train.disp.variant
-                                    ? ((int)x->train.disp.variant > (int)y->train.disp.variant ? 1 : -1)
-                                    : x->train.seed != y->train.seed
-                                          ? (x->train.seed > y->train.seed ? 1 : -1)
-                                          : (x->index > y->index ? 1 : -1);
+                int cmp =
+                    x->cfg.mlp_dim != y->cfg.mlp_dim ? (x->cfg.mlp_dim > y->cfg.mlp_dim ? 1 : -1)
+                    : x->train.disp.variant != y->train.disp.variant
+                        ? ((int)x->train.disp.variant > (int)y->train.disp.variant ? 1 : -1)
+                    : x->train.seed != y->train.seed ? (x->train.seed > y->train.seed ? 1 : -1)
+                                                     : (x->index > y->index ? 1 : -1);
                 if (cmp <= 0) break;
                 size_t t = ord[j];
                 ord[j] = ord[j - 1];
@@ -271,13 +278,15 @@ int cmd_status(int argc, char **argv) {
             const lmd_cell *c = &spec.cells[i];
             char stepbuf[32];
             if (v[i].step >= 0)
-                snprintf(stepbuf, sizeof stepbuf, "%lld/%lld", v[i].step, (long long)c->train.steps);
+                snprintf(stepbuf, sizeof stepbuf, "%lld/%lld", v[i].step,
+                         (long long)c->train.steps);
             else
                 snprintf(stepbuf, sizeof stepbuf, "-/%lld", (long long)c->train.steps);
             printf("%8d  %-18s %6llu  %-11s %13s %9.4f %11.4f %8.3f %8.3f%s%s\n", c->cfg.mlp_dim,
                    lmd_disp_variant_name(c->train.disp.variant), (unsigned long long)c->train.seed,
                    v[i].status, stepbuf, v[i].val_loss, v[i].last_cossim, v[i].spearman,
-                   v[i].kendall, src[0] ? "  " : "", src[0] ? (v[i].slurm[0] ? v[i].slurm : "-") : "");
+                   v[i].kendall, src[0] ? "  " : "",
+                   src[0] ? (v[i].slurm[0] ? v[i].slurm : "-") : "");
         }
         free(ord);
         printf("\n(metrics are those of the newest tracked checkpoint of each cell)\n");

@@ -13,14 +13,15 @@
 #include "trainopts.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: lmdisp step --checkpoint CK.h5 --tokens FILE.bin --batch B --seq T --out DUMP.h5\n"
-            "                   [--dispersion V --coeff C --location all|last --tau-cos X"
-            " --tau-l2 X --max-tokens N]\n"
-            "\n"
-            "One forward and backward on the first B x T batch of FILE (no optimizer step).\n"
-            "Writes /loss, /ce_loss, /dispersion_loss, /logits [B,T,V], /hidden_states\n"
-            "[n_layer+1,B,T,n_embd] and /grads/<name> for every /params/<name>.\n");
+    fprintf(
+        f,
+        "usage: lmdisp step --checkpoint CK.h5 --tokens FILE.bin --batch B --seq T --out DUMP.h5\n"
+        "                   [--dispersion V --coeff C --location all|last --tau-cos X"
+        " --tau-l2 X --max-tokens N]\n"
+        "\n"
+        "One forward and backward on the first B x T batch of FILE (no optimizer step).\n"
+        "Writes /loss, /ce_loss, /dispersion_loss, /logits [B,T,V], /hidden_states\n"
+        "[n_layer+1,B,T,n_embd] and /grads/<name> for every /params/<name>.\n");
 }
 
 static int write_dump(const char *path, gpt_model *m, const lmd_losses *ls, int B, int T,
@@ -83,7 +84,8 @@ int cmd_step(int argc, char **argv) {
     lmd_args_free(&a);
     if (bad) return 2;
     if (!ck || !tokpath || !out || B == 0 || T == 0) {
-        fprintf(stderr, "lmdisp step: --checkpoint, --tokens, --batch, --seq and --out are required\n");
+        fprintf(stderr,
+                "lmdisp step: --checkpoint, --tokens, --batch, --seq and --out are required\n");
         usage(stderr);
         return 2;
     }
@@ -95,7 +97,8 @@ int cmd_step(int argc, char **argv) {
         return 2;
     }
     if (T > m.cfg.n_ctx) {
-        fprintf(stderr, "lmdisp step: --seq %d exceeds the checkpoint's n_ctx %d\n", T, m.cfg.n_ctx);
+        fprintf(stderr, "lmdisp step: --seq %d exceeds the checkpoint's n_ctx %d\n", T,
+                m.cfg.n_ctx);
         gpt_free(&m);
         return 2;
     }

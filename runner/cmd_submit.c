@@ -21,11 +21,11 @@
 #include "studydir.h"
 
 typedef struct {
-    const char *dir;        /* absolute study directory */
-    const char *templates;  /* NULL = compiled-in templates */
-    int throttle;           /* %K of --array, 0 = none */
+    const char *dir;       /* absolute study directory */
+    const char *templates; /* NULL = compiled-in templates */
+    int throttle;          /* %K of --array, 0 = none */
     int dry_run;
-    const char *manifest;   /* absolute manifest path the tasks read */
+    const char *manifest; /* absolute manifest path the tasks read */
 } submit_opts;
 
 /* Absolute form of path without creating anything ("." and ".." are kept; sbatch and the
@@ -92,12 +92,16 @@ static void forget_manifest(const char *cmd, const char *manifest, int n_submitt
             fprintf(stderr, "lmdisp %s: cannot remove %s: %s; remove it by hand before retrying\n",
                     cmd, manifest, strerror(errno));
         else
-            fprintf(stderr, "lmdisp %s: nothing was submitted; %s removed, the same command can "
-                    "be retried\n", cmd, manifest);
+            fprintf(stderr,
+                    "lmdisp %s: nothing was submitted; %s removed, the same command can "
+                    "be retried\n",
+                    cmd, manifest);
     } else {
-        fprintf(stderr, "lmdisp %s: %d job(s) did reach Slurm (see slurm/jobs.tsv) and read %s, "
+        fprintf(stderr,
+                "lmdisp %s: %d job(s) did reach Slurm (see slurm/jobs.tsv) and read %s, "
                 "which is kept; cancel them (scancel) and delete the directory, or let them run "
-                "and use `lmdisp resubmit` for what is missing\n", cmd, n_submitted, manifest);
+                "and use `lmdisp resubmit` for what is missing\n",
+                cmd, n_submitted, manifest);
     }
 }
 
@@ -168,8 +172,8 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
                  res->job_name, count - 1, throttle, o->dir, res->grace, res->ntasks,
                  res->cpus_per_task, after, res->time[0] ? "#SBATCH --time=" : "", res->time,
                  res->time[0] ? "\n" : "", res->sbatch);
-        const char *keys[] = {"SBATCH", "SETUP", "LMDISP", "OUT", "MANIFEST", "TASK_OFFSET",
-                              "MAX_REQUEUE", "NP", "THREADS"};
+        const char *keys[] = {"SBATCH",      "SETUP",       "LMDISP", "OUT",    "MANIFEST",
+                              "TASK_OFFSET", "MAX_REQUEUE", "NP",     "THREADS"};
         const char *vals[] = {sb, res->setup, q_exe, q_dir, q_man, offset, maxrq, np, threads};
         char *text = lmd_slurm_render(t_array, keys, vals, 9, err);
         if (!text) {
@@ -259,22 +263,24 @@ static int make_dirs(const char *dir, lmd_err *err) {
 }
 
 static void usage_submit(FILE *f) {
-    fprintf(f,
-            "usage: lmdisp submit SPEC [--out DIR] [--throttle K] [--cells-per-task N] [--dry-run]\n"
-            "                          [--templates TDIR]\n\n"
-            "Submits the study as a Slurm array job plus an aggregation job:\n"
-            "  DIR/manifest        the frozen array task -> cells mapping (tasks never re-read SPEC)\n"
-            "  DIR/slurm/*.sbatch  the rendered scripts; logs in DIR/slurm/logs/%%A_%%a.out\n"
-            "Each array task runs `lmdisp run --out DIR --array-task I` under mpirun with the\n"
-            "slurm: section's resources; on SIGUSR1/SIGTERM (preemption, time limit) it checkpoints\n"
-            "and requeues itself up to slurm.max_requeues times. The aggregation job\n"
-            "(--dependency=afterany) writes DIR/study.h5.\n\n"
-            "  --out DIR            study directory (default results/<name>)\n"
-            "  --throttle K         at most K tasks of the array run at once (%%K; default slurm.throttle)\n"
-            "  --cells-per-task N   cells per array task (default 1); cells of similar total cost\n"
-            "  --dry-run            print the cell table and the scripts; submit and write nothing\n"
-            "  --templates TDIR     TDIR/array.sbatch.in and TDIR/aggregate.sbatch.in instead of\n"
-            "                       the built-in copies of slurm/*.sbatch.in\n");
+    fprintf(
+        f,
+        "usage: lmdisp submit SPEC [--out DIR] [--throttle K] [--cells-per-task N] [--dry-run]\n"
+        "                          [--templates TDIR]\n\n"
+        "Submits the study as a Slurm array job plus an aggregation job:\n"
+        "  DIR/manifest        the frozen array task -> cells mapping (tasks never re-read SPEC)\n"
+        "  DIR/slurm/*.sbatch  the rendered scripts; logs in DIR/slurm/logs/%%A_%%a.out\n"
+        "Each array task runs `lmdisp run --out DIR --array-task I` under mpirun with the\n"
+        "slurm: section's resources; on SIGUSR1/SIGTERM (preemption, time limit) it checkpoints\n"
+        "and requeues itself up to slurm.max_requeues times. The aggregation job\n"
+        "(--dependency=afterany) writes DIR/study.h5.\n\n"
+        "  --out DIR            study directory (default results/<name>)\n"
+        "  --throttle K         at most K tasks of the array run at once (%%K; default "
+        "slurm.throttle)\n"
+        "  --cells-per-task N   cells per array task (default 1); cells of similar total cost\n"
+        "  --dry-run            print the cell table and the scripts; submit and write nothing\n"
+        "  --templates TDIR     TDIR/array.sbatch.in and TDIR/aggregate.sbatch.in instead of\n"
+        "                       the built-in copies of slurm/*.sbatch.in\n");
 }
 
 int cmd_submit(int argc, char **argv) {
@@ -369,8 +375,7 @@ int cmd_submit(int argc, char **argv) {
         rc = 1;
         forget_manifest("submit", man, n_sub, dry);
     }
-    if (!rc && !dry)
-        printf("watch it with: lmdisp status %s   (cells and Slurm tasks)\n", dir);
+    if (!rc && !dry) printf("watch it with: lmdisp status %s   (cells and Slurm tasks)\n", dir);
     if (!rc && dry) printf("dry run: nothing written, nothing submitted\n");
     lmd_manifest_free(&m);
     lmd_spec_free(&spec);
@@ -380,9 +385,9 @@ int cmd_submit(int argc, char **argv) {
 /* ------------------------------------------------------------------ resubmit */
 
 static int live_state(const char *st) {
-    static const char *const LIVE[] = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD",
+    static const char *const LIVE[] = {"PENDING",     "RUNNING",     "REQUEUED",   "REQUEUE_HOLD",
                                        "REQUEUE_FED", "CONFIGURING", "COMPLETING", "SUSPENDED",
-                                       "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"};
+                                       "RESIZING",    "SIGNALING",   "STAGE_OUT",  "RESV_DEL_HOLD"};
     for (size_t i = 0; i < sizeof LIVE / sizeof LIVE[0]; i++)
         if (!strcmp(st, LIVE[i])) return 1;
     return 0;
@@ -409,28 +414,35 @@ int cmd_resubmit(int argc, char **argv) {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", only);
         for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-            if (!strcmp(t, "failed")) want_failed = 1;
-            else if (!strcmp(t, "missing")) want_missing = 1;
-            else if (!strcmp(t, "diverged")) want_diverged = 1;
+            if (!strcmp(t, "failed"))
+                want_failed = 1;
+            else if (!strcmp(t, "missing"))
+                want_missing = 1;
+            else if (!strcmp(t, "diverged"))
+                want_diverged = 1;
             else {
-                fprintf(stderr, "lmdisp resubmit: --only: unknown class '%s' (expected a comma "
-                                "list of failed, missing, diverged)\n", t);
+                fprintf(stderr,
+                        "lmdisp resubmit: --only: unknown class '%s' (expected a comma "
+                        "list of failed, missing, diverged)\n",
+                        t);
                 bad = 1;
             }
         }
     }
     if (help || bad || npos != 1) {
-        fprintf(help ? stdout : stderr,
-                "usage: lmdisp resubmit DIR [--only failed,missing,diverged] [--throttle K]\n"
-                "                           [--cells-per-task N] [--dry-run] [--force] [--templates TDIR]\n\n"
-                "Submits a new array of just the cells of DIR's manifest that did not finish:\n"
-                "  missing   never started, or stopped before the end (resumes from its checkpoint)\n"
-                "  failed    ended with an error (resumes from its newest checkpoint)\n"
-                "  diverged  loss became NaN/inf (its state is moved aside; it resumes from its\n"
-                "            newest checkpoint, so it only helps if something changed)\n"
-                "Default: --only failed,missing. Finished cells are never retrained. Refuses while\n"
-                "tasks of the study are still queued or running in Slurm, unless --force.\n"
-                "Then an aggregation job rewrites DIR/study.h5.\n");
+        fprintf(
+            help ? stdout : stderr,
+            "usage: lmdisp resubmit DIR [--only failed,missing,diverged] [--throttle K]\n"
+            "                           [--cells-per-task N] [--dry-run] [--force] [--templates "
+            "TDIR]\n\n"
+            "Submits a new array of just the cells of DIR's manifest that did not finish:\n"
+            "  missing   never started, or stopped before the end (resumes from its checkpoint)\n"
+            "  failed    ended with an error (resumes from its newest checkpoint)\n"
+            "  diverged  loss became NaN/inf (its state is moved aside; it resumes from its\n"
+            "            newest checkpoint, so it only helps if something changed)\n"
+            "Default: --only failed,missing. Finished cells are never retrained. Refuses while\n"
+            "tasks of the study are still queued or running in Slurm, unless --force.\n"
+            "Then an aggregation job rewrites DIR/study.h5.\n");
         return help ? 0 : 2;
     }
     if (lmd_mstudy_dir_is(pos[0])) /* kind: measure (runner/meassubmit.c) */
@@ -459,8 +471,10 @@ int cmd_resubmit(int argc, char **argv) {
     int rc = 0;
     lmd_slurm_res res;
     if (strcmp(m0.spec_sha256, spec.sha256) != 0) {
-        fprintf(stderr, "lmdisp resubmit: %s/spec.yaml changed since submission (sha256 %.12s, "
-                        "manifest %.12s); refusing\n", dir, spec.sha256, m0.spec_sha256);
+        fprintf(stderr,
+                "lmdisp resubmit: %s/spec.yaml changed since submission (sha256 %.12s, "
+                "manifest %.12s); refusing\n",
+                dir, spec.sha256, m0.spec_sha256);
         rc = 2;
     } else if (lmd_slurm_resources(&spec, &res, &err)) {
         fprintf(stderr, "lmdisp resubmit: %s\n", err.msg);
@@ -474,8 +488,9 @@ int cmd_resubmit(int argc, char **argv) {
     for (size_t i = 0; i < n_st; i++) n_live += live_state(st[i].state);
     free(st);
     if (!rc && n_live && !force) {
-        fprintf(stderr, "lmdisp resubmit: %d task(s) of %s are still queued or running in Slurm "
-                        "(see lmdisp status %s); wait, scancel them, or use --force\n",
+        fprintf(stderr,
+                "lmdisp resubmit: %d task(s) of %s are still queued or running in Slurm "
+                "(see lmdisp status %s); wait, scancel them, or use --force\n",
                 n_live, dir, dir);
         rc = 2;
     }
@@ -494,10 +509,14 @@ int cmd_resubmit(int argc, char **argv) {
         lmd_pathf(cdir, "%s/cells/%s", dir, c->id);
         lmd_cell_finished(cdir, s, sizeof s, &step);
         int take = 0;
-        if (!strcmp(s, "done")) n_done++;
-        else if (!strcmp(s, "diverged")) take = want_diverged, n_div_sel += (size_t)take;
-        else if (!strcmp(s, "failed")) take = want_failed;
-        else take = want_missing;
+        if (!strcmp(s, "done"))
+            n_done++;
+        else if (!strcmp(s, "diverged"))
+            take = want_diverged, n_div_sel += (size_t)take;
+        else if (!strcmp(s, "failed"))
+            take = want_failed;
+        else
+            take = want_missing;
         if (take) sel[n_sel++] = c->index;
     }
     if (!rc && n_sel == 0) {

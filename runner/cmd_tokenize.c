@@ -23,8 +23,8 @@
 #include "tokenizer.h"
 #include "mpicheck.h"
 
-#define MAGIC_U16  20240520
-#define MAGIC_U32  20240801
+#define MAGIC_U16 20240520
+#define MAGIC_U32 20240801
 #define READ_BLOCK (1u << 20)
 
 static void usage(FILE *f) {
@@ -122,8 +122,7 @@ static void progress(run_ctx *r, int final) {
 
 static int emit(run_ctx *r, const uint32_t *ids, size_t n, lmd_err *err) {
     if (r->print) {
-        for (size_t i = 0; i < n; i++)
-            tok_ids_push(r->print, ids[i]);
+        for (size_t i = 0; i < n; i++) tok_ids_push(r->print, ids[i]);
         r->count += n;
         return 0;
     }
@@ -131,8 +130,7 @@ static int emit(run_ctx *r, const uint32_t *ids, size_t n, lmd_err *err) {
         uint16_t buf[4096];
         for (size_t i = 0; i < n;) {
             size_t k = n - i < 4096 ? n - i : 4096;
-            for (size_t j = 0; j < k; j++)
-                buf[j] = (uint16_t)ids[i + j];
+            for (size_t j = 0; j < k; j++) buf[j] = (uint16_t)ids[i + j];
             if (fwrite(buf, 2, k, r->out) != k)
                 return lmd_errf(err, "%s: write failed: %s", r->out_path, strerror(errno));
             i += k;
@@ -151,8 +149,7 @@ static int emit(run_ctx *r, const uint32_t *ids, size_t n, lmd_err *err) {
 
 static void print_ids(tok_ids *ids) {
     fputc('[', stdout);
-    for (size_t i = 0; i < ids->n; i++)
-        printf(i ? ",%u" : "%u", ids->v[i]);
+    for (size_t i = 0; i < ids->n; i++) printf(i ? ",%u" : "%u", ids->v[i]);
     fputs("]\n", stdout);
     ids->n = 0;
 }
@@ -195,7 +192,8 @@ static int exchange(run_ctx *r, int lo, int hi, lmd_err *err) {
         k += r->jobs[j].ids.n;
     }
     if (r->rank == 0) all = lmd_calloc((size_t)tot + 1, sizeof *all);
-    LMD_MPI(MPI_Gatherv(mine, rc[r->rank], MPI_UINT32_T, all, rc, rd, MPI_UINT32_T, 0, MPI_COMM_WORLD));
+    LMD_MPI(
+        MPI_Gatherv(mine, rc[r->rank], MPI_UINT32_T, all, rc, rd, MPI_UINT32_T, 0, MPI_COMM_WORLD));
     if (r->rank == 0) {
         size_t o = 0;
         for (int j = 0; j < nj; j++) {
@@ -244,8 +242,8 @@ static void encode_job(const run_ctx *r, job *jb, tok_ws *w) {
                      !json_is_object(obj) ? "the line is not a JSON object"
                      : v                  ? "the field is not a string"
                                           : "the field is missing");
-        } else if (tok_encode(r->tok, w, json_string_value(v), json_string_length(v), 0,
-                              &jb->ids, &jb->err)) {
+        } else if (tok_encode(r->tok, w, json_string_value(v), json_string_length(v), 0, &jb->ids,
+                              &jb->err)) {
             jb->failed = 1;
             lmd_err_prefix(&jb->err, "%s:%llu", jb->file, (unsigned long long)jb->lineno);
         }
@@ -351,8 +349,7 @@ static int flush(run_ctx *r, lmd_err *err) {
 }
 
 static int add_job(run_ctx *r, const char *file, uint64_t off, const char *data, size_t len,
-                   size_t ctx, const char *field, uint64_t lineno, int doc_first,
-                   lmd_err *err) {
+                   size_t ctx, const char *field, uint64_t lineno, int doc_first, lmd_err *err) {
     if (r->nj > 0 && (r->nj == r->max_jobs || r->an + len + ctx > r->acap))
         if (flush(r, err)) return -1;
     if (r->an + len + ctx > r->acap) { /* one job larger than the arena */
@@ -453,8 +450,7 @@ static int feed_jsonl(run_ctx *r, const char *path, const char *field, lmd_err *
         uint64_t here = off;
         off += (uint64_t)n;
         size_t len = (size_t)n;
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            len--;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
         if (len == 0) continue;
         if (add_job(r, path, here, line, len, 0, field, lineno, 1, err)) goto done;
     }
@@ -653,8 +649,7 @@ int cmd_tokenize(int argc, char **argv) {
     r.arena = malloc(r.acap);
     if (!r.arena) lmd_die("out of memory for a %zu-byte batch", r.acap);
     r.ws = lmd_calloc((size_t)nt, sizeof *r.ws);
-    for (int i = 0; i < nt; i++)
-        r.ws[i] = tok_ws_new(tok);
+    for (int i = 0; i < nt; i++) r.ws[i] = tok_ws_new(tok);
     r.quiet = quiet || print;
     r.t0 = r.last = lmd_now();
     r.bytes_total = total;
@@ -673,13 +668,11 @@ int cmd_tokenize(int argc, char **argv) {
             r.out = fopen(tmp, "wb");
             r.out_path = tmp;
             if (!r.out) {
-                fprintf(stderr, "lmdisp tokenize: cannot create %s: %s\n", tmp,
-                        strerror(errno));
+                fprintf(stderr, "lmdisp tokenize: cannot create %s: %s\n", tmp, strerror(errno));
                 tmp[0] = 0;
                 rc = 1;
             } else if (write_header(r.out, r.u16, 0)) {
-                fprintf(stderr, "lmdisp tokenize: %s: write failed: %s\n", tmp,
-                        strerror(errno));
+                fprintf(stderr, "lmdisp tokenize: %s: write failed: %s\n", tmp, strerror(errno));
                 rc = 1;
             }
         }
@@ -739,12 +732,10 @@ out:
     if (r.out) fclose(r.out);
     if (tmp[0]) remove(tmp);
     if (r.ws)
-        for (int i = 0; i < r.nt; i++)
-            tok_ws_free(r.ws[i]);
+        for (int i = 0; i < r.nt; i++) tok_ws_free(r.ws[i]);
     free(r.ws);
     if (r.jobs)
-        for (int j = 0; j < r.max_jobs; j++)
-            tok_ids_free(&r.jobs[j].ids);
+        for (int j = 0; j < r.max_jobs; j++) tok_ids_free(&r.jobs[j].ids);
     free(r.jobs);
     free(r.arena);
     tok_free(tok);

@@ -56,10 +56,10 @@ static void usage(FILE *f) {
 /* One checkpoint of the series. */
 typedef struct {
     char *path;
-    int ok;            /* still in the series (probe and measurement succeeded so far) */
+    int ok; /* still in the series (probe and measurement succeeded so far) */
     char error[LMD_ERR_LEN];
     gpt_config cfg;
-    int64_t step, tokens; /* tokens = -1 when unknown */
+    int64_t step, tokens;  /* tokens = -1 when unknown */
     const char *step_from; /* "attribute" or "name" */
     int hf;                /* a pretrained model (spec for lmd_anymodel_open) */
     int order;             /* position in an hf:ORG/NAME@* series (-1: sort by step) */
@@ -90,9 +90,11 @@ static int parse_name(const char *path, int64_t *step, int64_t *tokens, int *has
             long long v = strtoll(p + 6, &end, 10);
             long long mul = 1;
             switch (*end) {
-            case 'K': case 'k': mul = 1000LL; break;
+            case 'K':
+            case 'k': mul = 1000LL; break;
             case 'M': mul = 1000000LL; break;
-            case 'B': case 'G': mul = 1000000000LL; break;
+            case 'B':
+            case 'G': mul = 1000000000LL; break;
             case 'T': mul = 1000000000000LL; break;
             default: break;
             }
@@ -141,8 +143,10 @@ static void probe_hf(track_item *it) {
         int64_t st = 0, tk = 0;
         int ht = 0;
         if (!parse_name(it->path, &st, &tk, &ht)) {
-            snprintf(it->error, sizeof it->error, "%s: no stepN in the name or revision, so its "
-                     "place in the series is unknown", it->path);
+            snprintf(it->error, sizeof it->error,
+                     "%s: no stepN in the name or revision, so its "
+                     "place in the series is unknown",
+                     it->path);
             return;
         }
         it->step = st;
@@ -337,8 +341,10 @@ int cmd_track(int argc, char **argv) {
                 next = strchr(line, '\n');
                 if (next) *next++ = 0;
                 if (*line)
-                    fprintf(stderr, "lmdisp track: %s: skipped revision %s (no step in its "
-                                    "name)\n", pos[i], line);
+                    fprintf(stderr,
+                            "lmdisp track: %s: skipped revision %s (no step in its "
+                            "name)\n",
+                            pos[i], line);
             }
             for (int r = 0; r < nr; r++) {
                 add_item(&items, &n, &cap, revs[r].spec);
@@ -353,8 +359,7 @@ int cmd_track(int argc, char **argv) {
                 if (ht) it->tokens = tk;
             }
             if (nr == 0) {
-                fprintf(stderr, "lmdisp track: %s: no revision with a step in the cache\n",
-                        pos[i]);
+                fprintf(stderr, "lmdisp track: %s: no revision with a step in the cache\n", pos[i]);
                 status = 2;
             }
             free(revs);
@@ -391,8 +396,8 @@ int cmd_track(int argc, char **argv) {
             char c1[200], c2[200];
             fmt_config(c1, sizeof c1, &items[ref].cfg);
             fmt_config(c2, sizeof c2, &items[i].cfg);
-            fprintf(stderr, "lmdisp track: %s has config (%s) but %s has (%s)\n", items[i].path,
-                    c2, items[ref].path, c1);
+            fprintf(stderr, "lmdisp track: %s has config (%s) but %s has (%s)\n", items[i].path, c2,
+                    items[ref].path, c1);
             mismatch = 1;
         }
     }
@@ -408,8 +413,10 @@ int cmd_track(int argc, char **argv) {
     for (int i = 0; i < n; i++)
         if (!items[i].ok) fprintf(stderr, "lmdisp track: skipping: %s\n", items[i].error);
     if (n_ok == 0) {
-        fprintf(stderr, "lmdisp track: no readable checkpoint among the %d given; nothing "
-                        "written\n", n);
+        fprintf(stderr,
+                "lmdisp track: no readable checkpoint among the %d given; nothing "
+                "written\n",
+                n);
         status = 1;
         goto cleanup;
     }
@@ -433,12 +440,12 @@ int cmd_track(int argc, char **argv) {
         lmd_paper_sampling ps = {eo.n_seq_given ? eo.n_seq : LMD_PAPER_SEQUENCES, eo.T,
                                  eo.min_words, (uint64_t)eo.seed};
         size_t *starts = NULL, n_docs = 0;
-        int erc = eo.data ? lmd_anymodel_eval_data(&facts, eo.data, &ps, &hf_tok, &starts,
-                                                   &n_docs, &err)
-                  : eo.sampling_given
-                      ? lmd_errf(&err, "--min-words and --seed set the paper's sampling of "
+        int erc =
+            eo.data ? lmd_anymodel_eval_data(&facts, eo.data, &ps, &hf_tok, &starts, &n_docs, &err)
+            : eo.sampling_given
+                ? lmd_errf(&err, "--min-words and --seed set the paper's sampling of "
                                  "--data tok:TOKENIZER:PATH; --tokens takes the first windows")
-                      : lmd_anymodel_eval_tokens(&facts, eo.tokens, eo.n_seq, &T, &hf_tok, &err);
+                : lmd_anymodel_eval_tokens(&facts, eo.tokens, eo.n_seq, &T, &hf_tok, &err);
         free(starts);
         if (eo.data) {
             T = ps.T;
@@ -472,13 +479,15 @@ int cmd_track(int argc, char **argv) {
                           .eval_batch_size = LMD_MEASURE_CHUNK,
                           .lmdisp_version = LMDISP_VERSION};
     if (isnan(es.val_fraction))
-        fprintf(stderr, "lmdisp track: %d checkpoints; evaluation set: first %d windows of %d "
-                        "tokens of %s (no validation loss)\n",
+        fprintf(stderr,
+                "lmdisp track: %d checkpoints; evaluation set: first %d windows of %d "
+                "tokens of %s (no validation loss)\n",
                 n_ok, es.n_seq, es.T, es.source);
     else
-        fprintf(stderr, "lmdisp track: %d checkpoints; evaluation set: first %d windows of %d "
-                        "tokens of the validation split of %s; validation loss on %d batches "
-                        "of %d x %d\n",
+        fprintf(stderr,
+                "lmdisp track: %d checkpoints; evaluation set: first %d windows of %d "
+                "tokens of the validation split of %s; validation loss on %d batches "
+                "of %d x %d\n",
                 n_ok, es.n_seq, es.T, es.source, eval_batches, LMD_MEASURE_CHUNK, es.T);
 
     lmd_traj_row *rows = lmd_calloc((size_t)n_ok, sizeof *rows);
@@ -510,8 +519,9 @@ int cmd_track(int argc, char **argv) {
             K++;
             int L = r->geom.n_layers - 1;
             double el = lmd_now() - t_all;
-            fprintf(stderr, "[%d/%d] step %lld (%s): last-layer cossim %.4f, spearman %.3f  "
-                            "(%.2f s; ETA %.0f s)\n",
+            fprintf(stderr,
+                    "[%d/%d] step %lld (%s): last-layer cossim %.4f, spearman %.3f  "
+                    "(%.2f s; ETA %.0f s)\n",
                     i + 1, n_ok, (long long)it->step, it->path, r->geom.layer_mean[L],
                     r->geom.spearman, lmd_now() - t0, el / (i + 1) * (n_ok - i - 1));
             if (lmd_traj_write(out, &meta, rows, K, &err)) {
@@ -550,11 +560,11 @@ int cmd_track(int argc, char **argv) {
         gpt_free(&m);
         K++;
         int L = r->geom.n_layers - 1;
-        fprintf(stderr, "[%d/%d] step %lld (%s): last-layer cossim %.4f, spearman %.3f, val loss "
-                        "%.4f  (%.2f s; ETA %.0f s)\n",
-                i + 1, n_ok, (long long)it->step, it->path, r->geom.layer_mean[L],
-                r->geom.spearman, r->val_loss, lmd_now() - t0,
-                (lmd_now() - t_all) / (i + 1) * (n_ok - i - 1));
+        fprintf(stderr,
+                "[%d/%d] step %lld (%s): last-layer cossim %.4f, spearman %.3f, val loss "
+                "%.4f  (%.2f s; ETA %.0f s)\n",
+                i + 1, n_ok, (long long)it->step, it->path, r->geom.layer_mean[L], r->geom.spearman,
+                r->val_loss, lmd_now() - t0, (lmd_now() - t_all) / (i + 1) * (n_ok - i - 1));
         // rewritten after every checkpoint so a long series interrupted midway keeps its rows
         if (lmd_traj_write(out, &meta, rows, K, &err)) {
             fprintf(stderr, "lmdisp track: %s\n", err.msg);
@@ -569,8 +579,8 @@ int cmd_track(int argc, char **argv) {
         printf("condensation trajectory: %d checkpoints -> %s (%.1f s)\n", K, out,
                lmd_now() - t_all);
         printf("  evaluation set: %d windows x %d tokens of %s%s; last layer = hidden state %d\n",
-               es.n_seq, es.T, isnan(es.val_fraction) ? "" : "the validation split of ",
-               es.source, L);
+               es.n_seq, es.T, isnan(es.val_fraction) ? "" : "the validation split of ", es.source,
+               L);
         printf("%10s %14s %9s %12s %12s %9s %9s\n", "step", "tokens", "val loss", "last cossim",
                "last offdiag", "spearman", "kendall");
         for (int k = 0; k < K; k++) {

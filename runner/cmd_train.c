@@ -64,7 +64,8 @@ static int parse_steps(const char *s, int64_t **out, int *n) {
         }
         v[k++] = x;
         p = end;
-        if (*p == ',') p++;
+        if (*p == ',')
+            p++;
         else if (*p) {
             free(v);
             return -1;
@@ -87,8 +88,10 @@ static int train_main(int argc, char **argv);
 int cmd_train(int argc, char **argv) {
     const char *config = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[i + 1];
-        else if (!strncmp(argv[i], "--config=", 9)) config = argv[i] + 9;
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            config = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9))
+            config = argv[i] + 9;
     }
     if (!config) return train_main(argc, argv);
     int n = 0;
@@ -125,8 +128,8 @@ static int train_main(int argc, char **argv) {
     lmd_args_int(&a, "eval-batches", &eval_batches, 1, 1000000);
     lmd_args_int(&a, "threads", &threads, 1, 1024);
     lmd_args_double(&a, "val-fraction", &val_fraction);
-    gpt_config cfg = {.vocab_size = 0, .n_ctx = 128, .n_layer = 4, .n_embd = 128, .n_head = 4,
-                      .mlp_dim = 512};
+    gpt_config cfg = {
+        .vocab_size = 0, .n_ctx = 128, .n_layer = 4, .n_embd = 128, .n_head = 4, .mlp_dim = 512};
     lmd_args_int(&a, "vocab", &cfg.vocab_size, 2, GPT_MAX_VOCAB);
     lmd_args_int(&a, "n-ctx", &cfg.n_ctx, 1, 1 << 20);
     lmd_args_int(&a, "n-layer", &cfg.n_layer, 1, 1024);
@@ -152,7 +155,8 @@ static int train_main(int argc, char **argv) {
     int64_t *list = NULL;
     int nlist = 0;
     if (ck_steps && parse_steps(ck_steps, &list, &nlist)) {
-        fprintf(stderr, "lmdisp train: --checkpoint-steps expects a list like 0,100,500, got '%s'\n",
+        fprintf(stderr,
+                "lmdisp train: --checkpoint-steps expects a list like 0,100,500, got '%s'\n",
                 ck_steps);
         return 2;
     }
@@ -229,8 +233,9 @@ static int train_main(int argc, char **argv) {
         return 1;
     }
     if (log_every <= 0) log_every = o.steps >= 20 ? o.steps / 20 : 1;
-    printf("lmdisp train: %zu parameters (n_layer %d, n_embd %d, n_head %d, mlp_dim %d, vocab %d)\n",
-           tr.model.num_params, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.mlp_dim, cfg.vocab_size);
+    printf(
+        "lmdisp train: %zu parameters (n_layer %d, n_embd %d, n_head %d, mlp_dim %d, vocab %d)\n",
+        tr.model.num_params, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.mlp_dim, cfg.vocab_size);
     printf("  data %s: %zu train tokens, %zu validation tokens; batch %d x %d; %lld steps; "
            "dispersion %s\n",
            toks.source, train.n, val.n, o.B, o.T, (long long)o.steps,
@@ -243,8 +248,8 @@ static int train_main(int argc, char **argv) {
     for (;;) {
         int64_t s = tr.state.step;
         /* step 0 and the last step always; then the chosen list and/or every N */
-        int save = s == 0 || s == o.steps || in_list(s, list, nlist) ||
-                   (every > 0 && s % every == 0);
+        int save =
+            s == 0 || s == o.steps || in_list(s, list, nlist) || (every > 0 && s % every == 0);
         if (save && !(have_state && s == start_step)) {
             char path[4200];
             if (lmd_path(path, sizeof path, &err, "%s/step%07lld.h5", out, (long long)s)) {
@@ -276,8 +281,8 @@ static int train_main(int argc, char **argv) {
             if (o.disp.variant != DISP_OFF)
                 printf("step %6lld/%lld  loss %.4f (ce %.4f + %.3g x disp %.4f)  lr %.3e  "
                        "|g| %.3f  %.0f tok/s  ETA %.0fs\n",
-                       (long long)done, (long long)o.steps, tr.last.loss, tr.last.ce,
-                       o.disp.coeff, tr.last.disp, tr.lr, tr.grad_norm, tps, eta);
+                       (long long)done, (long long)o.steps, tr.last.loss, tr.last.ce, o.disp.coeff,
+                       tr.last.disp, tr.lr, tr.grad_norm, tps, eta);
             else
                 printf("step %6lld/%lld  loss %.4f  lr %.3e  |g| %.3f  %.0f tok/s  ETA %.0fs\n",
                        (long long)done, (long long)o.steps, tr.last.loss, tr.lr, tr.grad_norm, tps,

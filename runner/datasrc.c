@@ -48,7 +48,8 @@ int lmd_tokenize_json_line(const lmd_tokenizer *tok, tok_ws *w, const char *line
     if (!json_is_string(v))
         rc = lmd_errf(err, "field \"%s\": %s", field,
                       !json_is_object(obj) ? "the line is not a JSON object"
-                      : v ? "not a string" : "missing");
+                      : v                  ? "not a string"
+                                           : "missing");
     else if (tok_encode(tok, w, json_string_value(v), json_string_length(v), 0, out, err))
         rc = -1;
     json_decref(obj);
@@ -61,8 +62,10 @@ int lmd_tokenize_json_line(const lmd_tokenizer *tok, tok_ws *w, const char *line
 static int load_tokenized(const char *spec, int vocab_size, lmd_tokens *out, lmd_err *err) {
     const char *rest = spec + 4, *colon = strchr(rest, ':');
     if (!colon || colon == rest || !colon[1])
-        return lmd_errf(err, "data '%s': expected tok:TOKENIZER:PATH (a tokenizer.json or model "
-                        "directory, then a text or .jsonl file)", spec);
+        return lmd_errf(err,
+                        "data '%s': expected tok:TOKENIZER:PATH (a tokenizer.json or model "
+                        "directory, then a text or .jsonl file)",
+                        spec);
     char tpath[4096];
     lmd_pathf(tpath, "%.*s", (int)(colon - rest), rest);
     const char *path = colon + 1;
@@ -78,8 +81,8 @@ static int load_tokenized(const char *spec, int vocab_size, lmd_tokens *out, lmd
         goto done;
     }
     if (vocab_size > 0 && V > (uint32_t)vocab_size) {
-        lmd_errf(err, "data '%s': the tokenizer has %u ids but the model's vocab_size is %d",
-                 spec, V, vocab_size);
+        lmd_errf(err, "data '%s': the tokenizer has %u ids but the model's vocab_size is %d", spec,
+                 V, vocab_size);
         goto done;
     }
     size_t n;
@@ -201,7 +204,8 @@ static int read_docs(const char *path, doc_list *d, lmd_err *err) {
                     else
                         lmd_errf(err, "%s:%zu: field \"text\": %s", path, lineno,
                                  !json_is_object(obj) ? "the line is not a JSON object"
-                                 : v ? "not a string" : "missing");
+                                 : v                  ? "not a string"
+                                                      : "missing");
                     json_decref(obj);
                     free(text);
                     docs_free(d);
@@ -210,8 +214,10 @@ static int read_docs(const char *path, doc_list *d, lmd_err *err) {
                 size_t sl = json_string_length(v);
                 int64_t bad = tok_utf8_invalid_at(json_string_value(v), sl);
                 if (bad >= 0) {
-                    lmd_errf(err, "%s:%zu: field \"text\": invalid UTF-8 at byte offset %lld of "
-                             "the string", path, lineno, (long long)bad);
+                    lmd_errf(err,
+                             "%s:%zu: field \"text\": invalid UTF-8 at byte offset %lld of "
+                             "the string",
+                             path, lineno, (long long)bad);
                     json_decref(obj);
                     free(text);
                     docs_free(d);
@@ -267,15 +273,21 @@ int lmd_datasrc_paper_sample(const char *spec, int vocab_size, const lmd_paper_s
     if (starts) *starts = NULL;
     *n_docs = 0;
     if (strncmp(spec, "tok:", 4) != 0)
-        return lmd_errf(err, "data '%s': the paper's sampling needs a text source "
-                        "tok:TOKENIZER:PATH", spec);
+        return lmd_errf(err,
+                        "data '%s': the paper's sampling needs a text source "
+                        "tok:TOKENIZER:PATH",
+                        spec);
     const char *rest = spec + 4, *colon = strchr(rest, ':');
     if (!colon || colon == rest || !colon[1])
-        return lmd_errf(err, "data '%s': expected tok:TOKENIZER:PATH (a tokenizer.json or model "
-                        "directory, then a text or .jsonl file)", spec);
+        return lmd_errf(err,
+                        "data '%s': expected tok:TOKENIZER:PATH (a tokenizer.json or model "
+                        "directory, then a text or .jsonl file)",
+                        spec);
     if (ps->n_seq < 1 || ps->T < 1 || ps->min_words < 0)
-        return lmd_errf(err, "data '%s': sequences %d, seq-len %d, min-words %d: the first two "
-                        "must be >= 1, the last >= 0", spec, ps->n_seq, ps->T, ps->min_words);
+        return lmd_errf(err,
+                        "data '%s': sequences %d, seq-len %d, min-words %d: the first two "
+                        "must be >= 1, the last >= 0",
+                        spec, ps->n_seq, ps->T, ps->min_words);
     char tpath[4096];
     lmd_pathf(tpath, "%.*s", (int)(colon - rest), rest);
     const char *path = colon + 1;
@@ -284,8 +296,10 @@ int lmd_datasrc_paper_sample(const char *spec, int vocab_size, const lmd_paper_s
     uint32_t V = tok_vocab_size(tok);
     if (vocab_size > 0 && V > (uint32_t)vocab_size) {
         tok_free(tok);
-        return lmd_errf(err, "data '%s': the tokenizer has %u ids but the model's vocab_size is "
-                        "%d", spec, V, vocab_size);
+        return lmd_errf(err,
+                        "data '%s': the tokenizer has %u ids but the model's vocab_size is "
+                        "%d",
+                        spec, V, vocab_size);
     }
     doc_list d;
     if (read_docs(path, &d, err)) {
@@ -349,10 +363,11 @@ int lmd_datasrc_paper_sample(const char *spec, int vocab_size, const lmd_paper_s
         st[kept++] = s;
     }
     if (kept < N) {
-        lmd_errf(err, "data '%s': %zu documents (%llu words); from %zu starts the joined "
+        lmd_errf(err,
+                 "data '%s': %zu documents (%llu words); from %zu starts the joined "
                  "documents reach %d words%s%zu reach %d tokens: it can make %zu sequences, "
-                 "%d were asked for; lower --sequences, --min-words or --seq-len", spec, d.n,
-                 (unsigned long long)cum[d.n], kept + short_tok, ps->min_words,
+                 "%d were asked for; lower --sequences, --min-words or --seq-len",
+                 spec, d.n, (unsigned long long)cum[d.n], kept + short_tok, ps->min_words,
                  ", and of those ", kept, ps->T, kept, ps->n_seq);
         goto done;
     }

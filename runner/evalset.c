@@ -52,9 +52,10 @@ void lmd_evalopts_parse(lmd_args *a, lmd_evalopts *o) {
     lmd_args_int(a, "threads", &o->threads, 1, 1024);
     o->measure_thread = lmd_args_flag(a, "measure-thread");
     if (o->measure_thread && o->threads > 1) {
-        fprintf(stderr, "lmdisp %s: --measure-thread runs the forward on one thread and the "
-                "measurement on another: it needs --threads 1, got --threads %d\n", a->cmd,
-                o->threads);
+        fprintf(stderr,
+                "lmdisp %s: --measure-thread runs the forward on one thread and the "
+                "measurement on another: it needs --threads 1, got --threads %d\n",
+                a->cmd, o->threads);
         a->failed = 1;
     }
     if (o->data && o->tokens) {
@@ -68,8 +69,7 @@ void lmd_evalopts_parse(lmd_args *a, lmd_evalopts *o) {
     }
 }
 
-int lmd_evalset_load(lmd_evalset *es, const lmd_evalopts *o, const gpt_config *cfg,
-                     lmd_err *err) {
+int lmd_evalset_load(lmd_evalset *es, const lmd_evalopts *o, const gpt_config *cfg, lmd_err *err) {
     memset(es, 0, sizeof *es);
     int T = o->T;
     if (T == 0) T = cfg->n_ctx < LMD_EVAL_DEFAULT_SEQ_LEN ? cfg->n_ctx : LMD_EVAL_DEFAULT_SEQ_LEN;

@@ -37,9 +37,9 @@ void lmd_evalopts_parse(lmd_args *a, lmd_evalopts *o);
 
 /* The evaluation set built for one model config. */
 typedef struct {
-    lmd_tokens toks;     /* everything loaded (owned) */
-    lmd_span val;        /* validation split for the validation loss; n = 0 with --tokens */
-    int *inputs;         /* (n_seq, T) token ids of the geometry windows (owned) */
+    lmd_tokens toks; /* everything loaded (owned) */
+    lmd_span val;    /* validation split for the validation loss; n = 0 with --tokens */
+    int *inputs;     /* (n_seq, T) token ids of the geometry windows (owned) */
     int n_seq, T;
     double val_fraction; /* NaN with --tokens */
     const char *kind;    /* "validation" or "tokens" */
@@ -52,8 +52,7 @@ typedef struct {
  *   `lmdisp train` splits it (last val_fraction is validation), windows from the start of
  *   the validation part — identical for every model trained on the same data.
  * Returns 0, or -1 with a message (T > n_ctx, too few tokens, unreadable file, ...). */
-int lmd_evalset_load(lmd_evalset *es, const lmd_evalopts *o, const gpt_config *cfg,
-                     lmd_err *err);
+int lmd_evalset_load(lmd_evalset *es, const lmd_evalopts *o, const gpt_config *cfg, lmd_err *err);
 void lmd_evalset_free(lmd_evalset *es);
 
 #endif

@@ -36,8 +36,10 @@ int lmd_flatyaml_args(const char *path, int argc, char **argv, int *out_argc, ch
         }
         if (t == YAML_MAPPING_START_EVENT) {
             if (++depth > 1)
-                rc = lmd_errf(err, "%s:%zu:%zu: nested mappings are not allowed here (key '%s'); "
-                              "use flat `key: value` lines", path, line, col, key ? key : "?");
+                rc = lmd_errf(err,
+                              "%s:%zu:%zu: nested mappings are not allowed here (key '%s'); "
+                              "use flat `key: value` lines",
+                              path, line, col, key ? key : "?");
         } else if (t == YAML_MAPPING_END_EVENT) {
             depth--;
         } else if (t == YAML_SEQUENCE_START_EVENT || t == YAML_ALIAS_EVENT) {

@@ -19,18 +19,23 @@ static int is_dir(const char *p) {
 static int hf_to_gpt_config(const hf_arch_config *h, const char *dir, gpt_config *cfg,
                             lmd_err *err) {
     if (h->arch != HF_GPT2)
-        return lmd_errf(err, "%s: model_type '%s': only gpt2 maps onto lmdisp's GPT-2 (an init "
-                        "or teacher model must be an lmdisp checkpoint or an HF GPT-2)", dir,
-                        h->model_type);
+        return lmd_errf(err,
+                        "%s: model_type '%s': only gpt2 maps onto lmdisp's GPT-2 (an init "
+                        "or teacher model must be an lmdisp checkpoint or an HF GPT-2)",
+                        dir, h->model_type);
     if (fabs(h->norm_eps - 1e-5) > 1e-12)
         return lmd_errf(err, "%s: layer_norm_epsilon %g: lmdisp's GPT-2 uses 1e-5", dir,
                         h->norm_eps);
     if (!h->scale_attn_weights)
-        return lmd_errf(err, "%s: scale_attn_weights false: lmdisp's GPT-2 scales attention by "
-                        "1/sqrt(head_dim)", dir);
+        return lmd_errf(err,
+                        "%s: scale_attn_weights false: lmdisp's GPT-2 scales attention by "
+                        "1/sqrt(head_dim)",
+                        dir);
     if (h->scale_attn_by_inverse_layer_idx)
-        return lmd_errf(err, "%s: scale_attn_by_inverse_layer_idx true: not computed by "
-                        "lmdisp's GPT-2", dir);
+        return lmd_errf(err,
+                        "%s: scale_attn_by_inverse_layer_idx true: not computed by "
+                        "lmdisp's GPT-2",
+                        dir);
     if (!h->tie_word_embeddings)
         return lmd_errf(err, "%s: tie_word_embeddings false: lmdisp's GPT-2 ties lm_head to wte",
                         dir);
@@ -89,18 +94,19 @@ static int load_hf(const char *dir, gpt_model *m, lmd_err *err) {
     float *tmp = lmd_calloc(big, sizeof(float));
     gpt_tensors *T = &m->params;
     char name[128];
-#define GET(nm, nd, s0, s1, dst)                                                               \
-    do {                                                                                       \
-        int64_t sh[2] = {(s0), (s1)};                                                          \
-        if (!rc) rc = src->get_f32(src->ctx, (nm), (nd), sh, (dst), err);                      \
+#define GET(nm, nd, s0, s1, dst)                                                                   \
+    do {                                                                                           \
+        int64_t sh[2] = {(s0), (s1)};                                                              \
+        if (!rc) rc = src->get_f32(src->ctx, (nm), (nd), sh, (dst), err);                          \
     } while (0)
     /* Conv1D weight (in, out) -> (out, in) at dst */
-#define GET_T(nm, in, out, dst)                                                                \
-    do {                                                                                       \
-        GET(nm, 2, in, out, tmp);                                                              \
-        if (!rc)                                                                               \
-            for (int64_t i_ = 0; i_ < (in); i_++)                                              \
-                for (int64_t o_ = 0; o_ < (out); o_++) (dst)[o_ * (in) + i_] = tmp[i_ * (out) + o_]; \
+#define GET_T(nm, in, out, dst)                                                                    \
+    do {                                                                                           \
+        GET(nm, 2, in, out, tmp);                                                                  \
+        if (!rc)                                                                                   \
+            for (int64_t i_ = 0; i_ < (in); i_++)                                                  \
+                for (int64_t o_ = 0; o_ < (out); o_++)                                             \
+                    (dst)[o_ * (in) + i_] = tmp[i_ * (out) + o_];                                  \
     } while (0)
     GET("wte.weight", 2, V, C, T->wte);
     GET("wpe.weight", 2, P, C, T->wpe);

@@ -48,9 +48,13 @@ static int parse_line(const char *path, int line, const char *text, size_t len, 
     json_t *ctx = json_object_get(o, "context"), *ch = json_object_get(o, "choices"),
            *gold = json_object_get(o, "gold");
     if (!ctx || !ch || !gold) {
-        lmd_errf(err, "%s:%d: missing field '%s' (a task line is {\"context\": string, "
-                 "\"choices\": [strings], \"gold\": index})", path, line,
-                 !ctx ? "context" : !ch ? "choices" : "gold");
+        lmd_errf(err,
+                 "%s:%d: missing field '%s' (a task line is {\"context\": string, "
+                 "\"choices\": [strings], \"gold\": index})",
+                 path, line,
+                 !ctx  ? "context"
+                 : !ch ? "choices"
+                       : "gold");
         goto done;
     }
     if (!str_of(ctx)) {
@@ -81,8 +85,10 @@ static int parse_line(const char *path, int line, const char *text, size_t len, 
     for (size_t c = 0; c < n; c++) {
         const char *s = str_of(json_array_get(ch, c));
         if (!s || !*s) {
-            lmd_errf(err, "%s:%d: choice %zu must be a non-empty string (acc_norm divides by "
-                     "its length)", path, line, c);
+            lmd_errf(err,
+                     "%s:%d: choice %zu must be a non-empty string (acc_norm divides by "
+                     "its length)",
+                     path, line, c);
             goto done;
         }
         it->choices[c] = lmd_strdup(s);
@@ -159,11 +165,15 @@ static size_t rstrip_at(const char *s, size_t n) {
         const unsigned char *u = (const unsigned char *)s + b;
         uint32_t c;
         size_t k = end - b;
-        if (k == 1) c = u[0];
-        else if (k == 2) c = ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F);
-        else if (k == 3) c = ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
-        else c = ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) |
-                 ((uint32_t)(u[2] & 0x3F) << 6) | (u[3] & 0x3F);
+        if (k == 1)
+            c = u[0];
+        else if (k == 2)
+            c = ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F);
+        else if (k == 3)
+            c = ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
+        else
+            c = ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) |
+                ((uint32_t)(u[2] & 0x3F) << 6) | (u[3] & 0x3F);
         if (!py_space(c)) break;
         end = b;
     }
@@ -236,7 +246,7 @@ int mc_encode_request(const mc_scorer *s, tok_ws *w, const char *context, const 
         free(*ids);
         *ids = NULL;
         lmd_errf(err, "the context is only whitespace: it encodes to no token (lm-eval "
-                 "asserts len(context_enc) > 0); give an empty context instead");
+                      "asserts len(context_enc) > 0); give an empty context instead");
         goto done;
     }
     rc = 0;
@@ -263,7 +273,7 @@ int mc_scorer_init(mc_scorer *s, lmd_anymodel *m, const lmd_tokenizer *t, int64_
     s->prefix_token = prefix >= 0 ? prefix : tok_eos_id(t, NULL);
     if (s->prefix_token < 0)
         return lmd_errf(err, "the tokenizer has no end-of-text token to use as the prefix of "
-                        "an empty context: give --prefix-token ID");
+                             "an empty context: give --prefix-token ID");
     if (s->prefix_token >= m->vocab_size)
         return lmd_errf(err, "prefix token %lld is outside the vocabulary of %d",
                         (long long)s->prefix_token, m->vocab_size);
@@ -275,8 +285,10 @@ static int score(const mc_scorer *s, const uint32_t *ids, int n_ctx, int n_cont,
                  mc_choice_score *out, lmd_err *err) {
     const int ML = s->max_length, V = s->model->vocab_size;
     if (n_cont > ML)
-        return lmd_errf(err, "the continuation has %d tokens, more than the model's %d "
-                        "positions", n_cont, ML);
+        return lmd_errf(err,
+                        "the continuation has %d tokens, more than the model's %d "
+                        "positions",
+                        n_cont, ML);
     /* inp = (context_enc + continuation_enc)[-(max_length + 1):][:-1] */
     int total = n_ctx + n_cont, first = total > ML + 1 ? total - (ML + 1) : 0;
     int inplen = total - first - 1;
@@ -333,8 +345,8 @@ size_t mc_task_n_choices(const mc_task *t) {
     return total;
 }
 
-int mc_score_task(const mc_scorer *s, const mc_task *t, int part, int n_parts,
-                  mc_choice_score *sc, lmd_err *err) {
+int mc_score_task(const mc_scorer *s, const mc_task *t, int part, int n_parts, mc_choice_score *sc,
+                  lmd_err *err) {
     tok_ws *w = tok_ws_new(s->tok);
     int rc = 0;
     size_t k = 0;
@@ -396,10 +408,14 @@ int mc_eval_task(const mc_scorer *s, const mc_task *t, mc_result *r, mc_choice_s
     int *pr = lmd_calloc((size_t)t->n_items * 3 + 1, sizeof *pr);
     int rc = mc_score_task(s, t, 0, 1, sc, err);
     if (rc == 0) mc_task_metrics(t, sc, r, pr);
-    if (scores && rc == 0) *scores = sc;
-    else free(sc);
-    if (preds && rc == 0) *preds = pr;
-    else free(pr);
+    if (scores && rc == 0)
+        *scores = sc;
+    else
+        free(sc);
+    if (preds && rc == 0)
+        *preds = pr;
+    else
+        free(pr);
     return rc;
 }
 

@@ -55,8 +55,8 @@ int mc_eval_task(const mc_scorer *s, const mc_task *t, mc_result *r, mc_choice_s
  * in order; the other entries are left as they are), mc_task_metrics computes the result and
  * the predictions (pr: 3 per item, may be NULL) from every entry of sc. */
 size_t mc_task_n_choices(const mc_task *t);
-int mc_score_task(const mc_scorer *s, const mc_task *t, int part, int n_parts,
-                  mc_choice_score *sc, lmd_err *err);
+int mc_score_task(const mc_scorer *s, const mc_task *t, int part, int n_parts, mc_choice_score *sc,
+                  lmd_err *err);
 void mc_task_metrics(const mc_task *t, const mc_choice_score *sc, mc_result *r, int *pr);
 
 /* The encoding of one request exactly as lm-eval's loglikelihood: (context, " " + choice)

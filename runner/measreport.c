@@ -29,7 +29,8 @@ static char **rstr(hid_t f, const char *name, size_t n, int *rc, lmd_err *err) {
     hid_t t = H5Dget_type(ds);
     size_t len = H5Tget_size(t);
     char *buf = lmd_calloc(n * len + 1, 1);
-    if (n && H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) *rc = lmd_errf(err, "cannot read %s", name);
+    if (n && H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        *rc = lmd_errf(err, "cannot read %s", name);
     for (size_t i = 0; i < n; i++) {
         out[i] = lmd_calloc(len + 1, 1);
         memcpy(out[i], buf + i * len, len);
@@ -79,13 +80,17 @@ int lmd_mstudy_is(const char *path) {
 
 static void pnum(FILE *f, double v, int csv) {
     (void)csv;
-    if (isfinite(v)) fprintf(f, ",%.17g", v);
-    else fprintf(f, ",");
+    if (isfinite(v))
+        fprintf(f, ",%.17g", v);
+    else
+        fprintf(f, ",");
 }
 
 static void pn(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, " %9.4f", v);
-    else fprintf(f, " %9s", "nan");
+    if (isfinite(v))
+        fprintf(f, " %9.4f", v);
+    else
+        fprintf(f, " %9s", "nan");
 }
 
 static double stat_of(const mview *v, size_t i, int st) {
@@ -152,8 +157,9 @@ int lmd_mstudy_report(const char *path, FILE *f, int csv, const char *table, lmd
     }
     if (csv) {
         if (all || !strcmp(table, "cells")) {
-            fprintf(f, "cell,family,model,revision,dataset,model_type,n_params,n_layer,train_tokens,"
-                       "status,spearman,kendall,last_layer,last_half\n");
+            fprintf(f,
+                    "cell,family,model,revision,dataset,model_type,n_params,n_layer,train_tokens,"
+                    "status,spearman,kendall,last_layer,last_half\n");
             for (size_t i = 0; i < v.C; i++) {
                 fprintf(f, "%s,%s,%s,%s,%s,%s,%lld,%lld,%lld,%s", v.id[i], v.fam[i], v.model[i],
                         v.rev[i], v.ds[i], v.mt[i], (long long)v.np[i], (long long)v.nl[i],
@@ -167,8 +173,8 @@ int lmd_mstudy_report(const char *path, FILE *f, int csv, const char *table, lmd
             for (size_t g = 0; g < v.D; g++)
                 for (int t = 0; t < 2; t++)
                     for (int s = 0; s < 3; s++) {
-                        fprintf(f, "%s,%s,%s,%lld", v.label[g], t ? "train_tokens" : "n_params", SN[s],
-                                (long long)(t ? v.gtn[g] : v.gn[g]));
+                        fprintf(f, "%s,%s,%s,%lld", v.label[g], t ? "train_tokens" : "n_params",
+                                SN[s], (long long)(t ? v.gtn[g] : v.gn[g]));
                         pnum(f, v.tr[t][s][0][g], 1), pnum(f, v.tr[t][s][1][g], 1);
                         fprintf(f, "\n");
                     }
@@ -201,7 +207,8 @@ int lmd_mstudy_report(const char *path, FILE *f, int csv, const char *table, lmd
             for (size_t i = 0; i < v.C; i++) {
                 char lab[1024];
                 snprintf(lab, sizeof lab, "%s/%s", v.fam[i], v.ds[i]);
-                if (!strcmp(lab, v.label[g]) && !strcmp(v.status[i], "done") && v.sp[i] != 1.0) sat = 0;
+                if (!strcmp(lab, v.label[g]) && !strcmp(v.status[i], "done") && v.sp[i] != 1.0)
+                    sat = 0;
             }
             int one_size = v.gn[g] > 1, first = 1;
             int64_t n0 = 0;
@@ -209,19 +216,24 @@ int lmd_mstudy_report(const char *path, FILE *f, int csv, const char *table, lmd
                 char lab[1024];
                 snprintf(lab, sizeof lab, "%s/%s", v.fam[i], v.ds[i]);
                 if (strcmp(lab, v.label[g]) || strcmp(v.status[i], "done")) continue;
-                if (first) n0 = v.np[i], first = 0;
-                else if (v.np[i] != n0) one_size = 0;
+                if (first)
+                    n0 = v.np[i], first = 0;
+                else if (v.np[i] != n0)
+                    one_size = 0;
             }
-            fprintf(f, "%s\n", one_size ? "  (one size: a series, see the series table)"
-                                : sat ? "  (rho saturated: every model's rho is 1)" : "");
+            fprintf(f, "%s\n",
+                    one_size ? "  (one size: a series, see the series table)"
+                    : sat    ? "  (rho saturated: every model's rho is 1)"
+                             : "");
         }
     }
     if (all || !strcmp(table, "series")) {
         int any = 0;
         for (size_t g = 0; g < v.D; g++) {
             if (v.gtn[g] < 2) continue;
-            if (!any) fprintf(f, "\nseries: condensation against training tokens (revisions "
-                                 "with a tokensNB name, from step 0)\n");
+            if (!any)
+                fprintf(f, "\nseries: condensation against training tokens (revisions "
+                           "with a tokensNB name, from step 0)\n");
             any = 1;
             fprintf(f, "%s:\n  %-*s %16s %9s %9s %9s\n", v.label[g], mw, "model", "train_tokens",
                     "rho", "last", "half");
@@ -233,7 +245,8 @@ int lmd_mstudy_report(const char *path, FILE *f, int csv, const char *table, lmd
                 pn(f, v.sp[i]), pn(f, stat_of(&v, i, 1)), pn(f, stat_of(&v, i, 2));
                 fprintf(f, "\n");
             }
-            fprintf(f, "  trend over training tokens (n %lld), Spearman/Kendall: rho", (long long)v.gtn[g]);
+            fprintf(f, "  trend over training tokens (n %lld), Spearman/Kendall: rho",
+                    (long long)v.gtn[g]);
             pn(f, v.tr[1][0][0][g]), pn(f, v.tr[1][0][1][g]);
             fprintf(f, "  last_layer");
             pn(f, v.tr[1][1][0][g]), pn(f, v.tr[1][1][1][g]);

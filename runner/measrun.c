@@ -32,9 +32,9 @@
 typedef struct {
     lmd_geom_acc one; /* a 1-layer accumulator, reset for each sequence */
     int T, L1, b;
-    size_t tu;        /* T(T+1)/2 */
-    float *c;         /* [L1][b][tu] */
-    double *hm;       /* [L1][b][2] entropy, MEV */
+    size_t tu;  /* T(T+1)/2 */
+    float *c;   /* [L1][b][tu] */
+    double *hm; /* [L1][b][2] entropy, MEV */
 } pass_parts;
 
 static int parts_init(pass_parts *pp, int L1, int T, int d, int b, int bins, lmd_err *err) {
@@ -165,7 +165,8 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
         } else if (grank == 0) {
             for (int l = 0; l < L1; l++) {
                 LMD_MPI(MPI_Recv(pp.c, cnt, MPI_FLOAT, owner, 2 * l, group, MPI_STATUS_IGNORE));
-                LMD_MPI(MPI_Recv(pp.hm, 2 * bs, MPI_DOUBLE, owner, 2 * l + 1, group, MPI_STATUS_IGNORE));
+                LMD_MPI(MPI_Recv(pp.hm, 2 * bs, MPI_DOUBLE, owner, 2 * l + 1, group,
+                                 MPI_STATUS_IGNORE));
                 if (!failed) leader_add_parts(&acc, l, pp.c, pp.hm, bs);
             }
         } else if (grank == owner) {
@@ -177,7 +178,8 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
             }
             for (int l = 0; l < L1; l++) {
                 LMD_MPI(MPI_Send(pp.c + (size_t)l * b * pp.tu, cnt, MPI_FLOAT, 0, 2 * l, group));
-                LMD_MPI(MPI_Send(pp.hm + (size_t)l * b * 2, 2 * bs, MPI_DOUBLE, 0, 2 * l + 1, group));
+                LMD_MPI(
+                    MPI_Send(pp.hm + (size_t)l * b * 2, 2 * bs, MPI_DOUBLE, 0, 2 * l + 1, group));
             }
         }
     }
@@ -194,8 +196,8 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
     return stopped ? 1 : 0;
 }
 
-static int write_result(const lmd_mspec *s, const lmd_mcell *c, const char *dir,
-                        const lmd_geom *g, double secs, int ranks, lmd_err *err) {
+static int write_result(const lmd_mspec *s, const lmd_mcell *c, const char *dir, const lmd_geom *g,
+                        double secs, int ranks, lmd_err *err) {
     const lmd_mmodel *mm = &s->models[c->model];
     json_t *o = lmd_geom_json(g);
     lmd_json_set(o, "cell", lmd_json_str(c->id));
@@ -264,7 +266,8 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
     LMD_MPI(MPI_Comm_size(MPI_COMM_WORLD, &wsize));
     const int R = s->ranks_per_model;
     lmd_err err = {{0}};
-    size_t *all = lmd_calloc(s->n_cells ? s->n_cells : 1, sizeof *all), *order = lmd_calloc(n + 1, sizeof *order);
+    size_t *all = lmd_calloc(s->n_cells ? s->n_cells : 1, sizeof *all),
+           *order = lmd_calloc(n + 1, sizeof *order);
     lmd_mspec_order(s, all);
     size_t k0 = 0;
     char *want = lmd_calloc(s->n_cells + 1, 1);
@@ -281,14 +284,14 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
     int64_t *base = NULL;
     MPI_Win win;
     LMD_MPI(MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(CTR_N * sizeof(int64_t)) : 0, sizeof(int64_t),
-                     MPI_INFO_NULL, MPI_COMM_WORLD, &base, &win));
+                             MPI_INFO_NULL, MPI_COMM_WORLD, &base, &win));
     if (wrank == 0) memset(base, 0, CTR_N * sizeof(int64_t));
     LMD_MPI(MPI_Barrier(MPI_COMM_WORLD));
     LMD_MPI(MPI_Win_lock_all(0, win));
     if (wrank == 0) {
         printf("lmdisp run: measurement study %s: %zu of %zu cells (%d models x %d datasets) on "
-               "%d rank(s) (%d group(s) of %d), output %s\n", s->name, k0, s->n_cells,
-               s->n_models, s->n_datasets, wsize, wsize / R, R, out);
+               "%d rank(s) (%d group(s) of %d), output %s\n",
+               s->name, k0, s->n_cells, s->n_models, s->n_datasets, wsize, wsize / R, R, out);
         fflush(stdout);
     }
     gpt_set_threads(s->threads_per_rank);
@@ -336,9 +339,9 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
                     failed = 1;
                 }
                 printf("lmdisp run: cell %s measured (%s on %s, %lld parameters, %d x %d "
-                       "tokens) in %.2f s on %d rank(s)\n", c->id, s->models[c->model].name,
-                       s->datasets[c->dataset].name, (long long)s->models[c->model].n_params,
-                       s->n_seq, s->T, secs, R);
+                       "tokens) in %.2f s on %d rank(s)\n",
+                       c->id, s->models[c->model].name, s->datasets[c->dataset].name,
+                       (long long)s->models[c->model].n_params, s->n_seq, s->T, secs, R);
                 fflush(stdout);
                 lmd_geom_free(&g);
             }
@@ -362,7 +365,8 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
                    "the rest\n");
         return LMD_EXIT_INTERRUPTED;
     }
-    if (wrank == 0 && skipped) printf("lmdisp run: %d cell(s) already measured, skipped\n", skipped);
+    if (wrank == 0 && skipped)
+        printf("lmdisp run: %d cell(s) already measured, skipped\n", skipped);
     return v[0] ? 1 : 0;
 }
 
@@ -423,8 +427,10 @@ int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atom
     if (!out_arg) snprintf(out, sizeof out, "results/%s", s.name);
     if (wsize % s.ranks_per_model) {
         if (wrank == 0)
-            fprintf(stderr, "lmdisp run: resources.ranks_per_model is %d, so the rank count must "
-                    "be a multiple of it (got %d ranks)\n", s.ranks_per_model, wsize);
+            fprintf(stderr,
+                    "lmdisp run: resources.ranks_per_model is %d, so the rank count must "
+                    "be a multiple of it (got %d ranks)\n",
+                    s.ranks_per_model, wsize);
         lmd_mspec_free(&s);
         return 2;
     }
@@ -433,18 +439,21 @@ int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atom
     if (wrank == 0) {
         char p[4200], m[4200], *old = NULL;
         snprintf(p, sizeof p, "%s/spec.yaml", out);
-        if (lmd_mkdirs(out, &err) ||
-            (lock = lmd_studydir_lock(out, 1, "lmdisp run", &err)) < 0) {
+        if (lmd_mkdirs(out, &err) || (lock = lmd_studydir_lock(out, 1, "lmdisp run", &err)) < 0) {
             fail = 2;
         } else if (lmd_file_read(p, 1 << 20, &old, NULL, &err) == 0 && !lmd_mspec_detect(p)) {
             fail = 2;
-            lmd_errf(&err, "%s holds a training study (its spec.yaml has no kind: measure); "
-                     "give another --out", out);
+            lmd_errf(&err,
+                     "%s holds a training study (its spec.yaml has no kind: measure); "
+                     "give another --out",
+                     out);
         } else if (old && (strlen(old) != s.text_len || memcmp(old, s.text, s.text_len)) &&
                    (snprintf(m, sizeof m, "%s/manifest", out), file_exists(m))) {
             fail = 2; /* its array tasks check the spec's sha256 against the manifest */
-            lmd_errf(&err, "%s was submitted to Slurm with another spec (%s differs from %s); "
-                     "give another --out", out, p, spec_path);
+            lmd_errf(&err,
+                     "%s was submitted to Slurm with another spec (%s differs from %s); "
+                     "give another --out",
+                     out, p, spec_path);
         } else if (lmd_mstudy_save_spec(&s, out, &err)) {
             fail = 1;
         }
@@ -491,8 +500,8 @@ int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
     for (size_t i = 0; !bad && i < m.n; i++) {
         if (m.e[i].task != task) continue;
         if (m.e[i].index >= s.n_cells || strcmp(s.cells[m.e[i].index].id, m.e[i].id))
-            bad = lmd_errf(&err, "%s: cell %s is not cell %zu of %s", man, m.e[i].id,
-                           m.e[i].index, p) != 0;
+            bad = lmd_errf(&err, "%s: cell %s is not cell %zu of %s", man, m.e[i].id, m.e[i].index,
+                           p) != 0;
         else
             cells[n++] = m.e[i].index;
     }
@@ -501,7 +510,8 @@ int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
         bad = lmd_errf(&err, "ranks_per_model %d does not divide the %d ranks", s.ranks_per_model,
                        wsize) != 0;
     int lock = -1;
-    if (!bad && wrank == 0 && (lock = lmd_studydir_lock(out, 0, "lmdisp run --array-task", &err)) < 0)
+    if (!bad && wrank == 0 &&
+        (lock = lmd_studydir_lock(out, 0, "lmdisp run --array-task", &err)) < 0)
         bad = 1;
     LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     int status = 2;
@@ -509,7 +519,8 @@ int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
         if (wrank == 0) fprintf(stderr, "lmdisp run: array task %d: %s\n", task, err.msg);
     } else {
         if (wrank == 0) {
-            printf("lmdisp run: array task %d of %s (round %d): %zu cell(s)\n", task, man, m.round, n);
+            printf("lmdisp run: array task %d of %s (round %d): %zu cell(s)\n", task, man, m.round,
+                   n);
             fflush(stdout);
         }
         int skipped = 0;
@@ -528,8 +539,7 @@ int lmd_mstudy_aggregate(const char *dir) {
     char p[4200], base[4200];
     snprintf(p, sizeof p, "%s/spec.yaml", dir);
     lmd_mspec s;
-    if (load_all(&s, p, read_spec_dir(dir, base, sizeof base) ? dir : base, 0,
-                 "lmdisp aggregate"))
+    if (load_all(&s, p, read_spec_dir(dir, base, sizeof base) ? dir : base, 0, "lmdisp aggregate"))
         return 2;
     lmd_err err = {{0}};
     int lock = -1, bad = 0;
@@ -589,8 +599,9 @@ int lmd_mstudy_plan(const char *spec_path, int json) {
         printf("\n");
     } else {
         printf("measurement study %s (%s): %d families, %d models, %d datasets, %zu cells; "
-               "%d sequences x %d tokens per cell; ranks_per_model %d\n", s.name, s.path,
-               s.n_families, s.n_models, s.n_datasets, s.n_cells, s.n_seq, s.T, s.ranks_per_model);
+               "%d sequences x %d tokens per cell; ranks_per_model %d\n",
+               s.name, s.path, s.n_families, s.n_models, s.n_datasets, s.n_cells, s.n_seq, s.T,
+               s.ranks_per_model);
         int cw = 4, mw = 5;
         for (size_t i = 0; i < s.n_cells; i++) {
             if ((int)strlen(s.cells[i].id) > cw) cw = (int)strlen(s.cells[i].id);
@@ -607,8 +618,8 @@ int lmd_mstudy_plan(const char *spec_path, int json) {
                    m->n_layer, c->cost);
         }
         printf("total cost %.4g parameter-tokens (cost = n_params x sequences x seq_len); at ~2 "
-               "FLOPs per parameter-token and %g GFLOP/s per core: ~%.3g core-hours\n", tot,
-               MEAS_GFLOPS, 2.0 * tot / (MEAS_GFLOPS * 1e9) / 3600.0);
+               "FLOPs per parameter-token and %g GFLOP/s per core: ~%.3g core-hours\n",
+               tot, MEAS_GFLOPS, 2.0 * tot / (MEAS_GFLOPS * 1e9) / 3600.0);
         for (int p = 0; p < s.n_pairs; p++)
             printf("pair: %s (distilled) <-> %s (base)\n", s.models[s.pairs[p].distilled].name,
                    s.models[s.pairs[p].base].name);

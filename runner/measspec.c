@@ -69,14 +69,16 @@ static mnode *build_tree(mctx *c, const char *text, size_t len) {
     while (!done) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) {
-            mnode at = {.line = (int)p.problem_mark.line + 1, .col = (int)p.problem_mark.column + 1};
+            mnode at = {.line = (int)p.problem_mark.line + 1,
+                        .col = (int)p.problem_mark.column + 1};
             merr(c, &at, NULL, "YAML syntax error: %s", p.problem ? p.problem : "unknown");
             break;
         }
         mnode at = {.line = (int)ev.start_mark.line + 1, .col = (int)ev.start_mark.column + 1};
         mnode *node = NULL;
         const unsigned char *anchor = NULL;
-        if (ev.type == YAML_STREAM_END_EVENT) done = 1;
+        if (ev.type == YAML_STREAM_END_EVENT)
+            done = 1;
         else if (ev.type == YAML_ALIAS_EVENT) {
             merr(c, &at, NULL, "YAML aliases are not allowed in specs: write the values out");
             done = 2;
@@ -99,8 +101,9 @@ static mnode *build_tree(mctx *c, const char *text, size_t len) {
             depth--;
         }
         if (node && (anchor || ++nodes > LMD_SPEC_MAX_NODES)) {
-            merr(c, &at, NULL, anchor ? "YAML anchors are not allowed in specs"
-                                      : "the spec has too many YAML nodes");
+            merr(c, &at, NULL,
+                 anchor ? "YAML anchors are not allowed in specs"
+                        : "the spec has too many YAML nodes");
             mn_free(node);
             node = NULL;
             done = 2;
@@ -169,7 +172,8 @@ static void check_keys(mctx *c, const mnode *m, const char *where, const char *c
 static const char *scalar(mctx *c, const mnode *n, const char *key) {
     if (!n) return NULL;
     if (n->kind != MY_SCALAR) {
-        merr(c, n, key, "expected a single value, got a %s", n->kind == MY_SEQ ? "list" : "mapping");
+        merr(c, n, key, "expected a single value, got a %s",
+             n->kind == MY_SEQ ? "list" : "mapping");
         return NULL;
     }
     return n->val;
@@ -233,10 +237,14 @@ static int64_t revision_tokens(const char *rev) {
             char *end;
             double v = strtod(p + 6, &end);
             double mult = 1;
-            if (*end == 'B') mult = 1e9, end++;
-            else if (*end == 'M') mult = 1e6, end++;
-            else if (*end == 'T') mult = 1e12, end++;
-            else if (*end == 'K' || *end == 'k') mult = 1e3, end++;
+            if (*end == 'B')
+                mult = 1e9, end++;
+            else if (*end == 'M')
+                mult = 1e6, end++;
+            else if (*end == 'T')
+                mult = 1e12, end++;
+            else if (*end == 'K' || *end == 'k')
+                mult = 1e3, end++;
             if (end == p + len) return (int64_t)(v * mult + 0.5);
         }
         p += len;
@@ -334,15 +342,19 @@ static void parse_model_entry(mctx *c, lmd_mspec *s, int *cap, const mnode *e, i
     char *r = resolve(s, path);
     char real[PATH_MAX];
     if (!realpath(r, real)) {
-        merr(c, at, key, "model %s: no such file or directory (%s; relative paths are resolved "
-             "against the spec's directory)", path, r);
+        merr(c, at, key,
+             "model %s: no such file or directory (%s; relative paths are resolved "
+             "against the spec's directory)",
+             path, r);
         free(r);
         return;
     }
     free(r);
     if (is_dir(real) && !hub_is_model_form(real)) {
-        merr(c, at, key, "model %s: the directory %s holds no config.json (an HF model "
-             "directory) ", path, real);
+        merr(c, at, key,
+             "model %s: the directory %s holds no config.json (an HF model "
+             "directory) ",
+             path, real);
         return;
     }
     const char *slash = strrchr(real, '/');
@@ -373,7 +385,8 @@ static void parse_dataset(mctx *c, lmd_mspec *s, const mnode *e, lmd_mdata *d, c
     d->name = lmd_strdup(nm ? nm : "?");
     const mnode *tk = map_get(e, "tokens"), *tx = map_get(e, "text");
     if (!!tk == !!tx) {
-        merr(c, e, key, "give exactly one of tokens: (a token file, or a mapping model name -> "
+        merr(c, e, key,
+             "give exactly one of tokens: (a token file, or a mapping model name -> "
              "token file) and text: (with the models' own tokenizers)");
         return;
     }
@@ -485,11 +498,12 @@ static void make_cells(mctx *c, lmd_mspec *s, const mnode *dsnode, int check_dat
             if (cl->is_text) {
                 lmd_paper_sampling ps = {s->n_seq, s->T, s->min_words, (uint64_t)s->seed};
                 size_t *starts = NULL, nd = 0;
-                rc = lmd_datasrc_paper_sample(cl->source, mm->vocab_size, &ps, &ids, &starts, &nd, &e);
+                rc = lmd_datasrc_paper_sample(cl->source, mm->vocab_size, &ps, &ids, &starts, &nd,
+                                              &e);
                 free(starts);
             } else {
-                rc = lmd_tokfile_read(cl->source, mm->vocab_size, 0, (size_t)s->n_seq * s->T,
-                                      &ids, &got, &e);
+                rc = lmd_tokfile_read(cl->source, mm->vocab_size, 0, (size_t)s->n_seq * s->T, &ids,
+                                      &got, &e);
             }
             free(ids);
             if (rc)
@@ -516,7 +530,8 @@ static void parse_slurm(mctx *c, const mnode *m, lmd_mspec *s) {
         } else if (v->kind == MY_SEQ) {
             kv.items = lmd_calloc(v->n + 1, sizeof *kv.items);
             for (size_t j = 0; j < v->n; j++) {
-                if (v->kids[j]->kind != MY_SCALAR) merr(c, v->kids[j], key, "list items must be strings");
+                if (v->kids[j]->kind != MY_SCALAR)
+                    merr(c, v->kids[j], key, "list items must be strings");
                 kv.items[j] = lmd_strdup(v->kids[j]->val ? v->kids[j]->val : "");
             }
             kv.n_items = (int)v->n;
@@ -572,11 +587,12 @@ int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, int 
         merr(&c, root, NULL, "a spec is a mapping of top-level keys");
         goto done;
     }
-    static const char *const top[] = {"name", "kind", "hf_hub_cache", "measure", "families",
-                                      "datasets", "pairs", "resources", "slurm", NULL};
+    static const char *const top[] = {"name",     "kind",  "hf_hub_cache", "measure", "families",
+                                      "datasets", "pairs", "resources",    "slurm",   NULL};
     check_keys(&c, root, "", top);
     const char *nm = scalar(&c, map_get(root, "name"), "name");
-    if (!nm) merr(&c, root, "name", "required");
+    if (!nm)
+        merr(&c, root, "name", "required");
     else {
         for (const char *p = nm; *p; p++)
             if (!isalnum((unsigned char)*p) && !strchr("_.-", *p)) {
@@ -601,8 +617,8 @@ int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, int 
     long long v;
     if (ms && ms->kind != MY_MAP) merr(&c, ms, "measure", "expected a mapping");
     if (ms && ms->kind == MY_MAP) {
-        static const char *const mk[] = {"sequences", "seq_len", "seed", "min_words", "bins",
-                                         "batch", NULL};
+        static const char *const mk[] = {"sequences", "seq_len", "seed", "min_words",
+                                         "bins",      "batch",   NULL};
         check_keys(&c, ms, "measure", mk);
     }
     get_int(&c, ms, "sequences", "measure.sequences", 1, 1000000, LMD_PAPER_SEQUENCES, &v);
@@ -716,7 +732,8 @@ done:
     if (c.n_errors) {
         if (c.n_errors > LMD_SPEC_MAX_ERRORS) {
             size_t u = strlen(c.msgs);
-            snprintf(c.msgs + u, sizeof c.msgs - u, "\n(%d more errors)", c.n_errors - LMD_SPEC_MAX_ERRORS);
+            snprintf(c.msgs + u, sizeof c.msgs - u, "\n(%d more errors)",
+                     c.n_errors - LMD_SPEC_MAX_ERRORS);
         }
         snprintf(err->msg, sizeof err->msg, "%s", c.msgs);
         lmd_mspec_free(s);

@@ -15,19 +15,19 @@
 /* One model of the study (a series contributes one per revision). Facts read at validation
  * from config.json and the weights (n_params as hub_model / anymodel count it). */
 typedef struct {
-    char *name;         /* unique in the study: the entry's name, a path's last component, or
+    char *name; /* unique in the study: the entry's name, a path's last component, or
                          * NAME@REVISION for a series */
-    char *spec;         /* what lmd_anymodel_open takes: a resolved directory / checkpoint path
+    char *spec; /* what lmd_anymodel_open takes: a resolved directory / checkpoint path
                          * or hf:ORG/NAME@REV */
     char *family;
-    char *revision;     /* series revision name, "" otherwise */
+    char *revision;                   /* series revision name, "" otherwise */
     int64_t train_step, train_tokens; /* from the revision name (stepN, tokensNB -> N*1e9);
                                        * -1 unknown */
     int family_index;
     char model_type[32];
     int n_layer, hidden_size, vocab_size, max_T;
     int64_t n_params;
-    int line, col;      /* where the spec names it */
+    int line, col; /* where the spec names it */
 } lmd_mmodel;
 
 typedef enum { LMD_MDATA_TOKENS = 0, LMD_MDATA_PER_MODEL, LMD_MDATA_TEXT } lmd_mdata_kind;
@@ -35,23 +35,23 @@ typedef enum { LMD_MDATA_TOKENS = 0, LMD_MDATA_PER_MODEL, LMD_MDATA_TEXT } lmd_m
 typedef struct {
     char *name;
     lmd_mdata_kind kind;
-    char *tokens;       /* LMD_MDATA_TOKENS: resolved path of one token file for every model */
-    char **pm_model;    /* LMD_MDATA_PER_MODEL: model name -> resolved token file */
+    char *tokens;    /* LMD_MDATA_TOKENS: resolved path of one token file for every model */
+    char **pm_model; /* LMD_MDATA_PER_MODEL: model name -> resolved token file */
     char **pm_path;
     int n_pm;
-    char *text;         /* LMD_MDATA_TEXT: resolved text / .jsonl path */
-    char *tokenizer;    /* NULL = each model's own tokenizer.json (its directory) */
+    char *text;      /* LMD_MDATA_TEXT: resolved text / .jsonl path */
+    char *tokenizer; /* NULL = each model's own tokenizer.json (its directory) */
     int line, col;
 } lmd_mdata;
 
 typedef struct {
-    size_t index;                 /* model-major: model m, dataset d -> m * n_datasets + d */
+    size_t index; /* model-major: model m, dataset d -> m * n_datasets + d */
     int model, dataset;
-    char id[LMD_MCELL_ID_LEN];    /* "<model>-<dataset>-<8 hex of the settings' sha256>" */
-    char *source;                 /* token file path, or tok:TOKENIZER:PATH */
-    int is_text;                  /* source is text: the paper's sampling */
-    double cost;                  /* n_params x sequences x seq_len */
-    char *settings;               /* canonical "key=value" lines (the id's hash input) */
+    char id[LMD_MCELL_ID_LEN]; /* "<model>-<dataset>-<8 hex of the settings' sha256>" */
+    char *source;              /* token file path, or tok:TOKENIZER:PATH */
+    int is_text;               /* source is text: the paper's sampling */
+    double cost;               /* n_params x sequences x seq_len */
+    char *settings;            /* canonical "key=value" lines (the id's hash input) */
 } lmd_mcell;
 
 typedef struct {
@@ -62,7 +62,7 @@ typedef struct {
     char *path, *dir, *name, *text;
     size_t text_len;
     char sha256[65];
-    char *hf_hub_cache;   /* resolved hf_hub_cache, or NULL */
+    char *hf_hub_cache; /* resolved hf_hub_cache, or NULL */
     /* measurement settings */
     int n_seq, T, min_words, bins, batch;
     int64_t seed;
@@ -77,7 +77,7 @@ typedef struct {
     size_t n_cells;
     lmd_mpair *pairs;
     int n_pairs;
-    lmd_slurm_kv *slurm;  /* slurm: entries (as the training spec's, runner/slurm.h) */
+    lmd_slurm_kv *slurm; /* slurm: entries (as the training spec's, runner/slurm.h) */
     int n_slurm;
 } lmd_mspec;
 

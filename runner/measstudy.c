@@ -54,7 +54,8 @@ static void read_result(mrows *r, size_t i, const lmd_mspec *s, const char *dir)
     json_t *o = json_loads(txt, 0, NULL);
     free(txt);
     if (!o) return;
-    json_t *lm = json_object_get(o, "layer_mean_cossim"), *od = json_object_get(o, "offdiag_mean_cossim");
+    json_t *lm = json_object_get(o, "layer_mean_cossim"),
+           *od = json_object_get(o, "offdiag_mean_cossim");
     json_t *en = json_object_get(o, "singular_value_entropy"), *mv = json_object_get(o, "mev");
     json_t *hi = json_object_get(o, "cossim_hist"), *ln = json_object_get(o, "last_n_mean");
     size_t L = json_array_size(lm);
@@ -197,10 +198,14 @@ int lmd_mstudy_write(const lmd_mspec *s, const char *dir, MPI_Comm comm, lmd_err
         H5get_libversion(&maj, &min, &rel);
         char h5v[64];
         snprintf(h5v, sizeof h5v, "%u.%u.%u", maj, min, rel);
-        const char *sa[][2] = {{"format", "lmdisp-study"}, {"kind", "measure"},
-                               {"study_name", s->name}, {"spec_yaml", s->text},
-                               {"spec_sha256", s->sha256}, {"lmdisp_version", LMDISP_VERSION},
-                               {"git_commit", LMDISP_GIT_COMMIT}, {"created", created},
+        const char *sa[][2] = {{"format", "lmdisp-study"},
+                               {"kind", "measure"},
+                               {"study_name", s->name},
+                               {"spec_yaml", s->text},
+                               {"spec_sha256", s->sha256},
+                               {"lmdisp_version", LMDISP_VERSION},
+                               {"git_commit", LMDISP_GIT_COMMIT},
+                               {"created", created},
                                {"hdf5_version", h5v}};
         for (size_t a = 0; a < sizeof sa / sizeof sa[0] && !rc; a++)
             rc = lmd_pfile_attr_str(&pf, "/", sa[a][0], sa[a][1], err);
@@ -211,7 +216,8 @@ int lmd_mstudy_write(const lmd_mspec *s, const char *dir, MPI_Comm comm, lmd_err
         const char *in[] = {"format_version", "n_ranks", "n_cells", "n_sequences", "seq_len"};
         for (int a = 0; a < 5 && !rc; a++) rc = lmd_pfile_attr_i64(&pf, "/", in[a], iat[a][0], err);
 #define WS(name, n, rows, v) rc = rc ? rc : lmd_pfile_write_strings(&pf, name, n, 0, rows, v, err)
-#define WN(name, t, rk, dims, rows, v) rc = rc ? rc : lmd_pfile_write(&pf, name, t, rk, dims, 0, rows, v, err)
+#define WN(name, t, rk, dims, rows, v)                                                             \
+    rc = rc ? rc : lmd_pfile_write(&pf, name, t, rk, dims, 0, rows, v, err)
         WS("/cells/id", C, nC, ids);
         WS("/cells/family", C, nC, fam);
         WS("/cells/model", C, nC, mod);
@@ -274,7 +280,8 @@ int lmd_mstudy_write(const lmd_mspec *s, const char *dir, MPI_Comm comm, lmd_err
     for (size_t g = 0; g < D; g++) free(label[g]);
     free(label), free(gfam), free(gds), free(gn), free(gtn);
     free(tr_sp), free(tr_kd), free(tk_sp), free(tk_kd), free(pd), free(pb), free(pds);
-    free(ids), free(fam), free(mod), free(msp), free(rev), free(dsn), free(mt), free(disp), free(src);
+    free(ids), free(fam), free(mod), free(msp), free(rev), free(dsn), free(mt), free(disp),
+        free(src);
     free(np), free(nl), free(hs), free(tst), free(ttk), free(mlp), free(seed);
     free(r.status), free(r.lm), free(r.od), free(r.ent), free(r.mev), free(r.hist);
     free(r.sp), free(r.kd), free(r.last6), free(r.loss), free(r.stat);

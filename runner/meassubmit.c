@@ -81,8 +81,8 @@ static void print_manifest(const lmd_mspec *s, const lmd_manifest *m) {
 }
 
 static int submit_common(const lmd_mspec *s, const char *dir, const char *man, int round,
-                         const size_t *sel, size_t n, const char *templates, int throttle,
-                         int cpt, int dry, const char *cmd) {
+                         const size_t *sel, size_t n, const char *templates, int throttle, int cpt,
+                         int dry, const char *cmd) {
     lmd_err err = {{0}};
     lmd_spec view = lmd_mspec_slurm_view(s);
     lmd_slurm_res res;
@@ -93,8 +93,8 @@ static int submit_common(const lmd_mspec *s, const char *dir, const char *man, i
     lmd_manifest m;
     build_manifest(&m, s, sel, n, cpt, round);
     printf("measurement study %s: %zu cell(s) in %d array task(s) (round %d), %d rank(s) x %d "
-           "thread(s) per task, output %s\n", s->name, n, m.n_tasks, round, res.ntasks,
-           res.cpus_per_task, dir);
+           "thread(s) per task, output %s\n",
+           s->name, n, m.n_tasks, round, res.ntasks, res.cpus_per_task, dir);
     if (dry) print_manifest(s, &m);
     int rc = 0;
     if (!dry) {
@@ -102,8 +102,10 @@ static int submit_common(const lmd_mspec *s, const char *dir, const char *man, i
         char logs[PATH_MAX + 32];
         snprintf(logs, sizeof logs, "%s/slurm/logs", dir);
         if (lmd_run_capture(probe, NULL, 1) != 0) {
-            fprintf(stderr, "lmdisp %s: sbatch is not available (install Slurm, or try "
-                    "slurm/local-cluster start for a one-node Slurm on this machine)\n", cmd);
+            fprintf(stderr,
+                    "lmdisp %s: sbatch is not available (install Slurm, or try "
+                    "slurm/local-cluster start for a one-node Slurm on this machine)\n",
+                    cmd);
             rc = 1;
         } else if (lmd_mkdirs(logs, &err) || (round == 0 && lmd_mstudy_save_spec(s, dir, &err)) ||
                    lmd_manifest_write(&m, man, &err)) {
@@ -117,8 +119,10 @@ static int submit_common(const lmd_mspec *s, const char *dir, const char *man, i
         fprintf(stderr, "lmdisp %s: %s\n", cmd, err.msg);
         rc = 1;
         if (!dry && n_sub == 0 && unlink(man) == 0)
-            fprintf(stderr, "lmdisp %s: nothing was submitted; %s removed, the same command can "
-                    "be retried\n", cmd, man);
+            fprintf(stderr,
+                    "lmdisp %s: nothing was submitted; %s removed, the same command can "
+                    "be retried\n",
+                    cmd, man);
     }
     if (!rc && !dry) printf("watch it with: lmdisp status %s\n", dir);
     if (!rc && dry) printf("dry run: nothing written, nothing submitted\n");
@@ -126,8 +130,8 @@ static int submit_common(const lmd_mspec *s, const char *dir, const char *man, i
     return rc;
 }
 
-int lmd_mstudy_submit(const char *spec_path, const char *out, const char *templates,
-                      int throttle, int cpt, int dry) {
+int lmd_mstudy_submit(const char *spec_path, const char *out, const char *templates, int throttle,
+                      int cpt, int dry) {
     lmd_mspec s;
     lmd_err err = {{0}};
     if (lmd_mspec_load(&s, spec_path, &err)) {
@@ -137,7 +141,8 @@ int lmd_mstudy_submit(const char *spec_path, const char *out, const char *templa
     char outbuf[PATH_MAX], dir[PATH_MAX], man[PATH_MAX + 16];
     snprintf(outbuf, sizeof outbuf, "results/%s", s.name);
     if (absolute(out ? out : outbuf, dir, sizeof dir) || !lmd_slurm_path_ok(dir)) {
-        fprintf(stderr, "lmdisp submit: --out %s: the study directory must be a path of letters, "
+        fprintf(stderr,
+                "lmdisp submit: --out %s: the study directory must be a path of letters, "
                 "digits and / . _ + , = @ ~ - (it appears unquoted in #SBATCH lines)\n",
                 out ? out : outbuf);
         lmd_mspec_free(&s);
@@ -146,13 +151,16 @@ int lmd_mstudy_submit(const char *spec_path, const char *out, const char *templa
     snprintf(man, sizeof man, "%s/manifest", dir);
     int rc;
     if (exists(man)) {
-        fprintf(stderr, "lmdisp submit: %s was already submitted (%s exists); use `lmdisp "
-                "resubmit %s` for the cells not measured, or another --out\n", dir, man, dir);
+        fprintf(stderr,
+                "lmdisp submit: %s was already submitted (%s exists); use `lmdisp "
+                "resubmit %s` for the cells not measured, or another --out\n",
+                dir, man, dir);
         rc = 2;
     } else {
         size_t *all = lmd_calloc(s.n_cells + 1, sizeof *all);
         for (size_t i = 0; i < s.n_cells; i++) all[i] = i;
-        rc = submit_common(&s, dir, man, 0, all, s.n_cells, templates, throttle, cpt, dry, "submit");
+        rc =
+            submit_common(&s, dir, man, 0, all, s.n_cells, templates, throttle, cpt, dry, "submit");
         free(all);
     }
     lmd_mspec_free(&s);
@@ -160,15 +168,15 @@ int lmd_mstudy_submit(const char *spec_path, const char *out, const char *templa
 }
 
 static int live_state(const char *st) {
-    static const char *const LIVE[] = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD",
+    static const char *const LIVE[] = {"PENDING",     "RUNNING",    "REQUEUED", "REQUEUE_HOLD",
                                        "CONFIGURING", "COMPLETING", "SUSPENDED"};
     for (size_t i = 0; i < sizeof LIVE / sizeof LIVE[0]; i++)
         if (!strcmp(st, LIVE[i])) return 1;
     return 0;
 }
 
-int lmd_mstudy_resubmit(const char *dir_arg, const char *templates, int throttle, int cpt,
-                        int dry, int force, int want_failed, int want_missing) {
+int lmd_mstudy_resubmit(const char *dir_arg, const char *templates, int throttle, int cpt, int dry,
+                        int force, int want_failed, int want_missing) {
     char dir[PATH_MAX], man[PATH_MAX + 16];
     if (absolute(dir_arg, dir, sizeof dir) || !lmd_slurm_path_ok(dir)) {
         fprintf(stderr, "lmdisp resubmit: %s: not a usable study directory path\n", dir_arg);
@@ -179,7 +187,8 @@ int lmd_mstudy_resubmit(const char *dir_arg, const char *templates, int throttle
     lmd_err err = {{0}};
     lmd_manifest m0;
     if (lmd_manifest_read(&m0, man, &err)) {
-        fprintf(stderr, "lmdisp resubmit: %s (was %s submitted with lmdisp submit?)\n", err.msg, dir);
+        fprintf(stderr, "lmdisp resubmit: %s (was %s submitted with lmdisp submit?)\n", err.msg,
+                dir);
         return 2;
     }
     if (lmd_mstudy_load_dir(&s, dir, &err)) {
@@ -199,15 +208,19 @@ int lmd_mstudy_resubmit(const char *dir_arg, const char *templates, int throttle
     for (size_t i = 0; i < n_st; i++) n_live += live_state(st[i].state);
     free(st);
     if (!rc && n_live && !force) {
-        fprintf(stderr, "lmdisp resubmit: %d task(s) of %s are still queued or running in Slurm "
-                "(see lmdisp status %s); wait, scancel them, or use --force\n", n_live, dir, dir);
+        fprintf(stderr,
+                "lmdisp resubmit: %d task(s) of %s are still queued or running in Slurm "
+                "(see lmdisp status %s); wait, scancel them, or use --force\n",
+                n_live, dir, dir);
         rc = 2;
     }
     size_t *sel = lmd_calloc(s.n_cells + 1, sizeof *sel), n = 0, n_done = 0;
     for (size_t i = 0; !rc && i < s.n_cells; i++) {
         const char *state = cell_state(dir, &s.cells[i]);
-        if (!strcmp(state, "measured")) n_done++;
-        else if (!strcmp(state, "failed") ? want_failed : want_missing) sel[n++] = i;
+        if (!strcmp(state, "measured"))
+            n_done++;
+        else if (!strcmp(state, "failed") ? want_failed : want_missing)
+            sel[n++] = i;
     }
     if (!rc && n == 0) {
         printf("lmdisp resubmit: nothing to resubmit in %s (%zu of %zu cells measured)\n", dir,
@@ -244,11 +257,13 @@ int lmd_mstudy_status(const char *dir, int json) {
     lmd_slurm_task_state *st = NULL;
     char source[32] = "";
     size_t n_st = lmd_slurm_query(dir, &st, source, sizeof source);
-    char (*task_state)[32] = lmd_calloc(s.n_cells + 1, sizeof *task_state);
+    char(*task_state)[32] = lmd_calloc(s.n_cells + 1, sizeof *task_state);
     for (int round = 0; round < 1000; round++) {
         char p[PATH_MAX + 64];
-        if (round == 0) snprintf(p, sizeof p, "%s/manifest", dir);
-        else snprintf(p, sizeof p, "%s/slurm/resubmit-%d.manifest", dir, round);
+        if (round == 0)
+            snprintf(p, sizeof p, "%s/manifest", dir);
+        else
+            snprintf(p, sizeof p, "%s/slurm/resubmit-%d.manifest", dir, round);
         lmd_manifest m;
         if (!exists(p)) {
             if (round > 0) break;

@@ -7,8 +7,8 @@
 
 #include "spec.h"
 
-#define LMD_VAL_BATCHES 8        /* validation batches behind each tracked validation loss */
-#define LMD_EXIT_INTERRUPTED 3   /* a signal stopped the run; checkpoints are saved */
+#define LMD_VAL_BATCHES 8      /* validation batches behind each tracked validation loss */
+#define LMD_EXIT_INTERRUPTED 3 /* a signal stopped the run; checkpoints are saved */
 
 /* Runs the cells spec->cells[subset[0..n_subset)] under output directory out, collectively
  * over MPI_COMM_WORLD. Returns 0 when every cell ended (done, diverged or failed — *any_failed

@@ -7,10 +7,10 @@
 #include <stdint.h>
 
 typedef struct {
-    uint32_t h[8];       /* chaining state */
-    uint64_t n_bytes;    /* total message length so far */
-    uint8_t block[64];   /* pending partial block */
-    size_t fill;         /* bytes used in block */
+    uint32_t h[8];     /* chaining state */
+    uint64_t n_bytes;  /* total message length so far */
+    uint8_t block[64]; /* pending partial block */
+    size_t fill;       /* bytes used in block */
 } lmd_sha256;
 
 void lmd_sha256_init(lmd_sha256 *s);

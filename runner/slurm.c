@@ -1,7 +1,6 @@
 #include "slurm.h"
 #include "spec_kd.h"
 
-
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,8 +22,8 @@ extern const char lmd_tmpl_aggregate[];
 
 /* ------------------------------------------------------------------ manifest */
 
-static void manifest_build_one(lmd_manifest *m, const lmd_spec *s, const size_t *subset,
-                               size_t n, int cells_per_task, int round);
+static void manifest_build_one(lmd_manifest *m, const lmd_spec *s, const size_t *subset, size_t n,
+                               int cells_per_task, int round);
 
 /* Distillation levels (spec_kd.h) get tasks of their own, level 0 first: `submit` chains the
  * arrays of consecutive levels with afterok. Without teacher cells: one level, as before. */
@@ -58,8 +57,8 @@ void lmd_manifest_build(lmd_manifest *m, const lmd_spec *s, const size_t *subset
     free(lv);
 }
 
-static void manifest_build_one(lmd_manifest *m, const lmd_spec *s, const size_t *subset,
-                               size_t n, int cells_per_task, int round) {
+static void manifest_build_one(lmd_manifest *m, const lmd_spec *s, const size_t *subset, size_t n,
+                               int cells_per_task, int round) {
     memset(m, 0, sizeof *m);
     snprintf(m->spec_sha256, sizeof m->spec_sha256, "%s", s->sha256);
     m->round = round;
@@ -118,13 +117,14 @@ int lmd_manifest_write(const lmd_manifest *m, const char *path, lmd_err *err) {
         return lmd_errf(err, "%s already exists (a manifest is written once)", path);
     size_t cap = 512 + m->n * (LMD_CELL_ID_LEN + 48), len = 0;
     char *text = lmd_calloc(cap, 1);
-    len += (size_t)snprintf(text + len, cap - len,
-                            "# lmdisp manifest v1: array task -> cells; written once, read by every task\n"
-                            "# spec_sha256 %s\n# round %d\n# tasks %d\n# cells %zu\ntask\tindex\tid\n",
-                            m->spec_sha256, m->round, m->n_tasks, m->n);
+    len += (size_t)snprintf(
+        text + len, cap - len,
+        "# lmdisp manifest v1: array task -> cells; written once, read by every task\n"
+        "# spec_sha256 %s\n# round %d\n# tasks %d\n# cells %zu\ntask\tindex\tid\n",
+        m->spec_sha256, m->round, m->n_tasks, m->n);
     for (size_t i = 0; i < m->n && len < cap; i++)
-        len += (size_t)snprintf(text + len, cap - len, "%d\t%zu\t%s\n", m->e[i].task,
-                                m->e[i].index, m->e[i].id);
+        len += (size_t)snprintf(text + len, cap - len, "%d\t%zu\t%s\n", m->e[i].task, m->e[i].index,
+                                m->e[i].id);
     int rc = len < cap ? lmd_file_write_atomic(path, text, len, err)
                        : lmd_errf(err, "%s: manifest text larger than expected", path);
     free(text);
@@ -171,8 +171,8 @@ int lmd_manifest_read(lmd_manifest *m, const char *path, lmd_err *err) {
         lmd_manifest_entry e;
         memset(&e, 0, sizeof e);
         char id[200];
-        if (sscanf(line, "%d\t%zu\t%199s", &e.task, &e.index, id) != 3 || strlen(id) >= sizeof e.id ||
-            e.task < 0) {
+        if (sscanf(line, "%d\t%zu\t%199s", &e.task, &e.index, id) != 3 ||
+            strlen(id) >= sizeof e.id || e.task < 0) {
             rc = lmd_errf(err, "%s:%zu: expected 'task<TAB>index<TAB>id'", path, lineno);
             break;
         }
@@ -206,8 +206,9 @@ long lmd_manifest_task_cells(const lmd_manifest *m, const lmd_spec *s, int task,
                              lmd_err *err) {
     *out = NULL;
     if (strcmp(m->spec_sha256, s->sha256) != 0)
-        return lmd_errf(err, "the study's spec.yaml (sha256 %.12s) is not the one the manifest was "
-                             "written from (%.12s): the spec changed after submission",
+        return lmd_errf(err,
+                        "the study's spec.yaml (sha256 %.12s) is not the one the manifest was "
+                        "written from (%.12s): the spec changed after submission",
                         s->sha256, m->spec_sha256);
     if (task < 0 || task >= m->n_tasks)
         return lmd_errf(err, "array task %d out of range: the manifest has tasks 0..%d", task,
@@ -241,25 +242,33 @@ static const struct {
     vkind kind;
     const char *sbatch; /* the sbatch option it becomes, NULL if lmdisp uses it itself */
 } KEYS[] = {
-    {"job_name", V_NAME, NULL},      {"partition", V_WORD, "partition"},
-    {"account", V_WORD, "account"},  {"qos", V_WORD, "qos"},
-    {"time", V_TIME, "time"},        {"nodes", V_NODES, "nodes"},
-    {"ntasks", V_INT, NULL},         {"cpus_per_task", V_INT, NULL},
-    {"mem", V_MEM, "mem"},           {"mem_per_cpu", V_MEM, "mem-per-cpu"},
-    {"gres", V_WORD, "gres"},        {"constraint", V_WORD, "constraint"},
+    {"job_name", V_NAME, NULL},
+    {"partition", V_WORD, "partition"},
+    {"account", V_WORD, "account"},
+    {"qos", V_WORD, "qos"},
+    {"time", V_TIME, "time"},
+    {"nodes", V_NODES, "nodes"},
+    {"ntasks", V_INT, NULL},
+    {"cpus_per_task", V_INT, NULL},
+    {"mem", V_MEM, "mem"},
+    {"mem_per_cpu", V_MEM, "mem-per-cpu"},
+    {"gres", V_WORD, "gres"},
+    {"constraint", V_WORD, "constraint"},
     {"reservation", V_WORD, "reservation"},
-    {"modules", V_MODULES, NULL},    {"extra_sbatch", V_EXTRA, NULL},
-    {"max_requeues", V_INT, NULL},   {"signal_grace", V_INT, NULL},
+    {"modules", V_MODULES, NULL},
+    {"extra_sbatch", V_EXTRA, NULL},
+    {"max_requeues", V_INT, NULL},
+    {"signal_grace", V_INT, NULL},
     {"throttle", V_INT, NULL},
     {"aggregate_time", V_TIME, NULL},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
 /* options lmdisp submit sets itself; `extra` may not override them */
-static const char *const OWN_OPTS[] = {"array",     "output",    "error",  "requeue",
-                                       "no-requeue", "open-mode", "signal", "dependency",
-                                       "job-name",  "ntasks",    "cpus-per-task", "wrap",
-                                       "chdir",     "export",    "parsable"};
+static const char *const OWN_OPTS[] = {"array",      "output",    "error",         "requeue",
+                                       "no-requeue", "open-mode", "signal",        "dependency",
+                                       "job-name",   "ntasks",    "cpus-per-task", "wrap",
+                                       "chdir",      "export",    "parsable"};
 
 static int all_in(const char *s, const char *allowed_punct) {
     if (!*s) return 0;
@@ -278,8 +287,10 @@ int lmd_shell_quote(char *buf, size_t cap, const char *w) {
         const char *piece = *w == '\'' ? "'\\''" : NULL;
         size_t len = piece ? 4 : 1;
         if (n + len + 2 >= cap) return -1;
-        if (piece) memcpy(buf + n, piece, 4);
-        else buf[n] = *w;
+        if (piece)
+            memcpy(buf + n, piece, 4);
+        else
+            buf[n] = *w;
         n += len;
     }
     buf[n++] = '\'';
@@ -307,8 +318,8 @@ static void kverr(char *msgs, size_t cap, int *n, const lmd_spec *s, const lmd_s
     va_start(ap, fmt);
     vsnprintf(m, sizeof m, fmt, ap);
     va_end(ap);
-    addf(msgs, cap, "%s%s:%d:%d: key 'slurm.%s': %s", *n ? "\n" : "", s->path, kv->line,
-         kv->column, kv->key, m);
+    addf(msgs, cap, "%s%s:%d:%d: key 'slurm.%s': %s", *n ? "\n" : "", s->path, kv->line, kv->column,
+         kv->key, m);
     (*n)++;
 }
 
@@ -317,10 +328,14 @@ static const char *shown(const char *v, char *buf, size_t n) {
     size_t o = 0;
     for (; *v && o + 5 < n && o < 60; v++) {
         unsigned char ch = (unsigned char)*v;
-        if (ch == '\n') o += (size_t)snprintf(buf + o, n - o, "\\n");
-        else if (ch == '\t') o += (size_t)snprintf(buf + o, n - o, "\\t");
-        else if (ch < 32 || ch == 127) o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
-        else buf[o++] = (char)ch;
+        if (ch == '\n')
+            o += (size_t)snprintf(buf + o, n - o, "\\n");
+        else if (ch == '\t')
+            o += (size_t)snprintf(buf + o, n - o, "\\t");
+        else if (ch < 32 || ch == 127)
+            o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
+        else
+            buf[o++] = (char)ch;
     }
     buf[o] = '\0';
     if (*v && o + 4 < n) memcpy(buf + o, "...", 4);
@@ -352,8 +367,7 @@ static int check_value(vkind k, const char *v, long *num, const char **why) {
         *num = strtol(v, NULL, 10);
         return 1;
     }
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -383,7 +397,8 @@ int lmd_slurm_resources(const lmd_spec *s, lmd_slurm_res *r, lmd_err *err) {
                 continue;
             }
             char known[512] = "";
-            for (size_t j = 0; j < N_KEYS; j++) addf(known, sizeof known, "%s%s", j ? ", " : "", KEYS[j].key);
+            for (size_t j = 0; j < N_KEYS; j++)
+                addf(known, sizeof known, "%s%s", j ? ", " : "", KEYS[j].key);
             kverr(msgs, sizeof msgs, &nerr, s, kv, "unknown key (known: %s)", known);
             continue;
         }
@@ -445,7 +460,8 @@ int lmd_slurm_resources(const lmd_spec *s, lmd_slurm_res *r, lmd_err *err) {
         long num = 0;
         const char *why = "";
         if (!check_value(vk, kv->value, &num, &why)) {
-            kverr(msgs, sizeof msgs, &nerr, s, kv, "'%s': %s", shown(kv->value, sb, sizeof sb), why);
+            kverr(msgs, sizeof msgs, &nerr, s, kv, "'%s': %s", shown(kv->value, sb, sizeof sb),
+                  why);
             continue;
         }
         const char *key = kv->key;
@@ -510,7 +526,8 @@ char *lmd_slurm_template(const char *templates_dir, const char *name, lmd_err *e
     if (lmd_path(path, sizeof path, err, "%s/%s.sbatch.in", templates_dir, name)) return NULL;
     char *t = NULL;
     int rc = lmd_file_read(path, (size_t)1 << 20, &t, NULL, err);
-    if (rc == LMD_FILE_MISSING) lmd_errf(err, "cannot open template %s: %s", path, strerror(ENOENT));
+    if (rc == LMD_FILE_MISSING)
+        lmd_errf(err, "cannot open template %s: %s", path, strerror(ENOENT));
     if (rc) {
         lmd_err_prefix(err, "cannot read a job template (up to 1 MiB)");
         return NULL;
@@ -604,13 +621,16 @@ int lmd_run_capture(char *const argv[], char **out, int quiet) {
     buf[n] = '\0';
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status)
+                               : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     if (rc == 127) {
         free(buf);
         return -1;
     }
-    if (out) *out = buf;
-    else free(buf);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
     return rc;
 }
 
@@ -708,8 +728,7 @@ static void set_state(lmd_slurm_task_state *st, size_t n_st, const lmd_slurm_job
     }
 }
 
-size_t lmd_slurm_query(const char *dir, lmd_slurm_task_state **out, char *source,
-                       size_t n_source) {
+size_t lmd_slurm_query(const char *dir, lmd_slurm_task_state **out, char *source, size_t n_source) {
     *out = NULL;
     if (source && n_source) source[0] = '\0';
     lmd_slurm_job *jobs;
@@ -733,10 +752,12 @@ size_t lmd_slurm_query(const char *dir, lmd_slurm_task_state **out, char *source
             }
     char ids[8192] = "";
     for (size_t j = 0; j < n_jobs; j++)
-        if (!strcmp(jobs[j].kind, "array")) addf(ids, sizeof ids, "%s%s", ids[0] ? "," : "", jobs[j].job_id);
+        if (!strcmp(jobs[j].kind, "array"))
+            addf(ids, sizeof ids, "%s%s", ids[0] ? "," : "", jobs[j].job_id);
     int answered = 0;
     /* finished tasks: sacct (needs accounting; silently absent otherwise) */
-    char *argv_sacct[] = {"sacct", "-n", "-P", "-X", "-j", ids, "--format=JobID,State,Reason", NULL};
+    char *argv_sacct[] = {"sacct", "-n", "-P", "-X", "-j", ids, "--format=JobID,State,Reason",
+                          NULL};
     char *txt = NULL;
     int have_sacct = 0;
     /* sacct exits 0 and says so on stderr when accounting is disabled: look at both */

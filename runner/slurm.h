@@ -21,9 +21,9 @@
 
 /* ---- the manifest ---- */
 typedef struct {
-    int task;        /* array task index, 0-based, global over the pieces of a round */
-    size_t index;    /* grid index of the cell in the frozen spec */
-    char id[160];    /* the cell id (checked against the spec when a task starts) */
+    int task;     /* array task index, 0-based, global over the pieces of a round */
+    size_t index; /* grid index of the cell in the frozen spec */
+    char id[160]; /* the cell id (checked against the spec when a task starts) */
 } lmd_manifest_entry;
 
 typedef struct {
@@ -50,16 +50,17 @@ long lmd_manifest_task_cells(const lmd_manifest *m, const lmd_spec *s, int task,
 
 /* ---- the slurm: section ---- */
 typedef struct {
-    char sbatch[8192];   /* "#SBATCH --key=value\n" lines for resources (not time, array, output, ...) */
-    char setup[4096];    /* "module load 'x'\n" lines */
+    char sbatch
+        [8192]; /* "#SBATCH --key=value\n" lines for resources (not time, array, output, ...) */
+    char setup[4096]; /* "module load 'x'\n" lines */
     char job_name[96];
-    int ntasks;          /* ranks per array task (mpirun -np); default ranks_per_model */
-    int cpus_per_task;   /* default threads_per_rank */
-    int max_requeue;     /* slurm.max_requeues: requeues of one task after an interruption (3) */
-    int grace;           /* slurm.signal_grace: seconds from the warning signal to the time
+    int ntasks;        /* ranks per array task (mpirun -np); default ranks_per_model */
+    int cpus_per_task; /* default threads_per_rank */
+    int max_requeue;   /* slurm.max_requeues: requeues of one task after an interruption (3) */
+    int grace;         /* slurm.signal_grace: seconds from the warning signal to the time
                           * limit (120) */
-    int throttle;        /* slurm.throttle: default of --throttle (0 = none) */
-    char time[32];       /* slurm.time ("" = the partition's default) */
+    int throttle;      /* slurm.throttle: default of --throttle (0 = none) */
+    char time[32];     /* slurm.time ("" = the partition's default) */
     char aggregate_time[32]; /* time limit of the aggregation job ("" = same as the array) */
 } lmd_slurm_res;
 
@@ -102,9 +103,9 @@ int lmd_slurm_max_array_size(void);
 /* ---- job table ---- */
 typedef struct {
     int round;
-    char kind[16];      /* "array" or "aggregate" */
-    char job_id[32];    /* digits */
-    int first_task;     /* array: manifest task of SLURM_ARRAY_TASK_ID 0 */
+    char kind[16];   /* "array" or "aggregate" */
+    char job_id[32]; /* digits */
+    int first_task;  /* array: manifest task of SLURM_ARRAY_TASK_ID 0 */
     int n_tasks;
 } lmd_slurm_job;
 
@@ -115,7 +116,7 @@ int lmd_slurm_jobs_append(const char *dir, const lmd_slurm_job *j, lmd_err *err)
  * squeue call (live jobs) and one sacct call (finished jobs, when accounting works). */
 typedef struct {
     int round, task;
-    char state[32];     /* PENDING, RUNNING, COMPLETED, TIMEOUT, OUT_OF_MEMORY, ... or "" */
+    char state[32]; /* PENDING, RUNNING, COMPLETED, TIMEOUT, OUT_OF_MEMORY, ... or "" */
     char reason[64];
 } lmd_slurm_task_state;
 

@@ -91,8 +91,8 @@ typedef enum { YN_SCALAR, YN_SEQ, YN_MAP } yn_kind;
 
 typedef struct ynode {
     yn_kind kind;
-    char *val;  /* scalar text */
-    int plain;  /* scalar was unquoted (numbers and booleans must be) */
+    char *val; /* scalar text */
+    int plain; /* scalar was unquoted (numbers and booleans must be) */
     int line, col;
     struct ynode **kids; /* seq: items; map: key, value, key, value, ... */
     size_t n, cap;
@@ -164,7 +164,8 @@ static ynode *build_tree(pctx *c, const char *text, size_t len) {
     while (!done) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) {
-            ynode at = {.line = (int)p.problem_mark.line + 1, .col = (int)p.problem_mark.column + 1};
+            ynode at = {.line = (int)p.problem_mark.line + 1,
+                        .col = (int)p.problem_mark.column + 1};
             perr(c, &at, NULL, "YAML syntax error: %s%s%s", p.problem ? p.problem : "unknown",
                  p.context ? " " : "", p.context ? p.context : "");
             break;
@@ -173,9 +174,7 @@ static ynode *build_tree(pctx *c, const char *text, size_t len) {
         const unsigned char *anchor = NULL;
         ynode *node = NULL;
         switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = 1;
-            break;
+        case YAML_STREAM_END_EVENT: done = 1; break;
         case YAML_DOCUMENT_START_EVENT:
             if (++n_docs > 1) {
                 perr(c, &at, NULL, "a spec is one YAML document; found a second one ('---')");
@@ -204,11 +203,8 @@ static ynode *build_tree(pctx *c, const char *text, size_t len) {
             node->kind = ev.type == YAML_SEQUENCE_START_EVENT ? YN_SEQ : YN_MAP;
             break;
         case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            depth--;
-            break;
-        default:
-            break;
+        case YAML_MAPPING_END_EVENT: depth--; break;
+        default: break;
         }
         if (anchor) {
             perr(c, &at, NULL,
@@ -266,6 +262,7 @@ static ynode *build_tree(pctx *c, const char *text, size_t len) {
 
 typedef enum { ST_INT, ST_NUM, ST_STR, ST_BOOL, ST_ENUM } st_type;
 
+/* clang-format off */
 enum {
     S_SEED,
     S_DATA_SOURCE, S_DATA_PATH, S_DATA_TOKENIZER, S_DATA_VOCAB, S_DATA_SYN_SEED, S_DATA_SYN_TOKENS, S_DATA_VALF,
@@ -278,11 +275,12 @@ enum {
     S_RANKS, S_THREADS,
     N_SETTINGS
 };
+/* clang-format on */
 
 static const char *const SOURCES[] = {"synthetic", "text", "shards", NULL};
 static const char *const SCHEDULES[] = {"cosine", NULL};
-static const char *const VARIANTS[] = {"off", "angular_spread", "decorrelation", "l2_repel",
-                                       "orthogonalization", NULL};
+static const char *const VARIANTS[] = {"off",      "angular_spread",    "decorrelation",
+                                       "l2_repel", "orthogonalization", NULL};
 static const char *const LOCATIONS[] = {"all", "last", NULL};
 
 #define I64MAX 9223372036854775807LL
@@ -290,13 +288,13 @@ typedef struct {
     const char *name;  /* dotted name; top-level settings have no dot */
     const char *alias; /* a second plain name usable in grid:, or NULL */
     st_type type;
-    int64_t ilo, ihi;  /* ST_INT range, inclusive */
-    double dlo, dhi;   /* ST_NUM range; lower bound exclusive when lo_open */
+    int64_t ilo, ihi; /* ST_INT range, inclusive */
+    double dlo, dhi;  /* ST_NUM range; lower bound exclusive when lo_open */
     int lo_open;
     const char *const *choices; /* ST_ENUM */
     int gridable;
-    double def;        /* default of ST_INT/ST_NUM/ST_BOOL (index for ST_ENUM) */
-    int has_def;       /* 0: required or resolved from other settings */
+    double def;  /* default of ST_INT/ST_NUM/ST_BOOL (index for ST_ENUM) */
+    int has_def; /* 0: required or resolved from other settings */
 } sdef;
 
 static const sdef DEFS[N_SETTINGS] = {
@@ -306,8 +304,8 @@ static const sdef DEFS[N_SETTINGS] = {
     [S_DATA_TOKENIZER] = {"data.tokenizer", NULL, ST_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
     [S_DATA_VOCAB] = {"data.vocab", NULL, ST_INT, 2, 1 << 24, 0, 0, 0, NULL, 1, 0, 0},
     [S_DATA_SYN_SEED] = {"data.synthetic_seed", NULL, ST_INT, 0, I64MAX, 0, 0, 0, NULL, 1, 0, 0},
-    [S_DATA_SYN_TOKENS] = {"data.synthetic_tokens", NULL, ST_INT, 2, 4000000000LL, 0, 0, 0,
-                           NULL, 1, 0, 0},
+    [S_DATA_SYN_TOKENS] = {"data.synthetic_tokens", NULL, ST_INT, 2, 4000000000LL, 0, 0, 0, NULL, 1,
+                           0, 0},
     [S_DATA_VALF] = {"data.val_fraction", NULL, ST_NUM, 0, 0, 0.0, 0.9, 0, NULL, 1, 0.1, 1},
     [S_N_LAYER] = {"model.n_layer", NULL, ST_INT, 1, 1024, 0, 0, 0, NULL, 1, 4, 1},
     [S_N_EMBD] = {"model.n_embd", NULL, ST_INT, 1, 65536, 0, 0, 0, NULL, 1, 128, 1},
@@ -339,17 +337,14 @@ static const sdef DEFS[N_SETTINGS] = {
     [S_LOCATION] = {"dispersion.location", NULL, ST_ENUM, 0, 0, 0, 0, 0, LOCATIONS, 1, 0, 1},
     [S_TAU_COS] = {"dispersion.tau_cos", NULL, ST_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
     [S_TAU_L2] = {"dispersion.tau_l2", NULL, ST_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
-    [S_MAX_TOKENS] = {"dispersion.max_tokens", NULL, ST_INT, 2, 1 << 20, 0, 0, 0, NULL, 1, 256,
-                      1},
+    [S_MAX_TOKENS] = {"dispersion.max_tokens", NULL, ST_INT, 2, 1 << 20, 0, 0, 0, NULL, 1, 256, 1},
     /* The tracking schedule knobs and hist_bins are fixed per study: a study file has one
      * /tracking/step axis and one histogram width. */
-    [S_LOG_POINTS] = {"tracking.log_points", NULL, ST_INT, 2, LMD_SPEC_MAX_TRACK, 0, 0, 0, NULL,
-                      0, 0, 0},
+    [S_LOG_POINTS] = {"tracking.log_points", NULL, ST_INT, 2, LMD_SPEC_MAX_TRACK, 0, 0, 0, NULL, 0,
+                      0, 0},
     [S_EVERY] = {"tracking.every", NULL, ST_INT, 1, I64MAX, 0, 0, 0, NULL, 0, 0, 0},
-    [S_EVAL_SEQS] = {"tracking.eval_sequences", NULL, ST_INT, 1, 1000000, 0, 0, 0, NULL, 1, 16,
-                     1},
-    [S_EVAL_SEQ_LEN] = {"tracking.eval_seq_len", NULL, ST_INT, 2, 1 << 20, 0, 0, 0, NULL, 1, 0,
-                        0},
+    [S_EVAL_SEQS] = {"tracking.eval_sequences", NULL, ST_INT, 1, 1000000, 0, 0, 0, NULL, 1, 16, 1},
+    [S_EVAL_SEQ_LEN] = {"tracking.eval_seq_len", NULL, ST_INT, 2, 1 << 20, 0, 0, 0, NULL, 1, 0, 0},
     [S_HIST_BINS] = {"tracking.hist_bins", NULL, ST_INT, 2, 100000, 0, 0, 0, NULL, 0, 128, 1},
     [S_SAVE_CK] = {"tracking.save_checkpoints", NULL, ST_BOOL, 0, 0, 0, 0, 0, NULL, 0, 0, 1},
     [S_RANKS] = {"resources.ranks_per_model", NULL, ST_INT, 1, 65536, 0, 0, 0, NULL, 0, 1, 1},
@@ -359,8 +354,8 @@ static const sdef DEFS[N_SETTINGS] = {
 /* A parsed value; src is the YAML node it came from (NULL for a default). */
 typedef struct {
     int set;
-    int64_t i; /* ST_INT, ST_BOOL, ST_ENUM (index into choices) */
-    double d;  /* ST_NUM */
+    int64_t i;     /* ST_INT, ST_BOOL, ST_ENUM (index into choices) */
+    double d;      /* ST_NUM */
     const char *s; /* ST_STR, ST_ENUM (the choice); points into the tree */
     const ynode *src;
 } sval;
@@ -477,8 +472,10 @@ static int parse_value(pctx *c, int si, const char *key, const ynode *n, sval *o
         }
         /* strtod flags underflow with ERANGE (result 0 or subnormal): 1e-400 is not 0 */
         if ((errno == ERANGE || (y != 0 && !isnormal(y)))) {
-            perr(c, n, key, "value %s is too small: it underflows to %g (the smallest normal "
-                 "double is %g); write 0 if you mean 0", v, y, DBL_MIN);
+            perr(c, n, key,
+                 "value %s is too small: it underflows to %g (the smallest normal "
+                 "double is %g); write 0 if you mean 0",
+                 v, y, DBL_MIN);
             return -1;
         }
         if (y == 0) y = 0.0; /* -0.0 and 0.0 are one setting: one value, one cell id */
@@ -554,17 +551,17 @@ typedef struct {
     const char *name;
     const ynode *name_node;
     track_mode track;
-    const ynode *track_node;   /* the checkpoints: value */
-    const ynode *track_list;   /* TRACK_LIST: the sequence */
-    int track_explicit;        /* checkpoints: was given */
+    const ynode *track_node; /* the checkpoints: value */
+    const ynode *track_list; /* TRACK_LIST: the sequence */
+    int track_explicit;      /* checkpoints: was given */
     paxis *axes;
     int n_axes;
-    int axis_of[N_SETTINGS];   /* axis index varying each setting, -1 if fixed */
+    int axis_of[N_SETTINGS];          /* axis index varying each setting, -1 if fixed */
     const char *axis_key[N_SETTINGS]; /* the grid:/zip: key that varies it */
     int axis_line[N_SETTINGS];
     const ynode *grid_node;
     const ynode *slurm_node;
-    lmd_teacher_ref kd_ref;    /* distill.teacher: {cell: ...} or {id: ...} (spec_kd.h) */
+    lmd_teacher_ref kd_ref;       /* distill.teacher: {cell: ...} or {id: ...} (spec_kd.h) */
     const ynode *eval_tasks_node; /* tracking.eval_tasks: the sequence (mceval.h) */
 } spec_doc;
 
@@ -586,7 +583,8 @@ static void parse_teacher_ref(spec_doc *doc, const ynode *v) {
     r->line = v->line, r->col = v->col;
     const ynode *k = v->n == 2 ? v->kids[0] : NULL, *val = v->n == 2 ? v->kids[1] : NULL;
     if (!k || (strcmp(k->val, "cell") && strcmp(k->val, "id"))) {
-        perr(c, k ? k : v, key, "expected a model (a string), {cell: {SETTING: VALUE, ...}} or "
+        perr(c, k ? k : v, key,
+             "expected a model (a string), {cell: {SETTING: VALUE, ...}} or "
              "{id: CELL-ID}");
         return;
     }
@@ -599,8 +597,10 @@ static void parse_teacher_ref(spec_doc *doc, const ynode *v) {
         return;
     }
     if (val->kind != YN_MAP || val->n == 0) {
-        perr(c, val, "distill.teacher.cell", "expected a mapping of settings to values, e.g. "
-             "{mlp_dim: 512, dispersion: off}, got %s", kind_name(val));
+        perr(c, val, "distill.teacher.cell",
+             "expected a mapping of settings to values, e.g. "
+             "{mlp_dim: 512, dispersion: off}, got %s",
+             kind_name(val));
         return;
     }
     r->kind = 1;
@@ -613,8 +613,10 @@ static void parse_teacher_ref(spec_doc *doc, const ynode *v) {
         /* settings that appear as such in lmd_cell_settings() */
         if (d->type == ST_STR || d->type == ST_BOOL || si == S_TOKENS || si == S_KD_ALPHA ||
             si == S_KD_TEMP || si == S_EVAL_SEQS || si == S_EVAL_SEQ_LEN) {
-            perr(c, kk, "distill.teacher.cell", "'%s' cannot select a teacher cell (use model, "
-                 "train, dispersion or data settings, seed, or {id: CELL-ID})", d->name);
+            perr(c, kk, "distill.teacher.cell",
+                 "'%s' cannot select a teacher cell (use model, "
+                 "train, dispersion or data settings, seed, or {id: CELL-ID})",
+                 d->name);
             continue;
         }
         sval tmp;
@@ -703,11 +705,14 @@ static void parse_section(spec_doc *doc, const char *section, const ynode *map) 
             continue;
         }
         if (!strcmp(section, "tracking") && !strcmp(k->val, "eval_tasks")) {
-            if (doc->eval_tasks_node) perr(c, k, dotted, "duplicate key");
+            if (doc->eval_tasks_node)
+                perr(c, k, dotted, "duplicate key");
             else if (v->kind != YN_SEQ || v->n == 0)
-                perr(c, v, dotted, "expected a non-empty list of task files (JSON Lines of "
+                perr(c, v, dotted,
+                     "expected a non-empty list of task files (JSON Lines of "
                      "{context, choices, gold})");
-            else doc->eval_tasks_node = v;
+            else
+                doc->eval_tasks_node = v;
             continue;
         }
         int si = find_dotted(dotted);
@@ -833,8 +838,7 @@ static void parse_grid(spec_doc *doc, const ynode *g) {
     pctx *c = doc->c;
     doc->grid_node = g;
     if (g->kind != YN_MAP) {
-        perr(c, g, "grid", "expected a mapping of setting -> list of values, got %s",
-             kind_name(g));
+        perr(c, g, "grid", "expected a mapping of setting -> list of values, got %s", kind_name(g));
         return;
     }
     for (size_t i = 0; i + 1 < g->n; i += 2) {
@@ -858,8 +862,10 @@ static void parse_grid(spec_doc *doc, const ynode *g) {
 static void parse_zip(spec_doc *doc, const ynode *z) {
     pctx *c = doc->c;
     if (z->kind != YN_SEQ) {
-        perr(c, z, "zip", "expected a list of mappings (groups of axes that advance together), "
-             "got %s", kind_name(z));
+        perr(c, z, "zip",
+             "expected a list of mappings (groups of axes that advance together), "
+             "got %s",
+             kind_name(z));
         return;
     }
     for (size_t g = 0; g < z->n; g++) {
@@ -974,9 +980,9 @@ static int valid_name(const char *s) {
     return 1;
 }
 
-static const char *const TOP_KEYS[] = {"name",     "seed", "data",      "model", "train",
-                                       "dispersion", "tracking", "grid", "zip", "resources",
-                                       "slurm", "distill"};
+static const char *const TOP_KEYS[] = {"name",  "seed",       "data",     "model",
+                                       "train", "dispersion", "tracking", "grid",
+                                       "zip",   "resources",  "slurm",    "distill"};
 #define N_TOP_KEYS ((int)(sizeof TOP_KEYS / sizeof TOP_KEYS[0]))
 
 static void parse_document(spec_doc *doc, const ynode *root, lmd_spec *out) {
@@ -986,8 +992,10 @@ static void parse_document(spec_doc *doc, const ynode *root, lmd_spec *out) {
         return;
     }
     if (root->kind != YN_MAP) {
-        perr(c, root, NULL, "a spec is a mapping of sections (name, data, model, train, grid, "
-             "...), got %s", kind_name(root));
+        perr(c, root, NULL,
+             "a spec is a mapping of sections (name, data, model, train, grid, "
+             "...), got %s",
+             kind_name(root));
         return;
     }
     int seen[N_TOP_KEYS] = {0};
@@ -1015,8 +1023,10 @@ static void parse_document(spec_doc *doc, const ynode *root, lmd_spec *out) {
                      v->val);
             } else if (!strcmp(v->val, ".") || !strcmp(v->val, "..")) {
                 /* results/<name> would be results/ itself or the current directory */
-                perr(c, v, "name", "'%s' must be a directory name, not '.' or '..' (the default "
-                     "output directory is results/<name>)", v->val);
+                perr(c, v, "name",
+                     "'%s' must be a directory name, not '.' or '..' (the default "
+                     "output directory is results/<name>)",
+                     v->val);
             } else {
                 doc->name = v->val;
                 doc->name_node = v;
@@ -1079,8 +1089,9 @@ int lmd_track_log_points(int64_t steps, int points, int64_t first, int64_t **out
         /* geometric target first * (steps/first)^(i/(k-1)); nudged up to stay distinct and
          * down to leave room for the remaining points, so exactly `points` distinct steps
          * come out */
-        double t = k == 1 ? (double)steps
-                          : (double)first * exp(log((double)steps / (double)first) * i / (double)(k - 1));
+        double t =
+            k == 1 ? (double)steps
+                   : (double)first * exp(log((double)steps / (double)first) * i / (double)(k - 1));
         int64_t s = (int64_t)llround(t);
         if (s <= prev) s = prev + 1;
         if (s > steps - (k - 1 - i)) s = steps - (k - 1 - i);
@@ -1221,9 +1232,9 @@ typedef struct {
     const char *base_dir;
     char *checked_path; /* last data path found to exist (cells mostly share one) */
     int checked_source;
-    char *checked_tok;  /* last tokenizer loaded, and its number of ids */
+    char *checked_tok; /* last tokenizer loaded, and its number of ids */
     int checked_tok_vocab;
-    char *checked_model[2];   /* last train.init / distill.teacher model probed (as written) */
+    char *checked_model[2]; /* last train.init / distill.teacher model probed (as written) */
     char *checked_model_res[2];
     gpt_config checked_model_cfg[2];
     size_t total_track;
@@ -1266,12 +1277,12 @@ static int probe_model(expand_ctx *x, int which, const char *spec, char *res, si
     return 0;
 }
 
-#define CERR(si, ...)                                                                        \
-    do {                                                                                     \
-        char _m[1200];                                                                       \
-        snprintf(_m, sizeof _m, __VA_ARGS__);                                                \
-        perr(c, where(doc, v, si), DEFS[si].name, "%s%s", _m, point);                        \
-        return -1;                                                                           \
+#define CERR(si, ...)                                                                              \
+    do {                                                                                           \
+        char _m[1200];                                                                             \
+        snprintf(_m, sizeof _m, __VA_ARGS__);                                                      \
+        perr(c, where(doc, v, si), DEFS[si].name, "%s%s", _m, point);                              \
+        return -1;                                                                                 \
     } while (0)
 
 /* Resolves the values v of one grid point into *cell and validates what can only be checked
@@ -1291,7 +1302,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     if (d->source == LMD_DATA_SYNTHETIC) {
         if (v[S_DATA_PATH].set)
             CERR(S_DATA_PATH, "path is only used with source text or shards (source is "
-                 "synthetic)");
+                              "synthetic)");
         if (v[S_DATA_TOKENIZER].set)
             CERR(S_DATA_TOKENIZER, "only used with source text (source is synthetic)");
         d->synthetic_seed = v[S_DATA_SYN_SEED].set ? (uint64_t)v[S_DATA_SYN_SEED].i : sd.seed;
@@ -1309,8 +1320,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
             CERR(S_DATA_SOURCE, "source %s needs data.path (relative to the spec's directory)",
                  SOURCES[d->source]);
         if (v[S_DATA_TOKENIZER].set && d->source != LMD_DATA_TEXT)
-            CERR(S_DATA_TOKENIZER, "only used with source text (source is %s)",
-                 SOURCES[d->source]);
+            CERR(S_DATA_TOKENIZER, "only used with source text (source is %s)", SOURCES[d->source]);
         if (d->source == LMD_DATA_TEXT && v[S_DATA_TOKENIZER].set) {
             d->tokenizer = lmd_strdup(v[S_DATA_TOKENIZER].s);
             d->tokenizer_resolved = strncmp(d->tokenizer, "hf:", 3)
@@ -1320,8 +1330,10 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
                 lmd_tokenizer *tk = NULL;
                 lmd_err te = {{0}};
                 if (tok_load(&tk, d->tokenizer_resolved, &te))
-                    CERR(S_DATA_TOKENIZER, "%s (relative paths are resolved against the spec "
-                         "file's directory)", te.msg);
+                    CERR(S_DATA_TOKENIZER,
+                         "%s (relative paths are resolved against the spec "
+                         "file's directory)",
+                         te.msg);
                 uint32_t V = tok_vocab_size(tk);
                 tok_free(tk);
                 if (V < 2 || V > (uint32_t)(1 << 24))
@@ -1332,14 +1344,15 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
                 x->checked_tok_vocab = (int)V;
             }
             if (v[S_DATA_VOCAB].set && v[S_DATA_VOCAB].i != x->checked_tok_vocab)
-                CERR(S_DATA_VOCAB, "the tokenizer %s has %d ids: data.vocab is taken from it "
-                     "(leave it out or give %d)", d->tokenizer_resolved, x->checked_tok_vocab,
-                     x->checked_tok_vocab);
+                CERR(S_DATA_VOCAB,
+                     "the tokenizer %s has %d ids: data.vocab is taken from it "
+                     "(leave it out or give %d)",
+                     d->tokenizer_resolved, x->checked_tok_vocab, x->checked_tok_vocab);
             d->vocab = x->checked_tok_vocab;
         } else if (d->source == LMD_DATA_TEXT) {
             if (v[S_DATA_VOCAB].set && v[S_DATA_VOCAB].i != 256)
                 CERR(S_DATA_VOCAB, "text data is read as bytes: its vocab is 256 (give "
-                     "data.tokenizer to encode it with a tokenizer.json)");
+                                   "data.tokenizer to encode it with a tokenizer.json)");
             d->vocab = 256;
         } else {
             d->vocab = v[S_DATA_VOCAB].set ? (int)v[S_DATA_VOCAB].i : 50257;
@@ -1351,8 +1364,10 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
             if (d->source == LMD_DATA_TEXT) {
                 struct stat st;
                 if (stat(d->resolved, &st) != 0)
-                    CERR(S_DATA_PATH, "data file %s: %s (relative paths are resolved against "
-                         "the spec file's directory)", d->resolved, strerror(errno));
+                    CERR(S_DATA_PATH,
+                         "data file %s: %s (relative paths are resolved against "
+                         "the spec file's directory)",
+                         d->resolved, strerror(errno));
                 if (!S_ISREG(st.st_mode))
                     CERR(S_DATA_PATH, "data file %s is not a regular file", d->resolved);
             } else {
@@ -1361,8 +1376,10 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
                 size_t nm = rc == 0 ? gl.gl_pathc : 0;
                 if (rc == 0 || rc == GLOB_NOMATCH) globfree(&gl);
                 if (nm == 0)
-                    CERR(S_DATA_PATH, "no shard file matches %s (relative paths are resolved "
-                         "against the spec file's directory)", d->resolved);
+                    CERR(S_DATA_PATH,
+                         "no shard file matches %s (relative paths are resolved "
+                         "against the spec file's directory)",
+                         d->resolved);
             }
             free(x->checked_path);
             x->checked_path = lmd_strdup(d->resolved);
@@ -1381,30 +1398,33 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
         /* the model's shape is the init model's: a shape key written in the spec must agree */
         gpt_config ic;
         char res[4096];
-        if (probe_model(x, 0, v[S_INIT].s, res, sizeof res, &ic, &e))
-            CERR(S_INIT, "%s", e.msg);
+        if (probe_model(x, 0, v[S_INIT].s, res, sizeof res, &ic, &e)) CERR(S_INIT, "%s", e.msg);
         cell->init = lmd_strdup(res);
-        static const int keys[] = {S_N_LAYER, S_N_EMBD, S_N_HEAD, S_N_CTX, S_MODEL_VOCAB, S_MLP_DIM};
+        static const int keys[] = {S_N_LAYER, S_N_EMBD,      S_N_HEAD,
+                                   S_N_CTX,   S_MODEL_VOCAB, S_MLP_DIM};
         const int have[] = {ic.n_layer, ic.n_embd, ic.n_head, ic.n_ctx, ic.vocab_size, ic.mlp_dim};
         for (int q = 0; q < 6; q++)
             if (v[keys[q]].set && v[keys[q]].i != have[q])
-                CERR(keys[q], "train.init %.900s has %s %d: the model's shape is taken from it "
-                     "(leave %s out or give %d)", res, DEFS[keys[q]].name, have[q],
-                     DEFS[keys[q]].name, have[q]);
+                CERR(keys[q],
+                     "train.init %.900s has %s %d: the model's shape is taken from it "
+                     "(leave %s out or give %d)",
+                     res, DEFS[keys[q]].name, have[q], DEFS[keys[q]].name, have[q]);
         *g = ic;
         if (g->vocab_size < d->vocab)
             CERR(S_INIT, "the init model's vocab %d is smaller than the data's vocab %d",
                  g->vocab_size, d->vocab);
     } else if (!v[S_MLP_DIM].set)
         CERR(S_MLP_DIM, "missing: give mlp_dim as a grid axis (grid: {mlp_dim: [...]}) or as "
-             "model.mlp_dim");
+                        "model.mlp_dim");
     if (!v[S_INIT].set) {
         g->mlp_dim = (int)v[S_MLP_DIM].i;
         g->vocab_size = v[S_MODEL_VOCAB].set ? (int)v[S_MODEL_VOCAB].i : d->vocab;
     }
     if (g->vocab_size < d->vocab)
-        CERR(S_MODEL_VOCAB, "vocab %d is smaller than the data's vocab %d (token ids would be "
-             "out of range)", g->vocab_size, d->vocab);
+        CERR(S_MODEL_VOCAB,
+             "vocab %d is smaller than the data's vocab %d (token ids would be "
+             "out of range)",
+             g->vocab_size, d->vocab);
     if (g->n_embd % g->n_head != 0)
         CERR(v[S_N_HEAD].src || !v[S_N_EMBD].src ? S_N_HEAD : S_N_EMBD,
              "n_embd (%d) must be divisible by n_head (%d)", g->n_embd, g->n_head);
@@ -1430,7 +1450,8 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
         int64_t tok = v[S_TOKENS].i;
         t->steps = tok / bt + (tok % bt != 0);
         if (t->steps > 1000000000000LL)
-            CERR(S_TOKENS, "%lld tokens is more than 10^12 steps of batch x seq x accumulate = %lld",
+            CERR(S_TOKENS,
+                 "%lld tokens is more than 10^12 steps of batch x seq x accumulate = %lld",
                  (long long)tok, (long long)bt);
     }
     if (t->steps > 1000000000000LL)
@@ -1454,8 +1475,7 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     lmd_disp_opts *o = &t->disp;
     *o = lmd_disp_default();
     if (lmd_disp_parse_variant(v[S_VARIANT].s, &o->variant, &e)) CERR(S_VARIANT, "%s", e.msg);
-    if (lmd_disp_parse_location(v[S_LOCATION].s, &o->location, &e))
-        CERR(S_LOCATION, "%s", e.msg);
+    if (lmd_disp_parse_location(v[S_LOCATION].s, &o->location, &e)) CERR(S_LOCATION, "%s", e.msg);
     o->coeff = v[S_COEFF].d;
     o->tau_cos = v[S_TAU_COS].d;
     o->tau_l2 = v[S_TAU_L2].d;
@@ -1471,17 +1491,20 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     kd->on = (v[S_KD_TEACHER].set || doc->kd_ref.kind) && kd->alpha > 0.0;
     if ((v[S_KD_ALPHA].set || v[S_KD_TEMP].set) && !v[S_KD_TEACHER].set && !doc->kd_ref.kind)
         CERR(v[S_KD_ALPHA].set ? S_KD_ALPHA : S_KD_TEMP, "distillation needs distill.teacher "
-             "(a model, {cell: {...}} or {id: ...})");
+                                                         "(a model, {cell: {...}} or {id: ...})");
     if (kd->on && v[S_KD_TEACHER].set) {
         gpt_config tc;
         char res[4096];
         if (probe_model(x, 1, v[S_KD_TEACHER].s, res, sizeof res, &tc, &e))
             CERR(S_KD_TEACHER, "%s", e.msg);
         if (tc.vocab_size != g->vocab_size)
-            CERR(S_KD_TEACHER, "the teacher %.900s has vocab %d, the student %d: distillation "
-                 "compares distributions over one vocabulary", res, tc.vocab_size, g->vocab_size);
+            CERR(S_KD_TEACHER,
+                 "the teacher %.900s has vocab %d, the student %d: distillation "
+                 "compares distributions over one vocabulary",
+                 res, tc.vocab_size, g->vocab_size);
         if (tc.n_ctx < t->T)
-            CERR(S_KD_TEACHER, "the teacher %.900s has n_ctx %d < train.seq %d", res, tc.n_ctx, t->T);
+            CERR(S_KD_TEACHER, "the teacher %.900s has n_ctx %d < train.seq %d", res, tc.n_ctx,
+                 t->T);
         kd->model = lmd_strdup(res);
         kd->teacher_cfg = tc;
     }
@@ -1492,7 +1515,8 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
         int64_t n_val = (int64_t)(d->val_fraction * (double)n);
         if (n_val < need) n_val = need;
         if (n < 2 * need || n - n_val < need)
-            CERR(S_DATA_SYN_TOKENS, "%lld synthetic tokens are too few for a train/validation "
+            CERR(S_DATA_SYN_TOKENS,
+                 "%lld synthetic tokens are too few for a train/validation "
                  "split with val_fraction %g and batch x seq = %d x %d (each part needs %lld)",
                  (long long)n, d->val_fraction, t->B, t->T, (long long)need);
     }
@@ -1517,8 +1541,8 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
             if (y != (double)s) s = (long long)y; /* written as 1e3 */
             if (s > t->steps) {
                 perr(c, lst->kids[j], "tracking.checkpoints",
-                     "step %lld is beyond the last training step (%lld)%s", s,
-                     (long long)t->steps, point);
+                     "step %lld is beyond the last training step (%lld)%s", s, (long long)t->steps,
+                     point);
                 return -1;
             }
             tr->steps[j] = s;
@@ -1551,8 +1575,8 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     cell->n_params = gpt_num_params(g);
     cell->flops = gpt_flops_per_step(g, t->B, t->T) * (double)t->steps * t->accumulate;
     if (kd->model) /* the teacher's forward: a third of its training step's FLOPs */
-        cell->flops += gpt_flops_per_step(&kd->teacher_cfg, t->B, t->T) / 3.0 *
-                       (double)t->steps * t->accumulate;
+        cell->flops += gpt_flops_per_step(&kd->teacher_cfg, t->B, t->T) / 3.0 * (double)t->steps *
+                       t->accumulate;
     lmd_cell_refresh_id(cell);
     return 0;
 }
@@ -1564,8 +1588,8 @@ void lmd_cell_refresh_id(lmd_cell *cell) {
     char hex[65];
     lmd_sha256_to_hex(cell->digest, hex);
     snprintf(cell->id, sizeof cell->id, "mlp%d-%s-s%llu-%.8s", cell->cfg.mlp_dim,
-             lmd_disp_variant_name(cell->train.disp.variant),
-             (unsigned long long)cell->train.seed, hex);
+             lmd_disp_variant_name(cell->train.disp.variant), (unsigned long long)cell->train.seed,
+             hex);
 }
 #undef CERR
 
@@ -1603,7 +1627,8 @@ static int expand(spec_doc *doc, lmd_spec *s) {
         perr(c, doc->base[S_LOG_POINTS].src, "tracking.log_points",
              "applies only to checkpoints: log");
     if (doc->grid_node && doc->n_axes == 0 && c->n_errors == 0)
-        perr(c, doc->grid_node, "grid", "the grid is empty: give at least one axis, e.g. "
+        perr(c, doc->grid_node, "grid",
+             "the grid is empty: give at least one axis, e.g. "
              "mlp_dim: [128, 256]");
     if (doc->grid_node && doc->axis_of[S_MLP_DIM] < 0 && !doc->base[S_MLP_DIM].set &&
         !doc->base[S_INIT].set && doc->axis_of[S_INIT] < 0 && c->n_errors == 0)
@@ -1615,8 +1640,7 @@ static int expand(spec_doc *doc, lmd_spec *s) {
     size_t n_cells = 1;
     for (int a = 0; a < doc->n_axes; a++) {
         if (n_cells > LMD_SPEC_MAX_CELLS / (size_t)doc->axes[a].len) {
-            perr(c, doc->grid_node, "grid", "the grid has more than %d cells",
-                 LMD_SPEC_MAX_CELLS);
+            perr(c, doc->grid_node, "grid", "the grid has more than %d cells", LMD_SPEC_MAX_CELLS);
             return -1;
         }
         n_cells *= (size_t)doc->axes[a].len;
@@ -1767,7 +1791,7 @@ static void parse_eval_tasks(spec_doc *doc, lmd_spec *s) {
     const ynode *v = doc->eval_tasks_node;
     pctx *c = doc->c;
     s->eval_tasks = lmd_calloc(v->n, sizeof *s->eval_tasks);
-    char (*names)[128] = lmd_calloc(v->n, sizeof *names);
+    char(*names)[128] = lmd_calloc(v->n, sizeof *names);
     for (size_t j = 0; j < v->n; j++) {
         const ynode *e = v->kids[j];
         if (e->kind != YN_SCALAR) {
@@ -1793,7 +1817,8 @@ static void parse_eval_tasks(spec_doc *doc, lmd_spec *s) {
     free(names);
     for (size_t i = 0; i < s->n_cells && !c->n_errors; i++)
         if (!s->cells[i].data.tokenizer_resolved)
-            perr(c, v, "tracking.eval_tasks", "needs data.tokenizer: the task text is encoded "
+            perr(c, v, "tracking.eval_tasks",
+                 "needs data.tokenizer: the task text is encoded "
                  "with the tokenizer the model was trained with (cell %s has none)",
                  s->cells[i].id);
 }
@@ -1809,8 +1834,8 @@ int lmd_spec_parse(lmd_spec *s, const char *text, size_t len, const char *displa
     if (base_dir) {
         s->dir = realpath(base_dir, NULL);
         if (!s->dir) {
-            lmd_errf(err, "%s: cannot resolve the base directory '%s': %s", display_path,
-                     base_dir, strerror(errno));
+            lmd_errf(err, "%s: cannot resolve the base directory '%s': %s", display_path, base_dir,
+                     strerror(errno));
             lmd_spec_free(s);
             return -1;
         }

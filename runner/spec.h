@@ -47,18 +47,18 @@ typedef enum { LMD_DATA_SYNTHETIC = 0, LMD_DATA_TEXT, LMD_DATA_SHARDS } lmd_data
 /* The data of one cell, resolved. */
 typedef struct {
     lmd_data_source source;
-    char *path;              /* as written in the spec (NULL for synthetic) */
-    char *resolved;          /* path joined to the spec file's absolute directory (NULL for
+    char *path;               /* as written in the spec (NULL for synthetic) */
+    char *resolved;           /* path joined to the spec file's absolute directory (NULL for
                               * synthetic); for shards still a glob pattern */
-    char *tokenizer;         /* data.tokenizer as written (NULL: text is read as bytes) */
-    char *tokenizer_resolved;/* joined to the spec's directory: a tokenizer.json or a model
+    char *tokenizer;          /* data.tokenizer as written (NULL: text is read as bytes) */
+    char *tokenizer_resolved; /* joined to the spec's directory: a tokenizer.json or a model
                               * directory; text (one document) or .jsonl ("text" fields) at
                               * path is encoded with it, as --data tok:TOKENIZER:PATH */
-    int vocab;               /* token ids are < vocab (text: 256, or the tokenizer's id count;
+    int vocab;                /* token ids are < vocab (text: 256, or the tokenizer's id count;
                               * shards: data.vocab) */
-    uint64_t synthetic_seed; /* synthetic corpus only */
+    uint64_t synthetic_seed;  /* synthetic corpus only */
     int64_t synthetic_tokens;
-    double val_fraction;     /* held-out fraction at the end of the stream */
+    double val_fraction; /* held-out fraction at the end of the stream */
 } lmd_data_settings;
 
 /* When and how a cell is measured. steps are sorted ascending, distinct, within
@@ -74,31 +74,31 @@ typedef struct {
 
 /* Distillation of one cell (distill:, docs/DISTILL.md). */
 typedef struct {
-    int on;             /* distill.teacher given and alpha > 0 */
+    int on; /* distill.teacher given and alpha > 0 */
     double alpha, temperature;
-    char *model;        /* a teacher model, resolved (runner/initmodel.h); NULL for a cell */
-    long teacher;       /* the teacher cell's index in lmd_spec.cells, -1: none */
-    char teacher_id[96];/* its id (LMD_CELL_ID_LEN) */
-    int level;          /* 0 without a teacher cell, else the teacher's level + 1: the runner
+    char *model;            /* a teacher model, resolved (runner/initmodel.h); NULL for a cell */
+    long teacher;           /* the teacher cell's index in lmd_spec.cells, -1: none */
+    char teacher_id[96];    /* its id (LMD_CELL_ID_LEN) */
+    int level;              /* 0 without a teacher cell, else the teacher's level + 1: the runner
                          * runs the cells level by level, so a teacher finishes first */
-    int is_teacher;     /* another cell distills from this one: its last step is checkpointed */
+    int is_teacher;         /* another cell distills from this one: its last step is checkpointed */
     gpt_config teacher_cfg; /* the teacher's shape (cost estimates), when on */
 } lmd_cell_kd;
 
 /* One point of the grid: a model to train and measure. */
 typedef struct {
-    size_t index;              /* position in the documented grid order (docs/SPEC.md) */
-    char id[LMD_CELL_ID_LEN];  /* "mlp256-angular_spread-s0-3fa9c2d1": label + 8 hex of the
+    size_t index;             /* position in the documented grid order (docs/SPEC.md) */
+    char id[LMD_CELL_ID_LEN]; /* "mlp256-angular_spread-s0-3fa9c2d1": label + 8 hex of the
                                 * sha256 of lmd_cell_settings(); usable as a directory name */
-    gpt_config cfg;            /* vocab_size resolved (defaults to the data's vocab) */
-    lmd_train_opts train;      /* steps resolved (train.tokens converted), seed = cell seed,
+    gpt_config cfg;           /* vocab_size resolved (defaults to the data's vocab) */
+    lmd_train_opts train;     /* steps resolved (train.tokens converted), seed = cell seed,
                                 * disp = the cell's dispersion settings */
     lmd_data_settings data;
     lmd_tracking tracking;
-    size_t n_params;           /* gpt_num_params(&cfg) */
-    double flops;              /* estimated training cost: gpt_flops_per_step * steps */
-    uint8_t digest[32];        /* sha256 of lmd_cell_settings() */
-    char *init;                /* train.init resolved (runner/initmodel.h), NULL: random init */
+    size_t n_params;    /* gpt_num_params(&cfg) */
+    double flops;       /* estimated training cost: gpt_flops_per_step * steps */
+    uint8_t digest[32]; /* sha256 of lmd_cell_settings() */
+    char *init;         /* train.init resolved (runner/initmodel.h), NULL: random init */
     lmd_cell_kd kd;
 } lmd_cell;
 
@@ -115,24 +115,24 @@ typedef struct {
 /* One axis of the grid product: a grid: entry, or a zip: group (several settings that
  * advance together; `names` lists them, separated by '+'). */
 typedef struct {
-    char *names;  /* dotted setting names, e.g. "model.mlp_dim" or "model.n_embd+model.n_head" */
+    char *names; /* dotted setting names, e.g. "model.mlp_dim" or "model.n_embd+model.n_head" */
     int n_values;
 } lmd_axis;
 
 typedef struct {
-    char *path;           /* as given to lmd_spec_load */
-    char *dir;            /* absolute directory of the spec file: base of relative data paths */
-    char *name;           /* name: ([A-Za-z0-9_.-]+) */
-    char *text;           /* the raw spec text (NUL terminated) */
+    char *path; /* as given to lmd_spec_load */
+    char *dir;  /* absolute directory of the spec file: base of relative data paths */
+    char *name; /* name: ([A-Za-z0-9_.-]+) */
+    char *text; /* the raw spec text (NUL terminated) */
     size_t text_len;
-    char sha256[65];      /* hex sha256 of text */
-    int ranks_per_model;  /* resources: (0 = auto: a group size per cell, docs/RUNNER.md) */
+    char sha256[65];     /* hex sha256 of text */
+    int ranks_per_model; /* resources: (0 = auto: a group size per cell, docs/RUNNER.md) */
     int threads_per_rank;
-    lmd_slurm_kv *slurm;  /* slurm: entries in file order */
+    lmd_slurm_kv *slurm; /* slurm: entries in file order */
     int n_slurm;
-    lmd_axis *axes;       /* product axes in order: first varies slowest */
+    lmd_axis *axes; /* product axes in order: first varies slowest */
     int n_axes;
-    lmd_cell *cells;      /* the expanded grid in order */
+    lmd_cell *cells; /* the expanded grid in order */
     size_t n_cells;
     int uniform_tracking; /* 1 if every cell has the same tracking steps (and batch*seq), so
                            * a study file can use one /tracking/step axis */

@@ -20,12 +20,12 @@ static int has_line(const char *text, const char *line) {
     return 0;
 }
 
-#define KERR(...)                                                                              \
-    do {                                                                                       \
-        char m_[1500];                                                                         \
-        snprintf(m_, sizeof m_, __VA_ARGS__);                                                  \
-        lmd_errf(err, "%s:%d:%d: key 'distill.teacher': %s", s->path, ref->line, ref->col, m_); \
-        goto fail;                                                                             \
+#define KERR(...)                                                                                  \
+    do {                                                                                           \
+        char m_[1500];                                                                             \
+        snprintf(m_, sizeof m_, __VA_ARGS__);                                                      \
+        lmd_errf(err, "%s:%d:%d: key 'distill.teacher': %s", s->path, ref->line, ref->col, m_);    \
+        goto fail;                                                                                 \
     } while (0)
 
 int lmd_spec_link_teachers(lmd_spec *s, const lmd_teacher_ref *ref, lmd_err *err) {
@@ -63,15 +63,17 @@ int lmd_spec_link_teachers(lmd_spec *s, const lmd_teacher_ref *ref, lmd_err *err
             if (ref->kind == 2)
                 KERR("no cell id starts with '%s' (cell %zu, %s)", ref->id, i, st->id);
             KERR("no cell of the grid matches the teacher reference%s (student: grid point %zu, "
-                 "%s)", ref->has_seed ? "" : " with the student's seed", i, st->id);
+                 "%s)",
+                 ref->has_seed ? "" : " with the student's seed", i, st->id);
         }
         if (count > 1)
             KERR("the teacher reference is ambiguous: %d cells match (%s%s) for grid point %zu; "
-                 "add settings (or the seed) to select one", count, ids, count > 3 ? ", ..." : "",
-                 i);
+                 "add settings (or the seed) to select one",
+                 count, ids, count > 3 ? ", ..." : "", i);
         if ((size_t)found == i)
             KERR("grid point %zu (%s) would be its own teacher: give it alpha 0 (e.g. a zip of "
-                 "mlp_dim and distill.alpha) or select another cell", i, st->id);
+                 "mlp_dim and distill.alpha) or select another cell",
+                 i, st->id);
         const lmd_cell *tc = &s->cells[found];
         if (tc->cfg.vocab_size != st->cfg.vocab_size)
             KERR("teacher %s has vocab %d, the student %s %d", tc->id, tc->cfg.vocab_size, st->id,
@@ -92,8 +94,8 @@ int lmd_spec_link_teachers(lmd_spec *s, const lmd_teacher_ref *ref, lmd_err *err
         while (j >= 0 && steps <= n) {
             if ((size_t)j == i)
                 KERR("the teachers form a cycle through grid point %zu (%s -> %s -> ...): a "
-                     "teacher must not learn from its student", i, s->cells[i].id,
-                     s->cells[s->cells[i].kd.teacher].id);
+                     "teacher must not learn from its student",
+                     i, s->cells[i].id, s->cells[s->cells[i].kd.teacher].id);
             j = s->cells[j].kd.teacher;
             steps++;
         }

@@ -10,12 +10,12 @@
 #include "util.h"
 
 typedef struct {
-    int kind;        /* 0: none, 1: {cell: {KEY: VALUE, ...}}, 2: {id: ID-OR-PREFIX} */
-    char *id;        /* kind 2 */
-    char **lines;    /* kind 1: "name=value" lines of lmd_cell_settings the teacher must have */
+    int kind;     /* 0: none, 1: {cell: {KEY: VALUE, ...}}, 2: {id: ID-OR-PREFIX} */
+    char *id;     /* kind 2 */
+    char **lines; /* kind 1: "name=value" lines of lmd_cell_settings the teacher must have */
     int n_lines;
-    int has_seed;    /* kind 1: the reference names the seed (else: the student's seed) */
-    int line, col;   /* of the distill.teacher value */
+    int has_seed;  /* kind 1: the reference names the seed (else: the student's seed) */
+    int line, col; /* of the distill.teacher value */
 } lmd_teacher_ref;
 
 void lmd_teacher_ref_free(lmd_teacher_ref *r);

@@ -225,11 +225,11 @@ typedef struct {
     int K, L1, bins;
     const char **status; /* static strings */
     char **message;
-    int64_t *last_step, *tokens;                 /* [nc], [nc,K] */
-    double *lmc, *odm, *sve, *mev;               /* [nc,K,L1] */
-    float *hist;                                 /* [nc,K,L1,bins] */
-    double *lastn;                               /* [nc,K,6] */
-    double *spearman, *kendall, *val, *train;    /* [nc,K] */
+    int64_t *last_step, *tokens;              /* [nc], [nc,K] */
+    double *lmc, *odm, *sve, *mev;            /* [nc,K,L1] */
+    float *hist;                              /* [nc,K,L1,bins] */
+    double *lastn;                            /* [nc,K,6] */
+    double *spearman, *kendall, *val, *train; /* [nc,K] */
 } rows;
 
 static void rows_alloc(rows *r, size_t nc, const study_shape *sh) {
@@ -334,12 +334,19 @@ static int read_track(rows *r, size_t i, int k, const lmd_cell *c, const char *p
                       lmd_h5_last_error());
     if (a >= 0) H5Aclose(a);
     float *hist = lmd_calloc(L1c * bins, sizeof(float));
-    rc = rc ? rc : read_exact(f, path, "/layer_mean_cossim", H5T_NATIVE_DOUBLE, r->lmc + base * L1, L1c, err);
-    rc = rc ? rc : read_exact(f, path, "/offdiag_mean_cossim", H5T_NATIVE_DOUBLE, r->odm + base * L1, L1c, err);
-    rc = rc ? rc : read_exact(f, path, "/singular_value_entropy", H5T_NATIVE_DOUBLE, r->sve + base * L1, L1c, err);
+    rc = rc ? rc
+            : read_exact(f, path, "/layer_mean_cossim", H5T_NATIVE_DOUBLE, r->lmc + base * L1, L1c,
+                         err);
+    rc = rc ? rc
+            : read_exact(f, path, "/offdiag_mean_cossim", H5T_NATIVE_DOUBLE, r->odm + base * L1,
+                         L1c, err);
+    rc = rc ? rc
+            : read_exact(f, path, "/singular_value_entropy", H5T_NATIVE_DOUBLE, r->sve + base * L1,
+                         L1c, err);
     rc = rc ? rc : read_exact(f, path, "/mev", H5T_NATIVE_DOUBLE, r->mev + base * L1, L1c, err);
     rc = rc ? rc : read_exact(f, path, "/cossim_hist", H5T_NATIVE_FLOAT, hist, L1c * bins, err);
-    rc = rc ? rc : read_exact(f, path, "/last_n_mean", H5T_NATIVE_DOUBLE, r->lastn + base * 6, 6, err);
+    rc = rc ? rc
+            : read_exact(f, path, "/last_n_mean", H5T_NATIVE_DOUBLE, r->lastn + base * 6, 6, err);
     rc = rc ? rc : read_exact(f, path, "/spearman", H5T_NATIVE_DOUBLE, r->spearman + base, 1, err);
     rc = rc ? rc : read_exact(f, path, "/kendall", H5T_NATIVE_DOUBLE, r->kendall + base, 1, err);
     rc = rc ? rc : read_exact(f, path, "/val_loss", H5T_NATIVE_DOUBLE, r->val + base, 1, err);
@@ -356,8 +363,8 @@ static int read_track(rows *r, size_t i, int k, const lmd_cell *c, const char *p
 
 /* Fills row i from DIR/cells/<id>. Returns -1 on an unreadable result file (err set); a done
  * cell lacking a track file leaves NaN there and sets *missing_track to its path. */
-static int read_cell(rows *r, size_t i, const lmd_cell *c, const study_shape *sh,
-                     const char *dir, char *missing_track, size_t mt_len, lmd_err *err) {
+static int read_cell(rows *r, size_t i, const lmd_cell *c, const study_shape *sh, const char *dir,
+                     char *missing_track, size_t mt_len, lmd_err *err) {
     char cdir[4200], path[4400], st[64] = "", stepbuf[64] = "", msg[2048] = "";
     if (lmd_path(cdir, sizeof cdir, err, "%s/cells/%s", dir, c->id) ||
         lmd_path(path, sizeof path, err, "%s/state", cdir))
@@ -393,8 +400,8 @@ static int read_cell(rows *r, size_t i, const lmd_cell *c, const study_shape *sh
     if (strcmp(r->status[i], "done") != 0) return 0;
     for (int j = 0; j < c->tracking.n_steps; j++) {
         int64_t s = c->tracking.steps[j];
-        int k = (int)((int64_t *)bsearch(&s, sh->steps, (size_t)sh->K, sizeof s, cmp_i64) -
-                      sh->steps);
+        int k =
+            (int)((int64_t *)bsearch(&s, sh->steps, (size_t)sh->K, sizeof s, cmp_i64) - sh->steps);
         lmd_pathf(path, "%s/track/step%07lld.h5", cdir, (long long)s);
         if (access(path, F_OK) != 0) {
             if (!missing_track[0]) snprintf(missing_track, mt_len, "%s", path);
@@ -417,9 +424,9 @@ static int read_cell(rows *r, size_t i, const lmd_cell *c, const study_shape *sh
 typedef struct {
     double *trend_sp[N_TRENDS], *trend_kd[N_TRENDS]; /* [D,K] */
     int64_t *trend_n[N_TRENDS];                      /* [D,K] */
-    int64_t *rho_saturated;      /* [D,K] 1 when every cell behind the rho trend has rho = 1 */
+    int64_t *rho_saturated; /* [D,K] 1 when every cell behind the rho trend has rho = 1 */
     double *mean[N_METRICS], *std[N_METRICS]; /* [D,W,K] */
-    int64_t *n_seeds;            /* [D,W] done cells */
+    int64_t *n_seeds;                         /* [D,W] done cells */
 } summary;
 
 static void summary_free(summary *s) {
@@ -531,7 +538,8 @@ static int write_provenance(lmd_pfile *pf, const lmd_spec *spec, double t_start,
     int len = 0;
     rc = MPI_Get_processor_name(me, &len);
     char *names = lmd_calloc((size_t)pf->size, sizeof me);
-    if (!rc) rc = MPI_Allgather(me, (int)sizeof me, MPI_CHAR, names, (int)sizeof me, MPI_CHAR, pf->comm);
+    if (!rc)
+        rc = MPI_Allgather(me, (int)sizeof me, MPI_CHAR, names, (int)sizeof me, MPI_CHAR, pf->comm);
     if (lmd_mpi_agree(pf->comm, lmd_mpi_check(rc, "gathering host names", err), err)) {
         free(names);
         return -1;
@@ -571,11 +579,19 @@ static int write_provenance(lmd_pfile *pf, const lmd_spec *spec, double t_start,
     struct {
         const char *name, *value;
     } sattrs[] = {
-        {"format", "lmdisp-study"},  {"study_name", spec->name},    {"spec_yaml", spec->text},
-        {"spec_sha256", spec->sha256}, {"lmdisp_version", LMDISP_VERSION},
-        {"git_commit", LMDISP_GIT_COMMIT}, {"created", end},       {"start_time", start},
-        {"end_time", end},            {"mpi_version", mpiv},       {"hdf5_version", h5v},
-        {"openblas_version", blas},   {"hosts", hosts},
+        {"format", "lmdisp-study"},
+        {"study_name", spec->name},
+        {"spec_yaml", spec->text},
+        {"spec_sha256", spec->sha256},
+        {"lmdisp_version", LMDISP_VERSION},
+        {"git_commit", LMDISP_GIT_COMMIT},
+        {"created", end},
+        {"start_time", start},
+        {"end_time", end},
+        {"mpi_version", mpiv},
+        {"hdf5_version", h5v},
+        {"openblas_version", blas},
+        {"hosts", hosts},
     };
     rc = 0;
     for (size_t i = 0; i < sizeof sattrs / sizeof sattrs[0] && !rc; i++)
@@ -596,8 +612,10 @@ static int write_all(lmd_pfile *pf, const lmd_spec *spec, const study_shape *sh,
     /* per-cell settings of this rank's block */
     const char **ids = lmd_calloc(nc ? nc : 1, sizeof *ids);
     const char **disp = lmd_calloc(nc ? nc : 1, sizeof *disp);
-    int64_t *mlp = lmd_calloc(nc ? nc : 1, sizeof(int64_t)), *seed = lmd_calloc(nc ? nc : 1, sizeof(int64_t));
-    int64_t *np = lmd_calloc(nc ? nc : 1, sizeof(int64_t)), *nl = lmd_calloc(nc ? nc : 1, sizeof(int64_t));
+    int64_t *mlp = lmd_calloc(nc ? nc : 1, sizeof(int64_t)),
+            *seed = lmd_calloc(nc ? nc : 1, sizeof(int64_t));
+    int64_t *np = lmd_calloc(nc ? nc : 1, sizeof(int64_t)),
+            *nl = lmd_calloc(nc ? nc : 1, sizeof(int64_t));
     int64_t *grp = lmd_calloc(nc ? nc : 1, sizeof(int64_t));
     for (size_t i = 0; i < nc; i++) {
         const lmd_cell *c = &spec->cells[c0 + i];
@@ -618,26 +636,52 @@ static int write_all(lmd_pfile *pf, const lmd_spec *spec, const study_shape *sh,
     rc = rc ? rc : lmd_pfile_write_strings(pf, "/cells/dispersion", C, r0, n, disp, err);
     rc = rc ? rc : lmd_pfile_write(pf, "/cells/n_params", H5T_NATIVE_INT64, 1, dC, r0, n, np, err);
     rc = rc ? rc : lmd_pfile_write_strings(pf, "/cells/status", C, r0, n, r->status, err);
-    rc = rc ? rc : lmd_pfile_write_strings(pf, "/cells/message", C, r0, n,
-                                           (const char *const *)r->message, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/cells/last_step", H5T_NATIVE_INT64, 1, dC, r0, n, r->last_step, err);
+    rc = rc ? rc
+            : lmd_pfile_write_strings(pf, "/cells/message", C, r0, n,
+                                      (const char *const *)r->message, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/cells/last_step", H5T_NATIVE_INT64, 1, dC, r0, n, r->last_step,
+                              err);
     rc = rc ? rc : lmd_pfile_write(pf, "/cells/n_layer", H5T_NATIVE_INT64, 1, dC, r0, n, nl, err);
     rc = rc ? rc : lmd_pfile_write(pf, "/cells/group", H5T_NATIVE_INT64, 1, dC, r0, n, grp, err);
     /* the [K] axes: written by rank 0 alone, everyone still takes part */
     int z = pf->rank == 0;
-    rc = rc ? rc : lmd_pfile_write(pf, "/tracking/step", H5T_NATIVE_INT64, 1, dK, 0, z ? K : 0, sh->steps, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/tracking/tokens", H5T_NATIVE_INT64, 1, dK, 0, z ? K : 0, sh->tokens, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/tracking/cell_tokens", H5T_NATIVE_INT64, 2, dCK, r0, n, r->tokens, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/condensation/layer_mean_cossim", H5T_NATIVE_DOUBLE, 3, dCKL, r0, n, r->lmc, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/condensation/offdiag_mean_cossim", H5T_NATIVE_DOUBLE, 3, dCKL, r0, n, r->odm, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/condensation/cossim_hist", H5T_NATIVE_FLOAT, 4, dCKLB, r0, n, r->hist, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/condensation/singular_value_entropy", H5T_NATIVE_DOUBLE, 3, dCKL, r0, n, r->sve, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/condensation/mev", H5T_NATIVE_DOUBLE, 3, dCKL, r0, n, r->mev, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/condensation/last_n_mean", H5T_NATIVE_DOUBLE, 3, dCK6, r0, n, r->lastn, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/condensation/spearman", H5T_NATIVE_DOUBLE, 2, dCK, r0, n, r->spearman, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/condensation/kendall", H5T_NATIVE_DOUBLE, 2, dCK, r0, n, r->kendall, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/tracking/step", H5T_NATIVE_INT64, 1, dK, 0, z ? K : 0,
+                              sh->steps, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/tracking/tokens", H5T_NATIVE_INT64, 1, dK, 0, z ? K : 0,
+                              sh->tokens, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/tracking/cell_tokens", H5T_NATIVE_INT64, 2, dCK, r0, n,
+                              r->tokens, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/condensation/layer_mean_cossim", H5T_NATIVE_DOUBLE, 3, dCKL, r0,
+                              n, r->lmc, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/condensation/offdiag_mean_cossim", H5T_NATIVE_DOUBLE, 3, dCKL,
+                              r0, n, r->odm, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/condensation/cossim_hist", H5T_NATIVE_FLOAT, 4, dCKLB, r0, n,
+                              r->hist, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/condensation/singular_value_entropy", H5T_NATIVE_DOUBLE, 3,
+                              dCKL, r0, n, r->sve, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/condensation/mev", H5T_NATIVE_DOUBLE, 3, dCKL, r0, n, r->mev,
+                              err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/condensation/last_n_mean", H5T_NATIVE_DOUBLE, 3, dCK6, r0, n,
+                              r->lastn, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/condensation/spearman", H5T_NATIVE_DOUBLE, 2, dCK, r0, n,
+                              r->spearman, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/condensation/kendall", H5T_NATIVE_DOUBLE, 2, dCK, r0, n,
+                              r->kendall, err);
     rc = rc ? rc : lmd_pfile_write(pf, "/loss/val", H5T_NATIVE_DOUBLE, 2, dCK, r0, n, r->val, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/loss/train", H5T_NATIVE_DOUBLE, 2, dCK, r0, n, r->train, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/loss/train", H5T_NATIVE_DOUBLE, 2, dCK, r0, n, r->train, err);
     free(ids);
     free(disp);
     free(mlp);
@@ -648,25 +692,43 @@ static int write_all(lmd_pfile *pf, const lmd_spec *spec, const study_shape *sh,
     /* summary: every rank computed the same numbers; rank 0 writes them */
     hsize_t dDK[2] = {D, K}, dW[1] = {W}, dDW[2] = {D, W}, dDWK[3] = {D, W, K};
     hsize_t zd = z ? D : 0;
-    rc = rc ? rc : lmd_pfile_write_strings(pf, "/summary/dispersion", D, 0, zd, (const char *const *)sh->variant, err);
-    rc = rc ? rc : lmd_pfile_write_strings(pf, "/summary/label", D, 0, zd, (const char *const *)sh->label, err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/summary/mlp_dim", H5T_NATIVE_INT64, 1, dW, 0, z ? W : 0, sh->widths, err);
+    rc = rc ? rc
+            : lmd_pfile_write_strings(pf, "/summary/dispersion", D, 0, zd,
+                                      (const char *const *)sh->variant, err);
+    rc = rc ? rc
+            : lmd_pfile_write_strings(pf, "/summary/label", D, 0, zd,
+                                      (const char *const *)sh->label, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/summary/mlp_dim", H5T_NATIVE_INT64, 1, dW, 0, z ? W : 0,
+                              sh->widths, err);
     /* DESIGN 1: /summary/trend/<s>/{spearman,kendall} for every per-model statistic s */
     for (int t = 0; t < N_TRENDS && !rc; t++) {
         char name[128];
         snprintf(name, sizeof name, "/summary/trend/%s/spearman", TREND_NAMES[t]);
         rc = lmd_pfile_write(pf, name, H5T_NATIVE_DOUBLE, 2, dDK, 0, zd, s->trend_sp[t], err);
         snprintf(name, sizeof name, "/summary/trend/%s/kendall", TREND_NAMES[t]);
-        rc = rc ? rc : lmd_pfile_write(pf, name, H5T_NATIVE_DOUBLE, 2, dDK, 0, zd, s->trend_kd[t], err);
+        rc = rc ? rc
+                : lmd_pfile_write(pf, name, H5T_NATIVE_DOUBLE, 2, dDK, 0, zd, s->trend_kd[t], err);
         snprintf(name, sizeof name, "/summary/trend/%s/n", TREND_NAMES[t]);
-        rc = rc ? rc : lmd_pfile_write(pf, name, H5T_NATIVE_INT64, 2, dDK, 0, zd, s->trend_n[t], err);
+        rc = rc ? rc
+                : lmd_pfile_write(pf, name, H5T_NATIVE_INT64, 2, dDK, 0, zd, s->trend_n[t], err);
     }
-    rc = rc ? rc : lmd_pfile_write(pf, "/summary/trend/rho/saturated", H5T_NATIVE_INT64, 2, dDK, 0, zd, s->rho_saturated, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/summary/trend/rho/saturated", H5T_NATIVE_INT64, 2, dDK, 0, zd,
+                              s->rho_saturated, err);
     /* the paths of format 1 before issue 17: the rho trend, kept for existing readers */
-    rc = rc ? rc : lmd_pfile_write(pf, "/summary/trend_spearman", H5T_NATIVE_DOUBLE, 2, dDK, 0, zd, s->trend_sp[T_RHO], err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/summary/trend_kendall", H5T_NATIVE_DOUBLE, 2, dDK, 0, zd, s->trend_kd[T_RHO], err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/summary/trend_n", H5T_NATIVE_INT64, 2, dDK, 0, zd, s->trend_n[T_RHO], err);
-    rc = rc ? rc : lmd_pfile_write(pf, "/summary/by_width/n_seeds", H5T_NATIVE_INT64, 2, dDW, 0, zd, s->n_seeds, err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/summary/trend_spearman", H5T_NATIVE_DOUBLE, 2, dDK, 0, zd,
+                              s->trend_sp[T_RHO], err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/summary/trend_kendall", H5T_NATIVE_DOUBLE, 2, dDK, 0, zd,
+                              s->trend_kd[T_RHO], err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/summary/trend_n", H5T_NATIVE_INT64, 2, dDK, 0, zd,
+                              s->trend_n[T_RHO], err);
+    rc = rc ? rc
+            : lmd_pfile_write(pf, "/summary/by_width/n_seeds", H5T_NATIVE_INT64, 2, dDW, 0, zd,
+                              s->n_seeds, err);
     for (int m = 0; m < N_METRICS && !rc; m++) {
         char name[128];
         snprintf(name, sizeof name, "/summary/by_width/%s_mean", METRIC_NAMES[m]);
@@ -712,12 +774,14 @@ static int is_num_text(const char *v) {
 
 /* Columns already written for every study (a varying one is listed, not duplicated). */
 static const char *const FIXED_COLUMNS[][2] = {
-    {"model.mlp_dim", "mlp_dim"}, {"train.seed", "seed"}, {"dispersion.variant", "dispersion"},
+    {"model.mlp_dim", "mlp_dim"},
+    {"train.seed", "seed"},
+    {"dispersion.variant", "dispersion"},
     {"model.n_layer", "n_layer"},
 };
-static const char *const RESERVED_COLUMNS[] = {"id", "mlp_dim", "seed", "dispersion", "n_params",
-                                               "status", "message", "last_step", "n_layer",
-                                               "group"};
+static const char *const RESERVED_COLUMNS[] = {"id",       "mlp_dim", "seed",    "dispersion",
+                                               "n_params", "status",  "message", "last_step",
+                                               "n_layer",  "group"};
 
 /* Writes /cells/<name> for every setting of lmd_cell_settings() that takes two different values
  * among the cells that have it (a cell may lack one, e.g. dispersion.coeff of an `off` cell):
@@ -828,7 +892,8 @@ static int write_varying(lmd_pfile *pf, const lmd_spec *spec, lmd_err *err) {
  * first (docs/STUDY.md "Dimensions"). */
 static int write_dims(lmd_pfile *pf, lmd_err *err) {
     static const char *const DIMS[][2] = {
-        {"/tracking/step", "checkpoint"}, {"/tracking/tokens", "checkpoint"},
+        {"/tracking/step", "checkpoint"},
+        {"/tracking/tokens", "checkpoint"},
         {"/tracking/cell_tokens", "cell,checkpoint"},
         {"/condensation/layer_mean_cossim", "cell,checkpoint,layer"},
         {"/condensation/offdiag_mean_cossim", "cell,checkpoint,layer"},
@@ -836,11 +901,16 @@ static int write_dims(lmd_pfile *pf, lmd_err *err) {
         {"/condensation/singular_value_entropy", "cell,checkpoint,layer"},
         {"/condensation/mev", "cell,checkpoint,layer"},
         {"/condensation/last_n_mean", "cell,checkpoint,last_n"},
-        {"/condensation/spearman", "cell,checkpoint"}, {"/condensation/kendall", "cell,checkpoint"},
-        {"/loss/val", "cell,checkpoint"}, {"/loss/train", "cell,checkpoint"},
-        {"/summary/dispersion", "setting"}, {"/summary/label", "setting"},
-        {"/summary/mlp_dim", "width"}, {"/summary/trend_spearman", "setting,checkpoint"},
-        {"/summary/trend_kendall", "setting,checkpoint"}, {"/summary/trend_n", "setting,checkpoint"},
+        {"/condensation/spearman", "cell,checkpoint"},
+        {"/condensation/kendall", "cell,checkpoint"},
+        {"/loss/val", "cell,checkpoint"},
+        {"/loss/train", "cell,checkpoint"},
+        {"/summary/dispersion", "setting"},
+        {"/summary/label", "setting"},
+        {"/summary/mlp_dim", "width"},
+        {"/summary/trend_spearman", "setting,checkpoint"},
+        {"/summary/trend_kendall", "setting,checkpoint"},
+        {"/summary/trend_n", "setting,checkpoint"},
         {"/summary/trend/rho/saturated", "setting,checkpoint"},
         {"/summary/by_width/n_seeds", "setting,width"},
     };
@@ -862,8 +932,8 @@ static int write_dims(lmd_pfile *pf, lmd_err *err) {
         snprintf(name, sizeof name, "/summary/by_width/%s_std", METRIC_NAMES[m]);
         rc = rc ? rc : lmd_pfile_attr_str(pf, name, "dims", "setting,width,checkpoint", err);
     }
-    static const char *const CELLS[] = {"id", "mlp_dim", "seed", "dispersion", "n_params",
-                                        "status", "message", "last_step", "n_layer", "group"};
+    static const char *const CELLS[] = {"id",     "mlp_dim", "seed",      "dispersion", "n_params",
+                                        "status", "message", "last_step", "n_layer",    "group"};
     for (size_t i = 0; i < sizeof CELLS / sizeof CELLS[0] && !rc; i++) {
         char name[64];
         snprintf(name, sizeof name, "/cells/%s", CELLS[i]);
@@ -899,8 +969,8 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
     char missing[4400] = "";
     int bad = 0;
     for (size_t i = 0; i < (size_t)nc && !bad; i++)
-        bad = read_cell(&r, i, &spec->cells[c0 + (long long)i], &sh, dir, missing,
-                        sizeof missing, err) != 0;
+        bad = read_cell(&r, i, &spec->cells[c0 + (long long)i], &sh, dir, missing, sizeof missing,
+                        err) != 0;
     rc = lmd_mpi_agree(comm, bad, err);
     if (!rc) {
         lmd_err w = {{0}};
@@ -927,7 +997,8 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
             row[1 + M_VAL_LOSS * K + k] = r.val[o];
         }
     }
-    int *counts = lmd_calloc((size_t)size, sizeof(int)), *displs = lmd_calloc((size_t)size, sizeof(int));
+    int *counts = lmd_calloc((size_t)size, sizeof(int)),
+        *displs = lmd_calloc((size_t)size, sizeof(int));
     int mycount = (int)((size_t)nc * stride);
     if (!rc) {
         if ((double)C * (double)stride > 2e9) {
@@ -938,7 +1009,8 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
             int mrc = MPI_Allgather(&mycount, 1, MPI_INT, counts, 1, MPI_INT, comm);
             for (int q = 1; q < size; q++) displs[q] = displs[q - 1] + counts[q - 1];
             if (!mrc)
-                mrc = MPI_Allgatherv(mine, mycount, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, comm);
+                mrc = MPI_Allgatherv(mine, mycount, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE,
+                                     comm);
             rc = lmd_mpi_agree(comm, lmd_mpi_check(mrc, "gathering per-cell values", err), err);
         }
     }
@@ -1016,9 +1088,9 @@ static void view_free(study_view *v) {
     free_strings(v->disp, v->C);
     free_strings(v->status, v->C);
     free_strings(v->label, (size_t)v->D);
-    void *p[] = {v->mlp, v->seed, v->n_params, v->n_layer, v->group, v->step, v->tokens,
-                 v->cell_tokens, v->widths, v->n_seeds, v->lmc, v->sp, v->kd,
-                 v->val, v->lastn, v->saturated};
+    void *p[] = {v->mlp,    v->seed,        v->n_params, v->n_layer,  v->group, v->step,
+                 v->tokens, v->cell_tokens, v->widths,   v->n_seeds,  v->lmc,   v->sp,
+                 v->kd,     v->val,         v->lastn,    v->saturated};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
     for (int t = 0; t < N_TRENDS; t++) {
         free(v->tsp[t]);
@@ -1048,8 +1120,8 @@ static int read_strings(hid_t f, const char *file, const char *name, size_t n, c
         hssize_t np = H5Sget_simple_extent_npoints(sp);
         H5Sclose(sp);
         if (np != (hssize_t)n)
-            rc = lmd_errf(err, "%s: %s holds %lld strings, expected %zu", file, name,
-                          (long long)np, n);
+            rc = lmd_errf(err, "%s: %s holds %lld strings, expected %zu", file, name, (long long)np,
+                          n);
         else if (H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
             rc = lmd_errf(err, "%s: cannot read %s (%s)", file, name, lmd_h5_last_error());
         for (size_t i = 0; i < n && !rc; i++) {
@@ -1071,8 +1143,8 @@ static int read_1d_len(hid_t f, const char *name, size_t *n, lmd_err *err) {
     return 0;
 }
 
-static void *read_all(hid_t f, const char *file, const char *name, hid_t type, size_t n,
-                      int *rc, lmd_err *err) {
+static void *read_all(hid_t f, const char *file, const char *name, hid_t type, size_t n, int *rc,
+                      lmd_err *err) {
     void *buf = lmd_calloc(n ? n : 1, 8);
     if (!*rc) *rc = read_exact(f, file, name, type, buf, n, err);
     return buf;
@@ -1132,12 +1204,15 @@ static int view_load(study_view *v, const char *path, lmd_err *err) {
     v->kd = read_all(f, path, "/condensation/kendall", H5T_NATIVE_DOUBLE, C * K, &rc, err);
     v->val = read_all(f, path, "/loss/val", H5T_NATIVE_DOUBLE, C * K, &rc, err);
     v->widths = read_all(f, path, "/summary/mlp_dim", H5T_NATIVE_INT64, W, &rc, err);
-    v->lastn = read_all(f, path, "/condensation/last_n_mean", H5T_NATIVE_DOUBLE, C * K * 6, &rc, err);
+    v->lastn =
+        read_all(f, path, "/condensation/last_n_mean", H5T_NATIVE_DOUBLE, C * K * 6, &rc, err);
     if (!rc && H5Lexists(f, "/summary/trend", H5P_DEFAULT) <= 0) {
         H5Fclose(f);
         view_free(v);
-        return lmd_errf(err, "%s was written before /summary/trend existed; rebuild it with "
-                        "`lmdisp aggregate DIR` (DIR = the study directory)", path);
+        return lmd_errf(err,
+                        "%s was written before /summary/trend existed; rebuild it with "
+                        "`lmdisp aggregate DIR` (DIR = the study directory)",
+                        path);
     }
     for (int t = 0; t < N_TRENDS; t++) {
         char name[128];
@@ -1148,7 +1223,8 @@ static int view_load(study_view *v, const char *path, lmd_err *err) {
         snprintf(name, sizeof name, "/summary/trend/%s/n", TREND_NAMES[t]);
         v->tn[t] = read_all(f, path, name, H5T_NATIVE_INT64, D * K, &rc, err);
     }
-    v->saturated = read_all(f, path, "/summary/trend/rho/saturated", H5T_NATIVE_INT64, D * K, &rc, err);
+    v->saturated =
+        read_all(f, path, "/summary/trend/rho/saturated", H5T_NATIVE_INT64, D * K, &rc, err);
     v->n_seeds = read_all(f, path, "/summary/by_width/n_seeds", H5T_NATIVE_INT64, D * W, &rc, err);
     for (int m = 0; m < N_METRICS; m++) {
         char name[128];
@@ -1177,9 +1253,12 @@ static int init_col(const study_view *v) {
 
 /* Number for a text table ("-" for NaN) or a CSV field (empty for NaN). */
 static const char *num(char *buf, size_t n, double x, int prec, int csv) {
-    if (isnan(x)) snprintf(buf, n, "%s", csv ? "" : "-");
-    else if (csv) snprintf(buf, n, "%.17g", x); /* round-trips */
-    else snprintf(buf, n, "%.*f", prec, x);
+    if (isnan(x))
+        snprintf(buf, n, "%s", csv ? "" : "-");
+    else if (csv)
+        snprintf(buf, n, "%.17g", x); /* round-trips */
+    else
+        snprintf(buf, n, "%.*f", prec, x);
     return buf;
 }
 
@@ -1221,14 +1300,14 @@ static void print_cells(const study_view *v, FILE *f, int csv) {
             }
         return;
     }
-    fprintf(f, "%8s  %-*s %5s  %-8s %10s %9s %11s %8s %8s %8s %8s  %s\n", "mlp_dim", lw,
-            "setting", "seed", "status", "n_params", "val_loss", "last_cossim", "rho@0",
-            "tau@0", "rho@end", "tau@end", "id");
+    fprintf(f, "%8s  %-*s %5s  %-8s %10s %9s %11s %8s %8s %8s %8s  %s\n", "mlp_dim", lw, "setting",
+            "seed", "status", "n_params", "val_loss", "last_cossim", "rho@0", "tau@0", "rho@end",
+            "tau@end", "id");
     for (size_t i = 0; i < v->C; i++) {
         int kl = last_col(v, i);
         fprintf(f, "%8lld  %-*s %5lld  %-8s %10lld %9s %11s %8s %8s %8s %8s  %s\n",
-                (long long)v->mlp[i], lw, v->label[v->group[i]], (long long)v->seed[i], v->status[i],
-                (long long)v->n_params[i], num(b[0], 48, at(v->val, v, i, kl), 4, 0),
+                (long long)v->mlp[i], lw, v->label[v->group[i]], (long long)v->seed[i],
+                v->status[i], (long long)v->n_params[i], num(b[0], 48, at(v->val, v, i, kl), 4, 0),
                 num(b[1], 48, last_cos(v, i, kl), 4, 0), num(b[2], 48, at(v->sp, v, i, k0), 3, 0),
                 num(b[3], 48, at(v->kd, v, i, k0), 3, 0), num(b[4], 48, at(v->sp, v, i, kl), 3, 0),
                 num(b[5], 48, at(v->kd, v, i, kl), 3, 0), v->id[i]);
@@ -1242,11 +1321,12 @@ static void print_trend(const study_view *v, FILE *f, int csv) {
         fprintf(f, "setting,step,tokens,n_cells,trend_spearman,trend_kendall,rho_saturated,"
                    "last_layer_spearman,last_layer_kendall,last_half_spearman,last_half_kendall\n");
     else
-        fprintf(f, "cross-grid trend: rank correlation of mlp_dim with each per-model statistic "
-                   "(done cells, all seeds;\nnegative = larger models condense less). rho = the "
-                   "model's Spearman of layer mean vs depth,\nlast_layer = mean cosine of the last "
-                   "hidden state, last_half = mean over the last half of the layers\n"
-                   "  %-*s %8s %10s %4s %17s %17s %17s\n  %-*s %8s %10s %4s %8s %8s %8s %8s %8s %8s\n",
+        fprintf(f,
+                "cross-grid trend: rank correlation of mlp_dim with each per-model statistic "
+                "(done cells, all seeds;\nnegative = larger models condense less). rho = the "
+                "model's Spearman of layer mean vs depth,\nlast_layer = mean cosine of the last "
+                "hidden state, last_half = mean over the last half of the layers\n"
+                "  %-*s %8s %10s %4s %17s %17s %17s\n  %-*s %8s %10s %4s %8s %8s %8s %8s %8s %8s\n",
                 lw, "", "", "", "", "rho", "last_layer", "last_half", lw, "setting", "step",
                 "tokens", "n", "spearman", "kendall", "spearman", "kendall", "spearman", "kendall");
     for (int d = 0; d < v->D; d++)
@@ -1255,8 +1335,8 @@ static void print_trend(const study_view *v, FILE *f, int csv) {
             if (csv) {
                 fprintf(f, "\"%s\",%lld,%lld,%lld,%s,%s,%lld,%s,%s,%s,%s\n", v->label[d],
                         (long long)v->step[k], (long long)v->tokens[k], (long long)v->tn[T_RHO][o],
-                        num(b[0], 48, v->tsp[T_RHO][o], 3, 1), num(b[1], 48, v->tkd[T_RHO][o], 3, 1),
-                        (long long)v->saturated[o],
+                        num(b[0], 48, v->tsp[T_RHO][o], 3, 1),
+                        num(b[1], 48, v->tkd[T_RHO][o], 3, 1), (long long)v->saturated[o],
                         num(b[2], 48, v->tsp[T_LAST_LAYER][o], 3, 1),
                         num(b[3], 48, v->tkd[T_LAST_LAYER][o], 3, 1),
                         num(b[4], 48, v->tsp[T_LAST_HALF][o], 3, 1),
@@ -1278,11 +1358,14 @@ static void print_trend(const study_view *v, FILE *f, int csv) {
     if (csv) return;
     for (int d = 0; d < v->D; d++) {
         int n_sat = 0;
-        for (int k = 0; k < v->K; k++) n_sat += v->saturated[(size_t)d * (size_t)v->K + (size_t)k] != 0;
+        for (int k = 0; k < v->K; k++)
+            n_sat += v->saturated[(size_t)d * (size_t)v->K + (size_t)k] != 0;
         if (n_sat)
-            fprintf(f, "  note: rho is saturated for %s at %d of %d checkpoints: every cell's layer "
-                       "means rise monotonically with depth (rho = 1), so its trend is undefined "
-                       "there; read last_layer and last_half\n", v->label[d], n_sat, v->K);
+            fprintf(f,
+                    "  note: rho is saturated for %s at %d of %d checkpoints: every cell's layer "
+                    "means rise monotonically with depth (rho = 1), so its trend is undefined "
+                    "there; read last_layer and last_half\n",
+                    v->label[d], n_sat, v->K);
     }
 }
 
@@ -1294,9 +1377,11 @@ static void print_width(const study_view *v, FILE *f, int csv) {
                    "kendall_std,last_layer_cossim_mean,last_layer_cossim_std,last_half_cossim_mean,"
                    "last_half_cossim_std,val_loss_mean,val_loss_std\n");
     else
-        fprintf(f, "per width at the final checkpoint (mean ± std over seeds, done cells)\n"
-                   "  %-*s %8s %4s %17s %17s %17s %17s %17s\n", label_width(v), "setting", "mlp_dim", "n", "rho",
-                "tau", "last_cossim", "last_half", "val_loss");
+        fprintf(f,
+                "per width at the final checkpoint (mean ± std over seeds, done cells)\n"
+                "  %-*s %8s %4s %17s %17s %17s %17s %17s\n",
+                label_width(v), "setting", "mlp_dim", "n", "rho", "tau", "last_cossim", "last_half",
+                "val_loss");
     for (int d = 0; d < v->D; d++)
         for (int w = 0; w < v->W; w++) {
             size_t dw = (size_t)d * (size_t)v->W + (size_t)w;
@@ -1312,8 +1397,7 @@ static void print_width(const study_view *v, FILE *f, int csv) {
                     fprintf(f, "\n");
                 } else {
                     fprintf(f, "  %-*s %8lld %4lld", label_width(v), v->label[d],
-                            (long long)v->widths[w],
-                            (long long)v->n_seeds[dw]);
+                            (long long)v->widths[w], (long long)v->n_seeds[dw]);
                     for (int m = 0; m < N_METRICS; m++) {
                         char cell[112];
                         if (isnan(v->std[m][o])) /* one seed: no spread to show */
@@ -1351,7 +1435,8 @@ static void mean_std(const double *x, int n, double *mean, double *std) {
 static void print_claims(const study_view *v, FILE *f) {
     char b[4][48];
     const int K = v->K, kl = K - 1, k0 = init_col(v);
-    fprintf(f, "claims (done cells; last checkpoint = step %lld):\n", K ? (long long)v->step[kl] : 0LL);
+    fprintf(f, "claims (done cells; last checkpoint = step %lld):\n",
+            K ? (long long)v->step[kl] : 0LL);
     if (K == 0) return;
     /* 1. larger MLP, less condensation: per setting, width vs last_layer and last_half */
     for (int d = 0; d < v->D; d++) {
@@ -1361,13 +1446,18 @@ static void print_claims(const study_view *v, FILE *f) {
             defined += isfinite(v->tsp[t][o]) && isfinite(v->tkd[t][o]);
             neg += v->tsp[t][o] < 0 && v->tkd[t][o] < 0;
         }
-        fprintf(f, "  larger MLP, less condensation [%s]: last_layer spearman %s kendall %s, "
-                   "last_half spearman %s kendall %s (n %lld cells, %d widths) -> %s\n",
+        fprintf(f,
+                "  larger MLP, less condensation [%s]: last_layer spearman %s kendall %s, "
+                "last_half spearman %s kendall %s (n %lld cells, %d widths) -> %s\n",
                 v->label[d], num(b[0], 48, v->tsp[T_LAST_LAYER][o], 3, 0),
                 num(b[1], 48, v->tkd[T_LAST_LAYER][o], 3, 0),
                 num(b[2], 48, v->tsp[T_LAST_HALF][o], 3, 0),
                 num(b[3], 48, v->tkd[T_LAST_HALF][o], 3, 0), (long long)v->tn[T_LAST_LAYER][o],
-                v->W, defined < 2 ? "not testable" : neg == 2 ? "holds" : neg == 0 ? "does not hold" : "mixed");
+                v->W,
+                defined < 2 ? "not testable"
+                : neg == 2  ? "holds"
+                : neg == 0  ? "does not hold"
+                            : "mixed");
     }
     /* 2. dispersion lowers condensation: each dispersion setting minus the one setting without
      * it, per width, paired by seed */
@@ -1381,8 +1471,11 @@ static void print_claims(const study_view *v, FILE *f) {
     for (int d = 0; d < v->D; d++) {
         if (d == off) continue;
         if (n_off != 1) {
-            fprintf(f, "  dispersion lowers condensation [%s]: not testable (needs exactly one setting "
-                       "without dispersion, found %d)\n", v->label[d], n_off);
+            fprintf(
+                f,
+                "  dispersion lowers condensation [%s]: not testable (needs exactly one setting "
+                "without dispersion, found %d)\n",
+                v->label[d], n_off);
             continue;
         }
         for (int t = T_LAST_LAYER; t <= T_LAST_HALF; t++) {
@@ -1392,11 +1485,12 @@ static void print_claims(const study_view *v, FILE *f) {
             for (int w = 0; w < v->W; w++) {
                 int n = 0;
                 for (size_t i = 0; i < v->C; i++) {
-                    if (v->group[i] != d || v->mlp[i] != v->widths[w] || strcmp(v->status[i], "done"))
+                    if (v->group[i] != d || v->mlp[i] != v->widths[w] ||
+                        strcmp(v->status[i], "done"))
                         continue;
                     for (size_t j = 0; j < v->C; j++)
-                        if (v->group[j] == off && v->mlp[j] == v->mlp[i] && v->seed[j] == v->seed[i] &&
-                            !strcmp(v->status[j], "done")) {
+                        if (v->group[j] == off && v->mlp[j] == v->mlp[i] &&
+                            v->seed[j] == v->seed[i] && !strcmp(v->status[j], "done")) {
                             double x = cell_stat(v, i, kl, t) - cell_stat(v, j, kl, t);
                             if (isfinite(x)) diff[n++] = x;
                         }
@@ -1410,13 +1504,17 @@ static void print_claims(const study_view *v, FILE *f) {
                 }
                 if (n >= 2)
                     fprintf(f, " %lld: %s ± %s (n %d)%s", (long long)v->widths[w],
-                            num(b[0], 48, m, 3, 0), num(b[1], 48, sd, 3, 0), n, w + 1 < v->W ? ";" : "");
+                            num(b[0], 48, m, 3, 0), num(b[1], 48, sd, 3, 0), n,
+                            w + 1 < v->W ? ";" : "");
                 else
-                    fprintf(f, " %lld: %s (n %d)%s", (long long)v->widths[w], num(b[0], 48, m, 3, 0),
-                            n, w + 1 < v->W ? ";" : "");
+                    fprintf(f, " %lld: %s (n %d)%s", (long long)v->widths[w],
+                            num(b[0], 48, m, 3, 0), n, w + 1 < v->W ? ";" : "");
             }
             fprintf(f, " -> %s (lower at %d of %d widths, by more than one std at %d)\n",
-                    !tested ? "not testable" : lower == tested ? "holds" : lower == 0 ? "does not hold" : "mixed",
+                    !tested           ? "not testable"
+                    : lower == tested ? "holds"
+                    : lower == 0      ? "does not hold"
+                                      : "mixed",
                     lower, tested, clear);
         }
     }
@@ -1438,15 +1536,19 @@ static void print_claims(const study_view *v, FILE *f) {
         }
         if (nl < 0) nl = v->n_layer[i];
         if (v->n_layer[i] != nl) continue; /* one profile: the first done cell's depth */
-        for (int l = 0; l <= nl; l++) prof[l] += v->lmc[(i * (size_t)K + (size_t)k0) * (size_t)v->L1 + (size_t)l];
+        for (int l = 0; l <= nl; l++)
+            prof[l] += v->lmc[(i * (size_t)K + (size_t)k0) * (size_t)v->L1 + (size_t)l];
         n++;
     }
-    fprintf(f, "  condensation at initialization: layer means at step 0 (mean of %d cells with %lld layers)", n,
-            (long long)nl);
-    for (int l = 0; l <= nl && n; l++)
-        fprintf(f, " %s", num(b[0], 48, prof[l] / n, 3, 0));
+    fprintf(f,
+            "  condensation at initialization: layer means at step 0 (mean of %d cells with %lld "
+            "layers)",
+            n, (long long)nl);
+    for (int l = 0; l <= nl && n; l++) fprintf(f, " %s", num(b[0], 48, prof[l] / n, 3, 0));
     fprintf(f, " (embedding .. final norm); rho > 0 in %d of %d cells -> %s\n", pos, ncells,
-            !ncells ? "not testable" : 2 * pos > ncells && n && prof[nl] > prof[0] ? "holds" : "does not hold");
+            !ncells                                       ? "not testable"
+            : 2 * pos > ncells && n && prof[nl] > prof[0] ? "holds"
+                                                          : "does not hold");
     free(prof);
 }
 
@@ -1456,16 +1558,18 @@ int lmd_study_report(const char *path, FILE *f, int csv, const char *table, lmd_
     if (!all && strcmp(table, "cells") && strcmp(table, "trend") && strcmp(table, "width"))
         return lmd_errf(err, "unknown table '%s' (cells, trend, width%s)", table,
                         csv ? "" : " or all");
-    if (csv && all) return lmd_errf(err, "--csv prints one table: choose --table cells|trend|width");
+    if (csv && all)
+        return lmd_errf(err, "--csv prints one table: choose --table cells|trend|width");
     study_view v;
     if (view_load(&v, path, err)) return -1;
     if (!csv) {
         size_t n_done = 0;
         for (size_t i = 0; i < v.C; i++) n_done += !strcmp(v.status[i], "done");
-        fprintf(f, "study %s: %zu cells (%zu done), %d checkpoints (steps %lld..%lld), %d "
-                   "setting(s), %d width(s)\n\n", v.name[0] ? v.name : path, v.C, n_done, v.K,
-                v.K ? (long long)v.step[0] : 0LL, v.K ? (long long)v.step[v.K - 1] : 0LL, v.D,
-                v.W);
+        fprintf(f,
+                "study %s: %zu cells (%zu done), %d checkpoints (steps %lld..%lld), %d "
+                "setting(s), %d width(s)\n\n",
+                v.name[0] ? v.name : path, v.C, n_done, v.K, v.K ? (long long)v.step[0] : 0LL,
+                v.K ? (long long)v.step[v.K - 1] : 0LL, v.D, v.W);
     }
     if (all || !strcmp(table, "cells")) print_cells(&v, f, csv);
     if (all) fprintf(f, "\n");

@@ -75,8 +75,10 @@ int lmd_studydir_check_spec(const char *dir, const lmd_spec *spec, char *note, s
     int rc = lmd_studydir_load_spec(dir, &old, &lerr);
     if (rc == LMD_FILE_MISSING) return 0;
     if (rc) {
-        lmd_errf(err, "%s holds a study whose spec cannot be read (%s); refusing to replace it. "
-                 "Use another --out, or repair or delete %s", dir, lerr.msg, dir);
+        lmd_errf(err,
+                 "%s holds a study whose spec cannot be read (%s); refusing to replace it. "
+                 "Use another --out, or repair or delete %s",
+                 dir, lerr.msg, dir);
         lmd_spec_free(&old);
         return -1;
     }
@@ -86,7 +88,11 @@ int lmd_studydir_check_spec(const char *dir, const lmd_spec *spec, char *note, s
     }
     char msg[LMD_ERR_LEN] = "";
     size_t used = 0;
-#define ADD(...) do { if (used < sizeof msg) used += (size_t)snprintf(msg + used, sizeof msg - used, __VA_ARGS__); } while (0)
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        if (used < sizeof msg)                                                                     \
+            used += (size_t)snprintf(msg + used, sizeof msg - used, __VA_ARGS__);                  \
+    } while (0)
     int n_diff = 0;
     if (strcmp(old.name, spec->name)) {
         ADD("\n  key 'name': was '%s', now '%s'", old.name, spec->name);
@@ -96,15 +102,17 @@ int lmd_studydir_check_spec(const char *dir, const lmd_spec *spec, char *note, s
     for (size_t i = 0; i < spec->n_cells; i++) all_sharded &= spec->cells[i].train.shards > 1;
     if (old.ranks_per_model != spec->ranks_per_model && !all_sharded) {
         ADD("\n  key 'resources.ranks_per_model': was %d, now %d (0 = auto); without train.shards "
-            "the group size changes the numbers of resumed cells", old.ranks_per_model,
-            spec->ranks_per_model);
+            "the group size changes the numbers of resumed cells",
+            old.ranks_per_model, spec->ranks_per_model);
         n_diff++;
     }
     char path[4200];
     lmd_pathf(path, "%s/manifest", dir);
     if (access(path, F_OK) == 0) {
-        ADD("\n  the study was submitted to Slurm (%s exists) and its array tasks read %s/spec.yaml: "
-            "it must stay as submitted", path, dir);
+        ADD("\n  the study was submitted to Slurm (%s exists) and its array tasks read "
+            "%s/spec.yaml: "
+            "it must stay as submitted",
+            path, dir);
         n_diff++;
     }
     size_t n_gone = 0, n_new = 0;
@@ -132,7 +140,8 @@ int lmd_studydir_check_spec(const char *dir, const lmd_spec *spec, char *note, s
             size_t kl = strcspn(best_line, "=");
             for (const char *q = ns; *q;) {
                 size_t ql = strcspn(q, "\n");
-                if (ql > kl && !strncmp(q, best_line, kl + 1)) snprintf(now, sizeof now, "%.*s", (int)ql, q);
+                if (ql > kl && !strncmp(q, best_line, kl + 1))
+                    snprintf(now, sizeof now, "%.*s", (int)ql, q);
                 q += ql + (q[ql] == '\n');
             }
             free(ns);
@@ -143,12 +152,14 @@ int lmd_studydir_check_spec(const char *dir, const lmd_spec *spec, char *note, s
         }
         free(os);
     }
-    if (n_gone > 4) ADD("\n  ... and %zu more cell(s) of the study are not in the new spec", n_gone - 4);
+    if (n_gone > 4)
+        ADD("\n  ... and %zu more cell(s) of the study are not in the new spec", n_gone - 4);
     for (size_t k = 0; k < spec->n_cells; k++)
         if (!lmd_spec_find_cell(&old, spec->cells[k].id)) n_new++;
 #undef ADD
     if (n_gone || n_diff) {
-        lmd_errf(err, "%s holds study '%s' (%zu cells) from a different spec; refusing to "
+        lmd_errf(err,
+                 "%s holds study '%s' (%zu cells) from a different spec; refusing to "
                  "replace it (nothing was changed). What differs:%s\nUse another --out, rerun "
                  "with the spec in %s/spec.yaml, or delete %s to start over",
                  dir, old.name, old.n_cells, msg, dir, dir);
@@ -156,11 +167,15 @@ int lmd_studydir_check_spec(const char *dir, const lmd_spec *spec, char *note, s
         return -1;
     }
     if (n_new)
-        snprintf(note, n_note, "extending study '%s' in %s: its %zu cells are unchanged, %zu new "
-                 "cell(s) added", old.name, dir, old.n_cells, n_new);
+        snprintf(note, n_note,
+                 "extending study '%s' in %s: its %zu cells are unchanged, %zu new "
+                 "cell(s) added",
+                 old.name, dir, old.n_cells, n_new);
     else
-        snprintf(note, n_note, "the spec text differs from %s/spec.yaml but every cell and "
-                 "study setting is the same; %s/spec.yaml is updated", dir, dir);
+        snprintf(note, n_note,
+                 "the spec text differs from %s/spec.yaml but every cell and "
+                 "study setting is the same; %s/spec.yaml is updated",
+                 dir, dir);
     lmd_spec_free(&old);
     return 1;
 }
@@ -181,16 +196,20 @@ int lmd_studydir_lock(const char *dir, int exclusive, const char *command, lmd_e
         /* who holds it: a shared lock still granted means array tasks hold it */
         if (exclusive && flock(fd, LOCK_SH | LOCK_NB) == 0) {
             close(fd);
-            return lmd_errf(err, "%s is in use by Slurm array task(s) of this study (they hold "
-                            "%s shared); wait for them to end (lmdisp status %s)", dir, path, dir);
+            return lmd_errf(err,
+                            "%s is in use by Slurm array task(s) of this study (they hold "
+                            "%s shared); wait for them to end (lmdisp status %s)",
+                            dir, path, dir);
         }
         char holder[512] = "";
         ssize_t r = pread(fd, holder, sizeof holder - 1, 0);
         close(fd);
         if (r > 0) holder[r] = '\0';
         holder[strcspn(holder, "\n")] = '\0';
-        return lmd_errf(err, "%s is in use by another lmdisp (%s, lock %s); wait for it to end "
-                        "or stop it, then run again", dir, holder[0] ? holder : "holder unknown", path);
+        return lmd_errf(err,
+                        "%s is in use by another lmdisp (%s, lock %s); wait for it to end "
+                        "or stop it, then run again",
+                        dir, holder[0] ? holder : "holder unknown", path);
     }
     if (exclusive) {
         char host[256] = "?", text[1024];
@@ -227,7 +246,8 @@ int lmd_studydir_clean_tmp(const char *dir, FILE *f, lmd_err *err) {
             char path[4400];
             lmd_pathf(path, "%s/%s", dir, e->d_name);
             if (unlink(path) != 0) {
-                rc = lmd_errf(err, "cannot remove the stale temporary file %s: %s", path, strerror(errno));
+                rc = lmd_errf(err, "cannot remove the stale temporary file %s: %s", path,
+                              strerror(errno));
             } else {
                 n++;
                 if (f) fprintf(f, "lmdisp: removed %s (left by a run that was killed)\n", path);

@@ -6,7 +6,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
-bash "$here/scripts/setup.sh" "$here/build"
+# clang-format: tests/test_format.sh checks the layout of the C sources (.clang-format)
+LMDISP_PACKAGES_EXTRA="${LMDISP_PACKAGES_EXTRA:-} clang-format" bash "$here/scripts/setup.sh" "$here/build"
 echo "== test suite =="
 (cd "$here/build" && ctest --output-on-failure --timeout 900)
 

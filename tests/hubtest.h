@@ -34,7 +34,9 @@ static inline void ht_write_file(const char *path, const void *data, size_t n) {
     }
 }
 
-static inline void ht_write_text(const char *path, const char *text) { ht_write_file(path, text, strlen(text)); }
+static inline void ht_write_text(const char *path, const char *text) {
+    ht_write_file(path, text, strlen(text));
+}
 
 /* One tensor to write: dtype tag as in the header, shape, raw little-endian bytes. */
 typedef struct {
@@ -50,7 +52,7 @@ typedef struct {
  * permutation, NULL = array order); offsets computed to match unless `offsets` (2 per
  * tensor, header order) overrides them; header_len_add added to the stored header length. */
 static inline void ht_write_st_ex(const char *path, const ht_tensor *t, int n, const int *order,
-                           const uint64_t *offsets, int64_t header_len_add) {
+                                  const uint64_t *offsets, int64_t header_len_add) {
     uint64_t *beg = calloc((size_t)n + 1, sizeof *beg), *end = calloc((size_t)n + 1, sizeof *end);
     uint64_t pos = 0;
     for (int k = 0; k < n; k++) {
@@ -63,10 +65,11 @@ static inline void ht_write_st_ex(const char *path, const ht_tensor *t, int n, c
     char *h = malloc(cap);
     len += (size_t)snprintf(h + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (int i = 0; i < n; i++) {
-        len += (size_t)snprintf(h + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t[i].name,
-                                t[i].dtype);
+        len += (size_t)snprintf(h + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[",
+                                t[i].name, t[i].dtype);
         for (int d = 0; d < t[i].ndim; d++)
-            len += (size_t)snprintf(h + len, cap - len, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
+            len += (size_t)snprintf(h + len, cap - len, "%s%lld", d ? "," : "",
+                                    (long long)t[i].shape[d]);
         uint64_t b = offsets ? offsets[2 * i] : beg[i], e = offsets ? offsets[2 * i + 1] : end[i];
         len += (size_t)snprintf(h + len, cap - len, "],\"data_offsets\":[%llu,%llu]}",
                                 (unsigned long long)b, (unsigned long long)e);
@@ -94,7 +97,8 @@ static inline void ht_write_st(const char *path, const ht_tensor *t, int n, cons
 }
 
 /* A raw file: u64 length of header, header text, then nbytes of data. */
-static inline void ht_write_raw_st(const char *path, const char *header, const void *data, size_t nbytes) {
+static inline void ht_write_raw_st(const char *path, const char *header, const void *data,
+                                   size_t nbytes) {
     size_t hl = strlen(header);
     unsigned char *buf = malloc(8 + hl + nbytes + 1);
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hl >> (8 * i));
@@ -105,8 +109,8 @@ static inline void ht_write_raw_st(const char *path, const char *header, const v
 }
 
 /* Checks that a call failed and that its message holds every one of the NULL-ended strings. */
-static inline void ht_expect_err_at(const char *file, int line, const char *what, int rc, const lmd_err *e,
-                             ...) {
+static inline void ht_expect_err_at(const char *file, int line, const char *what, int rc,
+                                    const lmd_err *e, ...) {
     tu_checks++;
     int ok = rc != 0;
     va_list ap;
@@ -124,6 +128,7 @@ static inline void ht_expect_err_at(const char *file, int line, const char *what
         printf("ok   %-34s refused: %s\n", what, e->msg);
     }
 }
-#define HT_EXPECT_ERR(what, rc, e, ...) ht_expect_err_at(__FILE__, __LINE__, what, rc, e, __VA_ARGS__, NULL)
+#define HT_EXPECT_ERR(what, rc, e, ...)                                                            \
+    ht_expect_err_at(__FILE__, __LINE__, what, rc, e, __VA_ARGS__, NULL)
 
 #endif

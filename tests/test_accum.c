@@ -22,8 +22,8 @@
 
 static void one_step(const lmd_tokens *tok, int B, int N, int shards, int disp, gpt_model *teacher,
                      float **grad, float **params, lmd_losses *l, int64_t *tokens, size_t *np) {
-    gpt_config cfg = {.vocab_size = 64, .n_ctx = 16, .n_layer = 2, .n_embd = 16, .n_head = 2,
-                      .mlp_dim = 32};
+    gpt_config cfg = {
+        .vocab_size = 64, .n_ctx = 16, .n_layer = 2, .n_embd = 16, .n_head = 2, .mlp_dim = 32};
     gpt_model m;
     lmd_err err;
     TU_CHECK(gpt_create(&m, &cfg, &err) == 0, "%s", err.msg);
@@ -64,7 +64,8 @@ static void compare(const char *what, const lmd_tokens *tok, int disp, gpt_model
     tu_compare(label, gb, ref, n, 1e-7 + 1e-6 * gmax, 0.0);
     snprintf(label, sizeof label, "%s: weights after AdamW", what);
     tu_compare(label, pb, pref, n, 1e-5, 0.0);
-    printf("%s: loss %.9f vs %.9f, ce %.9f vs %.9f, disp %.9f vs %.9f, kl %.9f vs %.9f, tokens %lld vs %lld\n",
+    printf("%s: loss %.9f vs %.9f, ce %.9f vs %.9f, disp %.9f vs %.9f, kl %.9f vs %.9f, tokens "
+           "%lld vs %lld\n",
            what, lb.loss, la.loss, lb.ce, la.ce, lb.disp, la.disp, lb.kl, la.kl, (long long)tb,
            (long long)ta);
     TU_CHECK(fabs(lb.loss - la.loss) <= 1e-6 * fabs(la.loss), "%s loss", what);
@@ -88,8 +89,8 @@ int main(void) {
     }
     compare("ce", &tok, 0, NULL, 1, 1);
     compare("ce+angular_spread", &tok, 1, NULL, 1, 1);
-    gpt_config tc = {.vocab_size = 64, .n_ctx = 16, .n_layer = 2, .n_embd = 16, .n_head = 2,
-                     .mlp_dim = 64};
+    gpt_config tc = {
+        .vocab_size = 64, .n_ctx = 16, .n_layer = 2, .n_embd = 16, .n_head = 2, .mlp_dim = 64};
     gpt_model t;
     gpt_create(&t, &tc, &err);
     gpt_init(&t, 77);

@@ -470,7 +470,10 @@ static void test_rejections(const char *good) {
          ed_moments_gone,
          {"adam_t = 37", "no moments", NULL}},
         {"step -5", "stepneg.h5", ed_step_neg, {"step = -5", "out of range", "stepneg.h5", NULL}},
-        {"step 2^62", "stephuge.h5", ed_step_huge, {"step = 4611686018427387904", "out of range", NULL}},
+        {"step 2^62",
+         "stephuge.h5",
+         ed_step_huge,
+         {"step = 4611686018427387904", "out of range", NULL}},
         {"tokens -1", "tokneg.h5", ed_tokens_neg, {"tokens = -1", "out of range", NULL}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -667,7 +670,8 @@ static long find_bytes(const char *path, const char *needle) {
     while ((c = fgetc(fp)) != EOF) { /* naive: needles here have no self-overlap */
         pos++;
         have = (unsigned char)c == (unsigned char)needle[have] ? have + 1
-               : (unsigned char)c == (unsigned char)needle[0] ? 1 : 0;
+               : (unsigned char)c == (unsigned char)needle[0]  ? 1
+                                                               : 0;
         if (have == n) {
             fclose(fp);
             return pos - (long)n;

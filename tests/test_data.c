@@ -76,8 +76,7 @@ static void test_synthetic(void) {
     lmd_err err = {{0}};
     lmd_synth_opts o = lmd_synth_default();
     TU_CHECK(o.seed == 1234 && o.n_tokens == 2000000 && o.vocab_size == 256,
-             "defaults seed=%llu n=%zu V=%d", (unsigned long long)o.seed, o.n_tokens,
-             o.vocab_size);
+             "defaults seed=%llu n=%zu V=%d", (unsigned long long)o.seed, o.n_tokens, o.vocab_size);
 
     lmd_tokens a, b, c, pre;
     double t0 = lmd_now();
@@ -85,7 +84,7 @@ static void test_synthetic(void) {
     double dt = lmd_now() - t0;
     TU_CHECK(rc == 0, "synthetic: %s", err.msg);
     if (rc) return;
-    /* The budget is "well under a second" for 2M tokens; sanitizers slow code 2-5x. */
+        /* The budget is "well under a second" for 2M tokens; sanitizers slow code 2-5x. */
 #if defined(__SANITIZE_ADDRESS__)
     const double budget = 5.0;
 #else
@@ -197,8 +196,8 @@ static void test_synthetic(void) {
         hit_far += (size_t)far;
     }
     double fn = (double)hit_near / (double)count, ff = (double)hit_far / (double)count;
-    printf("structure: 6-gram repeats at distance 16..64: %.4f, at 200..248 (control): %.4f\n",
-           fn, ff);
+    printf("structure: 6-gram repeats at distance 16..64: %.4f, at 200..248 (control): %.4f\n", fn,
+           ff);
     TU_CHECK(fn > 0.08, "copy structure too weak: %.4f", fn);
     TU_CHECK(fn >= 10.0 * ff, "copy repeats %.4f not 10x the control %.4f", fn, ff);
     lmd_tokens_free(&a);
@@ -245,8 +244,8 @@ static void test_shards(void) {
     struct stat st;
     int srt = stat(p1, &st);
     if (f) fclose(f);
-    uint32_t m = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
-                 (uint32_t)hdr[3] << 24;
+    uint32_t m =
+        (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
     TU_CHECK(got == sizeof hdr && m == 20240520 && hdr[4] == 1 && hdr[5] == 0 &&
                  hdr[8] == (uint8_t)n && hdr[9] == (uint8_t)(n >> 8) &&
                  hdr[10] == (uint8_t)(n >> 16) && hdr[1024] == 0 && hdr[1025] == 0 &&
@@ -274,8 +273,8 @@ static void test_shards(void) {
     path_in(pat, sizeof pat, "glob_*.bin");
     rc = lmd_data_shards(&t, pat, 50257, &err);
     int32_t want[8] = {1, 2, 3, 4, 5, 10, 11, 12};
-    TU_CHECK(rc == 0 && t.n == 8 && memcmp(t.tok, want, sizeof want) == 0,
-             "glob: rc=%d n=%zu %s", rc, t.n, err.msg);
+    TU_CHECK(rc == 0 && t.n == 8 && memcmp(t.tok, want, sizeof want) == 0, "glob: rc=%d n=%zu %s",
+             rc, t.n, err.msg);
     TU_CHECK(rc == 0 && strstr(t.source, "2 files") != NULL, "source %s", t.source);
     lmd_tokens_free(&t);
     free(tok);
@@ -380,8 +379,7 @@ static void test_split_loader_eval(void) {
     }
     TU_CHECK(same, "resumed loader diverges: %s", err.msg);
     rc = lmd_loader_seek(&b, 984, &err);
-    TU_CHECK(rc == -1 && has_all(err.msg, "984", "1000", NULL, NULL), "seek past end: rc=%d",
-             rc);
+    TU_CHECK(rc == -1 && has_all(err.msg, "984", "1000", NULL, NULL), "seek past end: rc=%d", rc);
 
     /* Evaluation windows: window i is tokens i*T .. (i+1)*T-1. */
     int *x = NULL;
@@ -411,8 +409,8 @@ static void test_split_loader_eval(void) {
     TU_CHECK(rc == -1 && has_all(err.msg, "33 tokens", "34", "ramp", "too short"),
              "split of 33 tokens: rc=%d", rc);
     rc = lmd_data_split(&all, 0.99, 2, 8, &tr, &va, &err);
-    TU_CHECK(rc == -1 && has_all(err.msg, "training tokens", "17", NULL, NULL),
-             "split 0.99: rc=%d", rc);
+    TU_CHECK(rc == -1 && has_all(err.msg, "training tokens", "17", NULL, NULL), "split 0.99: rc=%d",
+             rc);
     rc = lmd_data_split(&all, 1.0, 2, 8, &tr, &va, &err);
     TU_CHECK(rc == -1 && has_all(err.msg, "val_fraction", NULL, NULL, NULL), "split 1.0");
     rc = lmd_data_split(&all, NAN, 2, 8, &tr, &va, &err);
@@ -439,16 +437,16 @@ static void test_bad_files(void) {
     /* Empty glob match. */
     path_in(pat, sizeof pat, "nothing_here_*.bin");
     rc = lmd_data_shards(&t, pat, 256, &err);
-    TU_CHECK(rc == -1 && has_all(err.msg, pat, "no file matches", NULL, NULL),
-             "empty glob: rc=%d", rc);
+    TU_CHECK(rc == -1 && has_all(err.msg, pat, "no file matches", NULL, NULL), "empty glob: rc=%d",
+             rc);
 
     /* Wrong magic. */
     uint16_t body[8] = {1, 2, 3, 4, 5, 6, 300, 8};
     path_in(p, sizeof p, "bad_magic.bin");
     write_raw_shard(p, 12345, 1, 8, body, 8);
     rc = lmd_data_shards(&t, p, 256, &err);
-    TU_CHECK(rc == -1 && has_all(err.msg, p, "magic", "12345", "20240520"),
-             "wrong magic: rc=%d", rc);
+    TU_CHECK(rc == -1 && has_all(err.msg, p, "magic", "12345", "20240520"), "wrong magic: rc=%d",
+             rc);
 
     /* Wrong version. */
     path_in(p, sizeof p, "bad_version.bin");
@@ -468,15 +466,13 @@ static void test_bad_files(void) {
     path_in(p, sizeof p, "stub.bin");
     write_bytes(p, "12345678", 8);
     rc = lmd_data_shards(&t, p, 65536, &err);
-    TU_CHECK(rc == -1 && has_all(err.msg, p, "truncated", "8 bytes", "1024"),
-             "stub: rc=%d", rc);
+    TU_CHECK(rc == -1 && has_all(err.msg, p, "truncated", "8 bytes", "1024"), "stub: rc=%d", rc);
 
     /* Trailing bytes beyond the declared tokens. */
     path_in(p, sizeof p, "trailing.bin");
     write_raw_shard(p, 20240520, 1, 4, body, 8);
     rc = lmd_data_shards(&t, p, 65536, &err);
-    TU_CHECK(rc == -1 && has_all(err.msg, p, "4 tokens", "trailing", NULL),
-             "trailing: rc=%d", rc);
+    TU_CHECK(rc == -1 && has_all(err.msg, p, "4 tokens", "trailing", NULL), "trailing: rc=%d", rc);
 
     /* Token id >= vocab_size: id 300 at position 6. */
     path_in(p, sizeof p, "big_id.bin");
@@ -508,8 +504,7 @@ static void test_bad_files(void) {
     path_in(p, sizeof p, "empty.bin");
     write_raw_shard(p, 20240520, 1, 0, body, 0);
     rc = lmd_data_shards(&t, p, 256, &err);
-    TU_CHECK(rc == -1 && has_all(err.msg, p, "no tokens", NULL, NULL), "empty shard: rc=%d",
-             rc);
+    TU_CHECK(rc == -1 && has_all(err.msg, p, "no tokens", NULL, NULL), "empty shard: rc=%d", rc);
 
     /* Empty text file. */
     path_in(p, sizeof p, "empty.txt");

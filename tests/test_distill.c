@@ -68,7 +68,8 @@ static void test_reference(void) {
         char label[96];
         double d_loss = fabs(out.loss - loss), d_ce = fabs(out.ce - ce), d_kl = fabs(out.kl - kl);
         printf("case %d (N=%zu V=%zu alpha=%g T=%g): loss %.12f ref %.12f |diff| %.2e; ce |diff| "
-               "%.2e; kl |diff| %.2e\n", k, N, V, alpha, T, out.loss, loss, d_loss, d_ce, d_kl);
+               "%.2e; kl |diff| %.2e\n",
+               k, N, V, alpha, T, out.loss, loss, d_loss, d_ce, d_kl);
         TU_CHECK(d_loss <= 1e-9 + 1e-9 * fabs(loss), "case %d loss", k);
         TU_CHECK(d_ce <= 1e-9 + 1e-9 * fabs(ce), "case %d ce", k);
         TU_CHECK(d_kl <= 1e-9 + 1e-9 * fabs(kl), "case %d kl", k);
@@ -107,13 +108,13 @@ typedef struct {
 static double model_loss(model_ctx *c) {
     lmd_rng rng;
     lmd_rng_seed(&rng, 7, 3);
-    return lmd_forward_backward_kd(c->m, c->in, c->tg, c->B, c->T, &c->disp, &c->kd, &rng, NULL,
-                                   0).loss;
+    return lmd_forward_backward_kd(c->m, c->in, c->tg, c->B, c->T, &c->disp, &c->kd, &rng, NULL, 0)
+        .loss;
 }
 
 static void test_model(int with_disp, int no_teacher) {
-    gpt_config sc = {.vocab_size = 13, .n_ctx = 8, .n_layer = 2, .n_embd = 8, .n_head = 2,
-                     .mlp_dim = 12};
+    gpt_config sc = {
+        .vocab_size = 13, .n_ctx = 8, .n_layer = 2, .n_embd = 8, .n_head = 2, .mlp_dim = 12};
     gpt_config tc = sc;
     tc.mlp_dim = 32; /* a wider teacher */
     gpt_model m, t;
@@ -126,7 +127,8 @@ static void test_model(int with_disp, int no_teacher) {
      * carries signal; the teacher N(0, 1): sharper distributions than the student's */
     lmd_rng r;
     lmd_rng_seed(&r, 99, 1);
-    for (size_t i = 0; i < m.num_params; i++) m.params_memory[i] = (float)(0.3 * lmd_rng_normal(&r));
+    for (size_t i = 0; i < m.num_params; i++)
+        m.params_memory[i] = (float)(0.3 * lmd_rng_normal(&r));
     for (size_t i = 0; i < t.num_params; i++) t.params_memory[i] = (float)lmd_rng_normal(&r);
     for (int l = 0; l < sc.n_layer; l++)
         for (int i = 0; i < sc.n_embd; i++)
@@ -147,7 +149,8 @@ static void test_model(int with_disp, int no_teacher) {
     lmd_rng_seed(&rng, 7, 3);
     lmd_losses l = lmd_forward_backward_kd(&m, in, tg, B, T, &c.disp, &c.kd, &rng, dh, 1);
     printf("student (%s%s): loss %.6f = (1-a) ce %.6f + a T^2 kl %.6f + coeff disp %.6f\n",
-           with_disp ? "decorrelation" : "no dispersion", no_teacher ? ", no teacher" : "", l.loss, l.ce, l.kl, l.disp);
+           with_disp ? "decorrelation" : "no dispersion", no_teacher ? ", no teacher" : "", l.loss,
+           l.ce, l.kl, l.disp);
     double want = no_teacher ? l.ce + 0.5 * l.disp : 0.4 * l.ce + 0.6 * 4.0 * l.kl + 0.5 * l.disp;
     TU_CHECK(fabs(l.loss - want) < 1e-9, "loss composition");
     TU_CHECK(t.grads_memory == NULL && t.m_memory == NULL, "the teacher got gradient buffers");
@@ -175,8 +178,7 @@ static void test_model(int with_disp, int no_teacher) {
         gpt_tensor_describe(&sc, k, &info);
         char label[128];
         snprintf(label, sizeof label, "fd %s%s %s (max|g|=%.2e)", no_teacher ? "ce" : "kd",
-                 with_disp ? "+disp" : "",
-                 info.name, gmax);
+                 with_disp ? "+disp" : "", info.name, gmax);
         tu_compare(label, an, fd, cnt, 1e-4 + 5e-4 * gmax, 0.0);
         free(fd), free(an);
     }

@@ -66,7 +66,8 @@ int main(void) {
     /* a directory is not a file */
     memset(&err, 0, sizeof err);
     rc = lmd_file_read(dir, 1000, &text, &len, &err);
-    TU_CHECK(rc == -1 && strstr(err.msg, "not a regular file"), "directory: rc %d '%s'", rc, err.msg);
+    TU_CHECK(rc == -1 && strstr(err.msg, "not a regular file"), "directory: rc %d '%s'", rc,
+             err.msg);
 
     /* writing into a missing directory: an error naming the path */
     snprintf(sub, sizeof sub, "%s/no/such/dir/x", dir);
@@ -97,12 +98,14 @@ int main(void) {
     }
     rc = lmd_file_commit(tmpf, sub, &err);
     rc |= lmd_file_read(sub, 100, &text, &len, &err);
-    TU_CHECK(rc == 0 && !strcmp(text, "committed\n") && access(tmpf, F_OK) != 0 && count_tmp(dir) == 0,
+    TU_CHECK(rc == 0 && !strcmp(text, "committed\n") && access(tmpf, F_OK) != 0 &&
+                 count_tmp(dir) == 0,
              "commit: rc %d", rc);
     free(text);
     memset(&err, 0, sizeof err);
     rc = lmd_file_commit(tmpf, sub, &err); /* the temporary is gone now */
-    TU_CHECK(rc == -1 && strstr(err.msg, tmpf), "commit of a missing file: rc %d '%s'", rc, err.msg);
+    TU_CHECK(rc == -1 && strstr(err.msg, tmpf), "commit of a missing file: rc %d '%s'", rc,
+             err.msg);
 
     /* the empty file */
     rc = lmd_file_write_atomic(path, "", 0, &err);
@@ -115,7 +118,8 @@ int main(void) {
     char small[16];
     err.msg[0] = '\0';
     TU_CHECK(lmd_path(small, sizeof small, &err, "%s/%s", "dir", "file") == 0 &&
-                 !strcmp(small, "dir/file"), "lmd_path fits: '%s'", small);
+                 !strcmp(small, "dir/file"),
+             "lmd_path fits: '%s'", small);
     TU_CHECK(lmd_path(small, sizeof small, &err, "%s/%s", "a-long-directory", "f") == -1 &&
                  small[0] == '\0' && strstr(err.msg, "path too long"),
              "lmd_path too long: '%s' '%s'", small, err.msg);

@@ -35,9 +35,10 @@ static int cmp_d(const char *what, const double *got, const double *want, size_t
         }
     }
     tu_checks++;
-    printf("%-44s n=%-5zu worst |diff| = %.3e at %zu (got %.10g, want %.10g) atol=%.0e rtol=%.0e %s\n",
-           what, n, worst, worst_i, n ? got[worst_i] : 0.0, n ? want[worst_i] : 0.0, atol, rtol,
-           bad ? "FAIL" : "ok");
+    printf(
+        "%-44s n=%-5zu worst |diff| = %.3e at %zu (got %.10g, want %.10g) atol=%.0e rtol=%.0e %s\n",
+        what, n, worst, worst_i, n ? got[worst_i] : 0.0, n ? want[worst_i] : 0.0, atol, rtol,
+        bad ? "FAIL" : "ok");
     if (bad) tu_failures++;
     return bad ? 1 : 0;
 }
@@ -197,7 +198,7 @@ static void test_spectra(void) {
             int row = (i * 5) % T, col = (i * 3 + 1) % D;
             float v = (float)(i % 2 ? -s[i] : s[i]);
             x[row * D + col] = v;
-            xt[col * T + row] = v;  // the transpose: same singular values, other branch
+            xt[col * T + row] = v; // the transpose: same singular values, other branch
         }
         TU_CHECK(lmd_geom_spectrum(x, T, D, &h, &m, &err) == 0, "%s", err.msg);
         cmp1("permutation spectrum T<d: entropy", h, entropy_of(s, K), 1e-12);
@@ -326,13 +327,13 @@ static void test_trend(void) {
     lmd_err err = {{0}};
     lmd_geom g;
     TU_CHECK(lmd_geom_alloc(&g, 13, 4, &err) == 0, "%s", err.msg);
-    for (int l = 0; l < 13; l++) g.layer_mean[l] = 0.1 + 0.01 * l * l;  // increasing
+    for (int l = 0; l < 13; l++) g.layer_mean[l] = 0.1 + 0.01 * l * l; // increasing
     lmd_geom_finish(&g);
     cmp1("13 layers increasing: spearman", g.spearman, 1.0, 1e-15);
     cmp1("13 layers increasing: kendall", g.kendall, 1.0, 1e-15);
     double want[LMD_GEOM_NLAST];
     for (int k = 0; k < LMD_GEOM_NLAST; k++) {
-        int N = k < 5 ? k + 1 : 6;  // floor(13/2) = 6
+        int N = k < 5 ? k + 1 : 6; // floor(13/2) = 6
         double s = 0.0;
         for (int l = 13 - N; l < 13; l++) s += g.layer_mean[l];
         want[k] = s / N;
@@ -342,7 +343,7 @@ static void test_trend(void) {
     lmd_geom_free(&g);
 
     TU_CHECK(lmd_geom_alloc(&g, 3, 4, &err) == 0, "%s", err.msg);
-    for (int l = 0; l < 3; l++) g.layer_mean[l] = 0.25;  // constant: no trend
+    for (int l = 0; l < 3; l++) g.layer_mean[l] = 0.25; // constant: no trend
     lmd_geom_finish(&g);
     TU_CHECK(isnan(g.spearman) && isnan(g.kendall), "constant profile: rho %g tau %g", g.spearman,
              g.kendall);
@@ -362,10 +363,15 @@ static void test_trend(void) {
         size_t got = buf ? fread(buf, 1, (size_t)len, f) : 0;
         TU_CHECK(buf && got == (size_t)len, "reading back JSON");
         if (buf) {
-            const char *keys[] = {"\"layer_mean_cossim\": [", "\"offdiag_mean_cossim\": [",
-                                  "\"spearman\": null", "\"kendall\": null",
-                                  "\"last_n_mean\": {\"1\": 0.25", "\"4\": null, \"5\": null",
-                                  "\"half\": 0.25}", "\"singular_value_entropy\": [", "\"mev\": [",
+            const char *keys[] = {"\"layer_mean_cossim\": [",
+                                  "\"offdiag_mean_cossim\": [",
+                                  "\"spearman\": null",
+                                  "\"kendall\": null",
+                                  "\"last_n_mean\": {\"1\": 0.25",
+                                  "\"4\": null, \"5\": null",
+                                  "\"half\": 0.25}",
+                                  "\"singular_value_entropy\": [",
+                                  "\"mev\": [",
                                   "\"cossim_hist\": ["};
             for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
                 TU_CHECK(strstr(buf, keys[k]) != NULL, "JSON lacks %s:\n%s", keys[k], buf);
@@ -508,7 +514,7 @@ static void test_reference(void) {
     const char *dir = getenv("LMDISP_TESTS");
     char path[1024];
     snprintf(path, sizeof path, "%s/ref/geometry_ref.h5", dir ? dir : ".");
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);  // we report failures ourselves
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); // we report failures ourselves
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     TU_CHECK(f >= 0, "cannot open %s (run tests/gen_geometry_ref.py)", path);
     if (f < 0) return;

@@ -40,8 +40,7 @@ static int same_acc(const lmd_geom_acc *a, const lmd_geom_acc *b) {
 }
 
 static int same_geom(const lmd_geom *a, const lmd_geom *b) {
-    return a->n_seq == b->n_seq &&
-           !memcmp(a->layer_mean, b->layer_mean, L1 * sizeof(double)) &&
+    return a->n_seq == b->n_seq && !memcmp(a->layer_mean, b->layer_mean, L1 * sizeof(double)) &&
            !memcmp(a->offdiag_mean, b->offdiag_mean, L1 * sizeof(double)) &&
            !memcmp(a->sv_entropy, b->sv_entropy, L1 * sizeof(double)) &&
            !memcmp(a->mev, b->mev, L1 * sizeof(double)) &&
@@ -82,8 +81,8 @@ int main(void) {
     lmd_err e1 = {{0}}, e2 = {{0}};
     int r1 = lmd_geom_acc_add(&ser, L1, x, 1, &e1);
     int r2 = lmd_geom_pipe_add(p, L1, x, 1, &e2);
-    TU_CHECK(r1 == -1 && r2 == -1 && !strcmp(e1.msg, e2.msg), "bad layer: '%s' vs '%s'",
-             e1.msg, e2.msg);
+    TU_CHECK(r1 == -1 && r2 == -1 && !strcmp(e1.msg, e2.msg), "bad layer: '%s' vs '%s'", e1.msg,
+             e2.msg);
     r2 = lmd_geom_pipe_add(p, 0, NULL, 2, &e2);
     TU_CHECK(r2 == -1 && strstr(e2.msg, "NULL"), "NULL data: '%s'", e2.msg);
     TU_CHECK(!lmd_geom_pipe_add(p, 0, x, 0, &err), "0 sequences is a no-op: %s", err.msg);
@@ -95,8 +94,8 @@ int main(void) {
     TU_CHECK(!lmd_geom_acc_finish(&par, &g2, &err), "%s", err.msg);
     TU_CHECK(same_geom(&g1, &g2), "finished metrics differ");
     TU_CHECK(isnan(g1.sv_entropy[2]) && isfinite(g1.sv_entropy[1]),
-             "the NaN hidden state gives a NaN entropy at layer 2 only (%g, %g)",
-             g1.sv_entropy[2], g1.sv_entropy[1]);
+             "the NaN hidden state gives a NaN entropy at layer 2 only (%g, %g)", g1.sv_entropy[2],
+             g1.sv_entropy[1]);
     printf("layer means (serial = thread): %.17g %.17g %.17g %.17g %.17g\n", g2.layer_mean[0],
            g2.layer_mean[1], g2.layer_mean[2], g2.layer_mean[3], g2.layer_mean[4]);
     lmd_geom_free(&g1);

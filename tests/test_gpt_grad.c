@@ -75,7 +75,8 @@ static void test_layernorm(void) {
     c.inp = lmd_calloc(n, 4), c.out = lmd_calloc(n, 4), c.r = lmd_calloc(n, 4);
     c.w = lmd_calloc(c.C, 4), c.b = lmd_calloc(c.C, 4);
     c.mean = lmd_calloc(c.N, 4), c.rstd = lmd_calloc(c.N, 4);
-    fill(c.inp, n, 1.0, 0.3), fill(c.r, n, 1.0, 0), fill(c.w, c.C, 0.5, 1.0), fill(c.b, c.C, 0.5, 0);
+    fill(c.inp, n, 1.0, 0.3), fill(c.r, n, 1.0, 0), fill(c.w, c.C, 0.5, 1.0),
+        fill(c.b, c.C, 0.5, 0);
     float *dinp = lmd_calloc(n, 4), *dw = lmd_calloc(c.C, 4), *db = lmd_calloc(c.C, 4);
     ln_f(&c);
     lmd_layernorm_backward(dinp, dw, db, c.r, c.inp, c.w, c.mean, c.rstd, c.N, c.C);
@@ -100,7 +101,8 @@ static double mm_f(void *p) {
 static void test_matmul(void) {
     mm_ctx c = {.N = 7, .IC = 9, .OC = 5};
     c.inp = lmd_calloc(c.N * c.IC, 4), c.W = lmd_calloc((size_t)c.OC * c.IC, 4);
-    c.bias = lmd_calloc(c.OC, 4), c.out = lmd_calloc(c.N * c.OC, 4), c.r = lmd_calloc(c.N * c.OC, 4);
+    c.bias = lmd_calloc(c.OC, 4), c.out = lmd_calloc(c.N * c.OC, 4),
+    c.r = lmd_calloc(c.N * c.OC, 4);
     fill(c.inp, c.N * c.IC, 1, 0), fill(c.W, (size_t)c.OC * c.IC, 1, 0), fill(c.bias, c.OC, 1, 0);
     fill(c.r, c.N * c.OC, 1, 0);
     float *dinp = lmd_calloc(c.N * c.IC, 4), *dW = lmd_calloc((size_t)c.OC * c.IC, 4),
@@ -143,9 +145,9 @@ static void test_attention(void) {
     /* causality: future tokens must not change earlier outputs */
     float *o1 = lmd_calloc(no, 4);
     memcpy(o1, c.out, no * 4);
-    c.qkv[(size_t)(c.T - 1) * 3 * c.C + 1] += 1.0f;              /* q of last token, batch 0 */
-    c.qkv[(size_t)(c.T - 1) * 3 * c.C + c.C + 2] += 1.0f;        /* k of last token */
-    c.qkv[(size_t)(c.T - 1) * 3 * c.C + 2 * c.C + 3] += 1.0f;    /* v of last token */
+    c.qkv[(size_t)(c.T - 1) * 3 * c.C + 1] += 1.0f;           /* q of last token, batch 0 */
+    c.qkv[(size_t)(c.T - 1) * 3 * c.C + c.C + 2] += 1.0f;     /* k of last token */
+    c.qkv[(size_t)(c.T - 1) * 3 * c.C + 2 * c.C + 3] += 1.0f; /* v of last token */
     at_f(&c);
     double leak = 0;
     for (int t = 0; t < c.T - 1; t++)
@@ -212,7 +214,8 @@ static void test_gelu(void) {
         if (ed > wd) wd = ed, id = i;
     }
     printf("gelu on [-12,12] vs double: value worst rel err %.3e at x=%g (tol 2e-6), "
-           "derivative worst abs err %.3e at x=%g (tol 1e-6)\n", wv, x[iv], wd, x[id]);
+           "derivative worst abs err %.3e at x=%g (tol 1e-6)\n",
+           wv, x[iv], wd, x[id]);
     TU_CHECK(wv < 2e-6, "gelu value on [-12,12]: worst rel err %.3e at x=%g", wv, x[iv]);
     TU_CHECK(wd < 1e-6, "gelu derivative on [-12,12]: worst abs err %.3e at x=%g", wd, x[id]);
     free(x), free(y), free(g);
@@ -301,7 +304,8 @@ static void test_model_at(gpt_config cfg, int B, int T, double scale, int sample
             m.params.ln2w[l * cfg.n_embd + i] += 1.0f;
         }
     for (int i = 0; i < cfg.n_embd; i++) m.params.lnfw[i] += 1.0f;
-    int *inp = lmd_calloc((size_t)B * T, sizeof(int)), *tgt = lmd_calloc((size_t)B * T, sizeof(int));
+    int *inp = lmd_calloc((size_t)B * T, sizeof(int)),
+        *tgt = lmd_calloc((size_t)B * T, sizeof(int));
     for (int i = 0; i < B * T; i++) {
         inp[i] = (int)lmd_rng_below(&rng, (uint64_t)cfg.vocab_size);
         tgt[i] = (int)lmd_rng_below(&rng, (uint64_t)cfg.vocab_size);
@@ -312,8 +316,10 @@ static void test_model_at(gpt_config cfg, int B, int T, double scale, int sample
     model_ctx c = {&m, inp, tgt, r, B, T};
     for (int pass = 0; pass < 2; pass++) {
         /* pass 0: cross-entropy alone; pass 1: plus gradients injected at every hidden state */
-        if (pass == 0) memset(r, 0, (size_t)(cfg.n_layer + 1) * BTC * 4);
-        else fill(r, (size_t)(cfg.n_layer + 1) * BTC, 0.05, 0);
+        if (pass == 0)
+            memset(r, 0, (size_t)(cfg.n_layer + 1) * BTC * 4);
+        else
+            fill(r, (size_t)(cfg.n_layer + 1) * BTC, 0.05, 0);
         model_f(&c);
         gpt_zero_grad(&m);
         gpt_backward(&m, pass ? r : NULL);
@@ -333,16 +339,16 @@ static void test_model_at(gpt_config cfg, int B, int T, double scale, int sample
 }
 
 static void test_model(void) {
-    gpt_config cfg = {.vocab_size = 23, .n_ctx = 8, .n_layer = 2, .n_embd = 8, .n_head = 2,
-                      .mlp_dim = 12};
+    gpt_config cfg = {
+        .vocab_size = 23, .n_ctx = 8, .n_layer = 2, .n_embd = 8, .n_head = 2, .mlp_dim = 12};
     test_model_at(cfg, 2, 6, 0.3, 60, "");
 }
 
 /* Above every parallel threshold (ops.c PAR_MIN = 32768 <= B*T*C = 8*64*64; the sgemm row split
  * needs M*N*K >= 4e6: 512*256*64) on 2 threads: the split paths get the same check. */
 static void test_model_threads(void) {
-    gpt_config cfg = {.vocab_size = 64, .n_ctx = 64, .n_layer = 1, .n_embd = 64, .n_head = 4,
-                      .mlp_dim = 256};
+    gpt_config cfg = {
+        .vocab_size = 64, .n_ctx = 64, .n_layer = 1, .n_embd = 64, .n_head = 4, .mlp_dim = 256};
     gpt_set_threads(2);
     test_model_at(cfg, 8, 64, 0.05, 3, "[2 threads, large]");
     gpt_set_threads(1);

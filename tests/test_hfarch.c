@@ -60,8 +60,8 @@ static int mem_get(void *ctx, const char *name, int ndim, const int64_t *shape, 
 static int mem_has(void *ctx, const char *name) { return mem_find(ctx, name) != NULL; }
 
 /* row ranges of a 2-D tensor (hf_tensor_source.get_rows_f32) */
-static int mem_rows(void *ctx, const char *name, const int64_t *shape, int64_t row0,
-                    int64_t nrows, float *dst, lmd_err *err) {
+static int mem_rows(void *ctx, const char *name, const int64_t *shape, int64_t row0, int64_t nrows,
+                    float *dst, lmd_err *err) {
     mem_tensor *t = mem_find(ctx, name);
     if (!t) return lmd_errf(err, "memory: tensor %s missing", name);
     if (t->ndim != 2 || t->shape[0] != shape[0] || t->shape[1] != shape[1])
@@ -229,7 +229,8 @@ static int run(const hf_arch_config *c, mem_src *m, const int32_t *tok, int n_se
         int rc2 = hf_forward(c, &s, tok, n_seq, T, on_hidden, &col2, l2, &e2);
         TU_CHECK(rc2 == 0, "forward with row reads failed: %s", e2.msg);
         if (rc2 == 0) {
-            double dh = rel_diff(h2, o->h, (size_t)o->L1 * o->per), dl = rel_diff(l2, o->logits, o->nlog);
+            double dh = rel_diff(h2, o->h, (size_t)o->L1 * o->per),
+                   dl = rel_diff(l2, o->logits, o->nlog);
             TU_CHECK(dh <= 1e-6 && dl <= 1e-6,
                      "row reads change the forward: hidden %.3g, logits %.3g", dh, dl);
         }
@@ -253,8 +254,8 @@ static void compare_runs(const char *what, const run_out *a, const run_out *b, d
     }
     double rl = rel_diff(a->logits, b->logits, a->nlog);
     int ok = worst <= tol && rl <= tol;
-    printf("%-52s worst max|diff|/rms: hidden %.2e (layer %d), logits %.2e; bound %.0e %s\n",
-           what, worst, wl, rl, tol, ok ? "ok" : "FAIL");
+    printf("%-52s worst max|diff|/rms: hidden %.2e (layer %d), logits %.2e; bound %.0e %s\n", what,
+           worst, wl, rl, tol, ok ? "ok" : "FAIL");
     TU_CHECK(ok, "%s", what);
 }
 
@@ -269,14 +270,15 @@ static void transpose_into(float *dst, const float *src, int rows, int cols) {
 }
 
 static void test_gpt2_vs_lmdisp(const char *prefix) {
-    gpt_config gc = {.vocab_size = 41, .n_ctx = 24, .n_layer = 3, .n_embd = 32, .n_head = 4,
-                     .mlp_dim = 56};
+    gpt_config gc = {
+        .vocab_size = 41, .n_ctx = 24, .n_layer = 3, .n_embd = 32, .n_head = 4, .mlp_dim = 56};
     gpt_model g;
     lmd_err err = {{0}};
     if (gpt_create(&g, &gc, &err)) lmd_die("%s", err.msg);
     gpt_init(&g, 7);
     /* LayerNorm weights and biases away from 1 and 0, so a swapped or missing one shows */
-    for (size_t i = 0; i < g.num_params; i++) g.params_memory[i] += (float)(0.05 * lmd_rng_normal(&rng));
+    for (size_t i = 0; i < g.num_params; i++)
+        g.params_memory[i] += (float)(0.05 * lmd_rng_normal(&rng));
     const int B = 2, T = 20, C = gc.n_embd, M = gc.mlp_dim, L = gc.n_layer;
     int32_t tok[2 * 20];
     int itok[2 * 20];
@@ -298,15 +300,17 @@ static void test_gpt2_vs_lmdisp(const char *prefix) {
         memcpy(mem_add(&m, PL("ln_1.bias"), 1, C, 0), g.params.ln1b + l * c, c * 4);
         transpose_into(mem_add(&m, PL("attn.c_attn.weight"), 2, C, 3 * C),
                        g.params.qkvw + l * 3 * c * c, 3 * C, C);
-        memcpy(mem_add(&m, PL("attn.c_attn.bias"), 1, 3 * C, 0), g.params.qkvb + l * 3 * c, 3 * c * 4);
+        memcpy(mem_add(&m, PL("attn.c_attn.bias"), 1, 3 * C, 0), g.params.qkvb + l * 3 * c,
+               3 * c * 4);
         transpose_into(mem_add(&m, PL("attn.c_proj.weight"), 2, C, C),
                        g.params.attprojw + l * c * c, C, C);
         memcpy(mem_add(&m, PL("attn.c_proj.bias"), 1, C, 0), g.params.attprojb + l * c, c * 4);
         memcpy(mem_add(&m, PL("ln_2.weight"), 1, C, 0), g.params.ln2w + l * c, c * 4);
         memcpy(mem_add(&m, PL("ln_2.bias"), 1, C, 0), g.params.ln2b + l * c, c * 4);
-        transpose_into(mem_add(&m, PL("mlp.c_fc.weight"), 2, C, M), g.params.fcw + l * (size_t)M * c,
-                       M, C);
-        memcpy(mem_add(&m, PL("mlp.c_fc.bias"), 1, M, 0), g.params.fcb + l * (size_t)M, (size_t)M * 4);
+        transpose_into(mem_add(&m, PL("mlp.c_fc.weight"), 2, C, M),
+                       g.params.fcw + l * (size_t)M * c, M, C);
+        memcpy(mem_add(&m, PL("mlp.c_fc.bias"), 1, M, 0), g.params.fcb + l * (size_t)M,
+               (size_t)M * 4);
         transpose_into(mem_add(&m, PL("mlp.c_proj.weight"), 2, M, C),
                        g.params.fcprojw + l * (size_t)M * c, C, M);
         memcpy(mem_add(&m, PL("mlp.c_proj.bias"), 1, C, 0), g.params.fcprojb + l * c, c * 4);
@@ -323,8 +327,7 @@ static void test_gpt2_vs_lmdisp(const char *prefix) {
     if (run(&c, &m, tok, B, T, &o, &err)) {
         TU_CHECK(0, "gpt2 forward failed: %s", err.msg);
     } else {
-        run_out ref = {lmd_calloc((size_t)(L + 1) * o.per, 4), g.acts.logits, L + 1, o.per,
-                       o.nlog};
+        run_out ref = {lmd_calloc((size_t)(L + 1) * o.per, 4), g.acts.logits, L + 1, o.per, o.nlog};
         for (int l = 0; l <= L; l++)
             memcpy(ref.h + (size_t)l * o.per, gpt_hidden_state(&g, l), o.per * 4);
         char what[96];
@@ -458,7 +461,8 @@ static void test_rope_and_windows(void) {
     double e3 = rel_diff(o8.h + 3 * o2.per, o3w.h + 3 * o2.per, o2.per);
     double e4 = rel_diff(o8.h + 4 * o2.per, o3w.h + 4 * o2.per, o2.per);
     printf("olmo3 YaRN factor 8: layers 1-3 (sliding, default rope) %.2e (want 0), "
-           "layer 4 (full) %.2e (want > 1e-3)\n", e3, e4);
+           "layer 4 (full) %.2e (want > 1e-3)\n",
+           e3, e4);
     TU_CHECK(e3 == 0.0 && e4 > 1e-3, "yarn 8: %.2e %.2e", e3, e4);
     run_free(&o8);
     run_free(&o2);

@@ -48,10 +48,11 @@ static void test_cases(void) {
         int rc = hub_model_open(&m, d, &e);
         TU_CHECK(rc == 0, "%s: %s", name, e.msg);
         if (rc) continue;
-        TU_CHECK(m.n_params == np && hf_num_params(&m.cfg) == np, "%s: n_params %lld (hf_num_params %lld), HF %lld",
-                 name, (long long)m.n_params, (long long)hf_num_params(&m.cfg), np);
-        printf("ok   %-16s %s, %d layers, d %d, %lld parameters\n", name, m.cfg.model_type, m.cfg.n_layer,
-               m.cfg.hidden_size, (long long)m.n_params);
+        TU_CHECK(m.n_params == np && hf_num_params(&m.cfg) == np,
+                 "%s: n_params %lld (hf_num_params %lld), HF %lld", name, (long long)m.n_params,
+                 (long long)hf_num_params(&m.cfg), np);
+        printf("ok   %-16s %s, %d layers, d %d, %lld parameters\n", name, m.cfg.model_type,
+               m.cfg.n_layer, m.cfg.hidden_size, (long long)m.n_params);
         hub_model_close(&m);
     }
     fclose(f);
@@ -85,8 +86,9 @@ static void test_bad(void) {
         char which[1024] = "";
         if (!rc || !matches_all(e.msg, re, which, sizeof which)) {
             tu_failures++;
-            fprintf(stderr, "FAIL bad/%s: %s; message \"%s\"%s%s\n", line, rc ? "wrong message" : "accepted", e.msg,
-                    rc ? " does not match " : "", rc ? which : "");
+            fprintf(stderr, "FAIL bad/%s: %s; message \"%s\"%s%s\n", line,
+                    rc ? "wrong message" : "accepted", e.msg, rc ? " does not match " : "",
+                    rc ? which : "");
         } else {
             printf("ok   bad/%-22s %s\n", line, e.msg);
         }

@@ -54,8 +54,10 @@ static void add(tlist *l, const char *dtype, const char *name, int ndim, int64_t
     size_t isz = strcmp(dtype, "F32") == 0 ? 4 : 2;
     unsigned char *b = malloc(numel * isz + 1);
     for (size_t k = 0; k < numel; k++) {
-        float v = strstr(name, "norm") || strstr(name, "ln_") ? 1.0f + frand(&l->seed) : frand(&l->seed);
-        if (isz == 4) memcpy(b + 4 * k, &v, 4);
+        float v =
+            strstr(name, "norm") || strstr(name, "ln_") ? 1.0f + frand(&l->seed) : frand(&l->seed);
+        if (isz == 4)
+            memcpy(b + 4 * k, &v, 4);
         else {
             uint16_t h = strcmp(dtype, "BF16") == 0 ? to_bf16(v) : to_f16(v);
             b[2 * k] = (unsigned char)h;
@@ -162,20 +164,26 @@ static void build(const tiny *m, tlist *l) {
 static void config_text(const tiny *m, char *out, size_t n, const char *extra) {
     if (strcmp(m->arch, "gpt2") == 0)
         snprintf(out, n,
-                 "{\"architectures\": [\"GPT2LMHeadModel\"], \"model_type\": \"gpt2\", \"vocab_size\": %d,"
-                 " \"n_embd\": %d, \"n_layer\": %d, \"n_head\": %d, \"n_inner\": %d, \"n_positions\": %d,"
+                 "{\"architectures\": [\"GPT2LMHeadModel\"], \"model_type\": \"gpt2\", "
+                 "\"vocab_size\": %d,"
+                 " \"n_embd\": %d, \"n_layer\": %d, \"n_head\": %d, \"n_inner\": %d, "
+                 "\"n_positions\": %d,"
                  " \"activation_function\": \"gelu_new\"%s%s%s}",
-                 m->V, m->d, m->L, m->H, m->I, m->P, m->tie ? "" : ", \"tie_word_embeddings\": false",
-                 extra ? ", " : "", extra ? extra : "");
+                 m->V, m->d, m->L, m->H, m->I, m->P,
+                 m->tie ? "" : ", \"tie_word_embeddings\": false", extra ? ", " : "",
+                 extra ? extra : "");
     else
-        snprintf(out, n,
-                 "{\"model_type\": \"%s\", \"vocab_size\": %d, \"hidden_size\": %d, \"num_hidden_layers\": %d,"
-                 " \"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"head_dim\": %d,"
-                 " \"intermediate_size\": %d, \"max_position_embeddings\": %d, \"tie_word_embeddings\": %s,"
-                 " \"attention_bias\": %s, \"rms_norm_eps\": 1e-6, \"torch_dtype\": \"bfloat16\"%s%s%s}",
-                 m->arch, m->V, m->d, m->L, m->H, m->KV, m->hd, m->I, m->P, m->tie ? "true" : "false",
-                 m->attn_bias ? "true" : "false", m->mlp_bias ? ", \"mlp_bias\": true" : "",
-                 extra ? ", " : "", extra ? extra : "");
+        snprintf(
+            out, n,
+            "{\"model_type\": \"%s\", \"vocab_size\": %d, \"hidden_size\": %d, "
+            "\"num_hidden_layers\": %d,"
+            " \"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"head_dim\": %d,"
+            " \"intermediate_size\": %d, \"max_position_embeddings\": %d, \"tie_word_embeddings\": "
+            "%s,"
+            " \"attention_bias\": %s, \"rms_norm_eps\": 1e-6, \"torch_dtype\": \"bfloat16\"%s%s%s}",
+            m->arch, m->V, m->d, m->L, m->H, m->KV, m->hd, m->I, m->P, m->tie ? "true" : "false",
+            m->attn_bias ? "true" : "false", m->mlp_bias ? ", \"mlp_bias\": true" : "",
+            extra ? ", " : "", extra ? extra : "");
 }
 
 /* Writes DIR/<name>/ with config.json and model.safetensors (data order reversed), or shards. */
@@ -196,7 +204,8 @@ static void write_model(char *out, size_t n, const char *name, const tiny *m, co
     }
     size_t cap = 65536, w = 0;
     char *idx = malloc(cap);
-    w += (size_t)snprintf(idx + w, cap - w, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+    w +=
+        (size_t)snprintf(idx + w, cap - w, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
     int per = (l->n + shards - 1) / shards;
     for (int s = 0; s < shards; s++) {
         int a = s * per, b = a + per > l->n ? l->n : a + per;
@@ -236,16 +245,18 @@ static void open_ok(const char *what, const tiny *m, const char *extra, int shar
         for (int i = 0; i < l->n; i++) {
             const char *nm = l->t[i].name;
             size_t k = strlen(nm);
-            int buffer = (k > 10 && !strcmp(nm + k - 10, ".attn.bias")) || strstr(nm, ".attn.masked_bias");
+            int buffer =
+                (k > 10 && !strcmp(nm + k - 10, ".attn.bias")) || strstr(nm, ".attn.masked_bias");
             if (!buffer) want += (int64_t)(l->t[i].nbytes / (strcmp(m->dtype, "F32") ? 2 : 4));
         }
         TU_CHECK(hm.n_params == want && hm.n_params == hf_num_params(&hm.cfg),
-                 "%s: n_params %lld, tensors %lld, hf_num_params %lld", what, (long long)hm.n_params,
-                 (long long)want, (long long)hf_num_params(&hm.cfg));
-        TU_CHECK(hm.src.has(hm.src.ctx, l->t[0].name) && !hm.src.has(hm.src.ctx, "no.such.weight"), "%s: has",
-                 what);
+                 "%s: n_params %lld, tensors %lld, hf_num_params %lld", what,
+                 (long long)hm.n_params, (long long)want, (long long)hf_num_params(&hm.cfg));
+        TU_CHECK(hm.src.has(hm.src.ctx, l->t[0].name) && !hm.src.has(hm.src.ctx, "no.such.weight"),
+                 "%s: has", what);
         if (hm.cfg.arch == HF_GPT2)
-            TU_CHECK(hm.src.has(hm.src.ctx, "wte.weight") && hm.src.has(hm.src.ctx, "transformer.h.1.ln_2.bias") &&
+            TU_CHECK(hm.src.has(hm.src.ctx, "wte.weight") &&
+                         hm.src.has(hm.src.ctx, "transformer.h.1.ln_2.bias") &&
                          hm.src.has(hm.src.ctx, "h.1.ln_2.bias"),
                      "%s: gpt2 names resolve with and without transformer.", what);
         /* the embedding through the source equals the file's values converted */
@@ -257,7 +268,8 @@ static void open_ok(const char *what, const tiny *m, const char *extra, int shar
         for (int i = 0; rc == 0 && i < m->V * m->d && same; i++) {
             const unsigned char *b = l->t[0].data;
             float v;
-            if (!strcmp(m->dtype, "F32")) memcpy(&v, b + 4 * i, 4);
+            if (!strcmp(m->dtype, "F32"))
+                memcpy(&v, b + 4 * i, 4);
             else {
                 uint16_t h = (uint16_t)(b[2 * i] | b[2 * i + 1] << 8);
                 v = !strcmp(m->dtype, "BF16") ? st_bf16_to_f32(h) : st_f16_to_f32(h);
@@ -271,7 +283,8 @@ static void open_ok(const char *what, const tiny *m, const char *extra, int shar
             float *rows = malloc(2 * (size_t)m->d * sizeof *rows);
             TU_CHECK(hm.src.get_rows_f32 != NULL, "%s: the hub source reads rows", what);
             rc = hm.src.get_rows_f32(hm.src.ctx, l->t[0].name, shp, m->V - 2, 2, rows, &e);
-            TU_CHECK(rc == 0 && !memcmp(rows, buf + (size_t)(m->V - 2) * m->d, 2 * (size_t)m->d * sizeof *rows),
+            TU_CHECK(rc == 0 && !memcmp(rows, buf + (size_t)(m->V - 2) * m->d,
+                                        2 * (size_t)m->d * sizeof *rows),
                      "%s: get_rows_f32 = the rows of get_f32 (%s)", what, rc ? e.msg : "values");
             rc = hm.src.get_rows_f32(hm.src.ctx, l->t[0].name, shp, m->V - 1, 2, rows, &e);
             HT_EXPECT_ERR("get_rows_f32 past the last row", rc, &e, l->t[0].name, "rows", "asked");
@@ -281,11 +294,12 @@ static void open_ok(const char *what, const tiny *m, const char *extra, int shar
         rc = hm.src.get_f32(hm.src.ctx, l->t[0].name, 2, bad, buf, &e);
         HT_EXPECT_ERR("get_f32 with another shape", rc, &e, l->t[0].name, "has shape", "expects");
         rc = hm.src.get_rows_f32(hm.src.ctx, l->t[0].name, bad, 0, 1, buf, &e);
-        HT_EXPECT_ERR("get_rows_f32 with another shape", rc, &e, l->t[0].name, "has shape", "expects");
+        HT_EXPECT_ERR("get_rows_f32 with another shape", rc, &e, l->t[0].name, "has shape",
+                      "expects");
         free(buf);
         if (logits) run_forward(&hm, logits, 8);
-        printf("ok   %-34s opened: %s, %d layers, %lld parameters\n", what, hm.cfg.model_type, hm.cfg.n_layer,
-               (long long)hm.n_params);
+        printf("ok   %-34s opened: %s, %d layers, %lld parameters\n", what, hm.cfg.model_type,
+               hm.cfg.n_layer, (long long)hm.n_params);
         hub_model_close(&hm);
     }
     tl_free(l);
@@ -305,7 +319,8 @@ static void test_architectures(void) {
     g.prefix = 0;
     g.legacy = 0;
     open_ok("gpt2 without prefix", &g, NULL, 1, l2);
-    TU_CHECK(same_floats(l1, l2, 8 * 16), "gpt2: the same weights with and without prefix give other logits");
+    TU_CHECK(same_floats(l1, l2, 8 * 16),
+             "gpt2: the same weights with and without prefix give other logits");
     g.tie = 0;
     g.dtype = "BF16";
     open_ok("gpt2 untied, BF16", &g, NULL, 1, NULL);
@@ -369,7 +384,9 @@ static void e_transpose_q(tlist *l) {
 static void e_drop_knorm(tlist *l) { drop(l, find(l, "model.layers.0.self_attn.k_norm.weight")); }
 static void e_drop_lmhead(tlist *l) { drop(l, find(l, "lm_head.weight")); }
 static void e_extra(tlist *l) { add(l, "F32", "model.layers.0.mlp.extra_proj.bias", 1, 8, 0); }
-static void e_extra_layer(tlist *l) { add(l, "F32", "model.layers.2.input_layernorm.weight", 1, 8, 0); }
+static void e_extra_layer(tlist *l) {
+    add(l, "F32", "model.layers.2.input_layernorm.weight", 1, 8, 0);
+}
 static void e_i64(tlist *l) { l->t[find(l, "model.norm.weight")].dtype = "I32"; }
 static void e_gpt2_cfc(tlist *l) { /* nn.Linear layout [out, in] instead of Conv1D [in, out] */
     ht_tensor *t = &l->t[find(l, "h.0.mlp.c_fc.weight")];
@@ -380,8 +397,9 @@ static void e_gpt2_cfc(tlist *l) { /* nn.Linear layout [out, in] instead of Conv
 
 static void test_mismatches(void) {
     tiny ll = {"llama", 16, 8, 2, 2, 1, 4, 12, 64, 0, 0, 0, 0, 0, "F32"};
-    refuse_model("wrong shape for a name", &ll, NULL, e_transpose_q, "model.layers.1.self_attn.k_proj.weight",
-                 "has shape [8, 4]", "[4 (num_key_value_heads x head_dim), 8 (hidden_size)]");
+    refuse_model("wrong shape for a name", &ll, NULL, e_transpose_q,
+                 "model.layers.1.self_attn.k_proj.weight", "has shape [8, 4]",
+                 "[4 (num_key_value_heads x head_dim), 8 (hidden_size)]");
     tiny v = ll;
     v.V = 20; /* weights with vocab 20, config says 16 */
     tlist *l = calloc(1, sizeof *l);
@@ -404,18 +422,18 @@ static void test_mismatches(void) {
     refuse_model("needed tensor of dtype I32", &ll, NULL, e_i64, "model.norm.weight", "dtype I32",
                  "model.safetensors");
     tiny o2 = {"olmo2", 16, 8, 2, 2, 2, 4, 12, 64, 0, 0, 0, 0, 0, "F32"};
-    refuse_model("missing tensor", &o2, NULL, e_drop_knorm, "model.layers.0.self_attn.k_norm.weight",
-                 "is missing", "olmo2");
+    refuse_model("missing tensor", &o2, NULL, e_drop_knorm,
+                 "model.layers.0.self_attn.k_norm.weight", "is missing", "olmo2");
     /* llama weights under a config that claims mlp_bias: the biases are missing */
-    refuse_model("config claims mlp_bias", &ll, "\"mlp_bias\": true", NULL, "mlp.gate_proj.bias", "is missing",
-                 "model.safetensors");
+    refuse_model("config claims mlp_bias", &ll, "\"mlp_bias\": true", NULL, "mlp.gate_proj.bias",
+                 "is missing", "model.safetensors");
     tiny g = {"gpt2", 16, 8, 2, 2, 2, 4, 32, 8, 1, 0, 0, 0, 0, "F32"};
     refuse_model("gpt2 c_fc in nn.Linear layout", &g, NULL, e_gpt2_cfc, "h.0.mlp.c_fc.weight",
                  "has shape [32, 8]", "[8 (n_embd), 32 (n_inner)]");
     tiny mx = ll;
     mx.arch = "mixtral";
-    refuse_model("unknown model_type (model open)", &mx, NULL, NULL, "config.json", "model_type \"mixtral\"",
-                 "not implemented");
+    refuse_model("unknown model_type (model open)", &mx, NULL, NULL, "config.json",
+                 "model_type \"mixtral\"", "not implemented");
 }
 
 /* ---- the HF cache --------------------------------------------------------------------------- */
@@ -488,7 +506,8 @@ static void test_cache(void) {
     rc = hub_resolve(q, got, sizeof got, &e);
     TU_CHECK(rc == 0 && strcmp(got, want) == 0, "40-hex revision: %s", e.msg);
     rc = hub_model_open(&hm, "hf:allenai/OLMo-2-tiny@stage1-step1000-tokens5B", &e);
-    TU_CHECK(rc == 0 && hm.cfg.arch == HF_OLMO2 && strcmp(hm.dir, want) == 0, "open from the cache: %s", e.msg);
+    TU_CHECK(rc == 0 && hm.cfg.arch == HF_OLMO2 && strcmp(hm.dir, want) == 0,
+             "open from the cache: %s", e.msg);
     if (!rc) hub_model_close(&hm);
     TU_CHECK(hub_is_model_form("hf:allenai/OLMo-2-tiny") && hub_is_model_form(want) &&
                  !hub_is_model_form(dir) && !hub_is_model_form("ck.h5"),
@@ -498,7 +517,8 @@ static void test_cache(void) {
     HT_EXPECT_ERR("revision missing from the cache", rc, &e, "refs/stage9-step1",
                   "huggingface-cli download allenai/OLMo-2-tiny --revision stage9-step1");
     rc = hub_resolve("hf:allenai/OLMo-2-tiny@stage1-step0-tokens0B", got, sizeof got, &e);
-    HT_EXPECT_ERR("ref without its snapshot", rc, &e, "snapshots/1111111111111111111111111111111111111111",
+    HT_EXPECT_ERR("ref without its snapshot", rc, &e,
+                  "snapshots/1111111111111111111111111111111111111111",
                   "huggingface-cli download allenai/OLMo-2-tiny --revision stage1-step0-tokens0B");
     rc = hub_resolve("hf:allenai/OLMo-9", got, sizeof got, &e);
     HT_EXPECT_ERR("repo missing from the cache", rc, &e, "models--allenai--OLMo-9",
@@ -549,28 +569,35 @@ static void test_cache(void) {
     rc = hub_list_series("hf:allenai/OLMo-2-tiny@*", &r, &n, &skipped, &e);
     TU_CHECK(rc == 0, "series: %s", e.msg);
     if (!rc) {
-        const char *sorted[] = {"step1000-tokens4B", "stage1-step0-tokens0B", "experiments/stage1-step500",
-                                "stage1-step1000-tokens5B", "stage1-step20000-tokens42B",
+        const char *sorted[] = {"step1000-tokens4B",
+                                "stage1-step0-tokens0B",
+                                "experiments/stage1-step500",
+                                "stage1-step1000-tokens5B",
+                                "stage1-step20000-tokens42B",
                                 "stage2-ingredient1-step11931-tokens50B",
-                                "stage2-ingredient2-step200-tokens1B", "main"};
+                                "stage2-ingredient2-step200-tokens1B",
+                                "main"};
         int ok = n == 8;
         for (int i = 0; ok && i < n; i++) ok = strcmp(r[i].name, sorted[i]) == 0;
         TU_CHECK(ok, "series order (%d revisions)", n);
         for (int i = 0; i < n; i++)
-            printf("     %d: %-40s stage %d ingredient %d step %lld%s  %s\n", i, r[i].name, r[i].stage,
-                   r[i].ingredient, r[i].step, r[i].is_main ? " main" : "", r[i].spec);
-        TU_CHECK(n == 8 && r[1].stage == 1 && r[1].step == 0 && r[5].stage == 2 && r[5].ingredient == 1 &&
-                     r[5].step == 11931 && r[0].stage == 0 && r[0].step == 1000 && r[7].is_main,
+            printf("     %d: %-40s stage %d ingredient %d step %lld%s  %s\n", i, r[i].name,
+                   r[i].stage, r[i].ingredient, r[i].step, r[i].is_main ? " main" : "", r[i].spec);
+        TU_CHECK(n == 8 && r[1].stage == 1 && r[1].step == 0 && r[5].stage == 2 &&
+                     r[5].ingredient == 1 && r[5].step == 11931 && r[0].stage == 0 &&
+                     r[0].step == 1000 && r[7].is_main,
                  "parsed fields");
-        TU_CHECK(n == 8 && strcmp(r[3].spec, "hf:allenai/OLMo-2-tiny@stage1-step1000-tokens5B") == 0, "spec %s",
-                 n ? r[3].spec : "");
-        TU_CHECK(skipped && strcmp(skipped, "dangling\nolmo-2-preview\npartial\npr/1\n") == 0, "skipped: \"%s\"",
-                 skipped ? skipped : "(null)");
+        TU_CHECK(n == 8 &&
+                     strcmp(r[3].spec, "hf:allenai/OLMo-2-tiny@stage1-step1000-tokens5B") == 0,
+                 "spec %s", n ? r[3].spec : "");
+        TU_CHECK(skipped && strcmp(skipped, "dangling\nolmo-2-preview\npartial\npr/1\n") == 0,
+                 "skipped: \"%s\"", skipped ? skipped : "(null)");
         free(r);
         free(skipped);
     }
     rc = hub_list_series("hf:allenai/OLMo-9@*", &r, &n, &skipped, &e);
-    HT_EXPECT_ERR("series of a repo not cached", rc, &e, "models--allenai--OLMo-9", "huggingface-cli download");
+    HT_EXPECT_ERR("series of a repo not cached", rc, &e, "models--allenai--OLMo-9",
+                  "huggingface-cli download");
     rc = hub_resolve("hf:allenai/OLMo-2-tiny@*", got, sizeof got, &e);
     HT_EXPECT_ERR("a series given as one model", rc, &e, "series", "@*");
 }

@@ -10,9 +10,17 @@
 static char dir[4096];
 
 static void test_conversions(void) {
-    struct { uint16_t b; float want; } bf[] = {
-        {0x3F80, 1.0f}, {0xC000, -2.0f}, {0x3E80, 0.25f}, {0x4049, 3.140625f}, {0x0000, 0.0f},
-        {0x7F7F, 3.3895313892515355e38f}, {0x0080, 1.1754943508222875e-38f},
+    struct {
+        uint16_t b;
+        float want;
+    } bf[] = {
+        {0x3F80, 1.0f},
+        {0xC000, -2.0f},
+        {0x3E80, 0.25f},
+        {0x4049, 3.140625f},
+        {0x0000, 0.0f},
+        {0x7F7F, 3.3895313892515355e38f},
+        {0x0080, 1.1754943508222875e-38f},
         {0x0001, 9.183549615799121e-41f}, /* smallest bf16 subnormal, 2^-133 */
     };
     for (size_t i = 0; i < sizeof bf / sizeof *bf; i++) {
@@ -24,12 +32,19 @@ static void test_conversions(void) {
     TU_CHECK(isnan(st_bf16_to_f32(0x7FC0)), "bf16 NaN");
     TU_CHECK(signbit(st_bf16_to_f32(0x8000)) && st_bf16_to_f32(0x8000) == 0, "bf16 -0");
 
-    struct { uint16_t h; float want; } hf[] = {
-        {0x3C00, 1.0f}, {0xC000, -2.0f}, {0x7BFF, 65504.0f}, {0x3555, 0.333251953125f},
-        {0x0400, 6.103515625e-05f},        /* smallest normal 2^-14 */
-        {0x0001, 5.960464477539063e-08f},  /* smallest subnormal 2^-24 */
-        {0x03FF, 6.097555160522461e-05f},  /* largest subnormal 1023 * 2^-24 */
-        {0x8001, -5.960464477539063e-08f}, {0x0200, 3.0517578125e-05f},
+    struct {
+        uint16_t h;
+        float want;
+    } hf[] = {
+        {0x3C00, 1.0f},
+        {0xC000, -2.0f},
+        {0x7BFF, 65504.0f},
+        {0x3555, 0.333251953125f},
+        {0x0400, 6.103515625e-05f},       /* smallest normal 2^-14 */
+        {0x0001, 5.960464477539063e-08f}, /* smallest subnormal 2^-24 */
+        {0x03FF, 6.097555160522461e-05f}, /* largest subnormal 1023 * 2^-24 */
+        {0x8001, -5.960464477539063e-08f},
+        {0x0200, 3.0517578125e-05f},
     };
     for (size_t i = 0; i < sizeof hf / sizeof *hf; i++) {
         float got = st_f16_to_f32(hf[i].h);
@@ -73,12 +88,13 @@ static void check_four(st_set *s, const char *what) {
     TU_CHECK(!st_find(s, "missing") && !st_find(s, "__metadata__"), "%s: phantom tensor", what);
     if (!(a && b && c && sc && z)) return;
     float buf[8];
-    TU_CHECK(a->dtype == ST_F32 && a->ndim == 2 && a->shape[0] == 2 && a->shape[1] == 3, "%s: a meta", what);
+    TU_CHECK(a->dtype == ST_F32 && a->ndim == 2 && a->shape[0] == 2 && a->shape[1] == 3,
+             "%s: a meta", what);
     st_read_f32(s, a, buf);
     TU_CHECK(memcmp(buf, a_data, sizeof a_data) == 0, "%s: a values", what);
     st_read_f32(s, b, buf);
-    TU_CHECK(buf[0] == 1 && buf[1] == -2 && buf[2] == 0.25f && isinf(buf[3]), "%s: b values %g %g %g %g",
-             what, buf[0], buf[1], buf[2], buf[3]);
+    TU_CHECK(buf[0] == 1 && buf[1] == -2 && buf[2] == 0.25f && isinf(buf[3]),
+             "%s: b values %g %g %g %g", what, buf[0], buf[1], buf[2], buf[3]);
     st_read_f32(s, c, buf);
     TU_CHECK(buf[0] == 1 && buf[1] == 5.960464477539063e-08f && buf[2] == -2 && buf[3] == 65504,
              "%s: c values", what);
@@ -106,13 +122,15 @@ static void test_single(void) {
     TU_CHECK(rc == 0, "open single: %s", e.msg);
     if (!rc) {
         check_four(s, "single, data order != header order");
-        TU_CHECK(st_total_bytes(s) == 24 + 8 + 8 + 4, "total bytes %llu", (unsigned long long)st_total_bytes(s));
+        TU_CHECK(st_total_bytes(s) == 24 + 8 + 8 + 4, "total bytes %llu",
+                 (unsigned long long)st_total_bytes(s));
         st_close(s);
     }
     /* a header of plain tensors with no __metadata__, one of a known but unread dtype */
     int64_t iv[2] = {7, -1};
     snprintf(p, sizeof p, "%s/nometa.safetensors", dir);
-    ht_write_raw_st(p, "{\"i\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}  ", iv, 16);
+    ht_write_raw_st(p, "{\"i\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}  ", iv,
+                    16);
     rc = st_open_file(&s, p, &e);
     TU_CHECK(rc == 0, "no __metadata__, I64 tensor: %s", e.msg);
     if (!rc) {
@@ -136,10 +154,13 @@ static void test_sharded(void) {
     snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", d);
     ht_write_st(p, t + 3, 2, NULL);
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", d);
-    ht_write_text(p, "{\"metadata\": {\"total_size\": 44, \"format\": \"pt\"}, \"weight_map\": {"
-                     "\"a\": \"model-00001-of-00002.safetensors\", \"s\": \"model-00002-of-00002.safetensors\","
-                     "\"b\": \"model-00001-of-00002.safetensors\", \"c.weight\": \"model-00001-of-00002.safetensors\","
-                     "\"z\": \"model-00002-of-00002.safetensors\"}}");
+    ht_write_text(
+        p,
+        "{\"metadata\": {\"total_size\": 44, \"format\": \"pt\"}, \"weight_map\": {"
+        "\"a\": \"model-00001-of-00002.safetensors\", \"s\": \"model-00002-of-00002.safetensors\","
+        "\"b\": \"model-00001-of-00002.safetensors\", \"c.weight\": "
+        "\"model-00001-of-00002.safetensors\","
+        "\"z\": \"model-00002-of-00002.safetensors\"}}");
     st_set *s;
     lmd_err e = {{0}};
     int rc = st_open_dir(&s, d, &e);
@@ -170,11 +191,12 @@ static void test_sharded(void) {
     ht_write_text(p, "{\"weight_map\": {\"a\": \"model-00001-of-00002.safetensors\","
                      "\"q\": \"model-00002-of-00002.safetensors\"}}");
     rc = st_open_dir(&s, d, &e);
-    HT_EXPECT_ERR("index names a tensor no shard holds", rc, &e, "model.safetensors.index.json", "\"q\"",
-                  "does not hold it");
+    HT_EXPECT_ERR("index names a tensor no shard holds", rc, &e, "model.safetensors.index.json",
+                  "\"q\"", "does not hold it");
     ht_write_text(p, "{\"weight_map\": [1, 2]}");
     rc = st_open_dir(&s, d, &e);
-    HT_EXPECT_ERR("index without weight_map object", rc, &e, "model.safetensors.index.json", "weight_map");
+    HT_EXPECT_ERR("index without weight_map object", rc, &e, "model.safetensors.index.json",
+                  "weight_map");
     /* single file wins over the (now broken) index */
     snprintf(p, sizeof p, "%s/model.safetensors", d);
     ht_write_st(p, t, 5, NULL);
@@ -207,8 +229,8 @@ static void bad(const char *what, const char *header, size_t nbytes, ...) {
     va_end(ap);
     if (!rc || missing) {
         tu_failures++;
-        fprintf(stderr, "FAIL %s: %s; message \"%s\" (lacks \"%s\")\n", what, rc ? "wrong message" : "accepted",
-                e.msg, missing ? missing : "");
+        fprintf(stderr, "FAIL %s: %s; message \"%s\" (lacks \"%s\")\n", what,
+                rc ? "wrong message" : "accepted", e.msg, missing ? missing : "");
     } else {
         printf("ok   %-34s refused: %s\n", what, e.msg);
     }
@@ -243,31 +265,34 @@ static void test_bad(void) {
         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
         8, "not valid JSON", "a", NULL);
-    bad("offsets out of range", "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}", 16,
-        "\"w\"", "[16, 32]", "beyond the data buffer", NULL);
+    bad("offsets out of range",
+        "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}", 16, "\"w\"",
+        "[16, 32]", "beyond the data buffer", NULL);
     bad("overlapping tensors",
         "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
         "\"v\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
         16, "\"w\"", "\"v\"", "overlap", NULL);
-    bad("size != shape x dtype", "{\"w\":{\"dtype\":\"BF16\",\"shape\":[3,2],\"data_offsets\":[0,24]}}", 24,
-        "\"w\"", "24 bytes", "BF16", "needs 12", NULL);
-    bad("unknown dtype", "{\"w\":{\"dtype\":\"Q4_K\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4, "\"w\"",
-        "unknown dtype \"Q4_K\"", NULL);
-    bad("negative shape", "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1,4],\"data_offsets\":[0,16]}}", 16,
-        "\"w\"", "shape[0]", NULL);
+    bad("size != shape x dtype",
+        "{\"w\":{\"dtype\":\"BF16\",\"shape\":[3,2],\"data_offsets\":[0,24]}}", 24, "\"w\"",
+        "24 bytes", "BF16", "needs 12", NULL);
+    bad("unknown dtype", "{\"w\":{\"dtype\":\"Q4_K\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4,
+        "\"w\"", "unknown dtype \"Q4_K\"", NULL);
+    bad("negative shape", "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1,4],\"data_offsets\":[0,16]}}",
+        16, "\"w\"", "shape[0]", NULL);
     bad("shape overflow",
-        "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,16]}}", 16, "\"w\"",
-        "overflow", NULL);
-    bad("end before begin", "{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", 8, "\"w\"",
-        "end before begin", NULL);
-    bad("data_offsets malformed", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4,
-        "\"w\"", "data_offsets", NULL);
-    bad("gap in the buffer", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "\"w\"",
-        "belong to no tensor", NULL);
+        "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,16]}}", 16,
+        "\"w\"", "overflow", NULL);
+    bad("end before begin", "{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", 8,
+        "\"w\"", "end before begin", NULL);
+    bad("data_offsets malformed", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}",
+        4, "\"w\"", "data_offsets", NULL);
+    bad("gap in the buffer", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
+        "\"w\"", "belong to no tensor", NULL);
     bad("trailing bytes", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12,
         "belong to no tensor", NULL);
     bad("__metadata__ not an object", "{\"__metadata__\": 3}", 0, "__metadata__", NULL);
-    bad("entry without dtype", "{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "\"w\"", "dtype", NULL);
+    bad("entry without dtype", "{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "\"w\"",
+        "dtype", NULL);
 }
 
 static long rss_kb(void) {
@@ -321,7 +346,8 @@ static void test_streaming_rss(void) {
     /* a BF16 and an F16 tensor of 1M elements (the multi-threaded conversion path) */
     uint16_t *h = malloc((size_t)NE * 2);
     for (int i = 0; i < NE; i++) h[i] = (uint16_t)(i & 0x7BFF);
-    ht_tensor hb[2] = {{"b", "BF16", 1, {NE}, h, (size_t)NE * 2}, {"f", "F16", 1, {NE}, h, (size_t)NE * 2}};
+    ht_tensor hb[2] = {{"b", "BF16", 1, {NE}, h, (size_t)NE * 2},
+                       {"f", "F16", 1, {NE}, h, (size_t)NE * 2}};
     ht_write_st(p, hb, 2, NULL);
     float *o = malloc((size_t)NE * sizeof *o);
     if (st_open_file(&s, p, &e) == 0) {
@@ -330,7 +356,8 @@ static void test_streaming_rss(void) {
         for (int i = 0; i < NE; i++) bad_b += o[i] != st_bf16_to_f32(h[i]);
         st_read_f32(s, st_find(s, "f"), o);
         for (int i = 0; i < NE; i++) bad_f += o[i] != st_f16_to_f32(h[i]);
-        TU_CHECK(bad_b == 0 && bad_f == 0, "1M-element conversion: %d bf16, %d f16 wrong", bad_b, bad_f);
+        TU_CHECK(bad_b == 0 && bad_f == 0, "1M-element conversion: %d bf16, %d f16 wrong", bad_b,
+                 bad_f);
         st_close(s);
     } else {
         TU_CHECK(0, "open: %s", e.msg);

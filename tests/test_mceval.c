@@ -57,10 +57,15 @@ static void test_task_files(const char *dir) {
     struct {
         const char *text, *want;
     } c[] = {
-        {"{\"context\": \"a\", \"choices\": [\"b\"], \"gold\": 0}\n\n{\"context\": 1, \"choices\": [\"b\"], \"gold\": 0}\n", "t.jsonl:3: 'context' must be a string"},
-        {"{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"gold\": 2}\n", "t.jsonl:1: 'gold' 2 is out of range"},
-        {"{\"context\": \"a\", \"choices\": [], \"gold\": 0}\n", "t.jsonl:1: 'choices' must be a non-empty array"},
-        {"{\"context\": \"a\", \"choices\": [\"b\", 3], \"gold\": 0}\n", "t.jsonl:1: choice 1 must be a non-empty string"},
+        {"{\"context\": \"a\", \"choices\": [\"b\"], \"gold\": 0}\n\n{\"context\": 1, \"choices\": "
+         "[\"b\"], \"gold\": 0}\n",
+         "t.jsonl:3: 'context' must be a string"},
+        {"{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"gold\": 2}\n",
+         "t.jsonl:1: 'gold' 2 is out of range"},
+        {"{\"context\": \"a\", \"choices\": [], \"gold\": 0}\n",
+         "t.jsonl:1: 'choices' must be a non-empty array"},
+        {"{\"context\": \"a\", \"choices\": [\"b\", 3], \"gold\": 0}\n",
+         "t.jsonl:1: choice 1 must be a non-empty string"},
         {"{\"context\": \"a\", \"gold\": 0}\n", "t.jsonl:1: missing field 'choices'"},
         {"not json\n", "t.jsonl:1:"},
         {"\n  \n", "no task lines"},
@@ -77,7 +82,8 @@ static void test_task_files(const char *dir) {
         if (rc == 0) mc_task_free(&t);
     }
     TU_CHECK(write_text(path, "\n{\"context\": \"\", \"choices\": [\"x\", \"y\"], \"gold\": 1, "
-                              "\"id\": 7}\n\n") == 0, "write");
+                              "\"id\": 7}\n\n") == 0,
+             "write");
     mc_task t;
     lmd_err err = {{0}};
     TU_CHECK(mc_task_load(&t, path, &err) == 0, "load: %s", err.msg);
@@ -114,7 +120,8 @@ static double ref_loglik(lmd_anymodel *m, const uint32_t *all, int n_all, int n_
     for (int i = 0; i < T; i++) inp[i] = (int32_t)all[first + i];
     float *lg = lmd_calloc((size_t)T * m->vocab_size, sizeof *lg);
     lmd_err err = {{0}};
-    if (lmd_anymodel_forward(m, inp, 1, T, NULL, NULL, lg, &err)) TU_CHECK(0, "forward: %s", err.msg);
+    if (lmd_anymodel_forward(m, inp, 1, T, NULL, NULL, lg, &err))
+        TU_CHECK(0, "forward: %s", err.msg);
     double ll = 0;
     for (int j = 0; j < n_cont; j++) {
         const float *row = lg + (size_t)(T - n_cont + j) * m->vocab_size;
@@ -140,7 +147,8 @@ static void test_scoring(const char *dir) {
     }
     lmd_anymodel m;
     memset(&m, 0, sizeof m);
-    gpt_config cfg = {.vocab_size = 260, .n_ctx = 8, .n_layer = 1, .n_embd = 16, .n_head = 2, .mlp_dim = 24};
+    gpt_config cfg = {
+        .vocab_size = 260, .n_ctx = 8, .n_layer = 1, .n_embd = 16, .n_head = 2, .mlp_dim = 24};
     TU_CHECK(gpt_create(&m.gm, &cfg, &err) == 0, "gpt_create: %s", err.msg);
     gpt_init(&m.gm, 3);
     for (size_t i = 0; i < m.gm.num_params; i++) m.gm.params_memory[i] *= 5.0f; /* sharper */
@@ -166,7 +174,8 @@ static void test_scoring(const char *dir) {
     /* a task: long contexts (window 8 cut on the left), UTF-8 choices (acc_norm != acc_bytes) */
     snprintf(path, sizeof path, "%s/score.jsonl", dir);
     const char *items =
-        "{\"context\": \"the quick brown fox jumps over\", \"choices\": [\"a\", \"the dog\", \"\xc3\xa9\xc3\xa9\"], \"gold\": 1}\n"
+        "{\"context\": \"the quick brown fox jumps over\", \"choices\": [\"a\", \"the dog\", "
+        "\"\xc3\xa9\xc3\xa9\"], \"gold\": 1}\n"
         "{\"context\": \"x\", \"choices\": [\"\xe2\x82\xac\", \"eu\", \"abc\"], \"gold\": 0}\n"
         "{\"context\": \"\", \"choices\": [\"one\", \"two w\"], \"gold\": 1}\n";
     TU_CHECK(write_text(path, items) == 0, "write");
@@ -183,13 +192,15 @@ static void test_scoring(const char *dir) {
         const mc_item *it = &t.items[i];
         double ll[8], by_c[8], by_b[8];
         for (int c = 0; c < it->n_choices; c++, k++) {
-            TU_CHECK(mc_encode_request(&s, w, it->context, it->choices[c], &ids, &nc, &nk, &err) == 0,
+            TU_CHECK(mc_encode_request(&s, w, it->context, it->choices[c], &ids, &nc, &nk, &err) ==
+                         0,
                      "encode: %s", err.msg);
             ll[c] = ref_loglik(&m, ids, nc + nk, nk, 8);
             free(ids);
             worst = fmax(worst, fabs(ll[c] - sc[k].loglik));
             size_t chars = 0;
-            for (const char *p = it->choices[c]; *p; p++) chars += ((unsigned char)*p & 0xC0) != 0x80;
+            for (const char *p = it->choices[c]; *p; p++)
+                chars += ((unsigned char)*p & 0xC0) != 0x80;
             by_c[c] = ll[c] / (double)chars;
             by_b[c] = ll[c] / (double)strlen(it->choices[c]);
         }
@@ -200,16 +211,20 @@ static void test_scoring(const char *dir) {
             if (by_b[c] > by_b[p[2]]) p[2] = c;
         }
         for (int q = 0; q < 3; q++) {
-            TU_CHECK(pr[3 * i + q] == p[q], "item %d metric %d: pred %d, want %d", i, q, pr[3 * i + q], p[q]);
+            TU_CHECK(pr[3 * i + q] == p[q], "item %d metric %d: pred %d, want %d", i, q,
+                     pr[3 * i + q], p[q]);
             correct[q] += p[q] == it->gold;
         }
     }
-    printf("mc_eval_task vs float64 log-softmax of the hand-built windows: worst |diff| %.2e (bound 1e-9), "
-           "%d windows cut on the left\n", worst, r.n_truncated);
+    printf("mc_eval_task vs float64 log-softmax of the hand-built windows: worst |diff| %.2e "
+           "(bound 1e-9), "
+           "%d windows cut on the left\n",
+           worst, r.n_truncated);
     TU_CHECK(worst <= 1e-9, "log-likelihood differs by %g", worst);
     TU_CHECK(r.n_truncated >= 2, "%d truncated windows, want the long context's", r.n_truncated);
-    TU_CHECK(r.correct == correct[0] && r.correct_norm == correct[1] && r.correct_bytes == correct[2] &&
-                 r.n_items == 3 && fabs(r.acc - correct[0] / 3.0) < 1e-15,
+    TU_CHECK(r.correct == correct[0] && r.correct_norm == correct[1] &&
+                 r.correct_bytes == correct[2] && r.n_items == 3 &&
+                 fabs(r.acc - correct[0] / 3.0) < 1e-15,
              "counts %d %d %d vs %d %d %d", r.correct, r.correct_norm, r.correct_bytes, correct[0],
              correct[1], correct[2]);
     free(sc);

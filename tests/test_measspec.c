@@ -50,7 +50,10 @@ static void test_tiny(void) {
     TU_CHECK(s.n_seq == 4 && s.T == 16 && s.batch == 2 && s.bins == 128 && s.seed == 0 &&
                  s.min_words == 1024 && s.ranks_per_model == 1,
              "settings %d %d %d %d", s.n_seq, s.T, s.batch, s.bins);
-    static const char *const want[] = {"gpt2", "gpt2_prefix", "qwen2", "qwen3",
+    static const char *const want[] = {"gpt2",
+                                       "gpt2_prefix",
+                                       "qwen2",
+                                       "qwen3",
                                        "OLMo-2-tiny@stage1-step0-tokens0B",
                                        "OLMo-2-tiny@stage1-step1000-tokens5B",
                                        "OLMo-2-tiny@stage1-step9000-tokens38B",
@@ -60,11 +63,11 @@ static void test_tiny(void) {
                                        "OLMo-2-tiny@stage2-ingredient2-step11931-tokens50B",
                                        "OLMo-2-tiny@main"};
     for (int m = 0; m < 12 && m < s.n_models; m++)
-        TU_CHECK(!strcmp(s.models[m].name, want[m]), "model %d is %s, want %s", m,
-                 s.models[m].name, want[m]);
+        TU_CHECK(!strcmp(s.models[m].name, want[m]), "model %d is %s, want %s", m, s.models[m].name,
+                 want[m]);
     /* n_params = HF num_parameters() of tests/hf/cases.tsv; tokens from the revision names */
-    TU_CHECK(s.models[0].n_params == 29568 && s.models[3].n_params == 41664,
-             "n_params %lld %lld", (long long)s.models[0].n_params, (long long)s.models[3].n_params);
+    TU_CHECK(s.models[0].n_params == 29568 && s.models[3].n_params == 41664, "n_params %lld %lld",
+             (long long)s.models[0].n_params, (long long)s.models[3].n_params);
     TU_CHECK(s.models[4].train_tokens == 0 && s.models[5].train_tokens == 5000000000LL &&
                  s.models[5].train_step == 1000 && s.models[11].train_tokens == -1 &&
                  s.models[11].train_step == -1 && s.models[0].train_tokens == -1,
@@ -81,9 +84,10 @@ static void test_tiny(void) {
     size_t order[24];
     lmd_mspec_order(&s, order);
     for (size_t k = 1; k < 24; k++)
-        TU_CHECK(s.cells[order[k - 1]].cost >= s.cells[order[k]].cost &&
-                     (s.cells[order[k - 1]].cost > s.cells[order[k]].cost || order[k - 1] < order[k]),
-                 "order %zu", k);
+        TU_CHECK(
+            s.cells[order[k - 1]].cost >= s.cells[order[k]].cost &&
+                (s.cells[order[k - 1]].cost > s.cells[order[k]].cost || order[k - 1] < order[k]),
+            "order %zu", k);
     TU_CHECK(order[0] == 6 && order[1] == 7, "most expensive first: qwen3 cells, got %zu %zu",
              order[0], order[1]);
     TU_CHECK(s.n_pairs == 1 && s.pairs[0].distilled == 3 && s.pairs[0].base == 2, "pairs");
@@ -121,8 +125,8 @@ static void expect_error(const char *name, const char *text, const char *where, 
     int rc = lmd_mspec_load(&s, p, &err);
     char at[256];
     snprintf(at, sizeof at, "%s:%s: ", name, where);
-    TU_CHECK(rc == -1 && strstr(err.msg, at) && strstr(err.msg, what), "%s: want '%s...%s', got: %s",
-             name, at, what, rc ? err.msg : "(accepted)");
+    TU_CHECK(rc == -1 && strstr(err.msg, at) && strstr(err.msg, what),
+             "%s: want '%s...%s', got: %s", name, at, what, rc ? err.msg : "(accepted)");
     TU_CHECK(s.n_cells == 0 && s.models == NULL, "%s: spec not left empty", name);
     lmd_mspec_free(&s);
 }
@@ -132,7 +136,8 @@ static void test_errors(void) {
     snprintf(gpt2, sizeof gpt2, "%s/hf/gpt2", tests_dir());
     snprintf(tok, sizeof tok, "%s/meas/uniform.bin", tests_dir());
     snprintf(fam, sizeof fam,
-             "families:\n  - {name: g, models: [%s]}\ndatasets:\n  - {name: u, tokens: %s}\n", gpt2, tok);
+             "families:\n  - {name: g, models: [%s]}\ndatasets:\n  - {name: u, tokens: %s}\n", gpt2,
+             tok);
     char t[20000];
     snprintf(t, sizeof t, "name: ok\nkind: measure\nmeasure: {sequences: 4, seq_len: 16}\n%s", fam);
     const char *p = write_spec("meas_ok.yaml", t);
@@ -140,30 +145,40 @@ static void test_errors(void) {
     lmd_err err = {{0}};
     TU_CHECK(lmd_mspec_load(&s, p, &err) == 0 && s.n_cells == 1, "control spec: %s", err.msg);
     lmd_mspec_free(&s);
-    snprintf(t, sizeof t, "name: x\nkind: measure\nmeasure: {sequences: 4, seq_len: 16}\nfamilies: &a\n");
+    snprintf(t, sizeof t,
+             "name: x\nkind: measure\nmeasure: {sequences: 4, seq_len: 16}\nfamilies: &a\n");
     expect_error("meas_anchor.yaml", t, "4:11", "anchors are not allowed");
     snprintf(t, sizeof t, "name: x\nkind: measure\nmeasure: {sequences: [4\n");
     expect_error("meas_syntax.yaml", t, "4:1", "YAML syntax error");
     snprintf(t, sizeof t, "name: x\nkind: measure\nmeasures: {}\n%s", fam);
     expect_error("meas_top.yaml", t, "3:1", "key 'measures': unknown key");
-    snprintf(t, sizeof t, "name: x\nkind: measure\nmeasure: {sequences: \"4\", seq_len: 16}\n%s", fam);
+    snprintf(t, sizeof t, "name: x\nkind: measure\nmeasure: {sequences: \"4\", seq_len: 16}\n%s",
+             fam);
     expect_error("meas_quoted.yaml", t, "3:22", "expected an unquoted integer");
     snprintf(t, sizeof t, "name: x\nkind: measure\nmeasure: {sequences: 4, seq_len: 33}\n%s", fam);
     expect_error("meas_seqlen.yaml", t, "7:5", "seq_len 33 exceeds the 32 positions of model gpt2");
-    snprintf(t, sizeof t, "name: x\nkind: measure\nmeasure: {sequences: 4, seq_len: 16}\n"
+    snprintf(t, sizeof t,
+             "name: x\nkind: measure\nmeasure: {sequences: 4, seq_len: 16}\n"
              "families:\n  - name: g\n    models:\n      - %s\n      - %s\n"
-             "datasets:\n  - {name: u, tokens: %s}\n", gpt2, gpt2, tok);
+             "datasets:\n  - {name: u, tokens: %s}\n",
+             gpt2, gpt2, tok);
     expect_error("meas_dupmodel.yaml", t, "8:9", "model name 'gpt2' is used twice");
-    snprintf(t, sizeof t, "name: x\nkind: measure\nfamilies:\n  - {name: g, models: [%s]}\n"
-             "datasets:\n  - {name: u, tokens: %s}\n", gpt2, tok);
-    expect_error("meas_default_len.yaml", t, "6:5", "seq_len 512 exceeds the 32 positions");
-    snprintf(t, sizeof t, "name: x\nkind: measure\nmeasure: {sequences: 4, seq_len: 16}\n"
-             "families:\n  - {name: g, models: [%s]}\ndatasets:\n  - {name: u, tokens: %s, text: %s}\n",
-             gpt2, tok, tok);
-    expect_error("meas_both.yaml", t, "7:5", "give exactly one of tokens:");
-    snprintf(t, sizeof t, "name: x\nkind: measure\nmeasure: {sequences: 4, seq_len: 16}\n"
-             "families:\n  - {name: g, models: [%s]}\ndatasets:\n  - {name: u, tokens: {nope: %s}}\n",
+    snprintf(t, sizeof t,
+             "name: x\nkind: measure\nfamilies:\n  - {name: g, models: [%s]}\n"
+             "datasets:\n  - {name: u, tokens: %s}\n",
              gpt2, tok);
+    expect_error("meas_default_len.yaml", t, "6:5", "seq_len 512 exceeds the 32 positions");
+    snprintf(
+        t, sizeof t,
+        "name: x\nkind: measure\nmeasure: {sequences: 4, seq_len: 16}\n"
+        "families:\n  - {name: g, models: [%s]}\ndatasets:\n  - {name: u, tokens: %s, text: %s}\n",
+        gpt2, tok, tok);
+    expect_error("meas_both.yaml", t, "7:5", "give exactly one of tokens:");
+    snprintf(
+        t, sizeof t,
+        "name: x\nkind: measure\nmeasure: {sequences: 4, seq_len: 16}\n"
+        "families:\n  - {name: g, models: [%s]}\ndatasets:\n  - {name: u, tokens: {nope: %s}}\n",
+        gpt2, tok);
     expect_error("meas_pm.yaml", t, "7:24", "'nope' is not a model of this study");
 }
 

@@ -49,8 +49,8 @@ int main(void) {
     char ck[600], errp[600], msg[4096];
     snprintf(ck, sizeof ck, "%s/nonfinite_ckpt.h5", t && *t ? t : "/tmp");
     snprintf(errp, sizeof errp, "%s/nonfinite_stderr.txt", t && *t ? t : "/tmp");
-    const gpt_config cfg = {.vocab_size = 256, .n_ctx = 8, .n_layer = 2, .n_embd = 8, .n_head = 2,
-                            .mlp_dim = 12};
+    const gpt_config cfg = {
+        .vocab_size = 256, .n_ctx = 8, .n_layer = 2, .n_embd = 8, .n_head = 2, .mlp_dim = 12};
     gpt_model m;
     lmd_err err = {{0}};
     memset(&m, 0, sizeof m);

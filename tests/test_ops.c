@@ -41,10 +41,10 @@ typedef struct {
     const char *op;
     double atol, rtol;
 } tol;
-static const tol TOL_ENCODER = {"encoder", 0.0, 1.2e-7};   /* one float add: exactly rounded */
+static const tol TOL_ENCODER = {"encoder", 0.0, 1.2e-7}; /* one float add: exactly rounded */
 static const tol TOL_LN_FWD = {"layernorm", 2e-6, 2e-6};
 static const tol TOL_LN_BWD = {"layernorm_backward", 1e-5, 1e-5};
-static const tol TOL_MM = {"matmul", 2e-6, 1e-6};         /* x sqrt(K) */
+static const tol TOL_MM = {"matmul", 2e-6, 1e-6}; /* x sqrt(K) */
 static const tol TOL_ATT_FWD = {"attention", 2e-6, 1e-5};
 static const tol TOL_ATT_BWD = {"attention_backward", 1e-5, 1e-5};
 static const tol TOL_GELU = {"gelu", 2e-7, 2e-6};
@@ -96,8 +96,14 @@ static void enc_run(void *p, float **outs, size_t *ns, int *nout) {
     ns[2] = (size_t)e->T * e->C, *nout = 3;
 }
 static void test_encoder(int B, int T, int C, int V, int threads) {
-    enc_case e = {B, T, C, V, lmd_calloc((size_t)B * T, sizeof(int)), randf((size_t)V * C, -1, 1),
-                  randf((size_t)T * C, -1, 1), randf((size_t)B * T * C, -1, 1)};
+    enc_case e = {B,
+                  T,
+                  C,
+                  V,
+                  lmd_calloc((size_t)B * T, sizeof(int)),
+                  randf((size_t)V * C, -1, 1),
+                  randf((size_t)T * C, -1, 1),
+                  randf((size_t)B * T * C, -1, 1)};
     for (int i = 0; i < B * T; i++) e.inp[i] = (int)(urand() * V) % V;
     char shape[64];
     snprintf(shape, sizeof shape, "B%d T%d C%d V%d", B, T, C, V);
@@ -144,8 +150,8 @@ static void ln_run(void *p, float **outs, size_t *ns, int *nout) {
     outs[3] = db, ns[3] = l->C, *nout = 4;
 }
 static void test_layernorm(size_t N, int C, int threads) {
-    ln_case l = {N, C, randf(N * C, -2, 3), randf(C, 0.5, 1.5), randf(C, -0.5, 0.5),
-                 randf(N * C, -1, 1)};
+    ln_case l = {
+        N, C, randf(N * C, -2, 3), randf(C, 0.5, 1.5), randf(C, -0.5, 0.5), randf(N * C, -1, 1)};
     char shape[64];
     snprintf(shape, sizeof shape, "N%zu C%d", N, C);
     size_t NC = N * C;
@@ -204,8 +210,14 @@ static void mm_run(void *p, float **outs, size_t *ns, int *nout) {
     outs[3] = g, ns[3] = WN + m->OC, *nout = 4;
 }
 static void test_matmul(size_t N, int IC, int OC, int threads) {
-    mm_case m = {N, IC, OC, randf(N * IC, -1, 1), randf((size_t)OC * IC, -1, 1),
-                 randf(OC, -1, 1), randf(N * OC, -1, 1), randf(N * OC, -1, 1)};
+    mm_case m = {N,
+                 IC,
+                 OC,
+                 randf(N * IC, -1, 1),
+                 randf((size_t)OC * IC, -1, 1),
+                 randf(OC, -1, 1),
+                 randf(N * OC, -1, 1),
+                 randf(N * OC, -1, 1)};
     char shape[64];
     snprintf(shape, sizeof shape, "N%zu IC%d OC%d", N, IC, OC);
     size_t NO = N * OC, NI = N * IC, WN = (size_t)OC * IC;
@@ -331,8 +343,8 @@ static void test_gelu(size_t n, int threads) {
     for (size_t i = 0; i < n; i++) {
         double x = g.x[i], u = K * (x + 0.044715 * x * x * x), th = tanh(u);
         y[i] = 0.5 * x * (1 + th);
-        d[i] = g.dout[i] *
-               (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * K * (1 + 3 * 0.044715 * x * x));
+        d[i] =
+            g.dout[i] * (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * K * (1 + 3 * 0.044715 * x * x));
     }
     float *o[4];
     size_t ns[4];
@@ -373,8 +385,7 @@ static void test_crossentropy(size_t N, int V, double range, int threads) {
         double lse = mx + log(s);
         loss[r] = lse - z[c.tg[r]];
         loss[N] += loss[r] / N;
-        for (int j = 0; j < V; j++)
-            d[r * V + j] = (exp(z[j] - lse) - (j == c.tg[r])) / (double)N;
+        for (int j = 0; j < V; j++) d[r * V + j] = (exp(z[j] - lse) - (j == c.tg[r])) / (double)N;
     }
     float *o[4];
     size_t ns[4];

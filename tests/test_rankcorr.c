@@ -17,7 +17,7 @@ static int same(double got, double want) {
     return fabs(got - want) <= TOL;
 }
 
-#define CHECK_VAL(what, got, want) \
+#define CHECK_VAL(what, got, want)                                                                 \
     TU_CHECK(same((got), (want)), "%s: got %.17g want %.17g", (what), (got), (want))
 
 static void test_hand_cases(void) {
@@ -90,7 +90,7 @@ static void test_large(void) {
     unsigned s = 12345u;
     for (int i = 0; i < N; i++) {
         s = s * 1103515245u + 12345u;
-        x[i] = (double)((s >> 16) % 50);  // heavy ties
+        x[i] = (double)((s >> 16) % 50); // heavy ties
         s = s * 1103515245u + 12345u;
         y[i] = x[i] + (double)((s >> 16) % 7);
     }
@@ -112,7 +112,7 @@ static int read_values(FILE *f, char tag, double *v, int n) {
         char buf[64];
         if (fscanf(f, "%63s", buf) != 1) return -1;
         char *end;
-        v[i] = strtod(buf, &end);  // strtod reads "nan", "inf", "-inf"
+        v[i] = strtod(buf, &end); // strtod reads "nan", "inf", "-inf"
         if (*end) return -1;
     }
     return 0;
@@ -130,7 +130,7 @@ static void test_scipy_table(void) {
     double worst = 0.0;
     while (fscanf(f, "%255s", line) == 1) {
         if (line[0] == '#') {
-            if (!fgets(line, sizeof line, f)) break;  // rest of the comment line
+            if (!fgets(line, sizeof line, f)) break; // rest of the comment line
             continue;
         }
         TU_CHECK(strcmp(line, "case") == 0, "%s: unexpected token '%s'", path, line);
@@ -158,8 +158,8 @@ static void test_scipy_table(void) {
             CHECK_VAL(what, tau, want_tau);
             if (!isnan(want_rho) && fabs(rho - want_rho) > worst) worst = fabs(rho - want_rho);
             if (!isnan(want_tau) && fabs(tau - want_tau) > worst) worst = fabs(tau - want_tau);
-            printf("  %-22s n=%-4d rho %+.17f (scipy %+.17f)  tau %+.17f (scipy %+.17f)\n", name,
-                   n, rho, want_rho, tau, want_tau);
+            printf("  %-22s n=%-4d rho %+.17f (scipy %+.17f)  tau %+.17f (scipy %+.17f)\n", name, n,
+                   rho, want_rho, tau, want_tau);
         }
         free(x);
         free(y);

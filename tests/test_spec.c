@@ -67,35 +67,34 @@ static void test_sha256(void) {
     }
 }
 
-static const char *GOOD =
-    "name: study_a\n"
-    "data:\n"
-    "  source: synthetic\n"
-    "  synthetic_tokens: 50000\n"
-    "model:\n"
-    "  n_layer: 2\n"
-    "  n_embd: 32\n"
-    "  n_head: 4\n"
-    "  n_ctx: 32\n"
-    "train:\n"
-    "  steps: 20\n"
-    "  batch: 2\n"
-    "  seq: 16\n"
-    "  lr: 1.0e-3\n"
-    "dispersion:\n"
-    "  coeff: 0.1\n"
-    "tracking:\n"
-    "  checkpoints: log\n"
-    "grid:\n"
-    "  mlp_dim: [32, 64, 128]\n"
-    "  dispersion: [off, angular_spread]\n"
-    "  seed: [0, 1]\n"
-    "resources:\n"
-    "  ranks_per_model: 1\n"
-    "slurm:\n"
-    "  partition: cpu\n"
-    "  nodes: 2\n"
-    "  extra_sbatch: [\"--exclusive\", \"--mail-type=END\"]\n";
+static const char *GOOD = "name: study_a\n"
+                          "data:\n"
+                          "  source: synthetic\n"
+                          "  synthetic_tokens: 50000\n"
+                          "model:\n"
+                          "  n_layer: 2\n"
+                          "  n_embd: 32\n"
+                          "  n_head: 4\n"
+                          "  n_ctx: 32\n"
+                          "train:\n"
+                          "  steps: 20\n"
+                          "  batch: 2\n"
+                          "  seq: 16\n"
+                          "  lr: 1.0e-3\n"
+                          "dispersion:\n"
+                          "  coeff: 0.1\n"
+                          "tracking:\n"
+                          "  checkpoints: log\n"
+                          "grid:\n"
+                          "  mlp_dim: [32, 64, 128]\n"
+                          "  dispersion: [off, angular_spread]\n"
+                          "  seed: [0, 1]\n"
+                          "resources:\n"
+                          "  ranks_per_model: 1\n"
+                          "slurm:\n"
+                          "  partition: cpu\n"
+                          "  nodes: 2\n"
+                          "  extra_sbatch: [\"--exclusive\", \"--mail-type=END\"]\n";
 
 /* Replaces the first occurrence of `from` in GOOD by `to` (malloc'd result). */
 static char *good_with(const char *from, const char *to) {
@@ -119,8 +118,7 @@ static void test_expansion(void) {
     TU_CHECK(s.n_cells == 12, "n_cells = %zu, want 3*2*2 = 12", s.n_cells);
     TU_CHECK(s.n_axes == 3, "n_axes = %d", s.n_axes);
     TU_CHECK(s.n_axes == 3 && !strcmp(s.axes[0].names, "model.mlp_dim") &&
-                 !strcmp(s.axes[1].names, "dispersion.variant") &&
-                 !strcmp(s.axes[2].names, "seed"),
+                 !strcmp(s.axes[1].names, "dispersion.variant") && !strcmp(s.axes[2].names, "seed"),
              "axis names/order wrong");
     TU_CHECK(!strcmp(s.name, "study_a"), "name '%s'", s.name);
     TU_CHECK(s.ranks_per_model == 1 && s.threads_per_rank == 1, "resources %d %d",
@@ -145,25 +143,23 @@ static void test_expansion(void) {
             c->train.seed != seed) {
             bad_order++;
             fprintf(stderr, "cell %zu: index %zu mlp %d variant %d seed %llu\n", i, c->index,
-                    c->cfg.mlp_dim, (int)c->train.disp.variant,
-                    (unsigned long long)c->train.seed);
+                    c->cfg.mlp_dim, (int)c->train.disp.variant, (unsigned long long)c->train.seed);
         }
-        int ok = c->cfg.n_layer == 2 && c->cfg.n_embd == 32 && c->cfg.n_head == 4 &&
-                 c->cfg.n_ctx == 32 && c->cfg.vocab_size == 256 && c->train.B == 2 &&
-                 c->train.T == 16 && c->train.steps == 20 && c->train.lr == 1e-3 &&
-                 c->train.warmup_ratio == 0.2 && c->train.min_lr_ratio == 0.0 &&
-                 c->train.clip == 1.0 && c->train.adamw.beta1 == 0.9 &&
-                 c->train.adamw.beta2 == 0.95 && c->train.adamw.eps == 1e-8 &&
-                 c->train.adamw.weight_decay == 0.1 && c->train.disp.coeff == 0.1 &&
-                 c->train.disp.location == DISP_LOC_ALL && c->train.disp.max_tokens == 256 &&
-                 c->data.source == LMD_DATA_SYNTHETIC && c->data.synthetic_tokens == 50000 &&
-                 c->data.vocab == 256 && c->data.val_fraction == 0.1 &&
-                 c->tracking.eval_sequences == 16 && c->tracking.eval_seq_len == 16 &&
-                 c->tracking.hist_bins == 128 && c->tracking.save_checkpoints == 0 &&
-                 c->tracking.n_steps == 6 &&
-                 !memcmp(c->tracking.steps, want_track, sizeof want_track) &&
-                 c->n_params == gpt_num_params(&c->cfg) &&
-                 c->flops == gpt_flops_per_step(&c->cfg, 2, 16) * 20.0;
+        int ok =
+            c->cfg.n_layer == 2 && c->cfg.n_embd == 32 && c->cfg.n_head == 4 &&
+            c->cfg.n_ctx == 32 && c->cfg.vocab_size == 256 && c->train.B == 2 && c->train.T == 16 &&
+            c->train.steps == 20 && c->train.lr == 1e-3 && c->train.warmup_ratio == 0.2 &&
+            c->train.min_lr_ratio == 0.0 && c->train.clip == 1.0 && c->train.adamw.beta1 == 0.9 &&
+            c->train.adamw.beta2 == 0.95 && c->train.adamw.eps == 1e-8 &&
+            c->train.adamw.weight_decay == 0.1 && c->train.disp.coeff == 0.1 &&
+            c->train.disp.location == DISP_LOC_ALL && c->train.disp.max_tokens == 256 &&
+            c->data.source == LMD_DATA_SYNTHETIC && c->data.synthetic_tokens == 50000 &&
+            c->data.vocab == 256 && c->data.val_fraction == 0.1 &&
+            c->tracking.eval_sequences == 16 && c->tracking.eval_seq_len == 16 &&
+            c->tracking.hist_bins == 128 && c->tracking.save_checkpoints == 0 &&
+            c->tracking.n_steps == 6 && !memcmp(c->tracking.steps, want_track, sizeof want_track) &&
+            c->n_params == gpt_num_params(&c->cfg) &&
+            c->flops == gpt_flops_per_step(&c->cfg, 2, 16) * 20.0;
         if (!ok) {
             bad_settings++;
             fprintf(stderr, "cell %zu has wrong resolved settings\n", i);
@@ -203,8 +199,8 @@ static void test_expansion(void) {
     if (s.n_slurm == 3) {
         TU_CHECK(!strcmp(s.slurm[0].key, "partition") && !strcmp(s.slurm[0].value, "cpu") &&
                      s.slurm[0].line == 26 && s.slurm[0].column == 14,
-                 "slurm[0] = %s: %s at %d:%d", s.slurm[0].key, s.slurm[0].value,
-                 s.slurm[0].line, s.slurm[0].column);
+                 "slurm[0] = %s: %s at %d:%d", s.slurm[0].key, s.slurm[0].value, s.slurm[0].line,
+                 s.slurm[0].column);
         TU_CHECK(!strcmp(s.slurm[1].value, "2"), "slurm nodes");
         TU_CHECK(s.slurm[2].value == NULL && s.slurm[2].n_items == 2 &&
                      !strcmp(s.slurm[2].items[1], "--mail-type=END"),
@@ -278,8 +274,8 @@ static void test_ids(void) {
         {"  lr: 1.0e-3", "  lr: 0.001", "same lr written differently", 1},
         {"  steps: 20", "  tokens: 630", "tokens = 20 steps of 2x16 (ceil)", 1},
         {"  mlp_dim: [32, 64, 128]\n  dispersion: [off, angular_spread]\n",
-         "  dispersion: [off, angular_spread]\n  mlp_dim: [128, 64, 32]\n",
-         "grid axes reordered", 1},
+         "  dispersion: [off, angular_spread]\n  mlp_dim: [128, 64, 32]\n", "grid axes reordered",
+         1},
         {"  lr: 1.0e-3", "  lr: 2.0e-3", "lr", 0},
         {"  coeff: 0.1", "  coeff: 0.2", "coeff", 0},
         {"  n_layer: 2", "  n_layer: 3", "n_layer", 0},
@@ -317,7 +313,8 @@ static void test_ids(void) {
         /* underflow of a nonzero literal is refused where it was written (1e400 already is) */
         char *uf = good_with("  lr: 1.0e-3", "  lr: 1e-400");
         rc = parse(&sz, uf, &err);
-        TU_CHECK(rc != 0 && strstr(err.msg, ":14:7: key 'train.lr'") && strstr(err.msg, "too small"),
+        TU_CHECK(rc != 0 && strstr(err.msg, ":14:7: key 'train.lr'") &&
+                     strstr(err.msg, "too small"),
                  "lr 1e-400: rc %d '%s'", rc, rc ? err.msg : "");
         if (rc == 0) lmd_spec_free(&sz);
         free(uf);
@@ -378,7 +375,6 @@ static void test_zip(void) {
     lmd_spec_free(&s);
 }
 
-
 static int list_eq(const int64_t *a, int na, const int64_t *b, int nb) {
     return na == nb && !memcmp(a, b, (size_t)na * sizeof *a);
 }
@@ -434,7 +430,8 @@ static void test_tracking(void) {
     /* with a warmup the step-0 update has lr 0: step 1 equals the initialization and is not
      * tracked by the generated schedules */
     TU_CHECK(lmd_track_first(100, 0.2) == 2 && lmd_track_first(100, 0.0) == 1 &&
-                 lmd_track_first(4, 0.2) == 1, "lmd_track_first");
+                 lmd_track_first(4, 0.2) == 1,
+             "lmd_track_first");
     const int64_t w20[] = {0, 2, 4, 8, 16, 20};
     n = lmd_track_log(20, 2, &v);
     TU_CHECK(list_eq(v, n, w20, 6), "log(20) after a warmup skips step 1");
@@ -620,9 +617,12 @@ static void test_bad_specs(void) {
         {"bad_empty_grid.yaml", "13:7", "key 'grid'", "grid is empty"},
         {"bad_log_points.yaml", "16:15", "key 'tracking.log_points'", "only to checkpoints: log"},
         {"bad_shards_pow2.yaml", "12:11", "key 'train.shards'", "must be a power of 2"},
-        {"bad_shards_batch.yaml", "12:11", "key 'train.shards'", "batch (6) must be divisible by shards (4)"},
-        {"bad_tokenizer_missing.yaml", "5:14", "key 'data.tokenizer'", "no_such_dir/tokenizer.json"},
-        {"bad_tokenizer_synthetic.yaml", "4:14", "key 'data.tokenizer'", "only used with source text"},
+        {"bad_shards_batch.yaml", "12:11", "key 'train.shards'",
+         "batch (6) must be divisible by shards (4)"},
+        {"bad_tokenizer_missing.yaml", "5:14", "key 'data.tokenizer'",
+         "no_such_dir/tokenizer.json"},
+        {"bad_tokenizer_synthetic.yaml", "4:14", "key 'data.tokenizer'",
+         "only used with source text"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char path[512], where[600];
@@ -635,8 +635,8 @@ static void test_bad_specs(void) {
         int ok = rc != 0 && strstr(err.msg, where) == err.msg && strstr(err.msg, bad[i].kw1) &&
                  strstr(err.msg, bad[i].kw2);
         printf("%-28s %s\n    %s\n", bad[i].file, ok ? "ok" : "FAIL", err.msg);
-        TU_CHECK(ok, "%s: want message starting with '%s' containing '%s' and '%s'",
-                 bad[i].file, where, bad[i].kw1, bad[i].kw2);
+        TU_CHECK(ok, "%s: want message starting with '%s' containing '%s' and '%s'", bad[i].file,
+                 where, bad[i].kw1, bad[i].kw2);
         if (rc == 0) lmd_spec_free(&s);
     }
 }

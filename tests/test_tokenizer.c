@@ -75,8 +75,7 @@ static void test_merge_loop(void) {
     for (int trial = 0; trial < 2000; trial++) {
         size_t n = 1 + lmd_rng_below(&r, 40);
         uint32_t a[64], b[64];
-        for (size_t i = 0; i < n; i++)
-            a[i] = b[i] = (uint32_t)lmd_rng_below(&r, 4);
+        for (size_t i = 0; i < n; i++) a[i] = b[i] = (uint32_t)lmd_rng_below(&r, 4);
         size_t k1 = bpe_merge_word(&m, &s, a, n), k2 = naive_merge(&m, b, n);
         int same = k1 == k2 && !memcmp(a, b, k1 * sizeof *a);
         CHECK(same, "merge loop trial %d (n=%zu): heap gives %zu ids, naive %zu", trial, n, k1, k2);

@@ -46,9 +46,15 @@
 #define TRAIN_ATOL 5e-5
 
 static const char *STEP_CASES[] = {
-    "off",           "angular_spread_all",    "angular_spread_last",
-    "decorrelation_all", "decorrelation_last", "l2_repel_all",
-    "l2_repel_last", "orthogonalization_all", "orthogonalization_last",
+    "off",
+    "angular_spread_all",
+    "angular_spread_last",
+    "decorrelation_all",
+    "decorrelation_last",
+    "l2_repel_all",
+    "l2_repel_last",
+    "orthogonalization_all",
+    "orthogonalization_last",
 };
 static const char *TRAIN_CASES[] = {"off", "angular_spread_all"};
 
@@ -69,8 +75,7 @@ typedef struct {
 
 static int attr_exists(hid_t loc, const char *name) { return H5Aexists(loc, name) > 0; }
 
-static int read_attr_num(hid_t loc, const char *file, const char *name, hid_t memtype,
-                         void *out) {
+static int read_attr_num(hid_t loc, const char *file, const char *name, hid_t memtype, void *out) {
     if (!attr_exists(loc, name)) {
         fprintf(stderr, "%s: attribute '%s' is missing\n", file, name);
         return -1;
@@ -86,8 +91,7 @@ static int read_attr_num(hid_t loc, const char *file, const char *name, hid_t me
 }
 
 /* Reads a fixed- or variable-length string attribute into buf. */
-static int read_attr_str(hid_t loc, const char *file, const char *name, char *buf,
-                         size_t len) {
+static int read_attr_str(hid_t loc, const char *file, const char *name, char *buf, size_t len) {
     int rc = -1;
     hid_t a = -1, ft = -1, mt = -1;
     if (!attr_exists(loc, name)) {
@@ -133,8 +137,8 @@ done:
 
 /* Reads dataset `path` of file f converted to memtype (float or double). Returns a malloc'd
  * buffer and its element count; dims (up to 8) and rank through the out parameters. */
-static void *read_dataset(hid_t f, const char *file, const char *path, hid_t memtype,
-                          size_t elsize, size_t *n, hsize_t *dims, int *rank) {
+static void *read_dataset(hid_t f, const char *file, const char *path, hid_t memtype, size_t elsize,
+                          size_t *n, hsize_t *dims, int *rank) {
     void *buf = NULL;
     hid_t d = -1, s = -1;
     *n = 0;
@@ -184,8 +188,8 @@ typedef struct {
 static int list_group(hid_t f, const char *file, const char *path, name_list *l) {
     l->n = 0;
     H5G_info_t info;
-    if (H5Lexists(f, path, H5P_DEFAULT) <= 0 || H5Gget_info_by_name(f, path, &info,
-                                                                    H5P_DEFAULT) < 0) {
+    if (H5Lexists(f, path, H5P_DEFAULT) <= 0 ||
+        H5Gget_info_by_name(f, path, &info, H5P_DEFAULT) < 0) {
         fprintf(stderr, "%s: group '%s' is missing\n", file, path);
         return -1;
     }
@@ -195,8 +199,8 @@ static int list_group(hid_t f, const char *file, const char *path, name_list *l)
         return -1;
     }
     for (hsize_t i = 0; i < info.nlinks; i++) {
-        ssize_t len = H5Lget_name_by_idx(f, path, H5_INDEX_NAME, H5_ITER_INC, i, NULL, 0,
-                                         H5P_DEFAULT);
+        ssize_t len =
+            H5Lget_name_by_idx(f, path, H5_INDEX_NAME, H5_ITER_INC, i, NULL, 0, H5P_DEFAULT);
         char *name = len >= 0 ? malloc((size_t)len + 1) : NULL;
         if (!name || H5Lget_name_by_idx(f, path, H5_INDEX_NAME, H5_ITER_INC, i, name,
                                         (size_t)len + 1, H5P_DEFAULT) < 0) {
@@ -244,9 +248,10 @@ static int read_args(hid_t f, const char *file, fixture_args *a) {
 static void disp_flags(const fixture_args *a, char *buf, size_t len) {
     buf[0] = 0;
     if (strcmp(a->dispersion, "off") != 0)
-        snprintf(buf, len, " --dispersion %s --coeff %.17g --location %s --tau-cos %.17g "
-                 "--tau-l2 %.17g", a->dispersion, a->coeff, a->location, a->tau_cos,
-                 a->tau_l2);
+        snprintf(buf, len,
+                 " --dispersion %s --coeff %.17g --location %s --tau-cos %.17g "
+                 "--tau-l2 %.17g",
+                 a->dispersion, a->coeff, a->location, a->tau_cos, a->tau_l2);
 }
 
 /* Runs cmd through the shell, printing it; 0 when it exited with status 0. */
@@ -269,14 +274,14 @@ static int run(const char *cmd) {
 /* Compares dataset `path` of got (lmdisp output) with want (reference): same shape, then
  * tu_compare. atol_rel_max adds that fraction of the reference max-abs to atol. */
 static void compare_dataset(hid_t got, const char *got_file, hid_t want, const char *want_file,
-                            const char *path, const char *label, double atol,
-                            double atol_rel_max, double rtol) {
+                            const char *path, const char *label, double atol, double atol_rel_max,
+                            double rtol) {
     hsize_t dg[8], dw[8];
     int rg, rw;
     size_t ng, nw;
     float *g = read_dataset(got, got_file, path, H5T_NATIVE_FLOAT, sizeof(float), &ng, dg, &rg);
-    double *w = read_dataset(want, want_file, path, H5T_NATIVE_DOUBLE, sizeof(double), &nw, dw,
-                             &rw);
+    double *w =
+        read_dataset(want, want_file, path, H5T_NATIVE_DOUBLE, sizeof(double), &nw, dw, &rw);
     int same = g && w && rg == rw;
     for (int i = 0; same && i < rg; i++) same = dg[i] == dw[i];
     TU_CHECK(same, "%s: %s missing or its shape differs from %s", got_file, path, want_file);
@@ -328,8 +333,7 @@ static void run_step_case(const char *tests, const char *tmp, const char *lmdisp
 
     name_list wl = {0}, gl = {0};
     int lists = list_group(want, ref, "grads", &wl) == 0 && list_group(got, out, "grads", &gl) == 0;
-    TU_CHECK(lists && wl.n == gl.n, "%s: /grads has %d tensors, the reference %d", out, gl.n,
-             wl.n);
+    TU_CHECK(lists && wl.n == gl.n, "%s: /grads has %d tensors, the reference %d", out, gl.n, wl.n);
     for (int i = 0; lists && i < wl.n; i++) {
         char path[512];
         snprintf(path, sizeof path, "grads/%s", wl.names[i]);
@@ -348,7 +352,9 @@ static double lr_sum(const fixture_args *a) {
     double s_lr = 0.0;
     for (int64_t s = 0; s < S; s++)
         s_lr += s < W ? a->lr * (double)s / (double)W
-                      : a->lr * 0.5 * (1.0 + cos(3.14159265358979323846 * (double)(s - W) / (double)(S - W > 1 ? S - W : 1)));
+                      : a->lr * 0.5 *
+                            (1.0 + cos(3.14159265358979323846 * (double)(s - W) /
+                                       (double)(S - W > 1 ? S - W : 1)));
     return s_lr;
 }
 
@@ -369,15 +375,17 @@ static void run_train_case(const char *tests, const char *tmp, const char *lmdis
     TU_CHECK(run(cmd) == 0, "cannot clear %s", dir);
     flags[0] = 0;
     if (strcmp(a.dispersion, "off") != 0)
-        snprintf(flags, sizeof flags, " --dispersion %s --location %s --coeff %.17g --tau-cos "
-                 "%.17g --tau-l2 %.17g", a.dispersion, a.location, a.coeff, a.tau_cos, a.tau_l2);
+        snprintf(flags, sizeof flags,
+                 " --dispersion %s --location %s --coeff %.17g --tau-cos "
+                 "%.17g --tau-l2 %.17g",
+                 a.dispersion, a.location, a.coeff, a.tau_cos, a.tau_l2);
     snprintf(cmd, sizeof cmd,
              "'%s' train --init '%s/ref/model_ckpt.h5' --data 'shards:%s/ref/model_tokens.bin' "
              "--val-fraction 0 --batch %lld --seq %lld --steps %lld --lr %.17g "
              "--warmup-ratio %.17g --clip %.17g --weight-decay %.17g --checkpoint-steps %lld "
              "--out '%s'%s",
-             lmdisp, tests, tests, (long long)a.batch, (long long)a.seq, (long long)a.steps,
-             a.lr, a.warmup_ratio, a.clip, a.weight_decay, (long long)a.steps, dir, flags);
+             lmdisp, tests, tests, (long long)a.batch, (long long)a.seq, (long long)a.steps, a.lr,
+             a.warmup_ratio, a.clip, a.weight_decay, (long long)a.steps, dir, flags);
     int ok = run(cmd) == 0;
     TU_CHECK(ok, "lmdisp train failed for %s", name);
     hid_t got = ok ? H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
@@ -398,7 +406,8 @@ static void run_train_case(const char *tests, const char *tmp, const char *lmdis
 
     double bound = 2.0 * lr_sum(&a);
     name_list wl = {0}, gl = {0};
-    int lists = list_group(want, ref, "params", &wl) == 0 && list_group(got, out, "params", &gl) == 0;
+    int lists =
+        list_group(want, ref, "params", &wl) == 0 && list_group(got, out, "params", &gl) == 0;
     TU_CHECK(lists && wl.n == gl.n, "%s: /params has %d tensors, the reference %d", out, gl.n,
              wl.n);
     for (int i = 0; lists && i < wl.n; i++) {

@@ -45,8 +45,8 @@ static void check_grid(const char *what, fn1 f, fn1 ref, double lo, double hi, l
     tu_checks++;
     int bad = !(worst <= limit);
     if (bad) tu_failures++;
-    printf("%-36s %8ld points  worst %.2f ulps at x = %.17g  (limit %.0f) %s\n", what, n + 1,
-           worst, at, limit, bad ? "FAIL" : "ok");
+    printf("%-36s %8ld points  worst %.2f ulps at x = %.17g  (limit %.0f) %s\n", what, n + 1, worst,
+           at, limit, bad ? "FAIL" : "ok");
 }
 
 static double one_minus_sq(double c) { return 1.0 - c * c; }

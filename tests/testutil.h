@@ -10,15 +10,15 @@
 static int tu_failures = 0;
 static int tu_checks = 0;
 
-#define TU_CHECK(cond, ...)                                                   \
-    do {                                                                      \
-        tu_checks++;                                                          \
-        if (!(cond)) {                                                        \
-            tu_failures++;                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);   \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fputc('\n', stderr);                                              \
-        }                                                                     \
+#define TU_CHECK(cond, ...)                                                                        \
+    do {                                                                                           \
+        tu_checks++;                                                                               \
+        if (!(cond)) {                                                                             \
+            tu_failures++;                                                                         \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
 /* Compares n values: passes when |a-b| <= atol + rtol*|b| for all. Prints the worst
@@ -31,13 +31,17 @@ static inline int tu_compare(const char *what, const float *a, const double *b, 
         double d = fabs((double)a[i] - b[i]);
         double lim = atol + rtol * fabs(b[i]);
         if (!(d <= lim)) bad++;
-        if (d > worst || isnan(d)) { worst = d; worst_i = i; }
+        if (d > worst || isnan(d)) {
+            worst = d;
+            worst_i = i;
+        }
         if (d - lim > worst_excess || isnan(d)) worst_excess = d - lim;
     }
     tu_checks++;
-    printf("%-40s n=%-8zu worst |diff| = %.3e at %zu (got %.7g, want %.7g) atol=%.1e rtol=%.1e %s\n",
-           what, n, worst, worst_i, n ? (double)a[worst_i] : 0.0, n ? b[worst_i] : 0.0, atol,
-           rtol, bad ? "FAIL" : "ok");
+    printf(
+        "%-40s n=%-8zu worst |diff| = %.3e at %zu (got %.7g, want %.7g) atol=%.1e rtol=%.1e %s\n",
+        what, n, worst, worst_i, n ? (double)a[worst_i] : 0.0, n ? b[worst_i] : 0.0, atol, rtol,
+        bad ? "FAIL" : "ok");
     if (bad) tu_failures++;
     return bad ? 1 : 0;
 }
