@@ -341,3 +341,16 @@ int lmd_h5_read(hid_t file, const char *path, hid_t memtype, void *buf, size_t n
     if (count) *count = total;
     return 0;
 }
+
+int lmd_h5_read_exact(hid_t file, const char *path, hid_t memtype, void *buf, size_t want,
+                      lmd_err *err) {
+    size_t got = 0;
+    if (lmd_h5_read(file, path, memtype, buf, want, &got, err)) return -1;
+    if (got != want) {
+        char fname[512];
+        file_name(file, fname, sizeof fname);
+        return lmd_errf(err, "%s: dataset %s holds %zu values, expected %zu", fname, path, got,
+                        want);
+    }
+    return 0;
+}

@@ -68,6 +68,9 @@ int lmd_h5_attr_str(hid_t file, const char *obj, const char *name, const char *v
  * element count. Fails if the dataset is larger than n. */
 int lmd_h5_read(hid_t file, const char *path, hid_t memtype, void *buf, size_t n, size_t *count,
                 lmd_err *err);
+/* lmd_h5_read of a dataset that must hold exactly `want` values. */
+int lmd_h5_read_exact(hid_t file, const char *path, hid_t memtype, void *buf, size_t want,
+                      lmd_err *err);
 /* Reads the dims of a dataset (rank <= 8). */
 int lmd_h5_dims(hid_t file, const char *path, int *rank, hsize_t *dims, lmd_err *err);
 

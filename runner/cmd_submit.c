@@ -131,7 +131,14 @@ static int submit_round(const lmd_spec *s, const lmd_slurm_res *res, const lmd_m
         *p_count = lmd_calloc((size_t)m->n_tasks + 1, sizeof(int)),
         *p_level = lmd_calloc((size_t)m->n_tasks + 1, sizeof(int));
     int n_pieces = 0;
-    for (size_t i = 0; i < m->n;) {
+    if (!s) { /* a measurement study (lmd_slurm_submit_round): one level, tasks 0..n_tasks-1 */
+        for (int t = 0; t < m->n_tasks; t += max_array) {
+            p_first[n_pieces] = t;
+            p_count[n_pieces] = m->n_tasks - t < max_array ? m->n_tasks - t : max_array;
+            p_level[n_pieces++] = 0;
+        }
+    }
+    for (size_t i = 0; s && i < m->n;) {
         int level = s->cells[m->e[i].index].kd.level, first = m->e[i].task, last = first;
         while (i < m->n && s->cells[m->e[i].index].kd.level == level) last = m->e[i++].task;
         for (int t = first; t <= last; t += max_array) {
