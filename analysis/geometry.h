@@ -73,7 +73,7 @@ typedef struct {
 
 /* Running sums for all L1 layers of one model; sequences may arrive in any number of calls
  * per layer. Memory: L1*T*T doubles for the cosine sums (e.g. 13 layers, T = 1024: 109 MB)
- * plus one sequence's worth of scratch (per thread when spectra run in parallel, below).
+ * plus one sequence's worth of scratch (per thread when sequences run in parallel, below).
  * Not thread-safe: one accumulator per thread.
  * Threads: the n_seq sequences of one lmd_geom_acc_add are measured in parallel, whole
  * sequences per thread (normalization, X̂ X̂ᵀ, spectrum), when OpenMP and OpenBLAS both run
