@@ -17,6 +17,7 @@ extern void openblas_set_num_threads(int);
 
 /* one thread's spectrum scratch (lmd_geom_acc.tws) */
 struct lmd_geom_tws {
+    float *xn, *c; /* (T, d) normalized rows, (T, T) X̂ X̂ᵀ */
     double *xd, *gram, *eig, *work;
     int *iwork;
 };
@@ -95,6 +96,8 @@ void lmd_geom_acc_free(lmd_geom_acc *a) {
     free(a->work);
     free(a->iwork);
     for (int i = 1; i < a->n_tws; i++) { /* slot 0 is the accumulator's own scratch */
+        free(a->tws[i].xn);
+        free(a->tws[i].c);
         free(a->tws[i].xd);
         free(a->tws[i].gram);
         free(a->tws[i].eig);
@@ -189,9 +192,11 @@ static void geom_tws_ensure(lmd_geom_acc *a, int nt) {
     size_t Td = (size_t)a->T * (size_t)a->d;
     a->tws = realloc(a->tws, (size_t)nt * sizeof *a->tws);
     if (!a->tws) lmd_die("out of memory");
-    a->tws[0] = (struct lmd_geom_tws){a->xd, a->gram, a->eig, a->work, a->iwork};
+    a->tws[0] = (struct lmd_geom_tws){a->xn, a->c, a->xd, a->gram, a->eig, a->work, a->iwork};
     if (a->n_tws == 0) a->n_tws = 1;
     for (int i = a->n_tws; i < nt; i++) {
+        a->tws[i].xn = lmd_calloc(Td, sizeof(float));
+        a->tws[i].c = lmd_calloc((size_t)a->T * (size_t)a->T, sizeof(float));
         a->tws[i].xd = lmd_calloc(Td, sizeof(double));
         a->tws[i].gram = lmd_calloc((size_t)k * (size_t)k, sizeof(double));
         a->tws[i].eig = lmd_calloc((size_t)k, sizeof(double));
@@ -199,6 +204,33 @@ static void geom_tws_ensure(lmd_geom_acc *a, int nt) {
         a->tws[i].iwork = lmd_calloc((size_t)a->liwork, sizeof(int));
     }
     a->n_tws = nt;
+}
+
+/* X̂ (row-normalized, the norm in double so long rows do not lose bits) and the upper
+ * triangle of C = X̂ X̂ᵀ (row-major) of one (T, d) sequence into xn and c */
+static void geom_cosine_ws(const float *xs, int T, int d, float *xn, float *c) {
+    for (int t = 0; t < T; t++) {
+        const float *row = xs + (size_t)t * d;
+        double ss = 0.0;
+        for (int j = 0; j < d; j++) ss += (double)row[j] * (double)row[j];
+        double nrm = sqrt(ss);
+        double inv = 1.0 / (nrm > LMD_GEOM_NORM_FLOOR ? nrm : LMD_GEOM_NORM_FLOOR);
+        float *out = xn + (size_t)t * d;
+        for (int j = 0; j < d; j++) out[j] = (float)((double)row[j] * inv);
+    }
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, d, 1.0f, xn, d, 0.0f, c, T);
+}
+
+/* adds the clipped upper triangle of c to rows [i0, i1) of csum */
+static void geom_csum_rows(double *csum, const float *c, int T, int i0, int i1) {
+    // Only the upper triangle is summed, row by row: contiguous and half the adds. Writing
+    // the mirror entry too (a column walk through T*T doubles) cost 6x more than this
+    // loop and ~30% of the whole similarity step at T = 512 (bench/bench_cossim.c).
+    for (int i = i0; i < i1; i++) {
+        const float *ci = c + (size_t)i * T;
+        double *si = csum + (size_t)i * T;
+        for (int j = i; j < T; j++) si[j] += (double)geom_clip1(ci[j]);
+    }
 }
 
 // x is (n_seq, T, d); adds to layer `layer` of the accumulator
@@ -211,55 +243,57 @@ int lmd_geom_acc_add(lmd_geom_acc *a, int layer, const float *x, long n_seq, lmd
     const int T = a->T, d = a->d;
     const size_t TT = (size_t)T * (size_t)T, Td = (size_t)T * (size_t)d;
     double *csum = a->csum + (size_t)layer * TT;
-    for (long s = 0; s < n_seq; s++) {
-        const float *xs = x + (size_t)s * Td;
-        // row normalization; the norm in double so long rows do not lose bits
-        for (int t = 0; t < T; t++) {
-            const float *row = xs + (size_t)t * d;
-            double ss = 0.0;
-            for (int j = 0; j < d; j++) ss += (double)row[j] * (double)row[j];
-            double nrm = sqrt(ss);
-            double inv = 1.0 / (nrm > LMD_GEOM_NORM_FLOOR ? nrm : LMD_GEOM_NORM_FLOOR);
-            float *out = a->xn + (size_t)t * d;
-            for (int j = 0; j < d; j++) out[j] = (float)((double)row[j] * inv);
-        }
-        // C = X̂ X̂ᵀ, upper triangle only (row-major)
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, d, 1.0f, a->xn, d, 0.0f, a->c, T);
-        // Only the upper triangle is summed, row by row: contiguous and half the adds. Writing
-        // the mirror entry too (a column walk through T*T doubles) cost 6x more than this
-        // loop and ~30% of the whole similarity step at T = 512 (bench/bench_cossim.c).
-        for (int i = 0; i < T; i++) {
-            const float *ci = a->c + (size_t)i * T;
-            double *si = csum + (size_t)i * T;
-            for (int j = i; j < T; j++) si[j] += (double)geom_clip1(ci[j]);
-        }
-    }
-    if (a->no_spectrum) {
-        for (long s = 0; s < n_seq; s++) a->ent_sum[layer] += NAN, a->mev_sum[layer] += NAN;
-        a->n_seq[layer] += n_seq;
-        return 0;
-    }
-    /* spectra: OpenBLAS at one thread for each (the same bits at any thread count); with
-     * more than one thread the sequences are spread over them, one dsyevd each */
     double *hs = lmd_calloc((size_t)n_seq * 2, sizeof *hs), *ms = hs + n_seq;
     int blas = openblas_get_num_threads(), omp = par_max_threads();
     int nt = blas < omp ? blas : omp;
     if (nt > n_seq) nt = (int)n_seq;
-    if (blas > 1) openblas_set_num_threads(1);
     if (nt > 1) {
+        /* Several sequences and threads: each thread measures whole sequences (normalization,
+         * X̂ X̂ᵀ, spectrum) with OpenBLAS at one thread, in rounds of nt sequences; each
+         * round's C are then summed into csum in sequence order, the rows split over the
+         * threads, so every csum entry gets the same additions in the same order as on one
+         * thread. Measured (docs/PERFORMANCE.md, 2026-12-02): at 2 threads the previous way
+         * (a serial normalization and sum around a 2-thread ssyrk, then only the spectra in
+         * parallel) took as long as one thread. */
         geom_tws_ensure(a, nt);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-        for (long s = 0; s < n_seq; s++) {
-            const struct lmd_geom_tws *w = &a->tws[par_thread_id()];
-            geom_spectrum_ws(x + (size_t)s * Td, T, d, w->xd, w->gram, w->eig, w->work, a->lwork,
-                             w->iwork, a->liwork, &hs[s], &ms[s]);
+        openblas_set_num_threads(1);
+        for (long s0 = 0; s0 < n_seq; s0 += nt) {
+            int nr = n_seq - s0 < nt ? (int)(n_seq - s0) : nt;
+#pragma omp parallel num_threads(nt)
+            {
+                int id = par_thread_id();
+                if (id < nr) {
+                    const struct lmd_geom_tws *w = &a->tws[id];
+                    const float *xs = x + (size_t)(s0 + id) * Td;
+                    geom_cosine_ws(xs, T, d, w->xn, w->c);
+                    if (!a->no_spectrum)
+                        geom_spectrum_ws(xs, T, d, w->xd, w->gram, w->eig, w->work, a->lwork,
+                                         w->iwork, a->liwork, &hs[s0 + id], &ms[s0 + id]);
+                }
+#pragma omp barrier
+                /* rows in equal-work slices of the upper triangle would balance better;
+                 * a static split is close enough for nt <= 4 and keeps it simple */
+                int i0 = (int)((long)T * id / nt), i1 = (int)((long)T * (id + 1) / nt);
+                for (int k = 0; k < nr; k++) geom_csum_rows(csum, a->tws[k].c, T, i0, i1);
+            }
         }
+        openblas_set_num_threads(blas);
     } else {
-        for (long s = 0; s < n_seq; s++)
-            geom_spectrum_ws(x + (size_t)s * Td, T, d, a->xd, a->gram, a->eig, a->work, a->lwork,
-                             a->iwork, a->liwork, &hs[s], &ms[s]);
+        for (long s = 0; s < n_seq; s++) {
+            geom_cosine_ws(x + (size_t)s * Td, T, d, a->xn, a->c);
+            geom_csum_rows(csum, a->c, T, 0, T);
+        }
+        /* spectra: OpenBLAS at one thread (the same bits at any thread count) */
+        if (!a->no_spectrum) {
+            if (blas > 1) openblas_set_num_threads(1);
+            for (long s = 0; s < n_seq; s++)
+                geom_spectrum_ws(x + (size_t)s * Td, T, d, a->xd, a->gram, a->eig, a->work,
+                                 a->lwork, a->iwork, a->liwork, &hs[s], &ms[s]);
+            if (blas > 1) openblas_set_num_threads(blas);
+        }
     }
-    if (blas > 1) openblas_set_num_threads(blas);
+    if (a->no_spectrum)
+        for (long s = 0; s < n_seq; s++) hs[s] = ms[s] = NAN;
     for (long s = 0; s < n_seq; s++) { /* in sequence order, as one thread adds them */
         a->ent_sum[layer] += hs[s];
         a->mev_sum[layer] += ms[s];

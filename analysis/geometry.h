@@ -73,13 +73,14 @@ typedef struct {
 
 /* Running sums for all L1 layers of one model; sequences may arrive in any number of calls
  * per layer. Memory: L1*T*T doubles for the cosine sums (e.g. 13 layers, T = 1024: 109 MB)
- * plus one sequence's worth of scratch (per thread when spectra run in parallel, below).
+ * plus one sequence's worth of scratch (per thread when sequences run in parallel, below).
  * Not thread-safe: one accumulator per thread.
- * Threads: the spectra of the n_seq sequences of one lmd_geom_acc_add are computed in
- * parallel, one sequence per thread, when OpenMP and OpenBLAS both run more than one thread
- * (dsyevd itself scales poorly with threads); each is computed with OpenBLAS at one thread
- * whatever the setting, and summed in sequence order, so the results do not depend on the
- * thread count (tests/test_geompipe.c). */
+ * Threads: the n_seq sequences of one lmd_geom_acc_add are measured in parallel, whole
+ * sequences per thread (normalization, X̂ X̂ᵀ, spectrum), when OpenMP and OpenBLAS both run
+ * more than one thread and n_seq >= 2 (dsyevd itself scales poorly with threads); each with
+ * OpenBLAS at one thread, and their cosine matrices and spectra are summed in sequence order,
+ * so the results do not depend on the thread count (tests/test_geompipe.c). A single
+ * sequence uses OpenBLAS's threads for X̂ X̂ᵀ. Scratch: one sequence's worth per thread. */
 typedef struct {
     int n_layers, T, d, nbins;
     double *csum;    /* (L1, T, T) sum over sequences of the clipped C; upper triangle

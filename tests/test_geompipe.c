@@ -2,9 +2,10 @@
  * bitwise identical to serial lmd_geom_acc_add calls: same cosine sums, spectra sums and
  * finished metrics, over several layers, chunks of sequences of different sizes, a buffer
  * reused by the caller right after each add, a non-finite hidden state, and the same error
- * for a bad layer. It also refuses OpenBLAS at more than one thread. And the spectra of one
+ * for a bad layer. It also refuses OpenBLAS at more than one thread. And the sequences of one
  * add spread over 2 threads (OpenMP and OpenBLAS at 2) give the same accumulator as 1 thread,
- * with OpenBLAS's thread count restored after the add. */
+ * with OpenBLAS's thread count restored after the add, also with the spectra off. */
+#include <math.h>
 #include <string.h>
 
 #include <omp.h>
@@ -67,6 +68,7 @@ int main(void) {
         for (int l = 0; l < L1; l++) {
             for (int s = 0; s < chunks[c]; s++) fill(x + (size_t)s * T * D, l, s0 + s, 11);
             if (c == 1 && l == 2) x[5] = NAN; /* one diverged hidden state: NaN metrics */
+            if (c == 2 && l == 2) x[(size_t)T * D + 7] = NAN; /* the same, mid-chunk */
             TU_CHECK(!lmd_geom_acc_add(&ser, l, x, chunks[c], &err), "%s", err.msg);
             TU_CHECK(!lmd_geom_pipe_add(p, l, x, chunks[c], &err), "%s", err.msg);
             /* the caller overwrites its buffer at once: the pipe must have copied it */
@@ -109,7 +111,7 @@ int main(void) {
     openblas_set_num_threads(1);
     TU_CHECK(lmd_geom_pipe_stop(NULL, &err) == 0, "stop(NULL)");
 
-    /* the same adds with 2 threads: spectra in parallel over the sequences of each add */
+    /* the same adds with 2 threads: sequences of each add measured in parallel */
     lmd_geom_acc two;
     TU_CHECK(!lmd_geom_acc_init(&two, L1, T, D, LMD_GEOM_NBINS, &err), "%s", err.msg);
     openblas_set_num_threads(2);
@@ -119,6 +121,7 @@ int main(void) {
         for (int l = 0; l < L1; l++) {
             for (int s = 0; s < chunks[c]; s++) fill(x + (size_t)s * T * D, l, s0 + s, 11);
             if (c == 1 && l == 2) x[5] = NAN;
+            if (c == 2 && l == 2) x[(size_t)T * D + 7] = NAN;
             TU_CHECK(!lmd_geom_acc_add(&two, l, x, chunks[c], &err), "%s", err.msg);
         }
         s0 += chunks[c];
@@ -130,6 +133,29 @@ int main(void) {
     TU_CHECK(two.n_tws == 2, "the spectra ran on %d thread scratch sets, want 2", two.n_tws);
     TU_CHECK(same_acc(&ser, &two), "accumulator at 2 threads differs from 1 thread");
     lmd_geom_acc_free(&two);
+
+    /* cosine geometry only (no_spectrum): 3 sequences at 1 and at 2 threads, same sums */
+    lmd_geom_acc n1, n2;
+    TU_CHECK(!lmd_geom_acc_init(&n1, L1, T, D, LMD_GEOM_NBINS, &err), "%s", err.msg);
+    TU_CHECK(!lmd_geom_acc_init(&n2, L1, T, D, LMD_GEOM_NBINS, &err), "%s", err.msg);
+    n1.no_spectrum = n2.no_spectrum = 1;
+    for (int l = 0; l < L1; l++) {
+        for (int s = 0; s < 3; s++) fill(x + (size_t)s * T * D, l, s, 11);
+        TU_CHECK(!lmd_geom_acc_add(&n1, l, x, 3, &err), "%s", err.msg);
+        openblas_set_num_threads(2);
+        omp_set_num_threads(2);
+        TU_CHECK(!lmd_geom_acc_add(&n2, l, x, 3, &err), "%s", err.msg);
+        openblas_set_num_threads(1);
+        omp_set_num_threads(1);
+    }
+    TU_CHECK(!memcmp(n1.csum, n2.csum, (size_t)L1 * T * T * sizeof(double)) &&
+                 !memcmp(n1.n_seq, n2.n_seq, L1 * sizeof(long)),
+             "no_spectrum: cosine sums at 2 threads differ from 1 thread");
+    TU_CHECK(isnan(n2.ent_sum[0]) && isnan(n2.mev_sum[L1 - 1]) && n2.n_seq[0] == 3,
+             "no_spectrum at 2 threads: entropy %g, MEV %g (want NaN), %ld sequences",
+             n2.ent_sum[0], n2.mev_sum[L1 - 1], n2.n_seq[0]);
+    lmd_geom_acc_free(&n1);
+    lmd_geom_acc_free(&n2);
 
     free(x);
     lmd_geom_acc_free(&ser);
