@@ -18,139 +18,10 @@
 #include "hfmodel.h"
 #include "sha256.h"
 #include "spec.h"
+#include "spec_internal.h"
 #include "tokfile.h"
 
-/* ---- a small YAML tree with positions (anchors and aliases refused) ---- */
-typedef enum { MY_SCALAR, MY_SEQ, MY_MAP } my_kind;
-typedef struct mnode {
-    my_kind kind;
-    char *val;
-    int plain, line, col;
-    struct mnode **kids; /* map: key, value, ... */
-    size_t n, cap;
-} mnode;
-
-static void mn_free(mnode *n) {
-    if (!n) return;
-    for (size_t i = 0; i < n->n; i++) mn_free(n->kids[i]);
-    free(n->kids);
-    free(n->val);
-    free(n);
-}
-
-typedef struct {
-    const char *path;
-    char msgs[LMD_ERR_LEN];
-    int n_errors;
-} mctx;
-
-static void merr(mctx *c, const mnode *at, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void merr(mctx *c, const mnode *at, const char *key, const char *fmt, ...) {
-    if (++c->n_errors > LMD_SPEC_MAX_ERRORS) return;
-    char msg[900];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    size_t used = strlen(c->msgs);
-    snprintf(c->msgs + used, sizeof c->msgs - used, "%s%s:%d:%d: %s%s%s%s", used ? "\n" : "",
-             c->path, at ? at->line : 1, at ? at->col : 1, key ? "key '" : "", key ? key : "",
-             key ? "': " : "", msg);
-}
-
-static mnode *build_tree(mctx *c, const char *text, size_t len) {
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p)) return NULL;
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    mnode *root = NULL, *stack[LMD_SPEC_MAX_DEPTH + 1];
-    int depth = 0, done = 0;
-    size_t nodes = 0;
-    while (!done) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev)) {
-            mnode at = {.line = (int)p.problem_mark.line + 1,
-                        .col = (int)p.problem_mark.column + 1};
-            merr(c, &at, NULL, "YAML syntax error: %s", p.problem ? p.problem : "unknown");
-            break;
-        }
-        mnode at = {.line = (int)ev.start_mark.line + 1, .col = (int)ev.start_mark.column + 1};
-        mnode *node = NULL;
-        const unsigned char *anchor = NULL;
-        if (ev.type == YAML_STREAM_END_EVENT)
-            done = 1;
-        else if (ev.type == YAML_ALIAS_EVENT) {
-            merr(c, &at, NULL, "YAML aliases are not allowed in specs: write the values out");
-            done = 2;
-        } else if (ev.type == YAML_SCALAR_EVENT || ev.type == YAML_SEQUENCE_START_EVENT ||
-                   ev.type == YAML_MAPPING_START_EVENT) {
-            node = lmd_calloc(1, sizeof *node);
-            if (ev.type == YAML_SCALAR_EVENT) {
-                node->kind = MY_SCALAR;
-                node->val = lmd_strdup((const char *)ev.data.scalar.value);
-                node->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-                anchor = ev.data.scalar.anchor;
-            } else {
-                node->kind = ev.type == YAML_SEQUENCE_START_EVENT ? MY_SEQ : MY_MAP;
-                anchor = ev.type == YAML_SEQUENCE_START_EVENT ? ev.data.sequence_start.anchor
-                                                              : ev.data.mapping_start.anchor;
-            }
-            node->line = at.line;
-            node->col = at.col;
-        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
-            depth--;
-        }
-        if (node && (anchor || ++nodes > LMD_SPEC_MAX_NODES)) {
-            merr(c, &at, NULL,
-                 anchor ? "YAML anchors are not allowed in specs"
-                        : "the spec has too many YAML nodes");
-            mn_free(node);
-            node = NULL;
-            done = 2;
-        }
-        if (node) {
-            if (depth > 0) {
-                mnode *par = stack[depth - 1];
-                if (par->cap == par->n) {
-                    par->cap = par->cap ? 2 * par->cap : 8;
-                    par->kids = realloc(par->kids, par->cap * sizeof *par->kids);
-                    if (!par->kids) lmd_die("out of memory building the YAML tree");
-                }
-                par->kids[par->n++] = node;
-            } else if (!root) {
-                root = node;
-            } else {
-                mn_free(node);
-                node = NULL;
-            }
-            if (node && node->kind != MY_SCALAR) {
-                if (depth >= LMD_SPEC_MAX_DEPTH) {
-                    merr(c, &at, NULL, "the spec nests too deeply");
-                    done = 2;
-                } else {
-                    stack[depth++] = node;
-                }
-            }
-        }
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&p);
-    if (c->n_errors) {
-        mn_free(root);
-        return NULL;
-    }
-    return root;
-}
-
-static const mnode *map_get(const mnode *m, const char *key) {
-    if (!m || m->kind != MY_MAP) return NULL;
-    for (size_t i = 0; i + 1 < m->n; i += 2)
-        if (!strcmp(m->kids[i]->val, key)) return m->kids[i + 1];
-    return NULL;
-}
-
-/* every key of m must be in keys[] (NULL-terminated); duplicates refused */
-static void check_keys(mctx *c, const mnode *m, const char *where, const char *const *keys) {
+static void check_keys(pctx *c, const ynode *m, const char *where, const char *const *keys) {
     for (size_t i = 0; i + 1 < m->n; i += 2) {
         const char *k = m->kids[i]->val;
         int ok = 0;
@@ -162,26 +33,26 @@ static void check_keys(mctx *c, const mnode *m, const char *where, const char *c
             for (int j = 0; keys[j]; j++)
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", j ? ", " : "",
                          keys[j]);
-            merr(c, m->kids[i], full, "unknown key (valid here: %s)", list);
+            spec_perr(c, m->kids[i], full, "unknown key (valid here: %s)", list);
         }
         for (size_t j = 0; j < i; j += 2)
-            if (!strcmp(m->kids[j]->val, k)) merr(c, m->kids[i], full, "given twice");
+            if (!strcmp(m->kids[j]->val, k)) spec_perr(c, m->kids[i], full, "given twice");
     }
 }
 
-static const char *scalar(mctx *c, const mnode *n, const char *key) {
+static const char *scalar(pctx *c, const ynode *n, const char *key) {
     if (!n) return NULL;
-    if (n->kind != MY_SCALAR) {
-        merr(c, n, key, "expected a single value, got a %s",
-             n->kind == MY_SEQ ? "list" : "mapping");
+    if (n->kind != YN_SCALAR) {
+        spec_perr(c, n, key, "expected a single value, got a %s",
+                  n->kind == YN_SEQ ? "list" : "mapping");
         return NULL;
     }
     return n->val;
 }
 
-static int get_int(mctx *c, const mnode *m, const char *name, const char *key, long long lo,
+static int get_int(pctx *c, const ynode *m, const char *name, const char *key, long long lo,
                    long long hi, long long def, long long *out) {
-    const mnode *n = map_get(m, name);
+    const ynode *n = spec_map_get(m, name);
     *out = def;
     if (!n) return 0;
     const char *v = scalar(c, n, key);
@@ -190,11 +61,11 @@ static int get_int(mctx *c, const mnode *m, const char *name, const char *key, l
     errno = 0;
     long long x = strtoll(v, &end, 10);
     if (!n->plain || end == v || *end || errno) {
-        merr(c, n, key, "expected an unquoted integer, got '%s'", v);
+        spec_perr(c, n, key, "expected an unquoted integer, got '%s'", v);
         return -1;
     }
     if (x < lo || x > hi) {
-        merr(c, n, key, "%lld is out of range %lld..%lld", x, lo, hi);
+        spec_perr(c, n, key, "%lld is out of range %lld..%lld", x, lo, hi);
         return -1;
     }
     *out = x;
@@ -219,11 +90,11 @@ int lmd_mspec_detect(const char *path) {
     char *text = NULL;
     size_t len = 0;
     if (lmd_file_read(path, LMD_SPEC_MAX_BYTES, &text, &len, NULL) != 0) return 0;
-    mctx c = {path, "", 0};
-    mnode *root = build_tree(&c, text, len);
-    const mnode *k = map_get(root, "kind");
-    int yes = k && k->kind == MY_SCALAR && !strcmp(k->val, "measure");
-    mn_free(root);
+    pctx c = {.path = path};
+    ynode *root = spec_build_tree(&c, text, len);
+    const ynode *k = spec_map_get(root, "kind");
+    int yes = k && k->kind == YN_SCALAR && !strcmp(k->val, "measure");
+    spec_ynode_free(root);
     free(text);
     return yes;
 }
@@ -254,7 +125,7 @@ static int64_t revision_tokens(const char *rev) {
 }
 
 static void add_model(lmd_mspec *s, int *cap, const char *name, const char *spec,
-                      const char *revision, int64_t step, const mnode *at, int family) {
+                      const char *revision, int64_t step, const ynode *at, int family) {
     if (s->n_models == *cap) {
         *cap = *cap ? 2 * *cap : 8;
         s->models = realloc(s->models, (size_t)*cap * sizeof *s->models);
@@ -274,11 +145,11 @@ static void add_model(lmd_mspec *s, int *cap, const char *name, const char *spec
 }
 
 /* opens the model to learn its facts (validates config and every tensor) */
-static void probe_model(mctx *c, lmd_mmodel *m, const mnode *at, const char *key) {
+static void probe_model(pctx *c, lmd_mmodel *m, const ynode *at, const char *key) {
     lmd_anymodel am;
     lmd_err e = {{0}};
     if (lmd_anymodel_open(&am, m->spec, &e)) {
-        merr(c, at, key, "%s", e.msg);
+        spec_perr(c, at, key, "%s", e.msg);
         return;
     }
     snprintf(m->model_type, sizeof m->model_type, "%s", am.model_type);
@@ -291,25 +162,26 @@ static void probe_model(mctx *c, lmd_mmodel *m, const mnode *at, const char *key
     lmd_anymodel_close(&am);
 }
 
-static void parse_model_entry(mctx *c, lmd_mspec *s, int *cap, const mnode *e, int fam,
+static void parse_model_entry(pctx *c, lmd_mspec *s, int *cap, const ynode *e, int fam,
                               const char *key) {
     const char *name = NULL, *path = NULL;
-    const mnode *at = e;
-    if (e->kind == MY_SCALAR) {
+    const ynode *at = e;
+    if (e->kind == YN_SCALAR) {
         path = e->val;
-    } else if (e->kind == MY_MAP) {
+    } else if (e->kind == YN_MAP) {
         static const char *const keys[] = {"name", "path", NULL};
         check_keys(c, e, key, keys);
-        name = scalar(c, map_get(e, "name"), key);
-        const mnode *pn = map_get(e, "path");
+        name = scalar(c, spec_map_get(e, "name"), key);
+        const ynode *pn = spec_map_get(e, "path");
         path = scalar(c, pn, key);
         if (pn) at = pn;
         if (!path) {
-            merr(c, e, key, "a model entry needs path: (a directory, checkpoint or hf:ORG/NAME)");
+            spec_perr(c, e, key,
+                      "a model entry needs path: (a directory, checkpoint or hf:ORG/NAME)");
             return;
         }
     } else {
-        merr(c, e, key, "a model is a path, hf:ORG/NAME[@REV] or {name, path}");
+        spec_perr(c, e, key, "a model is a path, hf:ORG/NAME[@REV] or {name, path}");
         return;
     }
     if (!strncmp(path, "hf:", 3)) {
@@ -320,10 +192,11 @@ static void parse_model_entry(mctx *c, lmd_mspec *s, int *cap, const mnode *e, i
             char *skipped = NULL;
             lmd_err he = {{0}};
             if (hub_list_series(path, &revs, &n, &skipped, &he)) {
-                merr(c, at, key, "%s", he.msg);
+                spec_perr(c, at, key, "%s", he.msg);
                 return;
             }
-            if (n == 0) merr(c, at, key, "series %s: no revision with a step in the cache", path);
+            if (n == 0)
+                spec_perr(c, at, key, "series %s: no revision with a step in the cache", path);
             const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path + 3;
             for (int i = 0; i < n; i++) {
                 char nm[512];
@@ -342,19 +215,19 @@ static void parse_model_entry(mctx *c, lmd_mspec *s, int *cap, const mnode *e, i
     char *r = resolve(s, path);
     char real[PATH_MAX];
     if (!realpath(r, real)) {
-        merr(c, at, key,
-             "model %s: no such file or directory (%s; relative paths are resolved "
-             "against the spec's directory)",
-             path, r);
+        spec_perr(c, at, key,
+                  "model %s: no such file or directory (%s; relative paths are resolved "
+                  "against the spec's directory)",
+                  path, r);
         free(r);
         return;
     }
     free(r);
     if (is_dir(real) && !hub_is_model_form(real)) {
-        merr(c, at, key,
-             "model %s: the directory %s holds no config.json (an HF model "
-             "directory) ",
-             path, real);
+        spec_perr(c, at, key,
+                  "model %s: the directory %s holds no config.json (an HF model "
+                  "directory) ",
+                  path, real);
         return;
     }
     const char *slash = strrchr(real, '/');
@@ -371,33 +244,34 @@ static int find_model(const lmd_mspec *s, const char *name) {
     return -1;
 }
 
-static void parse_dataset(mctx *c, lmd_mspec *s, const mnode *e, lmd_mdata *d, const char *key) {
+static void parse_dataset(pctx *c, lmd_mspec *s, const ynode *e, lmd_mdata *d, const char *key) {
     memset(d, 0, sizeof *d);
     d->line = e->line, d->col = e->col;
-    if (e->kind != MY_MAP) {
-        merr(c, e, key, "a dataset is a mapping {name, tokens | text [+ tokenizer]}");
+    if (e->kind != YN_MAP) {
+        spec_perr(c, e, key, "a dataset is a mapping {name, tokens | text [+ tokenizer]}");
         return;
     }
     static const char *const keys[] = {"name", "tokens", "text", "tokenizer", NULL};
     check_keys(c, e, key, keys);
-    const char *nm = scalar(c, map_get(e, "name"), key);
-    if (!nm) merr(c, e, key, "a dataset needs a name");
+    const char *nm = scalar(c, spec_map_get(e, "name"), key);
+    if (!nm) spec_perr(c, e, key, "a dataset needs a name");
     d->name = lmd_strdup(nm ? nm : "?");
-    const mnode *tk = map_get(e, "tokens"), *tx = map_get(e, "text");
+    const ynode *tk = spec_map_get(e, "tokens"), *tx = spec_map_get(e, "text");
     if (!!tk == !!tx) {
-        merr(c, e, key,
-             "give exactly one of tokens: (a token file, or a mapping model name -> "
-             "token file) and text: (with the models' own tokenizers)");
+        spec_perr(c, e, key,
+                  "give exactly one of tokens: (a token file, or a mapping model name -> "
+                  "token file) and text: (with the models' own tokenizers)");
         return;
     }
-    if (tk && tk->kind == MY_MAP) {
+    if (tk && tk->kind == YN_MAP) {
         d->kind = LMD_MDATA_PER_MODEL;
         d->pm_model = lmd_calloc(tk->n / 2 + 1, sizeof(char *));
         d->pm_path = lmd_calloc(tk->n / 2 + 1, sizeof(char *));
         for (size_t i = 0; i + 1 < tk->n; i += 2) {
             const char *p = scalar(c, tk->kids[i + 1], key);
             if (find_model(s, tk->kids[i]->val) < 0)
-                merr(c, tk->kids[i], key, "'%s' is not a model of this study", tk->kids[i]->val);
+                spec_perr(c, tk->kids[i], key, "'%s' is not a model of this study",
+                          tk->kids[i]->val);
             d->pm_model[d->n_pm] = lmd_strdup(tk->kids[i]->val);
             d->pm_path[d->n_pm++] = resolve(s, p ? p : "");
         }
@@ -409,24 +283,25 @@ static void parse_dataset(mctx *c, lmd_mspec *s, const mnode *e, lmd_mdata *d, c
         const char *p = scalar(c, tx, key);
         d->kind = LMD_MDATA_TEXT;
         d->text = resolve(s, p ? p : "");
-        if (access(d->text, R_OK) != 0) merr(c, tx, key, "text %s cannot be read", d->text);
-        const mnode *tz = map_get(e, "tokenizer");
+        if (access(d->text, R_OK) != 0) spec_perr(c, tx, key, "text %s cannot be read", d->text);
+        const ynode *tz = spec_map_get(e, "tokenizer");
         const char *t = scalar(c, tz, key);
         if (t && strcmp(t, "model")) d->tokenizer = resolve(s, t);
     }
-    if (map_get(e, "tokenizer") && d->kind != LMD_MDATA_TEXT)
-        merr(c, map_get(e, "tokenizer"), key, "tokenizer: goes with text:, not tokens:");
+    if (spec_map_get(e, "tokenizer") && d->kind != LMD_MDATA_TEXT)
+        spec_perr(c, spec_map_get(e, "tokenizer"), key, "tokenizer: goes with text:, not tokens:");
 }
 
 /* the data source of model m on dataset d, or NULL (message) */
-static char *cell_source(mctx *c, const lmd_mspec *s, int m, const lmd_mdata *d, int *is_text,
-                         const mnode *at, const char *key) {
+static char *cell_source(pctx *c, const lmd_mspec *s, int m, const lmd_mdata *d, int *is_text,
+                         const ynode *at, const char *key) {
     *is_text = 0;
     if (d->kind == LMD_MDATA_TOKENS) return lmd_strdup(d->tokens);
     if (d->kind == LMD_MDATA_PER_MODEL) {
         for (int i = 0; i < d->n_pm; i++)
             if (!strcmp(d->pm_model[i], s->models[m].name)) return lmd_strdup(d->pm_path[i]);
-        merr(c, at, key, "dataset %s has no token file for model %s", d->name, s->models[m].name);
+        spec_perr(c, at, key, "dataset %s has no token file for model %s", d->name,
+                  s->models[m].name);
         return NULL;
     }
     *is_text = 1;
@@ -436,8 +311,9 @@ static char *cell_source(mctx *c, const lmd_mspec *s, int m, const lmd_mdata *d,
     } else {
         lmd_err e = {{0}};
         if (hub_resolve_file(s->models[m].spec, "tokenizer.json", tok, sizeof tok, &e)) {
-            merr(c, at, key, "dataset %s is text in each model's own tokenizer, but model %s: %s",
-                 d->name, s->models[m].name, e.msg);
+            spec_perr(c, at, key,
+                      "dataset %s is text in each model's own tokenizer, but model %s: %s", d->name,
+                      s->models[m].name, e.msg);
             return NULL;
         }
     }
@@ -456,13 +332,13 @@ static void sanitize(char *dst, size_t n, const char *src) {
     dst[j] = '\0';
 }
 
-static void make_cells(mctx *c, lmd_mspec *s, const mnode *dsnode, int check_data) {
+static void make_cells(pctx *c, lmd_mspec *s, const ynode *dsnode, int check_data) {
     s->n_cells = (size_t)s->n_models * (size_t)s->n_datasets;
     s->cells = lmd_calloc(s->n_cells ? s->n_cells : 1, sizeof *s->cells);
     for (int m = 0; m < s->n_models; m++)
         for (int d = 0; d < s->n_datasets; d++) {
             lmd_mcell *cl = &s->cells[(size_t)m * s->n_datasets + d];
-            const mnode *at = dsnode->kids[d];
+            const ynode *at = dsnode->kids[d];
             cl->index = (size_t)m * s->n_datasets + d;
             cl->model = m, cl->dataset = d;
             cl->source = cell_source(c, s, m, &s->datasets[d], &cl->is_text, at, "datasets");
@@ -486,8 +362,9 @@ static void make_cells(mctx *c, lmd_mspec *s, const mnode *dsnode, int check_dat
             if (!cl->source) continue;
             /* the seq_len must fit, the data must hold the sequences in the model's ids */
             if (mm->max_T > 0 && s->T > mm->max_T) {
-                merr(c, at, "measure.seq_len", "seq_len %d exceeds the %d positions of model %s",
-                     s->T, mm->max_T, mm->name);
+                spec_perr(c, at, "measure.seq_len",
+                          "seq_len %d exceeds the %d positions of model %s", s->T, mm->max_T,
+                          mm->name);
                 continue;
             }
             if (!mm->n_layer || !check_data) continue; /* a model that failed is reported */
@@ -507,36 +384,37 @@ static void make_cells(mctx *c, lmd_mspec *s, const mnode *dsnode, int check_dat
             }
             free(ids);
             if (rc)
-                merr(c, at, "datasets", "dataset %s for model %s (%d sequences x %d tokens): %s",
-                     s->datasets[d].name, mm->name, s->n_seq, s->T, e.msg);
+                spec_perr(c, at, "datasets",
+                          "dataset %s for model %s (%d sequences x %d tokens): %s",
+                          s->datasets[d].name, mm->name, s->n_seq, s->T, e.msg);
         }
 }
 
-static void parse_slurm(mctx *c, const mnode *m, lmd_mspec *s) {
-    if (m->kind != MY_MAP) {
-        merr(c, m, "slurm", "expected a mapping");
+static void parse_slurm(pctx *c, const ynode *m, lmd_mspec *s) {
+    if (m->kind != YN_MAP) {
+        spec_perr(c, m, "slurm", "expected a mapping");
         return;
     }
     s->slurm = lmd_calloc(m->n / 2 + 1, sizeof *s->slurm);
     for (size_t i = 0; i + 1 < m->n; i += 2) {
-        const mnode *k = m->kids[i], *v = m->kids[i + 1];
+        const ynode *k = m->kids[i], *v = m->kids[i + 1];
         char key[160];
         snprintf(key, sizeof key, "slurm.%s", k->val);
         lmd_slurm_kv kv = {0};
         kv.line = v->line;
         kv.column = v->col;
-        if (v->kind == MY_SCALAR && v->val[0]) {
+        if (v->kind == YN_SCALAR && v->val[0]) {
             kv.value = lmd_strdup(v->val);
-        } else if (v->kind == MY_SEQ) {
+        } else if (v->kind == YN_SEQ) {
             kv.items = lmd_calloc(v->n + 1, sizeof *kv.items);
             for (size_t j = 0; j < v->n; j++) {
-                if (v->kids[j]->kind != MY_SCALAR)
-                    merr(c, v->kids[j], key, "list items must be strings");
+                if (v->kids[j]->kind != YN_SCALAR)
+                    spec_perr(c, v->kids[j], key, "list items must be strings");
                 kv.items[j] = lmd_strdup(v->kids[j]->val ? v->kids[j]->val : "");
             }
             kv.n_items = (int)v->n;
         } else {
-            merr(c, v, key, "expected a string, an integer or a list of them");
+            spec_perr(c, v, key, "expected a string, an integer or a list of them");
             continue;
         }
         kv.key = lmd_strdup(k->val);
@@ -571,8 +449,8 @@ int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, int 
     size_t len = 0;
     int frc = lmd_file_read(path, LMD_SPEC_MAX_BYTES, &text, &len, err);
     if (frc) return frc == LMD_FILE_MISSING ? lmd_errf(err, "%s: no such file", path) : -1;
-    mctx c = {path, "", 0};
-    mnode *root = build_tree(&c, text, len);
+    pctx c = {.path = path};
+    ynode *root = spec_build_tree(&c, text, len);
     s->path = lmd_strdup(path);
     s->text = text;
     s->text_len = len;
@@ -583,40 +461,41 @@ int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, int 
     if (slash) *slash = '\0';
     s->dir = lmd_strdup(base_dir ? base_dir : slash ? real : ".");
     if (!root) goto done;
-    if (root->kind != MY_MAP) {
-        merr(&c, root, NULL, "a spec is a mapping of top-level keys");
+    if (root->kind != YN_MAP) {
+        spec_perr(&c, root, NULL, "a spec is a mapping of top-level keys");
         goto done;
     }
     static const char *const top[] = {"name",     "kind",  "hf_hub_cache", "measure", "families",
                                       "datasets", "pairs", "resources",    "slurm",   NULL};
     check_keys(&c, root, "", top);
-    const char *nm = scalar(&c, map_get(root, "name"), "name");
+    const char *nm = scalar(&c, spec_map_get(root, "name"), "name");
     if (!nm)
-        merr(&c, root, "name", "required");
+        spec_perr(&c, root, "name", "required");
     else {
         for (const char *p = nm; *p; p++)
             if (!isalnum((unsigned char)*p) && !strchr("_.-", *p)) {
-                merr(&c, map_get(root, "name"), "name", "'%s': use only [A-Za-z0-9_.-]", nm);
+                spec_perr(&c, spec_map_get(root, "name"), "name", "'%s': use only [A-Za-z0-9_.-]",
+                          nm);
                 break;
             }
         if (!strcmp(nm, ".") || !strcmp(nm, ".."))
-            merr(&c, map_get(root, "name"), "name", "'%s' is not a study name", nm);
+            spec_perr(&c, spec_map_get(root, "name"), "name", "'%s' is not a study name", nm);
     }
     s->name = lmd_strdup(nm ? nm : "");
-    const char *hc = scalar(&c, map_get(root, "hf_hub_cache"), "hf_hub_cache");
+    const char *hc = scalar(&c, spec_map_get(root, "hf_hub_cache"), "hf_hub_cache");
     if (hc) {
         s->hf_hub_cache = resolve(s, hc);
         if (!is_dir(s->hf_hub_cache))
-            merr(&c, map_get(root, "hf_hub_cache"), "hf_hub_cache", "%s is not a directory",
-                 s->hf_hub_cache);
+            spec_perr(&c, spec_map_get(root, "hf_hub_cache"), "hf_hub_cache",
+                      "%s is not a directory", s->hf_hub_cache);
         else
             setenv("HF_HUB_CACHE", s->hf_hub_cache, 1);
     }
     /* measurement settings, the paper's defaults */
-    const mnode *ms = map_get(root, "measure");
+    const ynode *ms = spec_map_get(root, "measure");
     long long v;
-    if (ms && ms->kind != MY_MAP) merr(&c, ms, "measure", "expected a mapping");
-    if (ms && ms->kind == MY_MAP) {
+    if (ms && ms->kind != YN_MAP) spec_perr(&c, ms, "measure", "expected a mapping");
+    if (ms && ms->kind == YN_MAP) {
         static const char *const mk[] = {"sequences", "seq_len", "seed", "min_words",
                                          "bins",      "batch",   NULL};
         check_keys(&c, ms, "measure", mk);
@@ -633,8 +512,8 @@ int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, int 
     s->bins = (int)v;
     get_int(&c, ms, "batch", "measure.batch", 0, 1000000, 0, &v);
     s->batch = (int)v;
-    const mnode *rs = map_get(root, "resources");
-    if (rs && rs->kind == MY_MAP) {
+    const ynode *rs = spec_map_get(root, "resources");
+    if (rs && rs->kind == YN_MAP) {
         static const char *const rk[] = {"ranks_per_model", "threads_per_rank", NULL};
         check_keys(&c, rs, "resources", rk);
     }
@@ -642,32 +521,32 @@ int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, int 
     s->ranks_per_model = (int)v;
     get_int(&c, rs, "threads_per_rank", "resources.threads_per_rank", 1, 256, 1, &v);
     s->threads_per_rank = (int)v;
-    if (map_get(root, "slurm")) parse_slurm(&c, map_get(root, "slurm"), s);
+    if (spec_map_get(root, "slurm")) parse_slurm(&c, spec_map_get(root, "slurm"), s);
     /* families */
-    const mnode *fs = map_get(root, "families");
+    const ynode *fs = spec_map_get(root, "families");
     int cap = 0;
-    if (!fs || fs->kind != MY_SEQ || fs->n == 0) {
-        merr(&c, fs ? fs : root, "families", "required: a list of {name, models: [...]}");
+    if (!fs || fs->kind != YN_SEQ || fs->n == 0) {
+        spec_perr(&c, fs ? fs : root, "families", "required: a list of {name, models: [...]}");
     } else {
         s->families = lmd_calloc(fs->n, sizeof(char *));
         for (size_t i = 0; i < fs->n; i++) {
-            const mnode *f = fs->kids[i];
-            if (f->kind != MY_MAP) {
-                merr(&c, f, "families", "each family is a mapping {name, models}");
+            const ynode *f = fs->kids[i];
+            if (f->kind != YN_MAP) {
+                spec_perr(&c, f, "families", "each family is a mapping {name, models}");
                 continue;
             }
             static const char *const fk[] = {"name", "models", NULL};
             check_keys(&c, f, "families", fk);
-            const char *fn = scalar(&c, map_get(f, "name"), "families.name");
-            if (!fn) merr(&c, f, "families.name", "required");
+            const char *fn = scalar(&c, spec_map_get(f, "name"), "families.name");
+            if (!fn) spec_perr(&c, f, "families.name", "required");
             int fam = s->n_families++;
             s->families[fam] = lmd_strdup(fn ? fn : "?");
             for (int j = 0; j < fam; j++)
                 if (!strcmp(s->families[j], s->families[fam]))
-                    merr(&c, f, "families.name", "family '%s' given twice", s->families[fam]);
-            const mnode *ml = map_get(f, "models");
-            if (!ml || ml->kind != MY_SEQ || ml->n == 0) {
-                merr(&c, ml ? ml : f, "families.models", "required: a non-empty list");
+                    spec_perr(&c, f, "families.name", "family '%s' given twice", s->families[fam]);
+            const ynode *ml = spec_map_get(f, "models");
+            if (!ml || ml->kind != YN_SEQ || ml->n == 0) {
+                spec_perr(&c, ml ? ml : f, "families.models", "required: a non-empty list");
                 continue;
             }
             for (size_t k = 0; k < ml->n; k++) {
@@ -676,66 +555,65 @@ int lmd_mspec_load_at(lmd_mspec *s, const char *path, const char *base_dir, int 
                 for (int m = first; m < s->n_models; m++) {
                     for (int o = 0; o < m; o++)
                         if (!strcmp(s->models[o].name, s->models[m].name))
-                            merr(&c, ml->kids[k], "families.models",
-                                 "model name '%s' is used twice (give one of them name:)",
-                                 s->models[m].name);
+                            spec_perr(&c, ml->kids[k], "families.models",
+                                      "model name '%s' is used twice (give one of them name:)",
+                                      s->models[m].name);
                     probe_model(&c, &s->models[m], ml->kids[k], "families.models");
                 }
             }
         }
     }
     /* datasets */
-    const mnode *ds = map_get(root, "datasets");
-    if (!ds || ds->kind != MY_SEQ || ds->n == 0) {
-        merr(&c, ds ? ds : root, "datasets", "required: a list of {name, tokens | text}");
+    const ynode *ds = spec_map_get(root, "datasets");
+    if (!ds || ds->kind != YN_SEQ || ds->n == 0) {
+        spec_perr(&c, ds ? ds : root, "datasets", "required: a list of {name, tokens | text}");
     } else {
         s->datasets = lmd_calloc(ds->n, sizeof *s->datasets);
         for (size_t i = 0; i < ds->n; i++) {
             parse_dataset(&c, s, ds->kids[i], &s->datasets[s->n_datasets++], "datasets");
             for (int j = 0; j + 1 < s->n_datasets; j++)
                 if (!strcmp(s->datasets[j].name, s->datasets[s->n_datasets - 1].name))
-                    merr(&c, ds->kids[i], "datasets", "dataset '%s' given twice",
-                         s->datasets[j].name);
+                    spec_perr(&c, ds->kids[i], "datasets", "dataset '%s' given twice",
+                              s->datasets[j].name);
         }
     }
     /* pairs */
-    const mnode *ps = map_get(root, "pairs");
-    if (ps && ps->kind != MY_SEQ) merr(&c, ps, "pairs", "expected a list of {distilled, base}");
-    if (ps && ps->kind == MY_SEQ) {
+    const ynode *ps = spec_map_get(root, "pairs");
+    if (ps && ps->kind != YN_SEQ)
+        spec_perr(&c, ps, "pairs", "expected a list of {distilled, base}");
+    if (ps && ps->kind == YN_SEQ) {
         s->pairs = lmd_calloc(ps->n ? ps->n : 1, sizeof *s->pairs);
         for (size_t i = 0; i < ps->n; i++) {
-            const mnode *p = ps->kids[i];
+            const ynode *p = ps->kids[i];
             static const char *const pk[] = {"distilled", "base", NULL};
-            if (p->kind != MY_MAP) {
-                merr(&c, p, "pairs", "each pair is {distilled: MODEL, base: MODEL}");
+            if (p->kind != YN_MAP) {
+                spec_perr(&c, p, "pairs", "each pair is {distilled: MODEL, base: MODEL}");
                 continue;
             }
             check_keys(&c, p, "pairs", pk);
-            const char *a = scalar(&c, map_get(p, "distilled"), "pairs.distilled");
-            const char *b = scalar(&c, map_get(p, "base"), "pairs.base");
+            const char *a = scalar(&c, spec_map_get(p, "distilled"), "pairs.distilled");
+            const char *b = scalar(&c, spec_map_get(p, "base"), "pairs.base");
             int ia = a ? find_model(s, a) : -1, ib = b ? find_model(s, b) : -1;
             if (ia < 0)
-                merr(&c, map_get(p, "distilled") ? map_get(p, "distilled") : p, "pairs.distilled",
-                     "'%s' is not a model name of this study", a ? a : "");
+                spec_perr(&c, spec_map_get(p, "distilled") ? spec_map_get(p, "distilled") : p,
+                          "pairs.distilled", "'%s' is not a model name of this study", a ? a : "");
             if (ib < 0)
-                merr(&c, map_get(p, "base") ? map_get(p, "base") : p, "pairs.base",
-                     "'%s' is not a model name of this study", b ? b : "");
+                spec_perr(&c, spec_map_get(p, "base") ? spec_map_get(p, "base") : p, "pairs.base",
+                          "'%s' is not a model name of this study", b ? b : "");
             s->pairs[s->n_pairs].distilled = ia;
             s->pairs[s->n_pairs++].base = ib;
         }
     }
     if (!c.n_errors && s->n_models && s->n_datasets) make_cells(&c, s, ds, check_data);
     if (!c.n_errors && s->n_cells > LMD_SPEC_MAX_CELLS)
-        merr(&c, root, NULL, "%zu cells: more than %d", s->n_cells, LMD_SPEC_MAX_CELLS);
+        spec_perr(&c, root, NULL, "%zu cells: more than %d", s->n_cells, LMD_SPEC_MAX_CELLS);
 done:
-    mn_free(root);
+    spec_ynode_free(root);
     if (c.n_errors) {
-        if (c.n_errors > LMD_SPEC_MAX_ERRORS) {
-            size_t u = strlen(c.msgs);
-            snprintf(c.msgs + u, sizeof c.msgs - u, "\n(%d more errors)",
-                     c.n_errors - LMD_SPEC_MAX_ERRORS);
-        }
-        snprintf(err->msg, sizeof err->msg, "%s", c.msgs);
+        if (c.n_errors > LMD_SPEC_MAX_ERRORS)
+            spec_sb_addf(&c.msgs, "\n(%d more errors)", c.n_errors - LMD_SPEC_MAX_ERRORS);
+        snprintf(err->msg, sizeof err->msg, "%s", c.msgs.p ? c.msgs.p : "spec error");
+        free(c.msgs.p);
         lmd_mspec_free(s);
         return -1;
     }

@@ -31,13 +31,6 @@
  * Sections
  * ------------------------------------------------------------------------------------------ */
 
-static const ynode *map_get(const ynode *map, const char *key) {
-    if (!map || map->kind != YN_MAP) return NULL;
-    for (size_t i = 0; i + 1 < map->n; i += 2)
-        if (!strcmp(map->kids[i]->val, key)) return map->kids[i + 1];
-    return NULL;
-}
-
 static int resolve_axis_name(pctx *c, const ynode *k, const char *where);
 
 /* distill.teacher: {cell: {SETTING: VALUE, ...}} or {id: ID}, kept as the lines of
@@ -77,7 +70,7 @@ static void parse_teacher_ref(spec_doc *doc, const ynode *v) {
         if (si < 0) continue;
         const sdef *d = &SPEC_DEFS[si];
         /* settings that appear as such in lmd_cell_settings() */
-        if (d->type == ST_STR || d->type == ST_BOOL || si == S_TOKENS || si == S_KD_ALPHA ||
+        if (d->type == SET_STR || d->type == SET_BOOL || si == S_TOKENS || si == S_KD_ALPHA ||
             si == S_KD_TEMP || si == S_EVAL_SEQS || si == S_EVAL_SEQ_LEN) {
             spec_perr(c, kk, "distill.teacher.cell",
                       "'%s' cannot select a teacher cell (use model, "
@@ -88,9 +81,9 @@ static void parse_teacher_ref(spec_doc *doc, const ynode *v) {
         sval tmp;
         if (spec_parse_value(c, si, "distill.teacher.cell", vv, &tmp)) continue;
         char x[64];
-        if (d->type == ST_NUM)
+        if (d->type == SET_NUM)
             spec_fmt_num(x, sizeof x, tmp.d);
-        else if (d->type == ST_INT)
+        else if (d->type == SET_INT)
             snprintf(x, sizeof x, "%lld", (long long)tmp.i);
         else
             snprintf(x, sizeof x, "%s", tmp.s);
@@ -140,7 +133,7 @@ static void parse_section(spec_doc *doc, const char *section, const ynode *map) 
                 }
             } else if (v->kind == YN_MAP) {
                 /* checkpoints: {every: N} */
-                const ynode *ev = map_get(v, "every");
+                const ynode *ev = spec_map_get(v, "every");
                 if (!ev || v->n != 2) {
                     spec_perr(
                         c, v, dotted,

@@ -34,7 +34,7 @@ typedef struct {
     int n_errors;
 } pctx;
 
-typedef enum { ST_INT, ST_NUM, ST_STR, ST_BOOL, ST_ENUM } st_type;
+typedef enum { SET_INT, SET_NUM, SET_STR, SET_BOOL, SET_ENUM } st_type;
 
 /* clang-format off */
 enum {
@@ -57,21 +57,21 @@ typedef struct {
     const char *name;  /* dotted name; top-level settings have no dot */
     const char *alias; /* a second plain name usable in grid:, or NULL */
     st_type type;
-    int64_t ilo, ihi; /* ST_INT range, inclusive */
-    double dlo, dhi;  /* ST_NUM range; lower bound exclusive when lo_open */
+    int64_t ilo, ihi; /* SET_INT range, inclusive */
+    double dlo, dhi;  /* SET_NUM range; lower bound exclusive when lo_open */
     int lo_open;
-    const char *const *choices; /* ST_ENUM */
+    const char *const *choices; /* SET_ENUM */
     int gridable;
-    double def;  /* default of ST_INT/ST_NUM/ST_BOOL (index for ST_ENUM) */
+    double def;  /* default of SET_INT/SET_NUM/SET_BOOL (index for SET_ENUM) */
     int has_def; /* 0: required or resolved from other settings */
 } sdef;
 
 /* A parsed value; src is the YAML node it came from (NULL for a default). */
 typedef struct {
     int set;
-    int64_t i;     /* ST_INT, ST_BOOL, ST_ENUM (index into choices) */
-    double d;      /* ST_NUM */
-    const char *s; /* ST_STR, ST_ENUM (the choice); points into the tree */
+    int64_t i;     /* SET_INT, SET_BOOL, SET_ENUM (index into choices) */
+    double d;      /* SET_NUM */
+    const char *s; /* SET_STR, SET_ENUM (the choice); points into the tree */
     const ynode *src;
 } sval;
 
@@ -133,6 +133,7 @@ const char *spec_kind_name(const ynode *n);
 void spec_ynode_free(ynode *n);
 void spec_perr(pctx *c, const ynode *at, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+const ynode *spec_map_get(const ynode *map, const char *key);
 ynode *spec_build_tree(pctx *c, const char *text, size_t len);
 
 #endif

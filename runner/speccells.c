@@ -563,11 +563,11 @@ int spec_expand(spec_doc *doc, lmd_spec *s) {
     memcpy(base, doc->base, sizeof base);
     for (int i = 0; i < N_SETTINGS; i++) {
         if (base[i].set || !SPEC_DEFS[i].has_def) continue;
-        if (SPEC_DEFS[i].type == ST_NUM)
+        if (SPEC_DEFS[i].type == SET_NUM)
             base[i].d = SPEC_DEFS[i].def;
         else
             base[i].i = (int64_t)SPEC_DEFS[i].def;
-        if (SPEC_DEFS[i].type == ST_ENUM) base[i].s = SPEC_DEFS[i].choices[base[i].i];
+        if (SPEC_DEFS[i].type == SET_ENUM) base[i].s = SPEC_DEFS[i].choices[base[i].i];
     }
 
     s->n_axes = doc->n_axes;

@@ -35,57 +35,57 @@ static const char *const VARIANTS[] = {"off",      "angular_spread",    "decorre
 static const char *const LOCATIONS[] = {"all", "last", NULL};
 
 const sdef SPEC_DEFS[N_SETTINGS] = {
-    [S_SEED] = {"seed", NULL, ST_INT, 0, I64MAX, 0, 0, 0, NULL, 1, 0, 1},
-    [S_DATA_SOURCE] = {"data.source", NULL, ST_ENUM, 0, 0, 0, 0, 0, SPEC_SOURCES, 1, 0, 1},
-    [S_DATA_PATH] = {"data.path", NULL, ST_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
-    [S_DATA_TOKENIZER] = {"data.tokenizer", NULL, ST_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
-    [S_DATA_VOCAB] = {"data.vocab", NULL, ST_INT, 2, 1 << 24, 0, 0, 0, NULL, 1, 0, 0},
-    [S_DATA_SYN_SEED] = {"data.synthetic_seed", NULL, ST_INT, 0, I64MAX, 0, 0, 0, NULL, 1, 0, 0},
-    [S_DATA_SYN_TOKENS] = {"data.synthetic_tokens", NULL, ST_INT, 2, 4000000000LL, 0, 0, 0, NULL, 1,
-                           0, 0},
-    [S_DATA_VALF] = {"data.val_fraction", NULL, ST_NUM, 0, 0, 0.0, 0.9, 0, NULL, 1, 0.1, 1},
-    [S_N_LAYER] = {"model.n_layer", NULL, ST_INT, 1, 1024, 0, 0, 0, NULL, 1, 4, 1},
-    [S_N_EMBD] = {"model.n_embd", NULL, ST_INT, 1, 65536, 0, 0, 0, NULL, 1, 128, 1},
-    [S_N_HEAD] = {"model.n_head", NULL, ST_INT, 1, 4096, 0, 0, 0, NULL, 1, 4, 1},
-    [S_N_CTX] = {"model.n_ctx", NULL, ST_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 128, 1},
-    [S_MODEL_VOCAB] = {"model.vocab", NULL, ST_INT, 2, 1 << 24, 0, 0, 0, NULL, 1, 0, 0},
-    [S_MLP_DIM] = {"model.mlp_dim", NULL, ST_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 0, 0},
-    [S_STEPS] = {"train.steps", NULL, ST_INT, 0, 1000000000000LL, 0, 0, 0, NULL, 1, 0, 0},
-    [S_TOKENS] = {"train.tokens", NULL, ST_INT, 1, I64MAX, 0, 0, 0, NULL, 1, 0, 0},
-    [S_BATCH] = {"train.batch", NULL, ST_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 8, 1},
-    [S_SEQ] = {"train.seq", NULL, ST_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 64, 1},
-    [S_LR] = {"train.lr", NULL, ST_NUM, 0, 0, 0.0, 10.0, 0, NULL, 1, 1e-3, 1},
-    [S_SCHEDULE] = {"train.schedule", NULL, ST_ENUM, 0, 0, 0, 0, 0, SCHEDULES, 1, 0, 1},
-    [S_WARMUP] = {"train.warmup_ratio", NULL, ST_NUM, 0, 0, 0.0, 1.0, 0, NULL, 1, 0.2, 1},
-    [S_MIN_LR] = {"train.min_lr_ratio", NULL, ST_NUM, 0, 0, 0.0, 1.0, 0, NULL, 1, 0.0, 1},
-    [S_WD] = {"train.weight_decay", NULL, ST_NUM, 0, 0, 0.0, 100.0, 0, NULL, 1, 0.1, 1},
-    [S_BETA1] = {"train.beta1", NULL, ST_NUM, 0, 0, 0.0, 0.999999, 0, NULL, 1, 0.9, 1},
-    [S_BETA2] = {"train.beta2", NULL, ST_NUM, 0, 0, 0.0, 0.999999999, 0, NULL, 1, 0.95, 1},
-    [S_EPS] = {"train.eps", NULL, ST_NUM, 0, 0, 0.0, 1.0, 1, NULL, 1, 1e-8, 1},
-    [S_CLIP] = {"train.clip", NULL, ST_NUM, 0, 0, 0.0, 1e30, 0, NULL, 1, 1.0, 1},
-    [S_SHARDS] = {"train.shards", NULL, ST_INT, 1, 65536, 0, 0, 0, NULL, 1, 1, 1},
-    [S_INIT] = {"train.init", NULL, ST_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
-    [S_ACCUM] = {"train.accumulate", NULL, ST_INT, 1, 65536, 0, 0, 0, NULL, 1, 1, 1},
-    [S_KD_TEACHER] = {"distill.teacher", NULL, ST_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
-    [S_KD_ALPHA] = {"distill.alpha", NULL, ST_NUM, 0, 0, 0.0, 1.0, 0, NULL, 1, 0.5, 1},
-    [S_KD_TEMP] = {"distill.temperature", NULL, ST_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
-    [S_VARIANT] = {"dispersion.variant", "dispersion", ST_ENUM, 0, 0, 0, 0, 0, VARIANTS, 1, 0, 1},
-    [S_COEFF] = {"dispersion.coeff", NULL, ST_NUM, 0, 0, 0.0, 1e6, 0, NULL, 1, 0.1, 1},
-    [S_LOCATION] = {"dispersion.location", NULL, ST_ENUM, 0, 0, 0, 0, 0, LOCATIONS, 1, 0, 1},
-    [S_TAU_COS] = {"dispersion.tau_cos", NULL, ST_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
-    [S_TAU_L2] = {"dispersion.tau_l2", NULL, ST_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
-    [S_MAX_TOKENS] = {"dispersion.max_tokens", NULL, ST_INT, 2, 1 << 20, 0, 0, 0, NULL, 1, 256, 1},
+    [S_SEED] = {"seed", NULL, SET_INT, 0, I64MAX, 0, 0, 0, NULL, 1, 0, 1},
+    [S_DATA_SOURCE] = {"data.source", NULL, SET_ENUM, 0, 0, 0, 0, 0, SPEC_SOURCES, 1, 0, 1},
+    [S_DATA_PATH] = {"data.path", NULL, SET_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
+    [S_DATA_TOKENIZER] = {"data.tokenizer", NULL, SET_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
+    [S_DATA_VOCAB] = {"data.vocab", NULL, SET_INT, 2, 1 << 24, 0, 0, 0, NULL, 1, 0, 0},
+    [S_DATA_SYN_SEED] = {"data.synthetic_seed", NULL, SET_INT, 0, I64MAX, 0, 0, 0, NULL, 1, 0, 0},
+    [S_DATA_SYN_TOKENS] = {"data.synthetic_tokens", NULL, SET_INT, 2, 4000000000LL, 0, 0, 0, NULL,
+                           1, 0, 0},
+    [S_DATA_VALF] = {"data.val_fraction", NULL, SET_NUM, 0, 0, 0.0, 0.9, 0, NULL, 1, 0.1, 1},
+    [S_N_LAYER] = {"model.n_layer", NULL, SET_INT, 1, 1024, 0, 0, 0, NULL, 1, 4, 1},
+    [S_N_EMBD] = {"model.n_embd", NULL, SET_INT, 1, 65536, 0, 0, 0, NULL, 1, 128, 1},
+    [S_N_HEAD] = {"model.n_head", NULL, SET_INT, 1, 4096, 0, 0, 0, NULL, 1, 4, 1},
+    [S_N_CTX] = {"model.n_ctx", NULL, SET_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 128, 1},
+    [S_MODEL_VOCAB] = {"model.vocab", NULL, SET_INT, 2, 1 << 24, 0, 0, 0, NULL, 1, 0, 0},
+    [S_MLP_DIM] = {"model.mlp_dim", NULL, SET_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 0, 0},
+    [S_STEPS] = {"train.steps", NULL, SET_INT, 0, 1000000000000LL, 0, 0, 0, NULL, 1, 0, 0},
+    [S_TOKENS] = {"train.tokens", NULL, SET_INT, 1, I64MAX, 0, 0, 0, NULL, 1, 0, 0},
+    [S_BATCH] = {"train.batch", NULL, SET_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 8, 1},
+    [S_SEQ] = {"train.seq", NULL, SET_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 64, 1},
+    [S_LR] = {"train.lr", NULL, SET_NUM, 0, 0, 0.0, 10.0, 0, NULL, 1, 1e-3, 1},
+    [S_SCHEDULE] = {"train.schedule", NULL, SET_ENUM, 0, 0, 0, 0, 0, SCHEDULES, 1, 0, 1},
+    [S_WARMUP] = {"train.warmup_ratio", NULL, SET_NUM, 0, 0, 0.0, 1.0, 0, NULL, 1, 0.2, 1},
+    [S_MIN_LR] = {"train.min_lr_ratio", NULL, SET_NUM, 0, 0, 0.0, 1.0, 0, NULL, 1, 0.0, 1},
+    [S_WD] = {"train.weight_decay", NULL, SET_NUM, 0, 0, 0.0, 100.0, 0, NULL, 1, 0.1, 1},
+    [S_BETA1] = {"train.beta1", NULL, SET_NUM, 0, 0, 0.0, 0.999999, 0, NULL, 1, 0.9, 1},
+    [S_BETA2] = {"train.beta2", NULL, SET_NUM, 0, 0, 0.0, 0.999999999, 0, NULL, 1, 0.95, 1},
+    [S_EPS] = {"train.eps", NULL, SET_NUM, 0, 0, 0.0, 1.0, 1, NULL, 1, 1e-8, 1},
+    [S_CLIP] = {"train.clip", NULL, SET_NUM, 0, 0, 0.0, 1e30, 0, NULL, 1, 1.0, 1},
+    [S_SHARDS] = {"train.shards", NULL, SET_INT, 1, 65536, 0, 0, 0, NULL, 1, 1, 1},
+    [S_INIT] = {"train.init", NULL, SET_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
+    [S_ACCUM] = {"train.accumulate", NULL, SET_INT, 1, 65536, 0, 0, 0, NULL, 1, 1, 1},
+    [S_KD_TEACHER] = {"distill.teacher", NULL, SET_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
+    [S_KD_ALPHA] = {"distill.alpha", NULL, SET_NUM, 0, 0, 0.0, 1.0, 0, NULL, 1, 0.5, 1},
+    [S_KD_TEMP] = {"distill.temperature", NULL, SET_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
+    [S_VARIANT] = {"dispersion.variant", "dispersion", SET_ENUM, 0, 0, 0, 0, 0, VARIANTS, 1, 0, 1},
+    [S_COEFF] = {"dispersion.coeff", NULL, SET_NUM, 0, 0, 0.0, 1e6, 0, NULL, 1, 0.1, 1},
+    [S_LOCATION] = {"dispersion.location", NULL, SET_ENUM, 0, 0, 0, 0, 0, LOCATIONS, 1, 0, 1},
+    [S_TAU_COS] = {"dispersion.tau_cos", NULL, SET_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
+    [S_TAU_L2] = {"dispersion.tau_l2", NULL, SET_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
+    [S_MAX_TOKENS] = {"dispersion.max_tokens", NULL, SET_INT, 2, 1 << 20, 0, 0, 0, NULL, 1, 256, 1},
     /* The tracking schedule knobs and hist_bins are fixed per study: a study file has one
      * /tracking/step axis and one histogram width. */
-    [S_LOG_POINTS] = {"tracking.log_points", NULL, ST_INT, 2, LMD_SPEC_MAX_TRACK, 0, 0, 0, NULL, 0,
+    [S_LOG_POINTS] = {"tracking.log_points", NULL, SET_INT, 2, LMD_SPEC_MAX_TRACK, 0, 0, 0, NULL, 0,
                       0, 0},
-    [S_EVERY] = {"tracking.every", NULL, ST_INT, 1, I64MAX, 0, 0, 0, NULL, 0, 0, 0},
-    [S_EVAL_SEQS] = {"tracking.eval_sequences", NULL, ST_INT, 1, 1000000, 0, 0, 0, NULL, 1, 16, 1},
-    [S_EVAL_SEQ_LEN] = {"tracking.eval_seq_len", NULL, ST_INT, 2, 1 << 20, 0, 0, 0, NULL, 1, 0, 0},
-    [S_HIST_BINS] = {"tracking.hist_bins", NULL, ST_INT, 2, 100000, 0, 0, 0, NULL, 0, 128, 1},
-    [S_SAVE_CK] = {"tracking.save_checkpoints", NULL, ST_BOOL, 0, 0, 0, 0, 0, NULL, 0, 0, 1},
-    [S_RANKS] = {"resources.ranks_per_model", NULL, ST_INT, 1, 65536, 0, 0, 0, NULL, 0, 1, 1},
-    [S_THREADS] = {"resources.threads_per_rank", NULL, ST_INT, 1, 4096, 0, 0, 0, NULL, 0, 1, 1},
+    [S_EVERY] = {"tracking.every", NULL, SET_INT, 1, I64MAX, 0, 0, 0, NULL, 0, 0, 0},
+    [S_EVAL_SEQS] = {"tracking.eval_sequences", NULL, SET_INT, 1, 1000000, 0, 0, 0, NULL, 1, 16, 1},
+    [S_EVAL_SEQ_LEN] = {"tracking.eval_seq_len", NULL, SET_INT, 2, 1 << 20, 0, 0, 0, NULL, 1, 0, 0},
+    [S_HIST_BINS] = {"tracking.hist_bins", NULL, SET_INT, 2, 100000, 0, 0, 0, NULL, 0, 128, 1},
+    [S_SAVE_CK] = {"tracking.save_checkpoints", NULL, SET_BOOL, 0, 0, 0, 0, 0, NULL, 0, 0, 1},
+    [S_RANKS] = {"resources.ranks_per_model", NULL, SET_INT, 1, 65536, 0, 0, 0, NULL, 0, 1, 1},
+    [S_THREADS] = {"resources.threads_per_rank", NULL, SET_INT, 1, 4096, 0, 0, 0, NULL, 0, 1, 1},
 };
 
 const char *spec_last_component(const char *name) {
@@ -132,7 +132,7 @@ void spec_suggest(char *out, size_t n, const char *key, const char *const *cands
 
 static void fmt_range(char *buf, size_t n, const sdef *d) {
     char lo[32], hi[32];
-    if (d->type == ST_INT) {
+    if (d->type == SET_INT) {
         snprintf(lo, sizeof lo, "%lld", (long long)d->ilo);
         snprintf(hi, sizeof hi, "%lld", (long long)d->ihi);
         if (d->ihi == I64MAX)
@@ -158,7 +158,7 @@ int spec_parse_value(pctx *c, int si, const char *key, const ynode *n, sval *out
     const char *v = n->val;
     memset(out, 0, sizeof *out);
     out->src = n;
-    if (d->type == ST_INT || d->type == ST_NUM || d->type == ST_BOOL) {
+    if (d->type == SET_INT || d->type == SET_NUM || d->type == SET_BOOL) {
         if (!n->plain) {
             spec_perr(c, n, key, "expected %s, got a quoted string \"%s\"", tname[d->type], v);
             return -1;
@@ -170,7 +170,7 @@ int spec_parse_value(pctx *c, int si, const char *key, const ynode *n, sval *out
         out->set = 1;
         return 0;
     }
-    if (d->type == ST_INT) {
+    if (d->type == SET_INT) {
         char *end;
         errno = 0;
         long long x = strtoll(v, &end, 10);
@@ -190,7 +190,7 @@ int spec_parse_value(pctx *c, int si, const char *key, const ynode *n, sval *out
             return -1;
         }
         out->i = x;
-    } else if (d->type == ST_NUM) {
+    } else if (d->type == SET_NUM) {
         char *end;
         errno = 0;
         double y = strtod(v, &end);
@@ -213,7 +213,7 @@ int spec_parse_value(pctx *c, int si, const char *key, const ynode *n, sval *out
             return -1;
         }
         out->d = y;
-    } else if (d->type == ST_BOOL) {
+    } else if (d->type == SET_BOOL) {
         if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "yes"))
             out->i = 1;
         else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "no"))
@@ -222,9 +222,9 @@ int spec_parse_value(pctx *c, int si, const char *key, const ynode *n, sval *out
             spec_perr(c, n, key, "expected true or false, got '%s'", v);
             return -1;
         }
-    } else if (d->type == ST_STR) {
+    } else if (d->type == SET_STR) {
         out->s = v;
-    } else { /* ST_ENUM */
+    } else { /* SET_ENUM */
         int k = 0, found = -1;
         for (; d->choices[k]; k++)
             if (!strcmp(v, d->choices[k])) found = k;

@@ -230,3 +230,11 @@ ynode *spec_build_tree(pctx *c, const char *text, size_t len) {
     }
     return root;
 }
+
+/* The value of key in a mapping node (NULL when absent or not a mapping). */
+const ynode *spec_map_get(const ynode *map, const char *key) {
+    if (!map || map->kind != YN_MAP) return NULL;
+    for (size_t i = 0; i + 1 < map->n; i += 2)
+        if (!strcmp(map->kids[i]->val, key)) return map->kids[i + 1];
+    return NULL;
+}

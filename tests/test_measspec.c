@@ -147,7 +147,7 @@ static void test_errors(void) {
     lmd_mspec_free(&s);
     snprintf(t, sizeof t,
              "name: x\nkind: measure\nmeasure: {sequences: 4, seq_len: 16}\nfamilies: &a\n");
-    expect_error("meas_anchor.yaml", t, "4:11", "anchors are not allowed");
+    expect_error("meas_anchor.yaml", t, "4:11", "anchors (&a) and aliases are not allowed");
     snprintf(t, sizeof t, "name: x\nkind: measure\nmeasure: {sequences: [4\n");
     expect_error("meas_syntax.yaml", t, "4:1", "YAML syntax error");
     snprintf(t, sizeof t, "name: x\nkind: measure\nmeasures: {}\n%s", fam);
