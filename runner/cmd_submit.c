@@ -391,15 +391,6 @@ int cmd_submit(int argc, char **argv) {
 
 /* ------------------------------------------------------------------ resubmit */
 
-static int live_state(const char *st) {
-    static const char *const LIVE[] = {"PENDING",     "RUNNING",     "REQUEUED",   "REQUEUE_HOLD",
-                                       "REQUEUE_FED", "CONFIGURING", "COMPLETING", "SUSPENDED",
-                                       "RESIZING",    "SIGNALING",   "STAGE_OUT",  "RESV_DEL_HOLD"};
-    for (size_t i = 0; i < sizeof LIVE / sizeof LIVE[0]; i++)
-        if (!strcmp(st, LIVE[i])) return 1;
-    return 0;
-}
-
 int cmd_resubmit(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "resubmit", argc, argv);
@@ -488,12 +479,7 @@ int cmd_resubmit(int argc, char **argv) {
         rc = 2;
     }
     /* refuse while tasks are still live: they would race with the new ones */
-    lmd_slurm_task_state *st = NULL;
-    char source[32];
-    size_t n_st = rc ? 0 : lmd_slurm_query(dir, &st, source, sizeof source);
-    int n_live = 0;
-    for (size_t i = 0; i < n_st; i++) n_live += live_state(st[i].state);
-    free(st);
+    int n_live = rc ? 0 : lmd_slurm_live_tasks(dir);
     if (!rc && n_live && !force) {
         fprintf(stderr,
                 "lmdisp resubmit: %d task(s) of %s are still queued or running in Slurm "

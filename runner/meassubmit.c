@@ -167,14 +167,6 @@ int lmd_mstudy_submit(const char *spec_path, const char *out, const char *templa
     return rc;
 }
 
-static int live_state(const char *st) {
-    static const char *const LIVE[] = {"PENDING",     "RUNNING",    "REQUEUED", "REQUEUE_HOLD",
-                                       "CONFIGURING", "COMPLETING", "SUSPENDED"};
-    for (size_t i = 0; i < sizeof LIVE / sizeof LIVE[0]; i++)
-        if (!strcmp(st, LIVE[i])) return 1;
-    return 0;
-}
-
 int lmd_mstudy_resubmit(const char *dir_arg, const char *templates, int throttle, int cpt, int dry,
                         int force, int want_failed, int want_missing) {
     char dir[PATH_MAX], man[PATH_MAX + 16];
@@ -201,12 +193,7 @@ int lmd_mstudy_resubmit(const char *dir_arg, const char *templates, int throttle
         fprintf(stderr, "lmdisp resubmit: %s/spec.yaml changed since submission; refusing\n", dir);
         rc = 2;
     }
-    lmd_slurm_task_state *st = NULL;
-    char source[32];
-    size_t n_st = rc ? 0 : lmd_slurm_query(dir, &st, source, sizeof source);
-    int n_live = 0;
-    for (size_t i = 0; i < n_st; i++) n_live += live_state(st[i].state);
-    free(st);
+    int n_live = rc ? 0 : lmd_slurm_live_tasks(dir);
     if (!rc && n_live && !force) {
         fprintf(stderr,
                 "lmdisp resubmit: %d task(s) of %s are still queued or running in Slurm "

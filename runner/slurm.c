@@ -802,3 +802,22 @@ size_t lmd_slurm_query(const char *dir, lmd_slurm_task_state **out, char *source
     *out = st;
     return n_st;
 }
+
+static int live_state(const char *st) {
+    static const char *const LIVE[] = {"PENDING",     "RUNNING",     "REQUEUED",   "REQUEUE_HOLD",
+                                       "REQUEUE_FED", "CONFIGURING", "COMPLETING", "SUSPENDED",
+                                       "RESIZING",    "SIGNALING",   "STAGE_OUT",  "RESV_DEL_HOLD"};
+    for (size_t i = 0; i < sizeof LIVE / sizeof LIVE[0]; i++)
+        if (!strcmp(st, LIVE[i])) return 1;
+    return 0;
+}
+
+int lmd_slurm_live_tasks(const char *dir) {
+    lmd_slurm_task_state *st = NULL;
+    char source[32];
+    size_t n = lmd_slurm_query(dir, &st, source, sizeof source);
+    int live = 0;
+    for (size_t i = 0; i < n; i++) live += live_state(st[i].state);
+    free(st);
+    return live;
+}

@@ -124,4 +124,8 @@ typedef struct {
  * study was never submitted; *source says what answered ("squeue+sacct", "squeue", ""). */
 size_t lmd_slurm_query(const char *dir, lmd_slurm_task_state **out, char *source, size_t n_source);
 
+/* Tasks of the study in DIR that Slurm still lists as queued or running (pending, running,
+ * requeued, completing, ...; lmd_slurm_query): a resubmit while they live would race them. */
+int lmd_slurm_live_tasks(const char *dir);
+
 #endif
