@@ -28,3 +28,35 @@ npm_tok_install() {
   timeout 600 npm install --prefix "$cache" --no-audit --no-fund --no-save --silent \
     "${LMD_NPM_PKGS[@]}" >"$log" 2>&1 || { cat "$log" >&2; return 1; }
 }
+
+# slurm_up SRC: the local one-node Slurm of SRC/slurm/local-cluster, started when it is not
+# running (and then stopped again when the test exits). Returns non-zero if it cannot start.
+slurm_up() {
+  local src=$1
+  slurm_started=0
+  if ! "$src/slurm/local-cluster" status > /dev/null 2>&1; then
+    "$src/slurm/local-cluster" start || return 1
+    slurm_started=1
+  fi
+  LMD_SLURM_SRC=$src
+  trap '[ "$slurm_started" = 1 ] && "$LMD_SLURM_SRC/slurm/local-cluster" stop > /dev/null 2>&1' EXIT
+}
+
+# slurm_wait JOBID TIMEOUT [--now]: until Slurm no longer lists the job (all array tasks
+# ended); 1 on timeout. --now: a requeued task waits ~121 s for its BeginTime, which this makes
+# now (the requeue itself is Slurm's, as on a cluster).
+slurm_wait() {
+  local end=$(( $(date +%s) + $2 )) id st rs
+  while [ "$(date +%s)" -lt $end ]; do
+    [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0
+    if [ "${3:-}" = --now ]; then
+      while IFS='|' read -r id st rs; do
+        [ "$st|$rs" = "PENDING|BeginTime" ] && scontrol update JobId="$id" StartTime=now 2>/dev/null
+      done < <(squeue -h -r -j "$1" -o '%i|%T|%r' 2>/dev/null)
+      sleep 1
+    else
+      sleep 2
+    fi
+  done
+  return 1
+}

@@ -26,27 +26,7 @@ spec="$src/experiments/meas_tiny_hf.yaml"
 t0=$(date +%s)
 el() { echo "$(( $(date +%s) - t0 ))s"; }
 
-started=0
-if ! "$src/slurm/local-cluster" status > /dev/null 2>&1; then
-  "$src/slurm/local-cluster" start || { echo "FAIL: slurm/local-cluster start"; exit 1; }
-  started=1
-fi
-cleanup() { [ $started -eq 1 ] && "$src/slurm/local-cluster" stop > /dev/null 2>&1; }
-trap cleanup EXIT
-
-# wait_done JOBID TIMEOUT: until Slurm no longer lists the job; a requeued task waits ~121 s
-# for its BeginTime, which this makes now (the requeue itself is Slurm's, as on a cluster)
-wait_done() {
-  local end=$(( $(date +%s) + $2 )) id st
-  while [ "$(date +%s)" -lt $end ]; do
-    [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0
-    while IFS='|' read -r id st rs; do
-      [ "$st|$rs" = "PENDING|BeginTime" ] && scontrol update JobId="$id" StartTime=now 2>/dev/null
-    done < <(squeue -h -r -j "$1" -o '%i|%T|%r' 2>/dev/null)
-    sleep 1
-  done
-  return 1
-}
+slurm_up "$src" || { echo "FAIL: slurm/local-cluster start"; exit 1; }
 
 # the reference: a plain 1-rank run of the same spec
 "$LMDISP" run "$spec" --out "$tmp/ref" > "$tmp/ref.log" 2>&1 || fail "plain run: $(tail -3 "$tmp/ref.log")"
@@ -58,8 +38,8 @@ cat "$tmp/submit.log"
 array=$(awk -F'\t' '$2 == "array" {print $3}' "$S/slurm/jobs.tsv")
 agg=$(awk -F'\t' '$2 == "aggregate" {print $3}' "$S/slurm/jobs.tsv")
 [ -n "$array" ] && [ -n "$agg" ] && pass "submitted: array $array (4 tasks), aggregation $agg ($(el))" || fail "job ids not recorded"
-wait_done "$array" 900 || fail "array $array still queued after 900 s"
-wait_done "$agg" 300 || fail "aggregation $agg still queued"
+slurm_wait "$array" 900 --now || fail "array $array still queued after 900 s"
+slurm_wait "$agg" 300 --now || fail "aggregation $agg still queued"
 echo "  array and aggregation done ($(el))"
 cat "$S/slurm/attempts.tsv"
 n_int=$(awk -F'\t' '$5 == 0 && $7 == "interrupted-requeue"' "$S/slurm/attempts.tsv" | wc -l)
@@ -85,8 +65,8 @@ picked=$(awk -F'\t' '$1 ~ /^[0-9]+$/ {print $3}' "$S/slurm/resubmit-1.manifest" 
 [ "$picked" = "$gone" ] && pass "resubmit picked exactly the 2 deleted cells" || fail "resubmit picked '$picked', not '$gone'"
 array1=$(awk -F'\t' '$1 == 1 && $2 == "array" {print $3}' "$S/slurm/jobs.tsv")
 agg1=$(awk -F'\t' '$1 == 1 && $2 == "aggregate" {print $3}' "$S/slurm/jobs.tsv")
-wait_done "$array1" 600 || fail "resubmitted array still queued"
-wait_done "$agg1" 300 || fail "second aggregation still queued"
+slurm_wait "$array1" 600 --now || fail "resubmitted array still queued"
+slurm_wait "$agg1" 300 --now || fail "second aggregation still queued"
 echo "  resubmission done ($(el))"
 if $PY "$LMDISP_TESTS/h5cmp.py" "$S/study.h5" "$tmp/ref/study.h5"; then
   pass "study.h5 after resubmission equals the plain run"

@@ -24,23 +24,7 @@ spec="$src/tests/specs/quickstart_small.yaml"   # 8 cells; experiments/quickstar
 t0=$(date +%s)
 el() { echo "$(( $(date +%s) - t0 ))s"; }
 
-started=0
-if ! "$src/slurm/local-cluster" status > /dev/null 2>&1; then
-  "$src/slurm/local-cluster" start || { echo "FAIL: slurm/local-cluster start"; exit 1; }
-  started=1
-fi
-cleanup() { [ $started -eq 1 ] && "$src/slurm/local-cluster" stop > /dev/null 2>&1; }
-trap cleanup EXIT
-
-# wait_gone JOBID TIMEOUT: until Slurm no longer lists the job (all array tasks ended)
-wait_gone() {
-  local end=$(( $(date +%s) + $2 ))
-  while [ "$(date +%s)" -lt $end ]; do
-    [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0
-    sleep 2
-  done
-  return 1
-}
+slurm_up "$src" || { echo "FAIL: slurm/local-cluster start"; exit 1; }
 
 S="$tmp/S"
 "$LMDISP" submit "$spec" --out "$S" > "$tmp/submit.log" 2>&1 || { fail "submit"; cat "$tmp/submit.log"; exit 1; }
@@ -82,8 +66,8 @@ for _ in $(seq 1 120); do
     scontrol update JobId="$victim" StartTime=now && echo "  requeued $victim: made eligible now ($(el))"; break; }
   sleep 0.5
 done
-wait_gone "$array" 900 || fail "array $array still queued after 900 s"
-wait_gone "$agg" 300 || fail "aggregation $agg still queued"
+slurm_wait "$array" 900 || fail "array $array still queued after 900 s"
+slurm_wait "$agg" 300 || fail "aggregation $agg still queued"
 echo "  array and aggregation done ($(el))"
 "$LMDISP" status "$S" | head -4
 
@@ -115,8 +99,8 @@ picked=$(awk -F'\t' '$1 ~ /^[0-9]+$/ {print $3}' "$S/slurm/resubmit-1.manifest" 
 [ "$picked" = "$gone" ] && pass "resubmit picked exactly the deleted cell $gone" || fail "resubmit picked '$picked', not $gone"
 array1=$(awk -F'\t' '$1 == 1 && $2 == "array" {print $3}' "$S/slurm/jobs.tsv")
 agg1=$(awk -F'\t' '$1 == 1 && $2 == "aggregate" {print $3}' "$S/slurm/jobs.tsv")
-wait_gone "$array1" 600 || fail "resubmitted array still queued"
-wait_gone "$agg1" 300 || fail "second aggregation still queued"
+slurm_wait "$array1" 600 || fail "resubmitted array still queued"
+slurm_wait "$agg1" 300 || fail "second aggregation still queued"
 echo "  resubmission done ($(el))"
 starts2=$(cat "$S"/cells/*/log | grep -cE "^(starting|resuming)")
 [ -f "$S/cells/$gone/state" ] && grep -q "status: done" "$S/cells/$gone/state" && [ "$starts2" -eq $((starts + 1)) ] &&
@@ -129,7 +113,7 @@ else fail "study.h5 after resubmission differs"; fi
 # record the attempt (before the fix, `set -u` ended it silently)
 sed '/^#SBATCH --array=/d' "$S/slurm/array-0-0.sbatch" > "$tmp/noarray.sbatch"
 noarr=$(sbatch --parsable "$tmp/noarray.sbatch") || fail "sbatch of the script without --array"
-[ -n "$noarr" ] && wait_gone "$noarr" 120
+[ -n "$noarr" ] && slurm_wait "$noarr" 120
 if grep -q $'\t2\tno-array-task\t' "$S/slurm/attempts.tsv"; then
   pass "started by Slurm without --array: attempt recorded as no-array-task (job $noarr)"
 else fail "no record of the job without --array ($noarr)"; tail -3 "$S/slurm/attempts.tsv"; fi

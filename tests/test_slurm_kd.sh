@@ -21,21 +21,7 @@ spec="$src/tests/specs/kd_cells.yaml"
 t0=$(date +%s)
 el() { echo "$(( $(date +%s) - t0 ))s"; }
 
-started=0
-if ! "$src/slurm/local-cluster" status > /dev/null 2>&1; then
-  "$src/slurm/local-cluster" start || { echo "FAIL: slurm/local-cluster start"; exit 1; }
-  started=1
-fi
-cleanup() { [ $started -eq 1 ] && "$src/slurm/local-cluster" stop > /dev/null 2>&1; }
-trap cleanup EXIT
-wait_gone() {
-  local end=$(( $(date +%s) + $2 ))
-  while [ "$(date +%s)" -lt $end ]; do
-    [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0
-    sleep 2
-  done
-  return 1
-}
+slurm_up "$src" || { echo "FAIL: slurm/local-cluster start"; exit 1; }
 
 S="$tmp/S"
 "$LMDISP" submit "$spec" --out "$S" > "$tmp/submit.log" 2>&1 || { fail "submit"; cat "$tmp/submit.log"; exit 1; }
@@ -53,8 +39,8 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 [ $held -eq 1 ] && pass "students' array pending with reason Dependency" || fail "students' array not held (squeue: '$r')"
-for j in "${arrays[@]}"; do wait_gone "$j" 900 || fail "array $j still queued after 900 s"; done
-wait_gone "$agg" 300 || fail "aggregation $agg still queued"
+for j in "${arrays[@]}"; do slurm_wait "$j" 900 || fail "array $j still queued after 900 s"; done
+slurm_wait "$agg" 300 || fail "aggregation $agg still queued"
 echo "  arrays and aggregation done ($(el))"
 ok=1
 for st in "$S"/cells/*/settings; do
