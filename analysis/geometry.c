@@ -20,6 +20,7 @@ struct lmd_geom_tws {
     float *xn, *c; /* (T, d) normalized rows, (T, T) X̂ X̂ᵀ */
     double *xd, *gram, *eig, *work;
     int *iwork;
+    double *inv; /* (T) 1 / max(||x_t||, floor), for C from the shared Gram */
 };
 
 /* LAPACK's symmetric eigensolver (divide and conquer), Fortran interface. Debian's OpenBLAS
@@ -76,6 +77,7 @@ int lmd_geom_acc_init(lmd_geom_acc *a, int n_layers, int T, int d, int nbins, lm
     a->xd = lmd_calloc(Td, sizeof *a->xd);
     a->gram = lmd_calloc((size_t)k * (size_t)k, sizeof *a->gram);
     a->eig = lmd_calloc((size_t)k, sizeof *a->eig);
+    a->inv = lmd_calloc((size_t)T, sizeof *a->inv);
     geom_eig_query(k, &a->lwork, &a->liwork);
     a->work = lmd_calloc((size_t)a->lwork, sizeof *a->work);
     a->iwork = lmd_calloc((size_t)a->liwork, sizeof *a->iwork);
@@ -93,6 +95,7 @@ void lmd_geom_acc_free(lmd_geom_acc *a) {
     free(a->xd);
     free(a->gram);
     free(a->eig);
+    free(a->inv);
     free(a->work);
     free(a->iwork);
     for (int i = 1; i < a->n_tws; i++) { /* slot 0 is the accumulator's own scratch */
@@ -103,6 +106,7 @@ void lmd_geom_acc_free(lmd_geom_acc *a) {
         free(a->tws[i].eig);
         free(a->tws[i].work);
         free(a->tws[i].iwork);
+        free(a->tws[i].inv);
     }
     free(a->tws);
     memset(a, 0, sizeof *a);
@@ -134,27 +138,19 @@ static void geom_sv_stats(const double *lam, int k, double *entropy, double *mev
     *mev = max_l / sum_l;
 }
 
-/* Spectrum of one raw sequence matrix using caller-provided scratch.
- * x is (T, d); xd is (T, d); gram is (k, k); eig is (k), k = min(T, d). */
-static void geom_spectrum_ws(const float *x, int T, int d, double *xd, double *gram, double *eig,
-                             double *work, int lwork, int *iwork, int liwork, double *entropy,
-                             double *mev) {
-    size_t Td = (size_t)T * (size_t)d;
+/* X in double into xd; 0 if some entry is not finite (no spectrum is defined then). */
+static int geom_to_double(const float *x, size_t Td, double *xd) {
     for (size_t i = 0; i < Td; i++) {
-        if (!isfinite(x[i])) {
-            *entropy = NAN;
-            *mev = NAN;
-            return;
-        }
+        if (!isfinite(x[i])) return 0;
         xd[i] = (double)x[i];
     }
-    int k = T < d ? T : d;
-    // The smaller Gram matrix has the same nonzero eigenvalues s_i^2 and is cheaper to
-    // diagonalize. Row-major upper triangle == column-major lower triangle, hence "L" below.
-    if (d <= T)
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, T, 1.0, xd, d, 0.0, gram, d);
-    else
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, d, 1.0, xd, d, 0.0, gram, T);
+    return 1;
+}
+
+/* Entropy and MEV from the eigenvalues of the k x k Gram matrix in gram (row-major upper
+ * triangle == column-major lower triangle, hence "L"); gram is overwritten. */
+static void geom_spectrum_gram(double *gram, int k, double *eig, double *work, int lwork,
+                               int *iwork, int liwork, double *entropy, double *mev) {
     int info = 0;
     dsyevd_("N", "L", &k, gram, &k, eig, work, &lwork, iwork, &liwork, &info, 1, 1);
     if (info < 0) lmd_die("dsyevd rejected argument %d", -info);
@@ -164,6 +160,46 @@ static void geom_spectrum_ws(const float *x, int T, int d, double *xd, double *g
         return;
     }
     geom_sv_stats(eig, k, entropy, mev);
+}
+
+/* Spectrum of one raw sequence matrix using caller-provided scratch.
+ * x is (T, d); xd is (T, d); gram is (k, k); eig is (k), k = min(T, d). */
+static void geom_spectrum_ws(const float *x, int T, int d, double *xd, double *gram, double *eig,
+                             double *work, int lwork, int *iwork, int liwork, double *entropy,
+                             double *mev) {
+    if (!geom_to_double(x, (size_t)T * (size_t)d, xd)) {
+        *entropy = NAN;
+        *mev = NAN;
+        return;
+    }
+    // The smaller Gram matrix has the same nonzero eigenvalues s_i^2 and is cheaper to
+    // diagonalize.
+    if (d <= T)
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, T, 1.0, xd, d, 0.0, gram, d);
+    else
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, d, 1.0, xd, d, 0.0, gram, T);
+    geom_spectrum_gram(gram, T < d ? T : d, eig, work, lwork, iwork, liwork, entropy, mev);
+}
+
+/* The shared Gram (spectrum on and T <= d): G = X Xᵀ of the raw X in double, upper triangle
+ * row-major in gram (T x T), and inv[t] = 1 / max(sqrt(G_tt), floor). The cosine matrix is
+ * then C_ij = G_ij inv_i inv_j (geom_csum_gram) and the spectrum the eigenvalues of G: one
+ * product for both. Returns 0 when X has a non-finite entry; gram then holds NaN, so the
+ * cosine sums turn NaN as the float path's do, and there is no spectrum. */
+static int geom_gram_ws(const float *x, int T, int d, double *xd, double *gram, double *inv) {
+    size_t Td = (size_t)T * (size_t)d;
+    int finite = geom_to_double(x, Td, xd);
+    if (!finite) {
+        for (size_t i = 0; i < (size_t)T * (size_t)T; i++) gram[i] = NAN;
+        for (int t = 0; t < T; t++) inv[t] = NAN;
+        return 0;
+    }
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, d, 1.0, xd, d, 0.0, gram, T);
+    for (int t = 0; t < T; t++) {
+        double nrm = sqrt(gram[(size_t)t * T + t]);
+        inv[t] = 1.0 / (nrm > LMD_GEOM_NORM_FLOOR ? nrm : LMD_GEOM_NORM_FLOOR);
+    }
+    return 1;
 }
 
 int lmd_geom_spectrum(const float *x, int T, int d, double *entropy, double *mev, lmd_err *err) {
@@ -192,7 +228,8 @@ static void geom_tws_ensure(lmd_geom_acc *a, int nt) {
     size_t Td = (size_t)a->T * (size_t)a->d;
     a->tws = realloc(a->tws, (size_t)nt * sizeof *a->tws);
     if (!a->tws) lmd_die("out of memory");
-    a->tws[0] = (struct lmd_geom_tws){a->xn, a->c, a->xd, a->gram, a->eig, a->work, a->iwork};
+    a->tws[0] =
+        (struct lmd_geom_tws){a->xn, a->c, a->xd, a->gram, a->eig, a->work, a->iwork, a->inv};
     if (a->n_tws == 0) a->n_tws = 1;
     for (int i = a->n_tws; i < nt; i++) {
         a->tws[i].xn = lmd_calloc(Td, sizeof(float));
@@ -202,6 +239,7 @@ static void geom_tws_ensure(lmd_geom_acc *a, int nt) {
         a->tws[i].eig = lmd_calloc((size_t)k, sizeof(double));
         a->tws[i].work = lmd_calloc((size_t)a->lwork, sizeof(double));
         a->tws[i].iwork = lmd_calloc((size_t)a->liwork, sizeof(int));
+        a->tws[i].inv = lmd_calloc((size_t)a->T, sizeof(double));
     }
     a->n_tws = nt;
 }
@@ -233,6 +271,20 @@ static void geom_csum_rows(double *csum, const float *c, int T, int i0, int i1) 
     }
 }
 
+/* adds the clipped upper triangle of C = G_ij inv_i inv_j (the shared Gram) to rows [i0, i1)
+ * of csum. Each C_ij is rounded to float32 before it is added, as the float path's are: sums
+ * of float32 values in [-1, 1] are (all but) exact in double, so the totals do not depend on
+ * how the sequences were split over ranks and reduced (test_meas_study: ranks_per_model 2
+ * equals 1 rank bit for bit); double summands would make them depend on the order. */
+static void geom_csum_gram(double *csum, const double *g, const double *inv, int T, int i0,
+                           int i1) {
+    for (int i = i0; i < i1; i++) {
+        const double *gi = g + (size_t)i * T;
+        double *si = csum + (size_t)i * T, vi = inv[i];
+        for (int j = i; j < T; j++) si[j] += (double)geom_clip1((float)(gi[j] * vi * inv[j]));
+    }
+}
+
 // x is (n_seq, T, d); adds to layer `layer` of the accumulator
 int lmd_geom_acc_add(lmd_geom_acc *a, int layer, const float *x, long n_seq, lmd_err *err) {
     if (layer < 0 || layer >= a->n_layers)
@@ -247,13 +299,18 @@ int lmd_geom_acc_add(lmd_geom_acc *a, int layer, const float *x, long n_seq, lmd
     int blas = openblas_get_num_threads(), omp = par_max_threads();
     int nt = blas < omp ? blas : omp;
     if (nt > n_seq) nt = (int)n_seq;
+    /* With the spectrum on and T <= d, the spectrum's Gram is X Xᵀ, T x T, and the cosine
+     * matrix is that Gram scaled by the inverse norms: one double product serves both
+     * (geometry.h, "Precision"). Otherwise C = X̂ X̂ᵀ in float32 and the spectrum forms the
+     * smaller Gram itself. */
+    const int shared = !a->no_spectrum && T <= d;
     if (nt > 1) {
-        /* Several sequences and threads: each thread measures whole sequences (normalization,
-         * X̂ X̂ᵀ, spectrum) with OpenBLAS at one thread, in rounds of nt sequences; each
-         * round's C are then summed into csum in sequence order, the rows split over the
-         * threads, so every csum entry gets the same additions in the same order as on one
-         * thread. Measured (docs/PERFORMANCE.md, 2026-12-02): at 2 threads the previous way
-         * (a serial normalization and sum around a 2-thread ssyrk, then only the spectra in
+        /* Several sequences and threads: each thread measures whole sequences (the product,
+         * spectrum) with OpenBLAS at one thread, in rounds of nt sequences; each round's C
+         * are then summed into csum in sequence order, the rows split over the threads, so
+         * every csum entry gets the same additions in the same order as on one thread.
+         * Measured (docs/PERFORMANCE.md, 2026-12-02): at 2 threads the previous way (a
+         * serial normalization and sum around a 2-thread ssyrk, then only the spectra in
          * parallel) took as long as one thread. */
         geom_tws_ensure(a, nt);
         openblas_set_num_threads(1);
@@ -262,22 +319,54 @@ int lmd_geom_acc_add(lmd_geom_acc *a, int layer, const float *x, long n_seq, lmd
 #pragma omp parallel num_threads(nt)
             {
                 int id = par_thread_id();
+                const struct lmd_geom_tws *w = &a->tws[id];
+                const float *xs = x + (size_t)(s0 + id) * Td;
+                int finite = 1;
                 if (id < nr) {
-                    const struct lmd_geom_tws *w = &a->tws[id];
-                    const float *xs = x + (size_t)(s0 + id) * Td;
-                    geom_cosine_ws(xs, T, d, w->xn, w->c);
-                    if (!a->no_spectrum)
-                        geom_spectrum_ws(xs, T, d, w->xd, w->gram, w->eig, w->work, a->lwork,
-                                         w->iwork, a->liwork, &hs[s0 + id], &ms[s0 + id]);
+                    if (shared)
+                        finite = geom_gram_ws(xs, T, d, w->xd, w->gram, w->inv);
+                    else
+                        geom_cosine_ws(xs, T, d, w->xn, w->c);
                 }
 #pragma omp barrier
                 /* rows in equal-work slices of the upper triangle would balance better;
                  * a static split is close enough for nt <= 4 and keeps it simple */
                 int i0 = (int)((long)T * id / nt), i1 = (int)((long)T * (id + 1) / nt);
-                for (int k = 0; k < nr; k++) geom_csum_rows(csum, a->tws[k].c, T, i0, i1);
+                for (int k = 0; k < nr; k++) {
+                    if (shared)
+                        geom_csum_gram(csum, a->tws[k].gram, a->tws[k].inv, T, i0, i1);
+                    else
+                        geom_csum_rows(csum, a->tws[k].c, T, i0, i1);
+                }
+                if (shared) { /* every thread past the sums before a gram is overwritten */
+#pragma omp barrier
+                }
+                if (id < nr && !a->no_spectrum) {
+                    if (!shared)
+                        geom_spectrum_ws(xs, T, d, w->xd, w->gram, w->eig, w->work, a->lwork,
+                                         w->iwork, a->liwork, &hs[s0 + id], &ms[s0 + id]);
+                    else if (finite)
+                        geom_spectrum_gram(w->gram, T, w->eig, w->work, a->lwork, w->iwork,
+                                           a->liwork, &hs[s0 + id], &ms[s0 + id]);
+                    else
+                        hs[s0 + id] = ms[s0 + id] = NAN;
+                }
             }
         }
         openblas_set_num_threads(blas);
+    } else if (shared) {
+        /* the same calls as one thread of the parallel path: OpenBLAS at one thread */
+        if (blas > 1) openblas_set_num_threads(1);
+        for (long s = 0; s < n_seq; s++) {
+            int finite = geom_gram_ws(x + (size_t)s * Td, T, d, a->xd, a->gram, a->inv);
+            geom_csum_gram(csum, a->gram, a->inv, T, 0, T);
+            if (finite)
+                geom_spectrum_gram(a->gram, T, a->eig, a->work, a->lwork, a->iwork, a->liwork,
+                                   &hs[s], &ms[s]);
+            else
+                hs[s] = ms[s] = NAN;
+        }
+        if (blas > 1) openblas_set_num_threads(blas);
     } else {
         for (long s = 0; s < n_seq; s++) {
             geom_cosine_ws(x + (size_t)s * Td, T, d, a->xn, a->c);

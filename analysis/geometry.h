@@ -16,10 +16,14 @@
  * Definitions (X is the T x d hidden-state matrix of one sequence at one layer):
  *   - cosine matrix: rows x̂ = x / max(||x||_2, 1e-3); C = X̂ X̂ᵀ clipped to [-1, 1];
  *     C is averaged over all sequences added to that layer, giving C̄ (T x T).
- *     Precision: ||x|| is computed in double; X̂ and C = X̂ X̂ᵀ in float32 (cblas_ssyrk);
- *     the clipped C of every sequence is summed into a double T x T accumulator, so the
- *     average does not drift with the number of sequences (error ~1e-7 per entry, from the
- *     float32 products only).
+ *     Precision: when the spectrum is computed and T <= d (every pretrained model measured
+ *     with 512-token sequences), C comes from the spectrum's own double Gram G = X Xᵀ:
+ *     C_ij = G_ij / (max(sqrt(G_ii), 1e-3) max(sqrt(G_jj), 1e-3)), one product for both,
+ *     rounded to float32 (error ~6e-8 per entry, from that rounding only). Otherwise (no_spectrum, or T > d as in small models with
+ *     long sequences) ||x|| is computed in double, X̂ and C = X̂ X̂ᵀ in float32
+ *     (cblas_ssyrk; error ~1e-7 per entry). Either way the clipped C of every sequence is
+ *     summed into a double T x T accumulator, so the average does not drift with the
+ *     number of sequences.
  *   - layer_mean: mean of all T*T entries of C̄ (diagonal included, as the paper's code).
  *     offdiag_mean: mean of the T*(T-1) entries with i != j (NaN when T = 1).
  *   - hist: nbins bins of equal width w = 2/nbins on [-1, 1]; bin k (0-based) holds the
@@ -80,7 +84,8 @@ typedef struct {
  * more than one thread and n_seq >= 2 (dsyevd itself scales poorly with threads); each with
  * OpenBLAS at one thread, and their cosine matrices and spectra are summed in sequence order,
  * so the results do not depend on the thread count (tests/test_geompipe.c). A single
- * sequence uses OpenBLAS's threads for X̂ X̂ᵀ. Scratch: one sequence's worth per thread. */
+ * sequence uses OpenBLAS's threads for the float32 X̂ X̂ᵀ (the shared Gram always runs
+ * OpenBLAS at one thread, so its bits do not depend on the thread count either). Scratch: one sequence's worth per thread. */
 typedef struct {
     int n_layers, T, d, nbins;
     double *csum;    /* (L1, T, T) sum over sequences of the clipped C; upper triangle
@@ -92,7 +97,9 @@ typedef struct {
     float *xn;    /* (T, d) normalized rows */
     float *c;     /* (T, T) X̂ X̂ᵀ, upper triangle */
     double *xd;   /* (T, d) X in double */
-    double *gram; /* (k, k), k = min(T, d) */
+    double *gram; /* (k, k), k = min(T, d); with the spectrum on and T <= d also the
+                   * cosine matrix's product (the shared Gram) */
+    double *inv;  /* (T) inverse row norms, for C from the shared Gram */
     double *eig;  /* (k) */
     double *work; /* dsyevd workspace */
     int *iwork;
