@@ -14,7 +14,7 @@
 #include "h5io.h"
 #include "measrun.h"
 #include "rankcorr.h"
-#include "studyfile.h"
+#include "ph5write.h"
 #include "mpicheck.h"
 
 #ifndef LMDISP_VERSION

@@ -20,7 +20,7 @@
 #include "fileio.h"
 #include "h5io.h"
 #include "rankcorr.h"
-#include "studyfile.h"
+#include "ph5write.h"
 #include "celleval.h"
 
 #ifndef LMDISP_VERSION
