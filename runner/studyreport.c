@@ -1,5 +1,5 @@
 /* studyreport.c — the tables of `lmdisp report` (and the end of `run` / `aggregate`), read
- * back from a study.h5 that study.c wrote (layout in docs/STUDY.md). */
+ * back from a study.h5 that study.c and its parts wrote (layout in docs/STUDY.md). */
 #include "study.h"
 
 #include <errno.h>
