@@ -101,11 +101,7 @@ static int read_track(rows *r, size_t i, int k, const lmd_cell *c, const char *p
     const size_t L1 = (size_t)r->L1, K = (size_t)r->K, base = i * K + (size_t)k;
     int rc = 0;
     int64_t step = -1;
-    hid_t a = H5Aopen_by_name(f, "/", "step", H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &step) < 0)
-        rc = lmd_errf(err, "%s: cannot read the root attribute 'step' (%s)", path,
-                      lmd_h5_last_error());
-    if (a >= 0) H5Aclose(a);
+    rc = lmd_h5_attr_get_i64(f, "/", "step", &step, path, err);
     float *hist = lmd_calloc(L1c * bins, sizeof(float));
     rc = rc ? rc
             : lmd_h5_read_exact(f, "/layer_mean_cossim", H5T_NATIVE_DOUBLE, r->lmc + base * L1, L1c,
