@@ -18,6 +18,7 @@
 #include "dispersion.h"
 #include "fileio.h"
 #include "study_internal.h"
+#include "studymeta.h"
 
 /* ---------------------------------------------------------------------------------------
  * Shape of the study, identical on every rank (from the spec alone)
@@ -267,7 +268,8 @@ int lmd_study_write(const lmd_spec *spec, const char *dir, double t_start, MPI_C
         rc = lmd_pfile_create(&pf, tmp, comm, err);
         if (!rc) {
             created = 1;
-            rc = study_write_provenance(&pf, spec, t_start, err);
+            rc = lmd_study_write_provenance(&pf, NULL, spec->name, spec->text, spec->sha256,
+                                            (int64_t)spec->n_cells, t_start, err);
             if (!rc) rc = study_write_rows(&pf, spec, &sh, &r, (size_t)c0, err);
             if (!rc) rc = study_write_summary(&pf, &sh, &s, err);
             if (!rc) /* tracking.eval_tasks: /eval/<task>/... (celleval.h) */

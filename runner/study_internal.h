@@ -1,7 +1,7 @@
 /* study_internal.h — shared by the parts of the study-file writer (study.c: the study's shape
  * and the entry point; studycells.c: the per-cell rows and the /cells columns of varying
- * settings; studysummary.c: the cross-grid summary; studymeta.c: provenance and dimension
- * names). Not for use outside them: study.h is the API. */
+ * settings; studysummary.c: the cross-grid summary; studymeta.c: provenance (studymeta.h) and
+ * dimension names). Not for use outside them: study.h is the API. */
 #ifndef LMDISP_STUDY_INTERNAL_H
 #define LMDISP_STUDY_INTERNAL_H
 
@@ -74,7 +74,6 @@ void study_summary_free(summary *s);
 int study_write_summary(lmd_pfile *pf, const study_shape *sh, const summary *s, lmd_err *err);
 
 /* studymeta.c */
-int study_write_provenance(lmd_pfile *pf, const lmd_spec *spec, double t_start, lmd_err *err);
 int study_write_dims(lmd_pfile *pf, lmd_err *err);
 
 #endif

@@ -1,5 +1,5 @@
-/* studymeta.c — self-description of study.h5 (study_internal.h): the root attributes
- * (provenance: spec, versions, times, hosts) and the `dims` attribute naming the dimensions of
+/* studymeta.c — self-description of study.h5: the root attributes every study file carries
+ * (studymeta.h: provenance of spec, versions, times, hosts) and the `dims` attribute naming the dimensions of
  * every dataset (docs/STUDY.md). */
 #include <cblas.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "study_internal.h"
+#include "studymeta.h"
 
 #ifndef LMDISP_VERSION
 #define LMDISP_VERSION "unknown"
@@ -22,9 +23,11 @@ static void iso_time(time_t t, char *buf, size_t n) {
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Root attributes: provenance. Every value is computed on rank 0 or agreed, so all ranks pass
- * the same (parallel HDF5 requires it). */
-int study_write_provenance(lmd_pfile *pf, const lmd_spec *spec, double t_start, lmd_err *err) {
+/* Every value is computed on rank 0 or agreed, so all ranks pass the same (parallel HDF5
+ * requires it). */
+int lmd_study_write_provenance(lmd_pfile *pf, const char *kind, const char *name,
+                               const char *spec_yaml, const char *spec_sha256, int64_t n_cells,
+                               double t_start, lmd_err *err) {
     /* times: rank 0's clock */
     double wall[2] = {0, 0}; /* start, end (seconds since the epoch) */
     if (pf->rank == 0) {
@@ -87,9 +90,10 @@ int study_write_provenance(lmd_pfile *pf, const lmd_spec *spec, double t_start, 
         const char *name, *value;
     } sattrs[] = {
         {"format", "lmdisp-study"},
-        {"study_name", spec->name},
-        {"spec_yaml", spec->text},
-        {"spec_sha256", spec->sha256},
+        {"kind", kind},
+        {"study_name", name},
+        {"spec_yaml", spec_yaml},
+        {"spec_sha256", spec_sha256},
         {"lmdisp_version", LMDISP_VERSION},
         {"git_commit", LMDISP_GIT_COMMIT},
         {"created", end},
@@ -102,11 +106,12 @@ int study_write_provenance(lmd_pfile *pf, const lmd_spec *spec, double t_start, 
     };
     rc = 0;
     for (size_t i = 0; i < sizeof sattrs / sizeof sattrs[0] && !rc; i++)
-        rc = lmd_pfile_attr_str(pf, "/", sattrs[i].name, sattrs[i].value, err);
+        if (sattrs[i].value) /* kind: none for a training study */
+            rc = lmd_pfile_attr_str(pf, "/", sattrs[i].name, sattrs[i].value, err);
     free(hosts);
     if (!rc) rc = lmd_pfile_attr_i64(pf, "/", "format_version", 1, err);
     if (!rc) rc = lmd_pfile_attr_i64(pf, "/", "n_ranks", pf->size, err);
-    if (!rc) rc = lmd_pfile_attr_i64(pf, "/", "n_cells", (int64_t)spec->n_cells, err);
+    if (!rc) rc = lmd_pfile_attr_i64(pf, "/", "n_cells", n_cells, err);
     return rc;
 }
 
