@@ -56,19 +56,26 @@ int lmd_tokenize_json_line(const lmd_tokenizer *tok, tok_ws *w, const char *line
     return rc;
 }
 
-/* tok:TOKENIZER:PATH — PATH (a text file = one document, or *.jsonl: every line's "text" is
- * one, joined by the end-of-text token) encoded in memory with a tokenizer.json; the
- * vocabulary is the tokenizer's. Large corpora: `lmdisp tokenize` once, then shards:. */
-static int load_tokenized(const char *spec, int vocab_size, lmd_tokens *out, lmd_err *err) {
+/* Splits spec "tok:TOKENIZER:PATH": TOKENIZER into tpath (capacity n), *path = PATH in spec. */
+static int split_tok(const char *spec, char *tpath, size_t n, const char **path, lmd_err *err) {
     const char *rest = spec + 4, *colon = strchr(rest, ':');
     if (!colon || colon == rest || !colon[1])
         return lmd_errf(err,
                         "data '%s': expected tok:TOKENIZER:PATH (a tokenizer.json or model "
                         "directory, then a text or .jsonl file)",
                         spec);
+    lmd_pathf_at(__FILE__, __LINE__, tpath, n, "%.*s", (int)(colon - rest), rest);
+    *path = colon + 1;
+    return 0;
+}
+
+/* tok:TOKENIZER:PATH — PATH (a text file = one document, or *.jsonl: every line's "text" is
+ * one, joined by the end-of-text token) encoded in memory with a tokenizer.json; the
+ * vocabulary is the tokenizer's. Large corpora: `lmdisp tokenize` once, then shards:. */
+static int load_tokenized(const char *spec, int vocab_size, lmd_tokens *out, lmd_err *err) {
     char tpath[4096];
-    lmd_pathf(tpath, "%.*s", (int)(colon - rest), rest);
-    const char *path = colon + 1;
+    const char *path = NULL;
+    if (split_tok(spec, tpath, sizeof tpath, &path, err)) return -1;
     lmd_tokenizer *tok = NULL;
     if (tok_load(&tok, tpath, err)) return lmd_err_prefix(err, "data '%s'", spec);
     uint32_t V = tok_vocab_size(tok);
@@ -277,20 +284,14 @@ int lmd_datasrc_paper_sample(const char *spec, int vocab_size, const lmd_paper_s
                         "data '%s': the paper's sampling needs a text source "
                         "tok:TOKENIZER:PATH",
                         spec);
-    const char *rest = spec + 4, *colon = strchr(rest, ':');
-    if (!colon || colon == rest || !colon[1])
-        return lmd_errf(err,
-                        "data '%s': expected tok:TOKENIZER:PATH (a tokenizer.json or model "
-                        "directory, then a text or .jsonl file)",
-                        spec);
+    char tpath[4096];
+    const char *path = NULL;
+    if (split_tok(spec, tpath, sizeof tpath, &path, err)) return -1;
     if (ps->n_seq < 1 || ps->T < 1 || ps->min_words < 0)
         return lmd_errf(err,
                         "data '%s': sequences %d, seq-len %d, min-words %d: the first two "
                         "must be >= 1, the last >= 0",
                         spec, ps->n_seq, ps->T, ps->min_words);
-    char tpath[4096];
-    lmd_pathf(tpath, "%.*s", (int)(colon - rest), rest);
-    const char *path = colon + 1;
     lmd_tokenizer *tok = NULL;
     if (tok_load(&tok, tpath, err)) return lmd_err_prefix(err, "data '%s'", spec);
     uint32_t V = tok_vocab_size(tok);
