@@ -38,18 +38,32 @@ static char *slurp(const char *path, size_t *n, lmd_err *err) {
     return b;
 }
 
+/* The string field `field` of one JSON Lines line: the value (owned by *obj: json_decref it,
+ * also on failure), or NULL with "COLUMN: what" or "field "F": what" in err. */
+static json_t *jsonl_string(const char *line, size_t len, const char *field, json_t **obj,
+                            lmd_err *err) {
+    json_error_t je;
+    *obj = json_loadb(line, len, JSON_ALLOW_NUL, &je);
+    if (!*obj) {
+        lmd_errf(err, "%d: %s", je.column, je.text);
+        return NULL;
+    }
+    json_t *v = json_is_object(*obj) ? json_object_get(*obj, field) : NULL;
+    if (json_is_string(v)) return v;
+    lmd_errf(err, "field \"%s\": %s", field,
+             !json_is_object(*obj) ? "the line is not a JSON object"
+             : v                   ? "not a string"
+                                   : "missing");
+    return NULL;
+}
+
 int lmd_tokenize_json_line(const lmd_tokenizer *tok, tok_ws *w, const char *line, size_t len,
                            const char *field, tok_ids *out, lmd_err *err) {
-    json_error_t je;
-    json_t *obj = json_loadb(line, len, JSON_ALLOW_NUL, &je);
-    if (!obj) return lmd_errf(err, "%d: %s", je.column, je.text);
-    json_t *v = json_is_object(obj) ? json_object_get(obj, field) : NULL;
+    json_t *obj = NULL;
+    json_t *v = jsonl_string(line, len, field, &obj, err);
     int rc = 0;
-    if (!json_is_string(v))
-        rc = lmd_errf(err, "field \"%s\": %s", field,
-                      !json_is_object(obj) ? "the line is not a JSON object"
-                      : v                  ? "not a string"
-                                           : "missing");
+    if (!v)
+        rc = -1;
     else if (tok_encode(tok, w, json_string_value(v), json_string_length(v), 0, out, err))
         rc = -1;
     json_decref(obj);
@@ -202,17 +216,10 @@ static int read_docs(const char *path, doc_list *d, lmd_err *err) {
             size_t len = nl ? (size_t)(nl - line) : (size_t)(text + n - line);
             lineno++;
             if (len && !(len == 1 && line[0] == '\r')) {
-                json_error_t je;
-                json_t *obj = json_loadb(line, len, JSON_ALLOW_NUL, &je);
-                json_t *v = obj && json_is_object(obj) ? json_object_get(obj, "text") : NULL;
-                if (!json_is_string(v)) {
-                    if (!obj)
-                        lmd_errf(err, "%s:%zu:%d: %s", path, lineno, je.column, je.text);
-                    else
-                        lmd_errf(err, "%s:%zu: field \"text\": %s", path, lineno,
-                                 !json_is_object(obj) ? "the line is not a JSON object"
-                                 : v                  ? "not a string"
-                                                      : "missing");
+                json_t *obj = NULL;
+                json_t *v = jsonl_string(line, len, "text", &obj, err);
+                if (!v) {
+                    lmd_err_prefix(err, "%s:%zu", path, lineno);
                     json_decref(obj);
                     free(text);
                     docs_free(d);
