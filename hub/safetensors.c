@@ -1,6 +1,7 @@
 /* safetensors.c — memory-mapped safetensors files (safetensors.h): header parsed with jansson,
  * every offset, size and name checked before a byte of tensor data is read. */
 #include "safetensors.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -202,19 +203,11 @@ static int cmp_name(const void *a, const void *b) {
 
 /* Maps `path` as file number s->nfiles and appends its tensors to s. */
 static int add_file(st_set *s, const char *path, lmd_err *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lmd_errf(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return lmd_errf(err, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return lmd_errf(err, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
+    int fd = -1;
+    size_t size = 0;
+    int orc = lmd_file_open_regular(path, &fd, &size, err);
+    if (orc == LMD_FILE_MISSING) return lmd_errf(err, "cannot open %s: %s", path, strerror(ENOENT));
+    if (orc) return -1;
     if (size < 8) {
         close(fd);
         return lmd_errf(err,

@@ -10,33 +10,44 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int lmd_file_read(const char *path, size_t max_bytes, char **text, size_t *len, lmd_err *err) {
-    *text = NULL;
-    if (len) *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+int lmd_file_open_regular(const char *path, int *fd, size_t *size, lmd_err *err) {
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) {
         if (errno == ENOENT) return LMD_FILE_MISSING;
         return lmd_errf(err, "cannot open %s: %s", path, strerror(errno));
     }
     struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (fstat(*fd, &st) != 0) {
         int e = errno;
-        close(fd);
+        close(*fd);
+        *fd = -1;
         return lmd_errf(err, "cannot stat %s: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
-        close(fd);
+        close(*fd);
+        *fd = -1;
         return lmd_errf(err, "%s is not a regular file", path);
     }
-    if ((unsigned long long)st.st_size > (unsigned long long)max_bytes) {
+    *size = (size_t)st.st_size;
+    return 0;
+}
+
+int lmd_file_read(const char *path, size_t max_bytes, char **text, size_t *len, lmd_err *err) {
+    *text = NULL;
+    if (len) *len = 0;
+    int fd = -1;
+    size_t size = 0;
+    int rc = lmd_file_open_regular(path, &fd, &size, err);
+    if (rc) return rc;
+    if (size > max_bytes) {
         close(fd);
         return lmd_errf(err,
                         "%s is %lld bytes, more than the %zu this file may have (damaged or "
                         "not written by lmdisp?)",
-                        path, (long long)st.st_size, max_bytes);
+                        path, (long long)size, max_bytes);
     }
     /* read to EOF, not just st_size bytes: a file that grew since fstat is still caught */
-    size_t cap = (size_t)st.st_size + 1, n = 0;
+    size_t cap = size + 1, n = 0;
     char *buf = lmd_calloc(cap + 1, 1);
     for (;;) {
         if (n == cap) {

@@ -9,6 +9,11 @@
 
 #define LMD_FILE_MISSING 1 /* lmd_file_read: the file does not exist (ENOENT) */
 
+/* Opens path read-only (O_CLOEXEC) and checks it is a regular file: *fd and its *size. Returns
+ * 0, LMD_FILE_MISSING (ENOENT; no message, nothing open) or -1 with a message naming the file
+ * (nothing open). */
+int lmd_file_open_regular(const char *path, int *fd, size_t *size, lmd_err *err);
+
 /* Reads the regular file path into a new NUL-terminated buffer (*text, free with free(); *len
  * without the NUL, len may be NULL). Refuses files larger than max_bytes. Returns 0,
  * LMD_FILE_MISSING (no message needed, *text NULL) or -1 with a message naming the file. */

@@ -155,6 +155,14 @@ int lmd_h5_attr_get_i64(hid_t loc, const char *where, const char *name, int64_t 
     return rc;
 }
 
+int lmd_h5_attr_get_opt_i64(hid_t loc, const char *where, const char *name, int64_t *v,
+                            const char *who, lmd_err *err) {
+    htri_t ex = H5Aexists(loc, name);
+    if (ex < 0) return lmd_h5_errf(err, "%s: cannot query attribute %s%s", who, where, name);
+    if (ex == 0) return 0;
+    return lmd_h5_attr_get_i64(loc, where, name, v, who, err) ? -1 : 1;
+}
+
 int lmd_h5_attr_get_u64s(hid_t loc, const char *where, const char *name, uint64_t *v, size_t n,
                          const char *who, lmd_err *err) {
     hid_t ids[3] = {-1, -1, -1};
@@ -353,4 +361,38 @@ int lmd_h5_read_exact(hid_t file, const char *path, hid_t memtype, void *buf, si
                         want);
     }
     return 0;
+}
+
+int lmd_h5_read_strings(hid_t file, const char *path, size_t n, char ***out, lmd_err *err) {
+    char fname[512];
+    *out = lmd_calloc(n ? n : 1, sizeof **out);
+    hid_t ids[3] = {-1, -1, -1}; /* dataset, type, space */
+    int rc = 0;
+    if ((ids[0] = H5Dopen2(file, path, H5P_DEFAULT)) < 0) {
+        file_name(file, fname, sizeof fname);
+        return lmd_errf(err, "%s: no dataset %s", fname, path);
+    }
+    ids[1] = H5Dget_type(ids[0]);
+    if (ids[1] < 0 || H5Tget_class(ids[1]) != H5T_STRING || H5Tis_variable_str(ids[1]) != 0) {
+        file_name(file, fname, sizeof fname);
+        rc = lmd_errf(err, "%s: %s is not a fixed-length string dataset", fname, path);
+    } else {
+        size_t len = H5Tget_size(ids[1]);
+        char *buf = lmd_calloc(n * len + 1, 1);
+        ids[2] = H5Dget_space(ids[0]);
+        hssize_t np = ids[2] < 0 ? -1 : H5Sget_simple_extent_npoints(ids[2]);
+        file_name(file, fname, sizeof fname);
+        if (np != (hssize_t)n)
+            rc = lmd_errf(err, "%s: %s holds %lld strings, expected %zu", fname, path,
+                          (long long)np, n);
+        else if (n && H5Dread(ids[0], ids[1], H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+            rc = lmd_h5_errf(err, "%s: cannot read %s", fname, path);
+        for (size_t i = 0; i < n && !rc; i++) {
+            (*out)[i] = lmd_calloc(len + 1, 1);
+            memcpy((*out)[i], buf + i * len, len);
+        }
+        free(buf);
+    }
+    lmd_h5_close_all(ids, 3);
+    return rc;
 }

@@ -40,6 +40,10 @@ int lmd_h5_attr_put_fixed_str(hid_t loc, const char *name, const char *s, const 
 /* A single integer attribute as int64 (any stored integer type converts); missing is an error. */
 int lmd_h5_attr_get_i64(hid_t loc, const char *where, const char *name, int64_t *v, const char *who,
                         lmd_err *err);
+/* lmd_h5_attr_get_i64 of an optional attribute: 1 with *v set when present, 0 when absent, -1
+ * on an error (err set). */
+int lmd_h5_attr_get_opt_i64(hid_t loc, const char *where, const char *name, int64_t *v,
+                            const char *who, lmd_err *err);
 /* An integer attribute of exactly n elements as uint64. */
 int lmd_h5_attr_get_u64s(hid_t loc, const char *where, const char *name, uint64_t *v, size_t n,
                          const char *who, lmd_err *err);
@@ -71,6 +75,10 @@ int lmd_h5_read(hid_t file, const char *path, hid_t memtype, void *buf, size_t n
 /* lmd_h5_read of a dataset that must hold exactly `want` values. */
 int lmd_h5_read_exact(hid_t file, const char *path, hid_t memtype, void *buf, size_t want,
                       lmd_err *err);
+/* A fixed-length string dataset of exactly n strings (parallel HDF5 writes no variable-length
+ * ones) into *out: n malloc'd NUL-terminated copies (trailing NUL padding dropped). *out is
+ * allocated even on failure, its entries then NULL, so freeing each entry and *out cleans up. */
+int lmd_h5_read_strings(hid_t file, const char *path, size_t n, char ***out, lmd_err *err);
 /* Reads the dims of a dataset (rank <= 8). */
 int lmd_h5_dims(hid_t file, const char *path, int *rank, hsize_t *dims, lmd_err *err);
 

@@ -5,7 +5,8 @@
  * weights, gelu_new, learned positions), llama (RMSNorm, half-split RoPE, GQA, SwiGLU),
  * qwen2 (q/k/v biases), qwen3 (per-head q/k RMSNorm before RoPE), olmo2 (post-norms on the
  * branch outputs, whole-projection q/k RMSNorm), olmo3 (olmo2 + sliding-window layers; YaRN
- * on the full-attention layers only).
+ * on the full-attention layers only). The tensors of a block per architecture and the reusable
+ * buffers are in hfweights.c.
  *
  * Memory: all n_seq x T rows go through every matmul together (sgemm-sized products), and
  * only one block's weights are resident: one buffer sized for a block is refilled per layer.
@@ -17,7 +18,7 @@
  * Precision: float32 throughout; row statistics of the norms and softmax sums in double;
  * RoPE angles and YaRN frequencies in double (HF uses float32 there: ours is the more exact
  * of the two, well inside HF.md's tolerance). */
-#include "hfarch.h"
+#include "hfarch_internal.h"
 #include "ops.h"
 #include "par.h"
 #include "vmath.h"
@@ -27,250 +28,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
-#include <sys/mman.h>
 
 #define PAR_ROWS 64                    /* loops over fewer rows stay serial */
 #define ATT_BLK 64                     /* query rows per score block */
 #define MLP_ROWS 2048                  /* rows per MLP chunk */
 #define LOGIT_FLOATS ((size_t)1 << 20) /* lm_head floats per vocabulary chunk (4 MB) */
-
-/* 64-byte aligned and NOT zeroed (lmd_aligned_alloc zeroes): for weight buffers the source
- * overwrites whole, where zeroing first would touch a block's or a vocabulary's worth of memory
- * for nothing. Aborts like lmd_aligned_alloc when the system refuses. */
-#define HUGE_BYTES ((size_t)2 << 20) /* buffers of >= 2 MB ask for transparent huge pages */
-
-static float *weights_alloc(size_t n) {
-    void *p = NULL;
-    size_t bytes = (n ? n : 1) * sizeof(float);
-    size_t align = bytes >= HUGE_BYTES ? HUGE_BYTES : 64;
-    bytes = (bytes + align - 1) / align * align;
-    if (posix_memalign(&p, align, bytes) != 0)
-        lmd_die("out of memory allocating %zu bytes of weights", bytes);
-#ifdef MADV_HUGEPAGE
-    /* a fresh block buffer per forward would otherwise take one page fault per 4 kB (65k for
-     * a 1B-class block, ~6 % of a forward in perf); with THP in "madvise" mode 2 MB pages */
-    if (align == HUGE_BYTES) madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-    return p;
-}
-
-/* Buffers kept from one hf_forward call for the next (hf_forward_release frees them): a
- * fresh 268 MB block buffer plus ~60 MB of activations per call is ~0.2 s of the kernel
- * zeroing new pages per pass on the 1B shape (perf: clear_page 11 % of a 2-layer
- * bench_hf_forward run), paid again by every pass over the same model. A buffer is taken
- * back by a request of at most its size (the smallest that fits) and is not zeroed: every
- * buffer of hf_forward is written whole (embedding lookup, norms, sgemm with beta 0 or onto
- * a bias fill, attention's per-head products) before it is read, so zeroing would be a
- * wasted pass. */
-#define POOL_SLOTS 10
-static struct {
-    float *p;
-    size_t n;
-} pool[POOL_SLOTS];
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static float *pool_alloc(size_t n) {
-    pthread_mutex_lock(&pool_mu);
-    int best = -1;
-    for (int i = 0; i < POOL_SLOTS; i++)
-        if (pool[i].p && pool[i].n >= n && (best < 0 || pool[i].n < pool[best].n)) best = i;
-    float *p = NULL;
-    if (best >= 0) {
-        p = pool[best].p;
-        pool[best].p = NULL;
-    }
-    pthread_mutex_unlock(&pool_mu);
-    return p ? p : weights_alloc(n);
-}
-
-/* gives p (from pool_alloc(n'), n' <= n the size it was allocated with) back to the pool */
-static void pool_free(float *p, size_t n) {
-    if (!p) return;
-    pthread_mutex_lock(&pool_mu);
-    int slot = -1;
-    for (int i = 0; i < POOL_SLOTS && slot < 0; i++)
-        if (!pool[i].p) slot = i;
-    if (slot >= 0) pool[slot].p = p, pool[slot].n = n;
-    pthread_mutex_unlock(&pool_mu);
-    if (slot < 0) free(p);
-}
-
-void hf_forward_release(void) {
-    pthread_mutex_lock(&pool_mu);
-    for (int i = 0; i < POOL_SLOTS; i++) {
-        free(pool[i].p);
-        pool[i].p = NULL;
-    }
-    pthread_mutex_unlock(&pool_mu);
-}
-
-void hf_arch_config_free(hf_arch_config *c) {
-    if (!c) return;
-    free(c->layer_sliding);
-    c->layer_sliding = NULL;
-}
-
-static int is_llama_family(const hf_arch_config *c) { return c->arch != HF_GPT2; }
-static int is_olmo(const hf_arch_config *c) { return c->arch == HF_OLMO2 || c->arch == HF_OLMO3; }
-
-/* ------------------------------------------------------------------------------------------
- * the tensors of one block
- * ------------------------------------------------------------------------------------------ */
-
-enum {
-    W_LN1W,
-    W_LN1B, /* gpt2 ln_1; llama/qwen input_layernorm */
-    W_QKV,
-    W_QKVB, /* gpt2 c_attn (Conv1D [d,3d]) */
-    W_Q,
-    W_QB,
-    W_K,
-    W_KB,
-    W_V,
-    W_VB,
-    W_QN,
-    W_KN, /* qwen3 per head [hd]; olmo whole projection [H*hd], [KV*hd] */
-    W_O,
-    W_OB,
-    W_LN2W,
-    W_LN2B, /* gpt2 ln_2; llama post_attention_layernorm (pre-MLP); olmo post-attn */
-    W_PFN,  /* olmo post_feedforward_layernorm */
-    W_GATE,
-    W_GATEB,
-    W_UP,
-    W_UPB,
-    W_DOWN,
-    W_DOWNB, /* gpt2: UP = c_fc, DOWN = mlp.c_proj */
-    W_NUM
-};
-
-typedef struct {
-    char name[160];
-    int ndim;
-    int64_t shape[2];
-} wdesc;
-
-typedef struct {
-    wdesc d[W_NUM];
-    int present[W_NUM];
-    size_t numel[W_NUM];
-    size_t total;
-} block_layout;
-
-static void add_w(block_layout *b, int slot, const char *prefix, const char *suffix, int ndim,
-                  int64_t r, int64_t c) {
-    wdesc *w = &b->d[slot];
-    snprintf(w->name, sizeof w->name, "%s%s", prefix, suffix);
-    w->ndim = ndim;
-    w->shape[0] = r;
-    w->shape[1] = ndim == 2 ? c : 1;
-    b->present[slot] = 1;
-    b->numel[slot] = (size_t)r * (size_t)(ndim == 2 ? c : 1);
-    b->total += b->numel[slot];
-}
-
-/* gpt2 tensor-name prefix: "transformer." (saved from GPT2LMHeadModel) or "" */
-static const char *gpt2_prefix(const hf_tensor_source *src) {
-    if (src && src->has && src->has(src->ctx, "transformer.wte.weight")) return "transformer.";
-    return "";
-}
-
-static void block_describe(const hf_arch_config *c, const char *gprefix, int layer,
-                           block_layout *b) {
-    memset(b, 0, sizeof *b);
-    int64_t d = c->hidden_size, IM = c->intermediate_size, hd = c->head_dim;
-    int64_t qd = (int64_t)c->n_head * hd, kd = (int64_t)c->n_kv_head * hd;
-    char p[96];
-    if (c->arch == HF_GPT2) {
-        snprintf(p, sizeof p, "%sh.%d.", gprefix ? gprefix : "", layer);
-        add_w(b, W_LN1W, p, "ln_1.weight", 1, d, 0);
-        add_w(b, W_LN1B, p, "ln_1.bias", 1, d, 0);
-        add_w(b, W_QKV, p, "attn.c_attn.weight", 2, d, 3 * d);
-        add_w(b, W_QKVB, p, "attn.c_attn.bias", 1, 3 * d, 0);
-        add_w(b, W_O, p, "attn.c_proj.weight", 2, d, d);
-        add_w(b, W_OB, p, "attn.c_proj.bias", 1, d, 0);
-        add_w(b, W_LN2W, p, "ln_2.weight", 1, d, 0);
-        add_w(b, W_LN2B, p, "ln_2.bias", 1, d, 0);
-        add_w(b, W_UP, p, "mlp.c_fc.weight", 2, d, IM);
-        add_w(b, W_UPB, p, "mlp.c_fc.bias", 1, IM, 0);
-        add_w(b, W_DOWN, p, "mlp.c_proj.weight", 2, IM, d);
-        add_w(b, W_DOWNB, p, "mlp.c_proj.bias", 1, d, 0);
-        return;
-    }
-    snprintf(p, sizeof p, "model.layers.%d.", layer);
-    if (!is_olmo(c)) add_w(b, W_LN1W, p, "input_layernorm.weight", 1, d, 0);
-    add_w(b, W_Q, p, "self_attn.q_proj.weight", 2, qd, d);
-    add_w(b, W_K, p, "self_attn.k_proj.weight", 2, kd, d);
-    add_w(b, W_V, p, "self_attn.v_proj.weight", 2, kd, d);
-    if (c->qkv_bias) {
-        add_w(b, W_QB, p, "self_attn.q_proj.bias", 1, qd, 0);
-        add_w(b, W_KB, p, "self_attn.k_proj.bias", 1, kd, 0);
-        add_w(b, W_VB, p, "self_attn.v_proj.bias", 1, kd, 0);
-    }
-    if (c->arch == HF_QWEN3) {
-        add_w(b, W_QN, p, "self_attn.q_norm.weight", 1, hd, 0);
-        add_w(b, W_KN, p, "self_attn.k_norm.weight", 1, hd, 0);
-    } else if (is_olmo(c)) {
-        add_w(b, W_QN, p, "self_attn.q_norm.weight", 1, qd, 0);
-        add_w(b, W_KN, p, "self_attn.k_norm.weight", 1, kd, 0);
-    }
-    add_w(b, W_O, p, "self_attn.o_proj.weight", 2, d, qd);
-    if (c->o_bias) add_w(b, W_OB, p, "self_attn.o_proj.bias", 1, d, 0);
-    add_w(b, W_LN2W, p, "post_attention_layernorm.weight", 1, d, 0);
-    if (is_olmo(c)) add_w(b, W_PFN, p, "post_feedforward_layernorm.weight", 1, d, 0);
-    add_w(b, W_GATE, p, "mlp.gate_proj.weight", 2, IM, d);
-    add_w(b, W_UP, p, "mlp.up_proj.weight", 2, IM, d);
-    add_w(b, W_DOWN, p, "mlp.down_proj.weight", 2, d, IM);
-    if (c->mlp_bias) {
-        add_w(b, W_GATEB, p, "mlp.gate_proj.bias", 1, IM, 0);
-        add_w(b, W_UPB, p, "mlp.up_proj.bias", 1, IM, 0);
-        add_w(b, W_DOWNB, p, "mlp.down_proj.bias", 1, d, 0);
-    }
-}
-
-int64_t hf_num_params(const hf_arch_config *c) {
-    block_layout b;
-    block_describe(c, "", 0, &b);
-    int64_t V = c->vocab_size, d = c->hidden_size;
-    int64_t n = V * d + (int64_t)b.total * c->n_layer;
-    if (c->arch == HF_GPT2)
-        n += (int64_t)c->max_position * d + 2 * d; /* wpe, ln_f */
-    else
-        n += d; /* model.norm */
-    if (!c->tie_word_embeddings) n += V * d;
-    return n;
-}
-
-/* Fills the block buffer: every tensor of layer `layer` converted to float32. */
-static int load_block(const hf_arch_config *c, const hf_tensor_source *src, const char *gprefix,
-                      int layer, float *buf, float *w[W_NUM], lmd_err *err) {
-    block_layout b;
-    block_describe(c, gprefix, layer, &b);
-    float *p = buf;
-    for (int k = 0; k < W_NUM; k++) {
-        w[k] = NULL;
-        if (!b.present[k]) continue;
-        w[k] = p;
-        if (src->get_f32(src->ctx, b.d[k].name, b.d[k].ndim, b.d[k].shape, p, err))
-            return lmd_err_prefix(err, "layer %d", layer);
-        p += b.numel[k];
-    }
-    return 0;
-}
-
-static int load_tensor(const hf_tensor_source *src, const char *name, int ndim, int64_t r,
-                       int64_t cols, float *dst, lmd_err *err) {
-    int64_t shape[2] = {r, cols};
-    return src->get_f32(src->ctx, name, ndim, shape, dst, err);
-}
-
-/* rows [row0, row0 + nrows) of the (r, cols) tensor `name` (src->get_rows_f32 non-NULL) */
-static int load_rows(const hf_tensor_source *src, const char *name, int64_t r, int64_t cols,
-                     int64_t row0, int64_t nrows, float *dst, lmd_err *err) {
-    int64_t shape[2] = {r, cols};
-    return src->get_rows_f32(src->ctx, name, shape, row0, nrows, dst, err);
-}
 
 /* ------------------------------------------------------------------------------------------
  * elementwise and per-row pieces
@@ -543,11 +305,11 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
                             "the vocabulary of %d",
                             (int)tokens[i], i / T, i % T, V);
 
-    const char *gp = c->arch == HF_GPT2 ? gpt2_prefix(src) : "";
+    const char *gp = c->arch == HF_GPT2 ? hf_gpt2_prefix(src) : "";
     const int qd = H * hd, kd = KV * hd;
     const size_t dd = (size_t)d;
     block_layout bl;
-    block_describe(c, gp, 0, &bl);
+    hf_block_describe(c, gp, 0, &bl);
     int rc = 0;
     char name[192];
 
@@ -555,17 +317,17 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
     size_t qkv_w = c->arch == HF_GPT2 ? 3 * dd : (size_t)qd + 2 * (size_t)kd;
     size_t mrows = N < MLP_ROWS ? N : MLP_ROWS;
     const size_t n_h = N * dd, n_qkv = N * qkv_w, n_ao = N * (size_t)qd, n_m = mrows * (size_t)IM;
-    float *h = pool_alloc(n_h);  /* residual stream */
-    float *xn = pool_alloc(n_h); /* normed input / branch output */
-    float *qkv = pool_alloc(n_qkv);
-    float *ao = pool_alloc(n_ao); /* attention output */
-    float *m1 = pool_alloc(n_m);
-    float *m2 = is_llama_family(c) ? pool_alloc(n_m) : NULL;
+    float *h = hf_pool_alloc(n_h);  /* residual stream */
+    float *xn = hf_pool_alloc(n_h); /* normed input / branch output */
+    float *qkv = hf_pool_alloc(n_qkv);
+    float *ao = hf_pool_alloc(n_ao); /* attention output */
+    float *m1 = hf_pool_alloc(n_m);
+    float *m2 = is_llama_family(c) ? hf_pool_alloc(n_m) : NULL;
     int nthreads = par_max_threads();
     float *scratch = lmd_aligned_alloc((size_t)nthreads * ATT_BLK * T * sizeof(float));
     float *cos0 = NULL, *sin0 = NULL, *cosy = NULL, *siny = NULL;
     float *wbuf = NULL, *emb = NULL, *fn_w = NULL, *fn_b = NULL, *head = NULL;
-    size_t head_n = 0; /* > 0: head came from pool_alloc(head_n) */
+    size_t head_n = 0; /* > 0: head came from hf_pool_alloc(head_n) */
     float *w[W_NUM];
 
     /* embeddings: h = embed[tok] (+ wpe[t]); with a row source only the tokens' rows are
@@ -576,19 +338,19 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
              c->arch == HF_GPT2 ? "%swte.weight" : "model.embed_tokens.weight", gp);
     if (rows_src) {
         for (size_t r = 0; r < N; r++)
-            if (load_rows(src, emb_name, V, d, tokens[r], 1, h + r * dd, err)) goto fail;
+            if (hf_load_rows(src, emb_name, V, d, tokens[r], 1, h + r * dd, err)) goto fail;
     } else {
-        emb = weights_alloc((size_t)V * dd);
-        if (load_tensor(src, emb_name, 2, V, d, emb, err)) goto fail;
+        emb = hf_weights_alloc((size_t)V * dd);
+        if (hf_load_tensor(src, emb_name, 2, V, d, emb, err)) goto fail;
         for (size_t r = 0; r < N; r++)
             memcpy(h + r * dd, emb + (size_t)tokens[r] * dd, dd * sizeof(float));
     }
     if (c->arch == HF_GPT2) {
         size_t npos = rows_src ? (size_t)T : (size_t)c->max_position;
-        float *wpe = weights_alloc(npos * dd);
+        float *wpe = hf_weights_alloc(npos * dd);
         snprintf(name, sizeof name, "%swpe.weight", gp);
-        if (rows_src ? load_rows(src, name, c->max_position, d, 0, T, wpe, err)
-                     : load_tensor(src, name, 2, c->max_position, d, wpe, err)) {
+        if (rows_src ? hf_load_rows(src, name, c->max_position, d, 0, T, wpe, err)
+                     : hf_load_tensor(src, name, 2, c->max_position, d, wpe, err)) {
             free(wpe);
             goto fail;
         }
@@ -617,9 +379,9 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
         }
     }
 
-    wbuf = pool_alloc(bl.total);
+    wbuf = hf_pool_alloc(bl.total);
     for (int l = 0; l < L; l++) {
-        if (load_block(c, src, gp, l, wbuf, w, err)) goto fail;
+        if (hf_load_block(c, src, gp, l, wbuf, w, err)) goto fail;
         int sliding = c->layer_sliding && c->layer_sliding[l];
         int window = sliding ? c->sliding_window : 0;
         if (sliding && window < 1) {
@@ -722,7 +484,7 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
         }
         if (l < L - 1 && on_hidden && on_hidden(ctx, l + 1, h, n_seq, T, d, err)) goto fail;
     }
-    pool_free(wbuf, bl.total);
+    hf_pool_free(wbuf, bl.total);
     wbuf = NULL;
 
     /* final norm -> hidden state L -> logits */
@@ -730,21 +492,21 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
     if (c->arch == HF_GPT2) {
         fn_b = lmd_aligned_alloc(dd * sizeof(float));
         snprintf(name, sizeof name, "%sln_f.weight", gp);
-        if (load_tensor(src, name, 1, d, 0, fn_w, err)) goto fail;
+        if (hf_load_tensor(src, name, 1, d, 0, fn_w, err)) goto fail;
         snprintf(name, sizeof name, "%sln_f.bias", gp);
-        if (load_tensor(src, name, 1, d, 0, fn_b, err)) goto fail;
+        if (hf_load_tensor(src, name, 1, d, 0, fn_b, err)) goto fail;
         layernorm(xn, h, fn_w, fn_b, N, d, c->norm_eps);
     } else {
-        if (load_tensor(src, "model.norm.weight", 1, d, 0, fn_w, err)) goto fail;
+        if (hf_load_tensor(src, "model.norm.weight", 1, d, 0, fn_w, err)) goto fail;
         rmsnorm(xn, h, fn_w, N, d, c->norm_eps);
     }
     if (on_hidden && on_hidden(ctx, L, xn, n_seq, T, d, err)) goto fail;
     if (logits) {
         /* the activations no longer needed make room for the head */
         if (rows_src) { /* the head takes 4 MB: keep them for the next call */
-            pool_free(qkv, n_qkv), qkv = NULL;
-            pool_free(m1, n_m), m1 = NULL;
-            pool_free(m2, n_m), m2 = NULL;
+            hf_pool_free(qkv, n_qkv), qkv = NULL;
+            hf_pool_free(m1, n_m), m1 = NULL;
+            hf_pool_free(m2, n_m), m2 = NULL;
         } else {
             free(qkv), qkv = NULL;
             free(m1), m1 = NULL;
@@ -758,10 +520,10 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
             vc = vc >= 64 ? vc / 64 * 64 : (vc ? vc : 1);
             if (vc > (size_t)V) vc = (size_t)V;
             head_n = vc * dd;
-            head = pool_alloc(head_n);
+            head = hf_pool_alloc(head_n);
             for (size_t v0 = 0; v0 < (size_t)V; v0 += vc) {
                 size_t nv = (size_t)V - v0 < vc ? (size_t)V - v0 : vc;
-                if (load_rows(src, hname, V, d, (int64_t)v0, (int64_t)nv, head, err)) goto fail;
+                if (hf_load_rows(src, hname, V, d, (int64_t)v0, (int64_t)nv, head, err)) goto fail;
                 lmd_sgemm(0, 1, (int)N, (int)nv, d, 1.0f, xn, d, head, d, 0.0f, logits + v0, V);
             }
         } else {
@@ -769,8 +531,8 @@ int hf_forward(const hf_arch_config *c, const hf_tensor_source *src, const int32
                 head = emb;
                 emb = NULL;
             } else {
-                head = weights_alloc((size_t)V * dd);
-                if (load_tensor(src, hname, 2, V, d, head, err)) goto fail;
+                head = hf_weights_alloc((size_t)V * dd);
+                if (hf_load_tensor(src, hname, 2, V, d, head, err)) goto fail;
             }
             lmd_sgemm(0, 1, (int)N, V, d, 1.0f, xn, d, head, d, 0.0f, logits, V);
         }
@@ -780,23 +542,23 @@ fail:
     rc = -1;
     if (!err || !err->msg[0]) lmd_errf(err, "hf_forward failed");
 done:
-    pool_free(h, n_h);
-    pool_free(xn, n_h);
-    pool_free(qkv, n_qkv);
-    pool_free(ao, n_ao);
-    pool_free(m1, n_m);
-    pool_free(m2, n_m);
+    hf_pool_free(h, n_h);
+    hf_pool_free(xn, n_h);
+    hf_pool_free(qkv, n_qkv);
+    hf_pool_free(ao, n_ao);
+    hf_pool_free(m1, n_m);
+    hf_pool_free(m2, n_m);
     free(scratch);
     free(cos0);
     free(sin0);
     free(cosy);
     free(siny);
-    pool_free(wbuf, bl.total);
+    hf_pool_free(wbuf, bl.total);
     free(emb);
     free(fn_w);
     free(fn_b);
     if (head_n)
-        pool_free(head, head_n);
+        hf_pool_free(head, head_n);
     else
         free(head);
     return rc;

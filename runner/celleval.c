@@ -87,15 +87,10 @@ int lmd_cell_eval_tasks(const lmd_cell_job *job, gpt_model *m, hid_t f, lmd_err 
 
 /* ---- study.h5 ---- */
 
+/* A scalar of a track file's /eval, absent until the task was scored: 0 when read. */
 static int read_scalar(hid_t f, const char *name, hid_t type, void *out) {
-    if (H5Lexists(f, "/eval", H5P_DEFAULT) <= 0) return -1;
-    htri_t e = H5Lexists(f, name, H5P_DEFAULT);
-    if (e <= 0) return -1;
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d < 0) return -1;
-    int rc = H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0 ? -1 : 0;
-    H5Dclose(d);
-    return rc;
+    lmd_err absent;
+    return lmd_h5_read_exact(f, name, type, out, 1, &absent);
 }
 
 int lmd_study_eval_write(lmd_pfile *pf, const lmd_spec *spec, const char *dir, size_t c0, size_t nc,
@@ -224,23 +219,7 @@ int lmd_study_eval_report(const char *path, FILE *out, int csv, lmd_err *err) {
     int64_t *step = rc ? NULL : read_2d(f, "/tracking/step", H5T_NATIVE_INT64, K, 8);
     /* cell ids: fixed-length strings */
     char **ids = NULL;
-    if (!rc) {
-        hid_t d = H5Dopen2(f, "/cells/id", H5P_DEFAULT), ty = d >= 0 ? H5Dget_type(d) : -1;
-        size_t w = ty >= 0 ? H5Tget_size(ty) : 0;
-        char *raw = lmd_calloc(C * w + 1, 1);
-        if (d < 0 || ty < 0 || H5Dread(d, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
-            rc = lmd_errf(err, "%s: cannot read /cells/id: %s", path, lmd_h5_last_error());
-        } else {
-            ids = lmd_calloc(C ? C : 1, sizeof *ids);
-            for (size_t i = 0; i < C; i++) {
-                ids[i] = lmd_calloc(w + 1, 1);
-                memcpy(ids[i], raw + i * w, w);
-            }
-        }
-        free(raw);
-        if (ty >= 0) H5Tclose(ty);
-        if (d >= 0) H5Dclose(d);
-    }
+    if (!rc) rc = lmd_h5_read_strings(f, "/cells/id", C, &ids, err);
     if (!rc && !step) rc = lmd_errf(err, "%s: cannot read /tracking/step", path);
     if (!rc) {
         if (csv)

@@ -12,7 +12,7 @@
 #include "cell.h"
 #include "gpt.h"
 #include "spec.h"
-#include "studyfile.h"
+#include "ph5write.h"
 
 /* Scores model m (the cell's model at a tracked step, in memory) on job->eval_tasks with
  * job->eval_tokenizer and writes /eval/<task>/acc, acc_norm, acc_bytes (float64 scalars) and

@@ -14,7 +14,7 @@
 #include "spec.h"
 #include "study.h"
 #include "studydir.h"
-#include "studyfile.h"
+#include "ph5write.h"
 #include "util.h"
 
 static void usage(FILE *f) {

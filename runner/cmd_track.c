@@ -107,18 +107,6 @@ static int parse_name(const char *path, int64_t *step, int64_t *tokens, int *has
     return found;
 }
 
-/* Reads an optional int64 root attribute: 1 if present (value in *v), 0 if absent, -1 on an
- * error reading it. */
-static int read_opt_attr(hid_t f, const char *name, int64_t *v) {
-    htri_t ex = H5Aexists_by_name(f, "/", name, H5P_DEFAULT);
-    if (ex <= 0) return ex < 0 ? -1 : 0;
-    hid_t a = H5Aopen_by_name(f, "/", name, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0) return -1;
-    herr_t st = H5Aread(a, H5T_NATIVE_INT64, v);
-    H5Aclose(a);
-    return st < 0 ? -1 : 1;
-}
-
 /* config.json of a pretrained model, in gpt_config's fields for the same-model check */
 static void probe_hf(track_item *it) {
     lmd_err err = {{0}};
@@ -173,11 +161,11 @@ static void probe(track_item *it) {
         return;
     }
     int64_t astep = 0, atok = 0, nstep = 0, ntok = 0;
-    int hs = read_opt_attr(f, "step", &astep), ht = read_opt_attr(f, "tokens", &atok);
+    int hs = lmd_h5_attr_get_opt_i64(f, "/", "step", &astep, it->path, &err);
+    int ht = hs < 0 ? 0 : lmd_h5_attr_get_opt_i64(f, "/", "tokens", &atok, it->path, &err);
     H5Fclose(f);
     if (hs < 0 || ht < 0) {
-        snprintf(it->error, sizeof it->error, "%s: cannot read the root attribute %s (%s)",
-                 it->path, hs < 0 ? "step" : "tokens", lmd_h5_last_error());
+        snprintf(it->error, sizeof it->error, "%s", err.msg);
         return;
     }
     int hnt = 0;

@@ -38,37 +38,58 @@ static char *slurp(const char *path, size_t *n, lmd_err *err) {
     return b;
 }
 
+/* The string field `field` of one JSON Lines line: the value (owned by *obj: json_decref it,
+ * also on failure), or NULL with "COLUMN: what" or "field "F": what" in err. */
+static json_t *jsonl_string(const char *line, size_t len, const char *field, json_t **obj,
+                            lmd_err *err) {
+    json_error_t je;
+    *obj = json_loadb(line, len, JSON_ALLOW_NUL, &je);
+    if (!*obj) {
+        lmd_errf(err, "%d: %s", je.column, je.text);
+        return NULL;
+    }
+    json_t *v = json_is_object(*obj) ? json_object_get(*obj, field) : NULL;
+    if (json_is_string(v)) return v;
+    lmd_errf(err, "field \"%s\": %s", field,
+             !json_is_object(*obj) ? "the line is not a JSON object"
+             : v                   ? "not a string"
+                                   : "missing");
+    return NULL;
+}
+
 int lmd_tokenize_json_line(const lmd_tokenizer *tok, tok_ws *w, const char *line, size_t len,
                            const char *field, tok_ids *out, lmd_err *err) {
-    json_error_t je;
-    json_t *obj = json_loadb(line, len, JSON_ALLOW_NUL, &je);
-    if (!obj) return lmd_errf(err, "%d: %s", je.column, je.text);
-    json_t *v = json_is_object(obj) ? json_object_get(obj, field) : NULL;
+    json_t *obj = NULL;
+    json_t *v = jsonl_string(line, len, field, &obj, err);
     int rc = 0;
-    if (!json_is_string(v))
-        rc = lmd_errf(err, "field \"%s\": %s", field,
-                      !json_is_object(obj) ? "the line is not a JSON object"
-                      : v                  ? "not a string"
-                                           : "missing");
+    if (!v)
+        rc = -1;
     else if (tok_encode(tok, w, json_string_value(v), json_string_length(v), 0, out, err))
         rc = -1;
     json_decref(obj);
     return rc;
 }
 
-/* tok:TOKENIZER:PATH — PATH (a text file = one document, or *.jsonl: every line's "text" is
- * one, joined by the end-of-text token) encoded in memory with a tokenizer.json; the
- * vocabulary is the tokenizer's. Large corpora: `lmdisp tokenize` once, then shards:. */
-static int load_tokenized(const char *spec, int vocab_size, lmd_tokens *out, lmd_err *err) {
+/* Splits spec "tok:TOKENIZER:PATH": TOKENIZER into tpath (capacity n), *path = PATH in spec. */
+static int split_tok(const char *spec, char *tpath, size_t n, const char **path, lmd_err *err) {
     const char *rest = spec + 4, *colon = strchr(rest, ':');
     if (!colon || colon == rest || !colon[1])
         return lmd_errf(err,
                         "data '%s': expected tok:TOKENIZER:PATH (a tokenizer.json or model "
                         "directory, then a text or .jsonl file)",
                         spec);
+    lmd_pathf_at(__FILE__, __LINE__, tpath, n, "%.*s", (int)(colon - rest), rest);
+    *path = colon + 1;
+    return 0;
+}
+
+/* tok:TOKENIZER:PATH — PATH (a text file = one document, or *.jsonl: every line's "text" is
+ * one, joined by the end-of-text token) encoded in memory with a tokenizer.json; the
+ * vocabulary is the tokenizer's. Large corpora: `lmdisp tokenize` once, then shards:. */
+static int load_tokenized(const char *spec, int vocab_size, lmd_tokens *out, lmd_err *err) {
     char tpath[4096];
-    lmd_pathf(tpath, "%.*s", (int)(colon - rest), rest);
-    const char *path = colon + 1;
+    const char *path = NULL;
+    if (split_tok(spec, tpath, sizeof tpath, &path, err)) return -1;
     lmd_tokenizer *tok = NULL;
     if (tok_load(&tok, tpath, err)) return lmd_err_prefix(err, "data '%s'", spec);
     uint32_t V = tok_vocab_size(tok);
@@ -195,17 +216,10 @@ static int read_docs(const char *path, doc_list *d, lmd_err *err) {
             size_t len = nl ? (size_t)(nl - line) : (size_t)(text + n - line);
             lineno++;
             if (len && !(len == 1 && line[0] == '\r')) {
-                json_error_t je;
-                json_t *obj = json_loadb(line, len, JSON_ALLOW_NUL, &je);
-                json_t *v = obj && json_is_object(obj) ? json_object_get(obj, "text") : NULL;
-                if (!json_is_string(v)) {
-                    if (!obj)
-                        lmd_errf(err, "%s:%zu:%d: %s", path, lineno, je.column, je.text);
-                    else
-                        lmd_errf(err, "%s:%zu: field \"text\": %s", path, lineno,
-                                 !json_is_object(obj) ? "the line is not a JSON object"
-                                 : v                  ? "not a string"
-                                                      : "missing");
+                json_t *obj = NULL;
+                json_t *v = jsonl_string(line, len, "text", &obj, err);
+                if (!v) {
+                    lmd_err_prefix(err, "%s:%zu", path, lineno);
                     json_decref(obj);
                     free(text);
                     docs_free(d);
@@ -277,20 +291,14 @@ int lmd_datasrc_paper_sample(const char *spec, int vocab_size, const lmd_paper_s
                         "data '%s': the paper's sampling needs a text source "
                         "tok:TOKENIZER:PATH",
                         spec);
-    const char *rest = spec + 4, *colon = strchr(rest, ':');
-    if (!colon || colon == rest || !colon[1])
-        return lmd_errf(err,
-                        "data '%s': expected tok:TOKENIZER:PATH (a tokenizer.json or model "
-                        "directory, then a text or .jsonl file)",
-                        spec);
+    char tpath[4096];
+    const char *path = NULL;
+    if (split_tok(spec, tpath, sizeof tpath, &path, err)) return -1;
     if (ps->n_seq < 1 || ps->T < 1 || ps->min_words < 0)
         return lmd_errf(err,
                         "data '%s': sequences %d, seq-len %d, min-words %d: the first two "
                         "must be >= 1, the last >= 0",
                         spec, ps->n_seq, ps->T, ps->min_words);
-    char tpath[4096];
-    lmd_pathf(tpath, "%.*s", (int)(colon - rest), rest);
-    const char *path = colon + 1;
     lmd_tokenizer *tok = NULL;
     if (tok_load(&tok, tpath, err)) return lmd_err_prefix(err, "data '%s'", spec);
     uint32_t V = tok_vocab_size(tok);

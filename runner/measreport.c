@@ -18,26 +18,9 @@ typedef struct {
 } mview;
 
 static char **rstr(hid_t f, const char *name, size_t n, int *rc, lmd_err *err) {
-    char **out = lmd_calloc(n + 1, sizeof *out);
-    for (size_t i = 0; i < n; i++) out[i] = NULL;
-    if (*rc) return out;
-    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-    if (ds < 0) {
-        *rc = lmd_errf(err, "no dataset %s", name);
-        return out;
-    }
-    hid_t t = H5Dget_type(ds);
-    size_t len = H5Tget_size(t);
-    char *buf = lmd_calloc(n * len + 1, 1);
-    if (n && H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        *rc = lmd_errf(err, "cannot read %s", name);
-    for (size_t i = 0; i < n; i++) {
-        out[i] = lmd_calloc(len + 1, 1);
-        memcpy(out[i], buf + i * len, len);
-    }
-    free(buf);
-    H5Tclose(t);
-    H5Dclose(ds);
+    char **out = NULL;
+    if (*rc) return lmd_calloc(n + 1, sizeof *out);
+    if (lmd_h5_read_strings(f, name, n, &out, err)) *rc = -1;
     return out;
 }
 
@@ -55,25 +38,12 @@ static void free_strs(char **s, size_t n) {
 }
 
 int lmd_mstudy_is(const char *path) {
-    lmd_h5_quiet();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    lmd_err ignore; /* not an HDF5 file, or no `kind`: not a measurement study */
+    hid_t f = lmd_h5_open(path, &ignore);
     if (f < 0) return 0;
-    int yes = 0;
-    if (H5Aexists(f, "kind") > 0) {
-        hid_t a = H5Aopen(f, "kind", H5P_DEFAULT);
-        hid_t t = H5Aget_type(a);
-        char *v = NULL;
-        if (H5Tis_variable_str(t) > 0) {
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5T_CSET_UTF8);
-            if (H5Aread(a, mt, &v) >= 0 && v) yes = !strcmp(v, "measure");
-            if (v) H5free_memory(v);
-            H5Tclose(mt);
-        }
-        H5Tclose(t);
-        H5Aclose(a);
-    }
+    char kind[64];
+    int yes = lmd_h5_attr_get_str(f, "kind", kind, sizeof kind, path, &ignore) == 0 &&
+              !strcmp(kind, "measure");
     H5Fclose(f);
     return yes;
 }

@@ -398,11 +398,11 @@ int lmd_mstudy_load_dir(lmd_mspec *s, const char *dir, lmd_err *err) {
     return lmd_mspec_load_at(s, p, read_spec_dir(dir, base, sizeof base) ? dir : base, 0, err);
 }
 
-static int write_and_report(const lmd_mspec *s, const char *out) {
+static int write_and_report(const lmd_mspec *s, const char *out, double t_start) {
     int wrank;
     LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
     lmd_err err = {{0}};
-    if (lmd_mstudy_write(s, out, MPI_COMM_WORLD, &err)) {
+    if (lmd_mstudy_write(s, out, t_start, MPI_COMM_WORLD, &err)) {
         if (wrank == 0) fprintf(stderr, "lmdisp: %s\n", err.msg);
         return 1;
     }
@@ -416,6 +416,7 @@ static int write_and_report(const lmd_mspec *s, const char *out) {
 }
 
 int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atomic_t *stop) {
+    double t_start = lmd_now();
     int wrank, wsize;
     LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
     LMD_MPI(MPI_Comm_size(MPI_COMM_WORLD, &wsize));
@@ -471,7 +472,7 @@ int lmd_mstudy_run(const char *spec_path, const char *out_arg, volatile sig_atom
     int skipped = 0;
     int status = run_cells(&s, out, all, s.n_cells, stop, &skipped);
     free(all);
-    if (status != LMD_EXIT_INTERRUPTED && write_and_report(&s, out)) status = 1;
+    if (status != LMD_EXIT_INTERRUPTED && write_and_report(&s, out, t_start)) status = 1;
     lmd_studydir_unlock(lock);
     lmd_mspec_free(&s);
     return status;
@@ -534,6 +535,7 @@ int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
 }
 
 int lmd_mstudy_aggregate(const char *dir) {
+    double t_start = lmd_now();
     int wrank;
     LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
     char p[4200], base[4200];
@@ -548,7 +550,7 @@ int lmd_mstudy_aggregate(const char *dir) {
         bad = 1;
     }
     LMD_MPI(MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD));
-    int status = bad ? 2 : write_and_report(&s, dir);
+    int status = bad ? 2 : write_and_report(&s, dir, t_start);
     lmd_studydir_unlock(lock);
     lmd_mspec_free(&s);
     return status;

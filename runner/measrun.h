@@ -30,8 +30,10 @@ int lmd_mstudy_load_dir(lmd_mspec *s, const char *dir, lmd_err *err);
 /* 1 if DIR/spec.yaml is a measurement spec. */
 int lmd_mstudy_dir_is(const char *dir);
 
-/* Writes DIR/study.h5 of spec from DIR/cells (collective over comm). */
-int lmd_mstudy_write(const lmd_mspec *s, const char *dir, MPI_Comm comm, lmd_err *err);
+/* Writes DIR/study.h5 of spec from DIR/cells (collective over comm). t_start: lmd_now() at the
+ * start of the run or aggregation (the start_time attribute). */
+int lmd_mstudy_write(const lmd_mspec *s, const char *dir, double t_start, MPI_Comm comm,
+                     lmd_err *err);
 
 /* `lmdisp plan` of a measurement spec: the cells in run order with their cost. */
 int lmd_mstudy_plan(const char *spec_path, int json);

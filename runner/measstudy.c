@@ -7,22 +7,15 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
 #include "h5io.h"
 #include "measrun.h"
 #include "rankcorr.h"
-#include "studyfile.h"
+#include "ph5write.h"
 #include "mpicheck.h"
-
-#ifndef LMDISP_VERSION
-#define LMDISP_VERSION "unknown"
-#endif
-#ifndef LMDISP_GIT_COMMIT
-#define LMDISP_GIT_COMMIT "unknown"
-#endif
+#include "studymeta.h"
 
 enum { S_RHO = 0, S_LAST_LAYER, S_LAST_HALF, N_STATS };
 static const char *const STAT_NAMES[N_STATS] = {"rho", "last_layer", "last_half"};
@@ -106,7 +99,8 @@ static void group_trend(const lmd_mspec *s, const mrows *r, int fam, int ds, int
     free(x), free(y);
 }
 
-int lmd_mstudy_write(const lmd_mspec *s, const char *dir, MPI_Comm comm, lmd_err *err) {
+int lmd_mstudy_write(const lmd_mspec *s, const char *dir, double t_start, MPI_Comm comm,
+                     lmd_err *err) {
     int rank;
     LMD_MPI(MPI_Comm_rank(comm, &rank));
     const size_t C = s->n_cells;
@@ -191,30 +185,10 @@ int lmd_mstudy_write(const lmd_mspec *s, const char *dir, MPI_Comm comm, lmd_err
         hsize_t dC[1] = {C}, dCK[2] = {C, 1}, dCKL[3] = {C, 1, L1}, dCKLB[4] = {C, 1, L1, B},
                 dCK6[3] = {C, 1, 6}, dK[1] = {1}, dD[1] = {D}, dDK[2] = {D, 1}, dP[1] = {P};
         int64_t minus1 = -1;
-        char created[64];
-        time_t now = time(NULL);
-        strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-        unsigned maj, min, rel;
-        H5get_libversion(&maj, &min, &rel);
-        char h5v[64];
-        snprintf(h5v, sizeof h5v, "%u.%u.%u", maj, min, rel);
-        const char *sa[][2] = {{"format", "lmdisp-study"},
-                               {"kind", "measure"},
-                               {"study_name", s->name},
-                               {"spec_yaml", s->text},
-                               {"spec_sha256", s->sha256},
-                               {"lmdisp_version", LMDISP_VERSION},
-                               {"git_commit", LMDISP_GIT_COMMIT},
-                               {"created", created},
-                               {"hdf5_version", h5v}};
-        for (size_t a = 0; a < sizeof sa / sizeof sa[0] && !rc; a++)
-            rc = lmd_pfile_attr_str(&pf, "/", sa[a][0], sa[a][1], err);
-        int64_t iat[][1] = {{1}, {0}, {(int64_t)C}, {s->n_seq}, {s->T}};
-        int size;
-        LMD_MPI(MPI_Comm_size(comm, &size));
-        iat[1][0] = size;
-        const char *in[] = {"format_version", "n_ranks", "n_cells", "n_sequences", "seq_len"};
-        for (int a = 0; a < 5 && !rc; a++) rc = lmd_pfile_attr_i64(&pf, "/", in[a], iat[a][0], err);
+        rc = lmd_study_write_provenance(&pf, "measure", s->name, s->text, s->sha256, (int64_t)C,
+                                        t_start, err);
+        if (!rc) rc = lmd_pfile_attr_i64(&pf, "/", "n_sequences", s->n_seq, err);
+        if (!rc) rc = lmd_pfile_attr_i64(&pf, "/", "seq_len", s->T, err);
 #define WS(name, n, rows, v) rc = rc ? rc : lmd_pfile_write_strings(&pf, name, n, 0, rows, v, err)
 #define WN(name, t, rk, dims, rows, v)                                                             \
     rc = rc ? rc : lmd_pfile_write(&pf, name, t, rk, dims, 0, rows, v, err)

@@ -1,5 +1,5 @@
-/* studynames.h — names shared by the writer (study.c) and the reader (studyreport.c) of
- * study.h5: the per-width summary metrics and the statistics of the cross-grid trend. */
+/* studynames.h — names shared by the writer of study.h5 (study.c and its parts) and its reader
+ * (studyreport.c): the per-width summary metrics and the statistics of the cross-grid trend. */
 #ifndef LMDISP_STUDYNAMES_H
 #define LMDISP_STUDYNAMES_H
 

@@ -1,5 +1,5 @@
 /* studyreport.c — the tables of `lmdisp report` (and the end of `run` / `aggregate`), read
- * back from a study.h5 that study.c wrote (layout in docs/STUDY.md). */
+ * back from a study.h5 that study.c and its parts wrote (layout in docs/STUDY.md). */
 #include "study.h"
 
 #include <errno.h>
@@ -53,38 +53,6 @@ static void view_free(study_view *v) {
     }
 }
 
-/* Fixed-length string dataset [n] -> malloc'd strings. */
-static int read_strings(hid_t f, const char *file, const char *name, size_t n, char ***out,
-                        lmd_err *err) {
-    *out = lmd_calloc(n ? n : 1, sizeof **out);
-    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-    if (ds < 0) return lmd_errf(err, "%s: no dataset %s", file, name);
-    hid_t t = H5Dget_type(ds);
-    int rc = 0;
-    if (t < 0 || H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0) {
-        rc = lmd_errf(err, "%s: %s is not a fixed-length string dataset", file, name);
-    } else {
-        size_t len = H5Tget_size(t);
-        char *buf = lmd_calloc(n * len + 1, 1);
-        hid_t sp = H5Dget_space(ds);
-        hssize_t np = H5Sget_simple_extent_npoints(sp);
-        H5Sclose(sp);
-        if (np != (hssize_t)n)
-            rc = lmd_errf(err, "%s: %s holds %lld strings, expected %zu", file, name, (long long)np,
-                          n);
-        else if (H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-            rc = lmd_errf(err, "%s: cannot read %s (%s)", file, name, lmd_h5_last_error());
-        for (size_t i = 0; i < n && !rc; i++) {
-            (*out)[i] = lmd_calloc(len + 1, 1);
-            memcpy((*out)[i], buf + i * len, len);
-        }
-        free(buf);
-    }
-    if (t >= 0) H5Tclose(t);
-    H5Dclose(ds);
-    return rc;
-}
-
 static int read_1d_len(hid_t f, const char *name, size_t *n, lmd_err *err) {
     int rank;
     hsize_t dims[8];
@@ -121,25 +89,13 @@ static int view_load(study_view *v, const char *path, lmd_err *err) {
     v->D = (int)D;
     v->W = (int)W;
     size_t C = v->C;
-    hid_t a = H5Aopen_by_name(f, "/", "study_name", H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0) {
-        hid_t t = H5Aget_type(a);
-        char *s = NULL;
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        H5Tset_cset(mt, H5T_CSET_UTF8); /* HDF5 will not convert between character sets */
-        if (H5Tis_variable_str(t) > 0 && H5Aread(a, mt, &s) >= 0 && s) {
-            snprintf(v->name, sizeof v->name, "%s", s);
-            H5free_memory(s);
-        }
-        H5Tclose(mt);
-        H5Tclose(t);
-        H5Aclose(a);
-    }
-    rc = rc ? rc : read_strings(f, path, "/cells/id", C, &v->id, err);
-    rc = rc ? rc : read_strings(f, path, "/cells/dispersion", C, &v->disp, err);
-    rc = rc ? rc : read_strings(f, path, "/cells/status", C, &v->status, err);
-    rc = rc ? rc : read_strings(f, path, "/summary/label", D, &v->label, err);
+    lmd_err no_name; /* optional: a file without it prints no name */
+    if (lmd_h5_attr_get_str(f, "study_name", v->name, sizeof v->name, path, &no_name))
+        v->name[0] = '\0';
+    rc = rc ? rc : lmd_h5_read_strings(f, "/cells/id", C, &v->id, err);
+    rc = rc ? rc : lmd_h5_read_strings(f, "/cells/dispersion", C, &v->disp, err);
+    rc = rc ? rc : lmd_h5_read_strings(f, "/cells/status", C, &v->status, err);
+    rc = rc ? rc : lmd_h5_read_strings(f, "/summary/label", D, &v->label, err);
     v->mlp = read_all(f, path, "/cells/mlp_dim", H5T_NATIVE_INT64, C, &rc, err);
     v->seed = read_all(f, path, "/cells/seed", H5T_NATIVE_INT64, C, &rc, err);
     v->n_params = read_all(f, path, "/cells/n_params", H5T_NATIVE_INT64, C, &rc, err);

@@ -66,6 +66,11 @@ nl = f["/cells/n_layer"][...]
 for i in range(C):  # NaN exactly past each model's n_layer + 1
     assert np.isfinite(lm[i, 0, :nl[i] + 1]).all() and np.isnan(lm[i, 0, nl[i] + 1:]).all()
 assert f.attrs["kind"] == "measure"
+for a in ("format", "format_version", "study_name", "spec_yaml", "spec_sha256", "lmdisp_version",
+          "git_commit", "created", "start_time", "end_time", "mpi_version", "hdf5_version",
+          "openblas_version", "hosts", "n_ranks", "n_cells", "n_sequences", "seq_len"):
+    assert a in f.attrs, f"root attribute {a} missing"  # docs/STUDY.md: every study's provenance
+assert f.attrs["start_time"] <= f.attrs["end_time"] == f.attrs["created"]
 ds = {"uniform": "tests/meas/uniform.bin", "phrases": "tests/meas/phrases.bin"}
 env = dict(os.environ, HF_HUB_CACHE=src + "/tests/hf/cache")
 worst, n = 0.0, 0

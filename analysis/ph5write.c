@@ -1,5 +1,5 @@
-/* studyfile.c — collective parallel-HDF5 writing of row-partitioned datasets (studyfile.h). */
-#include "studyfile.h"
+/* ph5write.c — collective parallel-HDF5 writing of row-partitioned datasets (ph5write.h). */
+#include "ph5write.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +16,12 @@ int lmd_pfile_create(lmd_pfile *pf, const char *path, MPI_Comm comm, lmd_err *er
     pf->comm = MPI_COMM_NULL;
     snprintf(pf->path, sizeof pf->path, "%s", path);
     int rc = MPI_Comm_dup(comm, &pf->comm);
-    if (lmd_mpi_check(rc, "duplicating the communicator for the study file", err)) return -1;
+    if (lmd_mpi_check(rc, "duplicating the communicator for the parallel HDF5 file", err))
+        return -1;
     rc = MPI_Comm_set_errhandler(pf->comm, MPI_ERRORS_RETURN);
     if (!rc) rc = MPI_Comm_rank(pf->comm, &pf->rank);
     if (!rc) rc = MPI_Comm_size(pf->comm, &pf->size);
-    if (lmd_mpi_check(rc, "setting up the study-file communicator", err)) {
+    if (lmd_mpi_check(rc, "setting up the parallel HDF5 file's communicator", err)) {
         MPI_Comm_free(&pf->comm);
         return -1;
     }

@@ -1,4 +1,4 @@
-/* studyfile.h — collective writing of one HDF5 file with the MPI-IO driver, the way the HDF
+/* ph5write.h — collective writing of one HDF5 file with the MPI-IO driver, the way the HDF
  * Group's parallel examples do it: every rank makes the same create calls (metadata is
  * collective) and writes a contiguous block of rows (the leading dimension) with a collective
  * H5Dwrite; a rank with no rows selects none and still calls. Knows nothing of specs or cells.
@@ -7,8 +7,8 @@
  * the same value on every rank: when any rank fails, all return -1 and every rank's err holds
  * the message of the lowest failing rank. MPI errors are returned, not fatal (the file keeps a
  * duplicate of the communicator with MPI_ERRORS_RETURN), and reported with MPI's own text. */
-#ifndef LMDISP_STUDYFILE_H
-#define LMDISP_STUDYFILE_H
+#ifndef LMDISP_PH5WRITE_H
+#define LMDISP_PH5WRITE_H
 
 #include <hdf5.h>
 #include <mpi.h>
