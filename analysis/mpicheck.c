@@ -31,6 +31,12 @@ int lmd_mpi_agree(MPI_Comm comm, int bad, lmd_err *err) {
     return -1;
 }
 
+int lmd_mpi_any(MPI_Comm comm, int flag) {
+    int any = flag != 0;
+    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_LOR, comm));
+    return any;
+}
+
 int lmd_mpi_init(const char *cmd) {
     int provided = MPI_THREAD_SINGLE;
     int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);

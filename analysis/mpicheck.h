@@ -13,6 +13,12 @@
 /* Checks an MPI return code: 0, or -1 with "what: MPI error text" in err. */
 int lmd_mpi_check(int rc, const char *what, lmd_err *err);
 
+/* Every rank of comm learns whether the flag is set on any rank: returns 1 on every rank when
+ * some rank passed a nonzero flag, else 0 (one MPI_Allreduce; a failed MPI call aborts the job,
+ * as LMD_MPI). The flag agreement of the runner (a failure, a stop request); lmd_mpi_agree
+ * below also carries the message. Collective over comm. */
+int lmd_mpi_any(MPI_Comm comm, int flag);
+
 /* Every rank learns whether any rank failed (bad != 0): returns 0 when none did, else -1 on
  * every rank with err replaced by the lowest failing rank's message. Collective over comm. */
 int lmd_mpi_agree(MPI_Comm comm, int bad, lmd_err *err);
