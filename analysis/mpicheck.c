@@ -56,6 +56,14 @@ int lmd_mpi_init(const char *cmd) {
     return 0;
 }
 
+int lmd_mpi_finalize(int status) {
+    int rc = MPI_Finalize();
+    if (rc == MPI_SUCCESS) return status;
+    /* MPI is finalized (or broken): no MPI_Error_string, no MPI_Abort */
+    fprintf(stderr, "lmdisp: MPI_Finalize failed (MPI error code %d)\n", rc);
+    return status ? status : 1;
+}
+
 void lmd_mpi_must(int rc, const char *call, const char *file, int line) {
     if (rc == MPI_SUCCESS) return;
     char msg[MPI_MAX_ERROR_STRING];

@@ -30,6 +30,10 @@ int lmd_mpi_agree(MPI_Comm comm, int bad, lmd_err *err);
  * why (MPI is then not usable; the caller exits). */
 int lmd_mpi_init(const char *cmd);
 
+/* MPI_Finalize, checked: returns status, or 1 (after a message) when status was 0 and
+ * MPI_Finalize failed. The last MPI call of a command: `return lmd_mpi_finalize(status);`. */
+int lmd_mpi_finalize(int status);
+
 /* Runs an MPI call; on failure prints "lmdisp: MPI call failed at FILE:LINE: CALL: MPI's text"
  * and aborts the job (MPI_Abort(MPI_COMM_WORLD, 1)). */
 #define LMD_MPI(call) lmd_mpi_must((call), #call, __FILE__, __LINE__)

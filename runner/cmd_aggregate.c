@@ -11,6 +11,7 @@
 #include "args.h"
 #include "commands.h"
 #include "measrun.h"
+#include "mpicheck.h"
 #include "spec.h"
 #include "study.h"
 #include "studydir.h"
@@ -49,14 +50,12 @@ int cmd_aggregate(int argc, char **argv) {
     LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     if (bad || npos != 1) {
         if (rank == 0) usage(stderr);
-        MPI_Finalize();
-        return 2;
+        return lmd_mpi_finalize(2);
     }
     const char *dir = pos[0];
     if (!spec_arg && lmd_mstudy_dir_is(dir)) { /* kind: measure (runner/measrun.c) */
         int st = lmd_mstudy_aggregate(dir);
-        MPI_Finalize();
-        return st;
+        return lmd_mpi_finalize(st);
     }
     char spec_path[4200];
     lmd_pathf(spec_path, "%s/spec.yaml", dir);
@@ -75,8 +74,7 @@ int cmd_aggregate(int argc, char **argv) {
     if (lmd_mpi_agree(MPI_COMM_WORLD, rc, &err)) {
         if (rank == 0) fprintf(stderr, "lmdisp aggregate: %s\n", err.msg);
         if (!rc) lmd_spec_free(&spec);
-        MPI_Finalize();
-        return 2;
+        return lmd_mpi_finalize(2);
     }
     /* one writer of study.h5 at a time (a plain `lmdisp run` of the same directory writes it
      * too), and the temporary files of a killed writer go */
@@ -89,8 +87,7 @@ int cmd_aggregate(int argc, char **argv) {
         if (rank == 0) fprintf(stderr, "lmdisp aggregate: %s\n", err.msg);
         lmd_studydir_unlock(lock);
         lmd_spec_free(&spec);
-        MPI_Finalize();
-        return 2;
+        return lmd_mpi_finalize(2);
     }
     if (rank == 0) {
         /* ids include resolved data paths: say so when none of the spec's cells has a
@@ -113,6 +110,5 @@ int cmd_aggregate(int argc, char **argv) {
     if (!rc && rank == 0 && !quiet) lmd_study_print_summary(dir, stdout);
     lmd_studydir_unlock(lock);
     lmd_spec_free(&spec);
-    MPI_Finalize();
-    return rc ? 1 : 0;
+    return lmd_mpi_finalize(rc ? 1 : 0);
 }

@@ -229,6 +229,5 @@ out_tasks:
     for (int i = 0; i < nt; i++) mc_task_free(&tk[i]);
     free(tk);
     free(list);
-    if (mpi_on) MPI_Finalize();
-    return status;
+    return mpi_on ? lmd_mpi_finalize(status) : status;
 }

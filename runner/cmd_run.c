@@ -166,14 +166,12 @@ int cmd_run(int argc, char **argv) {
     LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
     if (bad) {
         if (wrank == 0) usage(stderr);
-        MPI_Finalize();
-        return 2;
+        return lmd_mpi_finalize(2);
     }
     lmd_err err = {{0}};
     if (array_mode && lmd_mstudy_dir_is(out)) { /* kind: measure (runner/measrun.c) */
         int status = lmd_mstudy_run_task(out, task, manifest, &g_stop);
-        MPI_Finalize();
-        return status;
+        return lmd_mpi_finalize(status);
     }
     if (array_mode) {
         /* array tasks of one study run side by side: a shared lock, which keeps a plain
@@ -182,26 +180,22 @@ int cmd_run(int argc, char **argv) {
         if (wrank == 0) lock = lmd_studydir_lock(out, 0, "lmdisp run --array-task", &err);
         if (lmd_mpi_any(MPI_COMM_WORLD, wrank == 0 && lock < 0)) {
             if (wrank == 0) fprintf(stderr, "lmdisp run: array task %d: %s\n", task, err.msg);
-            MPI_Finalize();
-            return 2;
+            return lmd_mpi_finalize(2);
         }
         int status = run_array_task(out, task, manifest, wrank);
         lmd_studydir_unlock(lock);
-        MPI_Finalize();
-        return status;
+        return lmd_mpi_finalize(status);
     }
     if (lmd_mspec_detect(pos[0])) { /* kind: measure (runner/measrun.c) */
         int status = lmd_mstudy_run(pos[0], out, &g_stop);
-        MPI_Finalize();
-        return status;
+        return lmd_mpi_finalize(status);
     }
     lmd_spec spec;
     int rc = lmd_spec_load(&spec, pos[0], &err);
     if (lmd_mpi_agree(MPI_COMM_WORLD, rc != 0, &err)) {
         if (wrank == 0) fprintf(stderr, "lmdisp run: %s\n", err.msg);
         lmd_spec_free(&spec);
-        MPI_Finalize();
-        return 2;
+        return lmd_mpi_finalize(2);
     }
     char outbuf[4096];
     if (!out) {
@@ -238,8 +232,7 @@ int cmd_run(int argc, char **argv) {
     if (fail) {
         lmd_studydir_unlock(lock);
         lmd_spec_free(&spec);
-        MPI_Finalize();
-        return fail;
+        return lmd_mpi_finalize(fail);
     }
     size_t *all = lmd_calloc(spec.n_cells, sizeof *all);
     for (size_t i = 0; i < spec.n_cells; i++) all[i] = i;
@@ -256,6 +249,5 @@ int cmd_run(int argc, char **argv) {
     if (status == 0 && failed) status = 1;
     lmd_studydir_unlock(lock);
     lmd_spec_free(&spec);
-    MPI_Finalize();
-    return status;
+    return lmd_mpi_finalize(status);
 }
