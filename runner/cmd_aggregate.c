@@ -33,26 +33,19 @@ static void usage(FILE *f) {
 int cmd_aggregate(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "aggregate", argc, argv);
-    int help = lmd_args_flag(&a, "help");
     int quiet = lmd_args_flag(&a, "quiet");
     const char *spec_arg = lmd_args_str(&a, "spec");
-    const char *pos[2];
-    int npos = lmd_args_positional(&a, pos, 2);
-    int bad = lmd_args_finish(&a);
-    lmd_args_free(&a);
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
+    lmd_cmd_line cl;
+    if (lmd_cmd_line_end(&a, usage, &cl)) return 0;
     if (lmd_mpi_init("aggregate")) return 1;
     double t_start = lmd_now();
     int rank;
     LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
-    if (bad || npos != 1) {
+    if (cl.bad || cl.npos != 1) {
         if (rank == 0) usage(stderr);
         return lmd_mpi_finalize(2);
     }
-    const char *dir = pos[0];
+    const char *dir = cl.pos[0];
     if (!spec_arg && lmd_mstudy_dir_is(dir)) { /* kind: measure (runner/measrun.c) */
         int st = lmd_mstudy_aggregate(dir);
         return lmd_mpi_finalize(st);

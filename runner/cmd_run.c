@@ -145,21 +145,14 @@ static int run_array_task(const char *out, int task, const char *manifest, int w
 int cmd_run(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "run", argc, argv);
-    int help = lmd_args_flag(&a, "help");
     const char *out = lmd_args_str(&a, "out");
     const char *manifest = lmd_args_str(&a, "manifest");
     int task = -1;
     lmd_args_int(&a, "array-task", &task, 0, 100000000);
-    const char *pos[2];
-    int npos = lmd_args_positional(&a, pos, 2);
-    int bad = lmd_args_finish(&a);
-    lmd_args_free(&a);
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
+    lmd_cmd_line cl;
+    if (lmd_cmd_line_end(&a, usage, &cl)) return 0;
     int array_mode = task >= 0;
-    if (array_mode ? (npos != 0 || !out) : (npos != 1 || manifest)) bad = 1;
+    int bad = cl.bad || (array_mode ? (cl.npos != 0 || !out) : (cl.npos != 1 || manifest));
     install_signal_handlers();
     if (lmd_mpi_init("run")) return 1;
     int wrank;
@@ -186,12 +179,12 @@ int cmd_run(int argc, char **argv) {
         lmd_studydir_unlock(lock);
         return lmd_mpi_finalize(status);
     }
-    if (lmd_mspec_detect(pos[0])) { /* kind: measure (runner/measrun.c) */
-        int status = lmd_mstudy_run(pos[0], out, &g_stop);
+    if (lmd_mspec_detect(cl.pos[0])) { /* kind: measure (runner/measrun.c) */
+        int status = lmd_mstudy_run(cl.pos[0], out, &g_stop);
         return lmd_mpi_finalize(status);
     }
     lmd_spec spec;
-    int rc = lmd_spec_load(&spec, pos[0], &err);
+    int rc = lmd_spec_load(&spec, cl.pos[0], &err);
     if (lmd_mpi_agree(MPI_COMM_WORLD, rc != 0, &err)) {
         if (wrank == 0) fprintf(stderr, "lmdisp run: %s\n", err.msg);
         lmd_spec_free(&spec);
