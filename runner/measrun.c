@@ -1,5 +1,5 @@
-/* measrun.c — the MPI engine of measurement studies (measrun.h): groups of ranks_per_model ranks
- * claim cells most expensive first with a fetch-and-add on world rank 0; within a group the
+/* measrun.c — running measurement studies (measrun.h): groups of ranks_per_model ranks claim
+ * cells most expensive first in the study engine's claim loop (engine.h); within a group the
  * forward passes (measure.batch sequences each) are dealt round-robin; a pass's owner computes
  * each sequence's cosine matrix and spectrum, and the group leader adds them to one
  * accumulator in sequence order, so the numbers are bitwise those of one rank. */
