@@ -382,7 +382,7 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
         lmd_pathf(path, "%s/settings", job->dir);
         if (!bad && access(path, F_OK) != 0) bad = write_text_atomic(path, job->settings, err);
     }
-    if (lmd_mpi_agree(comm, bad, err)) return CELL_FAILED; /* err: the failing rank's */
+    if (lmd_mpi_any(comm, bad, err)) return CELL_FAILED; /* err: the failing rank's */
     if (job->opts.shards > 1 && job->opts.shards % size != 0) {
         lmd_errf(err, "cell %s: train.shards %d is not divisible by the group's %d ranks", job->id,
                  job->opts.shards, size);
@@ -454,7 +454,7 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
             opts.kd.teacher = &teacher;
         }
     }
-    if (lmd_mpi_agree(comm, bad, err)) {
+    if (lmd_mpi_any(comm, bad, err)) {
         if (!bad) {
             gpt_free(&model);
             gpt_free(&teacher);
@@ -522,7 +522,7 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
             ckpt_path(path, sizeof path, job->dir, s);
             if (access(path, F_OK) != 0) bad = save_ckpt(job, &tr, err);
         }
-        if (lmd_mpi_agree(comm, bad, err)) {
+        if (lmd_mpi_any(comm, bad, err)) {
             status = CELL_FAILED;
             break;
         }
@@ -530,7 +530,7 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
         if (s == kill_step && rank == 0) raise(SIGKILL);
         int stop =
             (stop_flag ? *stop_flag : 0) || (s == stop_step && !(have_state && s == resume_step));
-        if (lmd_mpi_any(comm, stop)) {
+        if (lmd_mpi_any(comm, stop, NULL)) {
             if (rank == 0) {
                 bad = save_ckpt(job, &tr, err);
                 write_state(job->dir, "interrupted", s, bad ? err->msg : "stopped on a signal");

@@ -64,7 +64,7 @@ int cmd_aggregate(int argc, char **argv) {
                       : lmd_studydir_load_spec(dir, &spec, &err))
         rc = lmd_err_prefix(&err, "cannot load the study's spec%s",
                             spec_arg ? "" : " (kept by `lmdisp run`; or pass --spec)");
-    if (lmd_mpi_agree(MPI_COMM_WORLD, rc, &err)) {
+    if (lmd_mpi_any(MPI_COMM_WORLD, rc, &err)) {
         if (rank == 0) fprintf(stderr, "lmdisp aggregate: %s\n", err.msg);
         if (!rc) lmd_spec_free(&spec);
         return lmd_mpi_finalize(2);
@@ -76,7 +76,7 @@ int cmd_aggregate(int argc, char **argv) {
         lock = lmd_studydir_lock(dir, 1, "lmdisp aggregate", &err);
         if (lock < 0 || lmd_studydir_clean_tmp(dir, stdout, &err) < 0) rc = -1;
     }
-    if (lmd_mpi_agree(MPI_COMM_WORLD, rc, &err)) {
+    if (lmd_mpi_any(MPI_COMM_WORLD, rc, &err)) {
         if (rank == 0) fprintf(stderr, "lmdisp aggregate: %s\n", err.msg);
         lmd_studydir_unlock(lock);
         lmd_spec_free(&spec);

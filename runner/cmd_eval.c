@@ -83,7 +83,7 @@ static json_t *task_json(const mc_task *t, const mc_result *r, const mc_choice_s
 /* Several ranks: every rank scored its items into sc (zeros elsewhere); afterwards every rank
  * holds all of them, or all agree on the lowest failing rank's message. Returns 0 or -1. */
 static int share(mc_choice_score *sc, size_t n, int bad, lmd_err *err) {
-    if (lmd_mpi_agree(MPI_COMM_WORLD, bad, err)) return -1;
+    if (lmd_mpi_any(MPI_COMM_WORLD, bad, err)) return -1;
     if (n * 5 > (size_t)2000000000)
         return lmd_errf(err, "%zu choices: too many for one message", n);
     double *v = lmd_calloc(n * 5 + 1, sizeof *v);

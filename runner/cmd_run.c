@@ -113,7 +113,7 @@ static int run_array_task(const char *out, int task, const char *manifest, int w
         n = lmd_manifest_task_cells(&m, &spec, task, &cells, &err);
         rc = n < 0;
     }
-    if (lmd_mpi_agree(MPI_COMM_WORLD, rc != 0, &err)) {
+    if (lmd_mpi_any(MPI_COMM_WORLD, rc != 0, &err)) {
         if (wrank == 0) fprintf(stderr, "lmdisp run: array task %d: %s\n", task, err.msg);
         free(cells);
         lmd_manifest_free(&m);
@@ -171,7 +171,7 @@ int cmd_run(int argc, char **argv) {
          * `lmdisp run` or `aggregate` of the same directory out while they work */
         int lock = -1;
         if (wrank == 0) lock = lmd_studydir_lock(out, 0, "lmdisp run --array-task", &err);
-        if (lmd_mpi_any(MPI_COMM_WORLD, wrank == 0 && lock < 0)) {
+        if (lmd_mpi_any(MPI_COMM_WORLD, wrank == 0 && lock < 0, NULL)) {
             if (wrank == 0) fprintf(stderr, "lmdisp run: array task %d: %s\n", task, err.msg);
             return lmd_mpi_finalize(2);
         }
@@ -185,7 +185,7 @@ int cmd_run(int argc, char **argv) {
     }
     lmd_spec spec;
     int rc = lmd_spec_load(&spec, cl.pos[0], &err);
-    if (lmd_mpi_agree(MPI_COMM_WORLD, rc != 0, &err)) {
+    if (lmd_mpi_any(MPI_COMM_WORLD, rc != 0, &err)) {
         if (wrank == 0) fprintf(stderr, "lmdisp run: %s\n", err.msg);
         lmd_spec_free(&spec);
         return lmd_mpi_finalize(2);

@@ -120,7 +120,7 @@ int lmd_engine_claim(const lmd_engine_job *job) {
     int stopped = 0;
     for (; group != MPI_COMM_NULL;) {
         /* a stop request on any rank of the group: claim nothing more */
-        if (lmd_mpi_any(group, job->stop && *job->stop)) {
+        if (lmd_mpi_any(group, job->stop && *job->stop, NULL)) {
             stopped = 1;
             break;
         }
@@ -153,7 +153,7 @@ int lmd_engine_claim(const lmd_engine_job *job) {
     LMD_MPI(MPI_Win_unlock_all(e.win));
     LMD_MPI(MPI_Win_free(&e.win));
     if (group != MPI_COMM_NULL) LMD_MPI(MPI_Comm_free(&group));
-    return lmd_mpi_any(comm, stopped);
+    return lmd_mpi_any(comm, stopped, NULL);
 }
 
 /* ---- training studies ---- */
@@ -360,7 +360,7 @@ static int train_cell(void *ctx, lmd_engine *e, int64_t cell, MPI_Comm group) {
         if (grank == 0) fprintf(stderr, "lmdisp run: cell %s: %s\n", c->id, err.msg);
         cs = CELL_FAILED;
     } else if (!finished) {
-        if (lmd_mpi_agree(group, get_data(&t->dc, c, &err) != 0, &err)) {
+        if (lmd_mpi_any(group, get_data(&t->dc, c, &err) != 0, &err)) {
             if (grank == 0) fprintf(stderr, "lmdisp run: cell %s: %s\n", c->id, err.msg);
             cs = CELL_FAILED;
         } else {
@@ -409,7 +409,7 @@ static int run_level(const lmd_spec *spec, const char *out, const size_t *subset
             free(settings);
         }
     }
-    if (lmd_mpi_any(comm, bad)) return 2;
+    if (lmd_mpi_any(comm, bad, NULL)) return 2;
 
     /* The groups and what each claims. Fixed ranks_per_model R: P/R groups of R ranks, all
      * cells most expensive first (ties by grid index; docs/SCHEDULING.md). auto: a plan. */
@@ -459,7 +459,7 @@ static int run_level(const lmd_spec *spec, const char *out, const size_t *subset
     }
     free(mflop);
     lmd_engine_plan_free(&rp);
-    *any_failed = lmd_mpi_any(comm, t.failed);
+    *any_failed = lmd_mpi_any(comm, t.failed, NULL);
     return interrupted ? LMD_EXIT_INTERRUPTED : 0;
 }
 

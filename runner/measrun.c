@@ -123,7 +123,7 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
         }
         if (rc) lmd_anymodel_close(&m);
     }
-    if (lmd_mpi_agree(group, rc != 0, err)) { /* every rank gets the failing rank's message */
+    if (lmd_mpi_any(group, rc != 0, err)) { /* every rank gets the failing rank's message */
         free(tok);
         if (!rc) lmd_anymodel_close(&m);
         return -1;
@@ -148,7 +148,7 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
         if (hook && passes_seen >= atoi(hook)) *stop = 1;
         passes_seen++;
         /* a stop request between passes abandons the cell (every rank agrees first) */
-        if (gsize > 1 ? lmd_mpi_any(group, *stop != 0) : *stop != 0) {
+        if (gsize > 1 ? lmd_mpi_any(group, *stop != 0, NULL) : *stop != 0) {
             stopped = 1;
             break;
         }
@@ -184,7 +184,7 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
     lmd_anymodel_close(&m);
     if (grank == 0 && !failed && !stopped && lmd_geom_acc_finish(&acc, g, err)) failed = 1;
     if (grank == 0) lmd_geom_acc_free(&acc);
-    int any = lmd_mpi_agree(group, failed, err) != 0;
+    int any = lmd_mpi_any(group, failed, err) != 0;
     if (any && grank == 0 && !failed) lmd_geom_free(g); /* filled, but another rank failed */
     if (any) return -1;
     return stopped ? 1 : 0;
@@ -238,7 +238,7 @@ static int load_all(lmd_mspec *s, const char *path, const char *base_dir, int ch
         return 2;
     }
     if (wrank != 0 && lmd_mspec_load_at(s, path, base_dir, 0, &err)) bad = 1;
-    bad = lmd_mpi_any(MPI_COMM_WORLD, bad);
+    bad = lmd_mpi_any(MPI_COMM_WORLD, bad, NULL);
     if (bad) {
         if (wrank != 0) fprintf(stderr, "%s: rank %d: %s\n", cmd, wrank, err.msg);
         if (wrank != 0 && !s->path) return 2;
@@ -349,8 +349,8 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
     lmd_engine_job job = {MPI_COMM_WORLD, &plan, stop, meas_cell, &r, NULL, NULL};
     int stopped = lmd_engine_claim(&job);
     lmd_engine_plan_free(&plan);
-    int failed = lmd_mpi_any(MPI_COMM_WORLD, r.failed);
-    int interrupted = lmd_mpi_any(MPI_COMM_WORLD, stopped || *stop);
+    int failed = lmd_mpi_any(MPI_COMM_WORLD, r.failed, NULL);
+    int interrupted = lmd_mpi_any(MPI_COMM_WORLD, stopped || *stop, NULL);
     int skipped = r.skipped;
     LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &skipped, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
     *n_skipped = skipped;
@@ -508,7 +508,7 @@ int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
     if (!bad && wrank == 0 &&
         (lock = lmd_studydir_lock(out, 0, "lmdisp run --array-task", &err)) < 0)
         bad = 1;
-    bad = lmd_mpi_agree(MPI_COMM_WORLD, bad, &err) != 0;
+    bad = lmd_mpi_any(MPI_COMM_WORLD, bad, &err) != 0;
     int status = 2;
     if (bad) {
         if (wrank == 0) fprintf(stderr, "lmdisp run: array task %d: %s\n", task, err.msg);
