@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# test_run.sh — `lmdisp run` under MPI: rank-count independence, kill -9 and resume to the same
-# numbers, finished cells never retrained, changed settings refused, ranks_per_model 2 against
-# 1 rank, train.shards bitwise across group sizes, ranks_per_model auto, a diverging cell
-# stopped while the others go on.
+# test_run.sh — `lmdisp run` under MPI: rank-count independence, the study engine on a
+# sub-communicator, kill -9 and resume to the same numbers, finished cells never retrained,
+# changed settings refused, ranks_per_model 2 against 1 rank, train.shards bitwise across group
+# sizes, ranks_per_model auto, a diverging cell stopped while the others go on.
 set -u
 : "${LMDISP:?}" "${LMDISP_TMP:?}" "${LMDISP_TESTS:?}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
