@@ -12,23 +12,47 @@ int lmd_mpi_check(int rc, const char *what, lmd_err *err) {
     return lmd_errf(err, "%s: MPI error: %s", what, msg);
 }
 
-int lmd_mpi_agree(MPI_Comm comm, int bad, lmd_err *err) {
+/* The agreement of lmd_mpi_any and lmd_mpi_agree: *found = some rank of comm has flag set; with
+ * err, the lowest such rank's message replaces err on the others. Returns MPI's code, *what the
+ * call that failed. */
+static int agree_core(MPI_Comm comm, int flag, lmd_err *err, int *found, const char **what) {
     int rank, size;
-    if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS || MPI_Comm_size(comm, &size) != MPI_SUCCESS)
-        return lmd_errf(err, "cannot query the MPI communicator");
-    /* lowest failing rank, or size when none failed */
-    int mine = bad ? rank : size, first = size;
-    int rc = MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (lmd_mpi_check(rc, "agreeing on an error flag (MPI_Allreduce)", err)) return -1;
-    if (first == size) return 0;
+    *found = 0;
+    *what = "querying the communicator (MPI_Comm_rank, MPI_Comm_size)";
+    int rc = MPI_Comm_rank(comm, &rank);
+    if (rc == MPI_SUCCESS) rc = MPI_Comm_size(comm, &size);
+    if (rc != MPI_SUCCESS) return rc;
+    /* lowest flagged rank, or size when none is */
+    int mine = flag ? rank : size, first = size;
+    *what = "agreeing on an error flag (MPI_Allreduce)";
+    rc = MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (rc != MPI_SUCCESS) return rc;
+    *found = first < size;
+    if (!*found || !err) return MPI_SUCCESS;
     char buf[LMD_ERR_LEN];
-    memcpy(buf, err ? err->msg : "", err ? sizeof buf : 1);
-    if (!err) buf[0] = '\0';
+    memcpy(buf, err->msg, sizeof buf);
     buf[LMD_ERR_LEN - 1] = '\0';
+    *what = "sharing an error message (MPI_Bcast)";
     rc = MPI_Bcast(buf, LMD_ERR_LEN, MPI_CHAR, first, comm);
-    if (lmd_mpi_check(rc, "sharing an error message (MPI_Bcast)", err)) return -1;
-    if (err && rank != first) lmd_errf(err, "(rank %d) %s", first, buf);
-    return -1;
+    if (rc != MPI_SUCCESS) return rc;
+    if (rank != first) lmd_errf(err, "(rank %d) %s", first, buf);
+    return MPI_SUCCESS;
+}
+
+int lmd_mpi_any(MPI_Comm comm, int flag, lmd_err *err) {
+    int found;
+    const char *what;
+    int rc = agree_core(comm, flag, err, &found, &what); /* before `what` is read */
+    lmd_mpi_must(rc, what, __FILE__, __LINE__);
+    return found;
+}
+
+int lmd_mpi_agree(MPI_Comm comm, int bad, lmd_err *err) {
+    int found;
+    const char *what;
+    int rc = agree_core(comm, bad, err, &found, &what);
+    if (lmd_mpi_check(rc, what, err)) return -1;
+    return found ? -1 : 0;
 }
 
 int lmd_mpi_init(const char *cmd) {
@@ -48,6 +72,14 @@ int lmd_mpi_init(const char *cmd) {
     }
     LMD_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
     return 0;
+}
+
+int lmd_mpi_finalize(int status) {
+    int rc = MPI_Finalize();
+    if (rc == MPI_SUCCESS) return status;
+    /* MPI is finalized (or broken): no MPI_Error_string, no MPI_Abort */
+    fprintf(stderr, "lmdisp: MPI_Finalize failed (MPI error code %d)\n", rc);
+    return status ? status : 1;
 }
 
 void lmd_mpi_must(int rc, const char *call, const char *file, int line) {

@@ -142,7 +142,7 @@ int main(int argc, char **argv) {
                 lmd_cost_cell_seconds(&cm, &spec.cells[j], sizes[k], threads);
     for (size_t j = 0; j < n; j++) total1 += time[j * (size_t)ns];
 
-    /* the claim order of lmd_run_cells (FLOPs), and the order by modeled time */
+    /* the claim order of the study engine (FLOPs), and the order by modeled time */
     size_t *all = lmd_calloc(n, sizeof *all), *order = lmd_calloc(n, sizeof *order);
     for (size_t j = 0; j < n; j++) all[j] = j;
     lmd_schedule_order(&spec, all, n, order);

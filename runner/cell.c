@@ -357,13 +357,6 @@ static int group_reduce(lmd_trainer *tr, void *ctx) {
     return 0;
 }
 
-/* All ranks of comm agree on an error: returns 1 on every rank if any rank had one. */
-static int any(MPI_Comm comm, int flag) {
-    int out = flag;
-    LMD_MPI(MPI_Allreduce(&flag, &out, 1, MPI_INT, MPI_MAX, comm));
-    return out;
-}
-
 static long long test_hook_step(const char *var, const char *id) {
     const char *v = getenv(var);
     const char *colon = v ? strrchr(v, ':') : NULL;
@@ -389,10 +382,7 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
         lmd_pathf(path, "%s/settings", job->dir);
         if (!bad && access(path, F_OK) != 0) bad = write_text_atomic(path, job->settings, err);
     }
-    if (any(comm, bad)) {
-        if (!bad) lmd_errf(err, "cell %s: another rank of the group failed to set up", job->id);
-        return CELL_FAILED;
-    }
+    if (lmd_mpi_any(comm, bad, err)) return CELL_FAILED; /* err: the failing rank's */
     if (job->opts.shards > 1 && job->opts.shards % size != 0) {
         lmd_errf(err, "cell %s: train.shards %d is not divisible by the group's %d ranks", job->id,
                  job->opts.shards, size);
@@ -464,11 +454,10 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
             opts.kd.teacher = &teacher;
         }
     }
-    if (any(comm, bad)) {
+    if (lmd_mpi_any(comm, bad, err)) {
         if (!bad) {
             gpt_free(&model);
             gpt_free(&teacher);
-            lmd_errf(err, "cell %s: another rank of the group failed to load", job->id);
         }
         return CELL_FAILED;
     }
@@ -488,8 +477,8 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
         if (have_state)
             cell_log(job->dir, "resuming from step %lld", (long long)tr.state.step);
         else
-            cell_log(job->dir, "starting: %zu parameters, %lld steps, %d rank(s)",
-                     tr.model.num_params, (long long)job->opts.steps, size);
+            cell_log(job->dir, "starting: %lld parameters, %lld steps, %d rank(s)",
+                     (long long)tr.model.num_params, (long long)job->opts.steps, size);
     }
 
     /* Fault injection for tests: LMDISP_TEST_NAN="ID_SUBSTRING:STEP" makes the loss of that
@@ -533,8 +522,7 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
             ckpt_path(path, sizeof path, job->dir, s);
             if (access(path, F_OK) != 0) bad = save_ckpt(job, &tr, err);
         }
-        if (any(comm, bad)) {
-            if (rank != 0) lmd_errf(err, "cell %s: rank 0 of the group failed to write", job->id);
+        if (lmd_mpi_any(comm, bad, err)) {
             status = CELL_FAILED;
             break;
         }
@@ -542,7 +530,7 @@ lmd_cell_status lmd_cell_run(const lmd_cell_job *job, const lmd_cell_data *data,
         if (s == kill_step && rank == 0) raise(SIGKILL);
         int stop =
             (stop_flag ? *stop_flag : 0) || (s == stop_step && !(have_state && s == resume_step));
-        if (any(comm, stop)) {
+        if (lmd_mpi_any(comm, stop, NULL)) {
             if (rank == 0) {
                 bad = save_ckpt(job, &tr, err);
                 write_state(job->dir, "interrupted", s, bad ? err->msg : "stopped on a signal");

@@ -11,6 +11,7 @@
 #include "args.h"
 #include "commands.h"
 #include "measrun.h"
+#include "mpicheck.h"
 #include "spec.h"
 #include "study.h"
 #include "studydir.h"
@@ -32,31 +33,22 @@ static void usage(FILE *f) {
 int cmd_aggregate(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "aggregate", argc, argv);
-    int help = lmd_args_flag(&a, "help");
     int quiet = lmd_args_flag(&a, "quiet");
     const char *spec_arg = lmd_args_str(&a, "spec");
-    const char *pos[2];
-    int npos = lmd_args_positional(&a, pos, 2);
-    int bad = lmd_args_finish(&a);
-    lmd_args_free(&a);
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
+    lmd_cmd_line cl;
+    if (lmd_cmd_line_end(&a, usage, &cl)) return 0;
     if (lmd_mpi_init("aggregate")) return 1;
     double t_start = lmd_now();
     int rank;
     LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
-    if (bad || npos != 1) {
+    if (cl.bad || cl.npos != 1) {
         if (rank == 0) usage(stderr);
-        MPI_Finalize();
-        return 2;
+        return lmd_mpi_finalize(2);
     }
-    const char *dir = pos[0];
+    const char *dir = cl.pos[0];
     if (!spec_arg && lmd_mstudy_dir_is(dir)) { /* kind: measure (runner/measrun.c) */
         int st = lmd_mstudy_aggregate(dir);
-        MPI_Finalize();
-        return st;
+        return lmd_mpi_finalize(st);
     }
     char spec_path[4200];
     lmd_pathf(spec_path, "%s/spec.yaml", dir);
@@ -72,11 +64,10 @@ int cmd_aggregate(int argc, char **argv) {
                       : lmd_studydir_load_spec(dir, &spec, &err))
         rc = lmd_err_prefix(&err, "cannot load the study's spec%s",
                             spec_arg ? "" : " (kept by `lmdisp run`; or pass --spec)");
-    if (lmd_mpi_agree(MPI_COMM_WORLD, rc, &err)) {
+    if (lmd_mpi_any(MPI_COMM_WORLD, rc, &err)) {
         if (rank == 0) fprintf(stderr, "lmdisp aggregate: %s\n", err.msg);
         if (!rc) lmd_spec_free(&spec);
-        MPI_Finalize();
-        return 2;
+        return lmd_mpi_finalize(2);
     }
     /* one writer of study.h5 at a time (a plain `lmdisp run` of the same directory writes it
      * too), and the temporary files of a killed writer go */
@@ -85,12 +76,11 @@ int cmd_aggregate(int argc, char **argv) {
         lock = lmd_studydir_lock(dir, 1, "lmdisp aggregate", &err);
         if (lock < 0 || lmd_studydir_clean_tmp(dir, stdout, &err) < 0) rc = -1;
     }
-    if (lmd_mpi_agree(MPI_COMM_WORLD, rc, &err)) {
+    if (lmd_mpi_any(MPI_COMM_WORLD, rc, &err)) {
         if (rank == 0) fprintf(stderr, "lmdisp aggregate: %s\n", err.msg);
         lmd_studydir_unlock(lock);
         lmd_spec_free(&spec);
-        MPI_Finalize();
-        return 2;
+        return lmd_mpi_finalize(2);
     }
     if (rank == 0) {
         /* ids include resolved data paths: say so when none of the spec's cells has a
@@ -113,6 +103,5 @@ int cmd_aggregate(int argc, char **argv) {
     if (!rc && rank == 0 && !quiet) lmd_study_print_summary(dir, stdout);
     lmd_studydir_unlock(lock);
     lmd_spec_free(&spec);
-    MPI_Finalize();
-    return rc ? 1 : 0;
+    return lmd_mpi_finalize(rc ? 1 : 0);
 }

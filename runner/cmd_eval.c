@@ -82,13 +82,8 @@ static json_t *task_json(const mc_task *t, const mc_result *r, const mc_choice_s
 
 /* Several ranks: every rank scored its items into sc (zeros elsewhere); afterwards every rank
  * holds all of them, or all agree on the lowest failing rank's message. Returns 0 or -1. */
-static int share(mc_choice_score *sc, size_t n, int *bad, int rank, int P, lmd_err *err) {
-    int first = *bad ? rank : P;
-    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-    if (first < P) {
-        LMD_MPI(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD));
-        return -1;
-    }
+static int share(mc_choice_score *sc, size_t n, int bad, lmd_err *err) {
+    if (lmd_mpi_any(MPI_COMM_WORLD, bad, err)) return -1;
     if (n * 5 > (size_t)2000000000)
         return lmd_errf(err, "%zu choices: too many for one message", n);
     double *v = lmd_calloc(n * 5 + 1, sizeof *v);
@@ -197,7 +192,7 @@ int cmd_eval(int argc, char **argv) {
         scores = lmd_calloc(nch + 1, sizeof *scores);
         preds = lmd_calloc((size_t)tk[i].n_items * 3 + 1, sizeof *preds);
         int bad = mc_score_task(&sc, &tk[i], rank, P, scores, &err) != 0;
-        if (mpi_on && share(scores, nch, &bad, rank, P, &err)) bad = 1;
+        if (mpi_on && share(scores, nch, bad, &err)) bad = 1;
         if (bad) {
             free(scores);
             free(preds);
@@ -234,6 +229,5 @@ out_tasks:
     for (int i = 0; i < nt; i++) mc_task_free(&tk[i]);
     free(tk);
     free(list);
-    if (mpi_on) MPI_Finalize();
-    return status;
+    return mpi_on ? lmd_mpi_finalize(status) : status;
 }

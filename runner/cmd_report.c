@@ -32,27 +32,20 @@ static void usage(FILE *f) {
 int cmd_report(int argc, char **argv) {
     lmd_args a;
     lmd_args_init(&a, "report", argc, argv);
-    int help = lmd_args_flag(&a, "help");
     int csv = lmd_args_flag(&a, "csv");
     const char *table = lmd_args_str(&a, "table");
-    const char *pos[2];
-    int npos = lmd_args_positional(&a, pos, 2);
-    int bad = lmd_args_finish(&a);
-    lmd_args_free(&a);
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
-    if (bad || npos != 1) {
+    lmd_cmd_line cl;
+    if (lmd_cmd_line_end(&a, usage, &cl)) return 0;
+    if (cl.bad || cl.npos != 1) {
         usage(stderr);
         return 2;
     }
     char path[4200];
     struct stat sb;
-    if (stat(pos[0], &sb) == 0 && S_ISDIR(sb.st_mode))
-        lmd_pathf(path, "%s/study.h5", pos[0]);
+    if (stat(cl.pos[0], &sb) == 0 && S_ISDIR(sb.st_mode))
+        lmd_pathf(path, "%s/study.h5", cl.pos[0]);
     else
-        lmd_pathf(path, "%s", pos[0]);
+        lmd_pathf(path, "%s", cl.pos[0]);
     lmd_err err = {{0}};
     if (lmd_mstudy_is(path)) { /* a measurement study (runner/measreport.c) */
         if (lmd_mstudy_report(path, stdout, csv, table, &err) == 0) return 0;

@@ -743,7 +743,7 @@ out:
     if (mpi_on) {
         /* the exit status of rank 0 (a failure there, e.g. a write, is every rank's) */
         LMD_MPI(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
-        MPI_Finalize();
+        rc = lmd_mpi_finalize(rc);
     }
     return rc;
 }

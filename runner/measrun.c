@@ -1,5 +1,5 @@
-/* measrun.c — the MPI engine of measurement studies (measrun.h): groups of ranks_per_model ranks
- * claim cells most expensive first with a fetch-and-add on world rank 0; within a group the
+/* measrun.c — running measurement studies (measrun.h): groups of ranks_per_model ranks claim
+ * cells most expensive first in the study engine's claim loop (engine.h); within a group the
  * forward passes (measure.batch sequences each) are dealt round-robin; a pass's owner computes
  * each sequence's cosine matrix and spectrum, and the group leader adds them to one
  * accumulator in sequence order, so the numbers are bitwise those of one rank. */
@@ -16,7 +16,7 @@
 #include "geometry.h"
 #include "gpt.h"
 #include "jsonout.h"
-#include "run.h"
+#include "engine.h"
 #include "slurm.h"
 #include "studydir.h"
 #include "tokfile.h"
@@ -123,12 +123,10 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
         }
         if (rc) lmd_anymodel_close(&m);
     }
-    int any = rc != 0;
-    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, group));
-    if (any) {
+    if (lmd_mpi_any(group, rc != 0, err)) { /* every rank gets the failing rank's message */
         free(tok);
         if (!rc) lmd_anymodel_close(&m);
-        return rc ? -1 : lmd_errf(err, "failed on another rank of the group");
+        return -1;
     }
     int b = s->batch > 0 && s->batch < n ? s->batch : n;
     const int L1 = m.n_layer + 1, d = m.hidden_size;
@@ -150,9 +148,7 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
         if (hook && passes_seen >= atoi(hook)) *stop = 1;
         passes_seen++;
         /* a stop request between passes abandons the cell (every rank agrees first) */
-        int st = *stop != 0;
-        if (gsize > 1) LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MAX, group));
-        if (st) {
+        if (gsize > 1 ? lmd_mpi_any(group, *stop != 0, NULL) : *stop != 0) {
             stopped = 1;
             break;
         }
@@ -188,9 +184,7 @@ static int measure_cell(const lmd_mspec *s, const lmd_mcell *c, MPI_Comm group,
     lmd_anymodel_close(&m);
     if (grank == 0 && !failed && !stopped && lmd_geom_acc_finish(&acc, g, err)) failed = 1;
     if (grank == 0) lmd_geom_acc_free(&acc);
-    any = failed;
-    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, group));
-    if (any && !failed) lmd_errf(err, "failed on another rank of the group");
+    int any = lmd_mpi_any(group, failed, err) != 0;
     if (any && grank == 0 && !failed) lmd_geom_free(g); /* filled, but another rank failed */
     if (any) return -1;
     return stopped ? 1 : 0;
@@ -229,8 +223,6 @@ static int file_exists(const char *p) {
 
 /* ---- the study ---- */
 
-enum { CTR_NEXT = 0, CTR_N };
-
 /* Loads the spec on every rank: rank 0 first (it validates: opens every model and, with
  * check_data, reads every dataset for every model, and reports), then the others, which trust
  * its data check. base_dir: see lmd_mspec_load_at. 0, or 2 (reported). */
@@ -246,7 +238,7 @@ static int load_all(lmd_mspec *s, const char *path, const char *base_dir, int ch
         return 2;
     }
     if (wrank != 0 && lmd_mspec_load_at(s, path, base_dir, 0, &err)) bad = 1;
-    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    bad = lmd_mpi_any(MPI_COMM_WORLD, bad, NULL);
     if (bad) {
         if (wrank != 0) fprintf(stderr, "%s: rank %d: %s\n", cmd, wrank, err.msg);
         if (wrank != 0 && !s->path) return 2;
@@ -256,16 +248,81 @@ static int load_all(lmd_mspec *s, const char *path, const char *base_dir, int ch
     return 0;
 }
 
+/* What the cells of a measurement run share (the context of meas_cell). */
+typedef struct {
+    const lmd_mspec *s;
+    const char *out;
+    volatile sig_atomic_t *stop;
+    int stop_after; /* tests: LMDISP_TEST_STOP_AFTER_CELLS, -1 none */
+    int measured, skipped, failed;
+} meas_run;
+
+/* The cell callback of the claim loop (engine.h): measures one cell on its group, or skips it
+ * when DIR/cells/<id>/result.json exists (every rank sees the same file system). Returns 1
+ * when a stop request abandoned the cell between passes (measured again next time). */
+static int meas_cell(void *ctx, lmd_engine *e, int64_t cell, MPI_Comm group) {
+    (void)e;
+    meas_run *r = ctx;
+    const lmd_mspec *s = r->s;
+    const int R = s->ranks_per_model;
+    int grank;
+    LMD_MPI(MPI_Comm_rank(group, &grank));
+    lmd_err err = {{0}};
+    const lmd_mcell *c = &s->cells[cell];
+    char dir[4200], res[4400];
+    lmd_pathf(dir, "%s/cells/%s", r->out, c->id);
+    snprintf(res, sizeof res, "%s/result.json", dir);
+    if (file_exists(res)) {
+        if (grank == 0) r->skipped++;
+        return 0;
+    }
+    int rc = 0;
+    if (grank == 0) rc = lmd_mkdirs(dir, &err);
+    LMD_MPI(MPI_Bcast(&rc, 1, MPI_INT, 0, group));
+    lmd_geom g;
+    double t0 = lmd_now();
+    if (!rc) rc = measure_cell(s, c, group, r->stop, &g, &err);
+    double secs = lmd_now() - t0;
+    if (rc == 1) { /* stopped between passes: the cell is measured again next time */
+        if (grank == 0) printf("lmdisp run: cell %s abandoned (stop requested)\n", c->id);
+        return 1;
+    }
+    if (grank == 0) {
+        char fp[4400];
+        snprintf(fp, sizeof fp, "%s/failed", dir);
+        if (rc) {
+            fprintf(stderr, "lmdisp run: cell %s failed: %s\n", c->id, err.msg);
+            lmd_file_write_atomic(fp, err.msg, strlen(err.msg), NULL);
+            r->failed = 1;
+        } else {
+            remove(fp);
+            if (write_result(s, c, dir, &g, secs, R, &err)) {
+                fprintf(stderr, "lmdisp run: cell %s: %s\n", c->id, err.msg);
+                r->failed = 1;
+            }
+            printf("lmdisp run: cell %s measured (%s on %s, %lld parameters, %d x %d "
+                   "tokens) in %.2f s on %d rank(s)\n",
+                   c->id, s->models[c->model].name, s->datasets[c->dataset].name,
+                   (long long)s->models[c->model].n_params, s->n_seq, s->T, secs, R);
+            fflush(stdout);
+            lmd_geom_free(&g);
+        }
+    }
+    r->measured++;
+    if (r->stop_after >= 0 && r->measured >= r->stop_after) *r->stop = 1;
+    return 0;
+}
+
 /* Measures the cells subset[0..n) (indices into s->cells) not measured yet, most expensive
- * first, groups of ranks_per_model ranks claiming them. Returns 0, 1 (a cell failed) or
- * LMD_EXIT_INTERRUPTED; *n_skipped = cells found measured (same on every rank). */
+ * first, groups of ranks_per_model ranks claiming them (the claim loop of engine.h over
+ * MPI_COMM_WORLD). Returns 0, 1 (a cell failed) or LMD_EXIT_INTERRUPTED; *n_skipped = cells
+ * found measured (same on every rank). */
 static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, size_t n,
                      volatile sig_atomic_t *stop, int *n_skipped) {
     int wrank, wsize;
     LMD_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &wrank));
     LMD_MPI(MPI_Comm_size(MPI_COMM_WORLD, &wsize));
     const int R = s->ranks_per_model;
-    lmd_err err = {{0}};
     size_t *all = lmd_calloc(s->n_cells ? s->n_cells : 1, sizeof *all),
            *order = lmd_calloc(n + 1, sizeof *order);
     lmd_mspec_order(s, all);
@@ -277,17 +334,9 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
         if (want[all[i]]) order[k0++] = all[i];
     free(want);
     free(all);
-    MPI_Comm group;
-    LMD_MPI(MPI_Comm_split(MPI_COMM_WORLD, wrank / R, wrank, &group));
-    int grank;
-    LMD_MPI(MPI_Comm_rank(group, &grank));
-    int64_t *base = NULL;
-    MPI_Win win;
-    LMD_MPI(MPI_Win_allocate(wrank == 0 ? (MPI_Aint)(CTR_N * sizeof(int64_t)) : 0, sizeof(int64_t),
-                             MPI_INFO_NULL, MPI_COMM_WORLD, &base, &win));
-    if (wrank == 0) memset(base, 0, CTR_N * sizeof(int64_t));
-    LMD_MPI(MPI_Barrier(MPI_COMM_WORLD));
-    LMD_MPI(MPI_Win_lock_all(0, win));
+    lmd_engine_plan plan;
+    lmd_engine_plan_fixed(&plan, R, wsize / R, order, k0);
+    free(order);
     if (wrank == 0) {
         printf("lmdisp run: measurement study %s: %zu of %zu cells (%d models x %d datasets) on "
                "%d rank(s) (%d group(s) of %d), output %s\n",
@@ -296,70 +345,16 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
     }
     gpt_set_threads(s->threads_per_rank);
     const char *hook = getenv("LMDISP_TEST_STOP_AFTER_CELLS"); /* tests: interrupt after N */
-    int stop_after = hook ? atoi(hook) : -1, measured = 0, skipped = 0, failed = 0;
-    for (;;) {
-        int64_t k = 0, one = 1;
-        if (grank == 0) {
-            LMD_MPI(MPI_Fetch_and_op(&one, &k, MPI_INT64_T, 0, CTR_NEXT, MPI_SUM, win));
-            LMD_MPI(MPI_Win_flush(0, win));
-            if (*stop) k = (int64_t)k0; /* claim nothing more */
-        }
-        LMD_MPI(MPI_Bcast(&k, 1, MPI_INT64_T, 0, group));
-        if (k >= (int64_t)k0) break;
-        const lmd_mcell *c = &s->cells[order[k]];
-        char dir[4200], res[4400];
-        lmd_pathf(dir, "%s/cells/%s", out, c->id);
-        snprintf(res, sizeof res, "%s/result.json", dir);
-        if (file_exists(res)) { /* every rank sees the same file system */
-            skipped++;
-            continue;
-        }
-        int rc = 0;
-        if (grank == 0) rc = lmd_mkdirs(dir, &err);
-        LMD_MPI(MPI_Bcast(&rc, 1, MPI_INT, 0, group));
-        lmd_geom g;
-        double t0 = lmd_now();
-        if (!rc) rc = measure_cell(s, c, group, stop, &g, &err);
-        double secs = lmd_now() - t0;
-        if (rc == 1) { /* stopped between passes: the cell is measured again next time */
-            if (grank == 0) printf("lmdisp run: cell %s abandoned (stop requested)\n", c->id);
-            break;
-        }
-        if (grank == 0) {
-            char fp[4400];
-            snprintf(fp, sizeof fp, "%s/failed", dir);
-            if (rc) {
-                fprintf(stderr, "lmdisp run: cell %s failed: %s\n", c->id, err.msg);
-                lmd_file_write_atomic(fp, err.msg, strlen(err.msg), NULL);
-                failed = 1;
-            } else {
-                remove(fp);
-                if (write_result(s, c, dir, &g, secs, R, &err)) {
-                    fprintf(stderr, "lmdisp run: cell %s: %s\n", c->id, err.msg);
-                    failed = 1;
-                }
-                printf("lmdisp run: cell %s measured (%s on %s, %lld parameters, %d x %d "
-                       "tokens) in %.2f s on %d rank(s)\n",
-                       c->id, s->models[c->model].name, s->datasets[c->dataset].name,
-                       (long long)s->models[c->model].n_params, s->n_seq, s->T, secs, R);
-                fflush(stdout);
-                lmd_geom_free(&g);
-            }
-        }
-        measured++;
-        if (stop_after >= 0 && measured >= stop_after) *stop = 1;
-    }
-    LMD_MPI(MPI_Barrier(MPI_COMM_WORLD));
-    LMD_MPI(MPI_Win_unlock_all(win));
-    LMD_MPI(MPI_Win_free(&win));
-    LMD_MPI(MPI_Comm_free(&group));
-    free(order);
-    int v[2] = {failed, *stop != 0};
-    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-    if (grank != 0) skipped = 0;
+    meas_run r = {s, out, stop, hook ? atoi(hook) : -1, 0, 0, 0};
+    lmd_engine_job job = {MPI_COMM_WORLD, &plan, stop, meas_cell, &r, NULL, NULL};
+    int stopped = lmd_engine_claim(&job);
+    lmd_engine_plan_free(&plan);
+    int failed = lmd_mpi_any(MPI_COMM_WORLD, r.failed, NULL);
+    int interrupted = lmd_mpi_any(MPI_COMM_WORLD, stopped || *stop, NULL);
+    int skipped = r.skipped;
     LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &skipped, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
     *n_skipped = skipped;
-    if (v[1]) {
+    if (interrupted) {
         if (wrank == 0)
             printf("lmdisp run: interrupted; the measured cells are kept, run again to measure "
                    "the rest\n");
@@ -367,7 +362,7 @@ static int run_cells(const lmd_mspec *s, const char *out, const size_t *subset, 
     }
     if (wrank == 0 && skipped)
         printf("lmdisp run: %d cell(s) already measured, skipped\n", skipped);
-    return v[0] ? 1 : 0;
+    return failed ? 1 : 0;
 }
 
 /* DIR/spec.dir: the directory the spec's relative paths resolve against */
@@ -514,7 +509,7 @@ int lmd_mstudy_run_task(const char *out, int task, const char *manifest,
     if (!bad && wrank == 0 &&
         (lock = lmd_studydir_lock(out, 0, "lmdisp run --array-task", &err)) < 0)
         bad = 1;
-    LMD_MPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    bad = lmd_mpi_any(MPI_COMM_WORLD, bad, &err) != 0;
     int status = 2;
     if (bad) {
         if (wrank == 0) fprintf(stderr, "lmdisp run: array task %d: %s\n", task, err.msg);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "run.h"
+#include "engine.h"
 
 /* ---- claim order ---- */
 

@@ -13,11 +13,11 @@
 
 #include "spec.h"
 
-/* ---- the claim order of lmd_run_cells ---- */
+/* ---- the claim order of the study engine (runner/engine.h) ---- */
 
 /* order[0..n) = the elements of subset[0..n) (indices into s->cells), most expensive first by
  * estimated FLOPs (lmd_cell.flops), ties by grid index (lmd_cell.index): the order in which
- * groups claim cells. Stable and deterministic; the same as the insertion sort lmd_run_cells
+ * groups claim cells. Stable and deterministic; the same as the insertion sort the runner
  * used before this function existed (tests/test_schedule.c checks it). */
 void lmd_schedule_order(const lmd_spec *s, const size_t *subset, size_t n, size_t *order);
 
@@ -65,7 +65,7 @@ double lmd_cost_allreduce_seconds(const lmd_cost_model *m, double n_params, int 
 
 /* n_groups identical groups claim jobs in the order order[0..n): at time 0 groups claim in
  * index order, and whenever a group finishes, it claims the next job (simultaneous finishes:
- * lower group index first) — lmd_run_cells' fetch-and-add counter. time[j] is job j's
+ * lower group index first) — the engine's fetch-and-add counter (lmd_engine_claim). time[j] is job j's
  * duration. Returns the makespan (0 if n == 0). If group_of is not NULL, group_of[j] receives
  * the group that ran job j; if start is not NULL, start[j] its start time. */
 double lmd_sched_simulate(const double *time, const size_t *order, size_t n, size_t n_groups,

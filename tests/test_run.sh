@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# test_run.sh — `lmdisp run` under MPI: rank-count independence, kill -9 and resume to the same
-# numbers, finished cells never retrained, changed settings refused, ranks_per_model 2 against
-# 1 rank, train.shards bitwise across group sizes, ranks_per_model auto, a diverging cell
-# stopped while the others go on.
+# test_run.sh — `lmdisp run` under MPI: rank-count independence, the study engine on a
+# sub-communicator, kill -9 and resume to the same numbers, finished cells never retrained,
+# changed settings refused, ranks_per_model 2 against 1 rank, train.shards bitwise across group
+# sizes, ranks_per_model auto, a diverging cell stopped while the others go on.
 set -u
 : "${LMDISP:?}" "${LMDISP_TMP:?}" "${LMDISP_TESTS:?}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
@@ -30,6 +30,15 @@ mpi 1 "$LMDISP" run "$spec" --out "$tmp/np1" > "$tmp/np1.log" 2>&1 || fail "run 
 mpi 2 "$LMDISP" run "$spec" --out "$tmp/np2" > "$tmp/np2.log" 2>&1 || fail "run -np 2 failed ($(tail -3 "$tmp/np2.log"))"
 if same_tracks "$tmp/np1" "$tmp/np2"; then pass "np 1 == np 2 (every tracked checkpoint of every cell)"
 else fail "np 1 and np 2 differ"; fi
+
+# 1b. the engine on a sub-communicator (test hook LMDISP_TEST_ENGINE_RANKS=2: the cells run on
+# world ranks 0-1 alone, rank 2 waits outside the engine's communicator until the study file):
+# no hang (an engine collective over all ranks would wait for rank 2 forever: the timeout), 2
+# ranks reported, the same numbers
+LMDISP_TEST_ENGINE_RANKS=2 timeout 300 mpirun --oversubscribe -np 3 -x LMDISP_TEST_ENGINE_RANKS "$LMDISP" run "$spec" --out "$tmp/sub" > "$tmp/sub.log" 2>&1 || fail "run on a sub-communicator failed ($(tail -3 "$tmp/sub.log"))"
+if grep -q "cells on 2 rank(s) (2 group(s) of 1)" "$tmp/sub.log" && [ -s "$tmp/sub/study.h5" ] && same_tracks "$tmp/np1" "$tmp/sub"; then
+  pass "engine on a 2-rank sub-communicator of 3 ranks == np 1 (and study.h5 written by all 3)"
+else fail "engine on a sub-communicator: $(grep "cells on" "$tmp/sub.log")"; fi
 
 # status: grid view and JSON of the finished study
 if "$LMDISP" status "$tmp/np2" --json | $PY -c "import json,sys; d=json.load(sys.stdin); c=d['counts']; sys.exit(0 if c['done']==4 and len(d['cells'])==4 else 1)"; then
