@@ -43,6 +43,9 @@ typedef struct {
     int vocab_size;
 } lmd_span;
 
+/* The default held-out fraction (`lmdisp train --val-fraction`, the spec's data.val_fraction). */
+#define LMD_DATA_VAL_FRACTION 0.1
+
 /* Splits: the last val_fraction of the stream (at least enough for one window) is
  * validation, the rest training. Fails if either part is too short for one B x T batch. */
 int lmd_data_split(const lmd_tokens *all, double val_fraction, int B, int T, lmd_span *train,

@@ -53,6 +53,14 @@ enum {
 
 #define I64MAX 9223372036854775807LL
 
+/* Where a setting's default comes from. */
+typedef enum {
+    DEF_NONE = 0, /* none: required, or resolved from other settings */
+    DEF_TABLE,    /* the row's .def (the runner's own settings: tracking, resources) */
+    DEF_MODEL     /* the model layer's (lmd_train_default, gpt_config_default, ...) */
+} def_source;
+
+/* One row of the settings table (SPEC_DEFS), written with designated initializers. */
 typedef struct {
     const char *name;  /* dotted name; top-level settings have no dot */
     const char *alias; /* a second plain name usable in grid:, or NULL */
@@ -62,8 +70,8 @@ typedef struct {
     int lo_open;
     const char *const *choices; /* SET_ENUM */
     int gridable;
-    double def;  /* default of SET_INT/SET_NUM/SET_BOOL (index for SET_ENUM) */
-    int has_def; /* 0: required or resolved from other settings */
+    def_source def_from;
+    double def; /* DEF_TABLE: SET_INT/SET_NUM/SET_BOOL value, SET_ENUM index */
 } sdef;
 
 /* A parsed value; src is the YAML node it came from (NULL for a default). */
@@ -124,6 +132,8 @@ const char *spec_last_component(const char *name);
 int spec_find_dotted(const char *name);
 void spec_suggest(char *out, size_t n, const char *key, const char *const *cands, int n_cands);
 int spec_parse_value(pctx *c, int si, const char *key, const ynode *n, sval *out);
+/* The default of setting si into *out (not marked set); -1 when it has none. */
+int spec_default(int si, sval *out);
 extern const char *const SPEC_SOURCES[];
 extern const sdef SPEC_DEFS[N_SETTINGS];
 void spec_sb_addf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -371,7 +371,6 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     t->warmup_ratio = v[S_WARMUP].d;
     t->min_lr_ratio = v[S_MIN_LR].d;
     t->clip = v[S_CLIP].d;
-    t->adamw.lr = t->lr;
     t->adamw.beta1 = v[S_BETA1].d;
     t->adamw.beta2 = v[S_BETA2].d;
     t->adamw.eps = v[S_EPS].d;
@@ -561,14 +560,8 @@ int spec_expand(spec_doc *doc, lmd_spec *s) {
     /* defaults for everything not set */
     sval base[N_SETTINGS];
     memcpy(base, doc->base, sizeof base);
-    for (int i = 0; i < N_SETTINGS; i++) {
-        if (base[i].set || !SPEC_DEFS[i].has_def) continue;
-        if (SPEC_DEFS[i].type == SET_NUM)
-            base[i].d = SPEC_DEFS[i].def;
-        else
-            base[i].i = (int64_t)SPEC_DEFS[i].def;
-        if (SPEC_DEFS[i].type == SET_ENUM) base[i].s = SPEC_DEFS[i].choices[base[i].i];
-    }
+    for (int i = 0; i < N_SETTINGS; i++)
+        if (!base[i].set) spec_default(i, &base[i]);
 
     s->n_axes = doc->n_axes;
     s->axes = lmd_calloc((size_t)doc->n_axes + 1, sizeof *s->axes);
