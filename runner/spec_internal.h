@@ -1,6 +1,7 @@
 /* spec_internal.h — shared by the parts of the spec parser (spec.c: sections, tracking and the
  * entry points; specyaml.c: the YAML tree and errors; specsettings.c: the settings table;
- * speccells.c: grid expansion into cells). Not for use outside them: spec.h is the API. */
+ * speccells.c: grid expansion into cells; specflags.c: command flags and --config files typed
+ * by the settings table). Not for use outside them: spec.h is the API. */
 #ifndef LMDISP_SPEC_INTERNAL_H
 #define LMDISP_SPEC_INTERNAL_H
 
@@ -27,7 +28,8 @@ typedef struct ynode {
     size_t n, cap;
 } ynode;
 
-/* Error collection: messages "PATH:LINE:COL: key 'k': message", one per line. */
+/* Error collection: messages "PATH:LINE:COL: key 'k': message", one per line (path NULL: the
+ * message alone, for one value outside a file). */
 typedef struct {
     const char *path;
     sbuf msgs;
@@ -143,6 +145,9 @@ const char *spec_kind_name(const ynode *n);
 void spec_ynode_free(ynode *n);
 void spec_perr(pctx *c, const ynode *at, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The collected messages (with a "N more errors not shown" line past LMD_SPEC_MAX_ERRORS),
+ * handed over to the caller (free it); c->msgs is left empty. */
+char *spec_perr_take(pctx *c);
 const ynode *spec_map_get(const ynode *map, const char *key);
 ynode *spec_build_tree(pctx *c, const char *text, size_t len);
 
