@@ -13,6 +13,20 @@
 #include "specflags.h"
 #include "trainopts.h"
 
+static int parse_steps(const char *s, int64_t **out, int *n);
+
+/* --checkpoint-steps: a list like 0,100,500 (so a --config file's is refused at its line). */
+static int check_steps(const char *text, char *msg, size_t n) {
+    int64_t *list = NULL;
+    int k = 0;
+    if (parse_steps(text, &list, &k) == 0) {
+        free(list);
+        return 0;
+    }
+    snprintf(msg, n, "expected a list of steps like 0,100,500, got '%s'", text);
+    return -1;
+}
+
 /* Everything `lmdisp train` takes: the targets of its flag rows. */
 typedef struct {
     const char *data, *out, *init, *resume, *ck_steps;
@@ -57,7 +71,8 @@ static int train_flags(train_args *t, lmd_flag *f) {
                         .target = &t->ck_steps,
                         .metavar = "LIST",
                         .help = "steps to save, e.g. 0,100,500",
-                        .def_text = "0 and the last"};
+                        .def_text = "0 and the last",
+                        .check = check_steps};
     f[n++] = (lmd_flag){.name = "checkpoint-every",
                         .kind = FLAG_I64,
                         .target = &t->every,
@@ -236,12 +251,7 @@ static int train_run(train_args *t) {
     lmd_train_opts o = t->o;
     int64_t *list = NULL;
     int nlist = 0;
-    if (ck_steps && parse_steps(ck_steps, &list, &nlist)) {
-        fprintf(stderr,
-                "lmdisp train: --checkpoint-steps expects a list like 0,100,500, got '%s'\n",
-                ck_steps);
-        return 2;
-    }
+    if (ck_steps && parse_steps(ck_steps, &list, &nlist)) return 2; /* checked by its row */
     gpt_set_threads(t->threads);
 
     lmd_err err = {{0}};

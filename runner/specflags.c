@@ -38,6 +38,7 @@ static int store_setting(const lmd_flag *f, const sval *sv, char *msg, size_t n)
 /* A flag without a setting: a string, or an integer in [lo, hi]. */
 static int store_plain(const lmd_flag *f, const char *text, char *msg, size_t n) {
     if (f->kind == FLAG_STR) {
+        if (f->check && f->check(text, msg, n)) return -1;
         *(const char **)f->target = text;
         return 0;
     }

@@ -29,6 +29,8 @@ typedef struct {
     const char *help;
     const char *def_text; /* the help's default when the target does not show it, or NULL */
     const char *group;    /* a heading printed before this row in the help, or NULL */
+    /* FLAG_STR without a setting: checks the text (0, or -1 with the reason in msg), or NULL */
+    int (*check)(const char *text, char *msg, size_t n);
 } lmd_flag;
 
 /* Parses text as the value of f into f->target. Returns 0, or -1 with the reason in msg

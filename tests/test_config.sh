@@ -61,6 +61,8 @@ expect_config 2 range $'steps: 5\n\nclip: -1\n' \
   "range.yaml:3:7: key 'clip': value -1 is out of range: expected a number in [0, 1e+30]"
 expect_config 2 ckevery $'checkpoint_every: 0\n' \
   "ckevery.yaml:1:19: key 'checkpoint_every': expected an integer >= 1, got '0'"
+expect_config 2 ckbad $'checkpoint_steps: 1,x\n' \
+  "ckbad.yaml:1:19: key 'checkpoint_steps': expected a list of steps like 0,100,500, got '1,x'"
 expect_config 2 nested $'model:\n  n_layer: 2\n' "nested.yaml:1:1: key 'model': unknown key"
 
 # 3. an unknown key: reported once, with the nearest name
