@@ -70,8 +70,8 @@ size_t gpt_num_params(const gpt_config *cfg);
 /* Validates a config (positive sizes, n_embd % n_head == 0, 2 <= vocab <= GPT_MAX_VOCAB).
  * Returns 0 or -1 with a message. */
 int gpt_config_validate(const gpt_config *cfg, lmd_err *err);
-/* The shape trained when none is given (`lmdisp train`, and the spec's model.* defaults):
- * n_ctx 128, n_layer 4, n_embd 128, n_head 4, mlp_dim 512; vocab_size 0 = the data's. */
+/* The shape trained when none is given (`lmdisp train`, and the spec's model.* defaults);
+ * vocab_size 0 = the data's. */
 gpt_config gpt_config_default(void);
 
 /* Activations, laid out for the (B, T) they were allocated for; forward may run with any

@@ -40,9 +40,9 @@ typedef struct {
 } lmd_train_opts;
 
 /* The defaults of a training run: the one source of the spec's train.*, dispersion.* and
- * distill.* defaults (runner/specsettings.c) and of `lmdisp train`'s flags and help. AdamW's
- * from gpt_adamw_default, the dispersion's from lmd_disp_default; steps 200 (the spec has no
- * default: train.steps or train.tokens is required). */
+ * distill.* defaults (runner/specsettings.c) and of `lmdisp train`'s flags and help; AdamW's
+ * from gpt_adamw_default, the dispersion's from lmd_disp_default. (A spec has no default for
+ * steps: train.steps or train.tokens is required.) */
 lmd_train_opts lmd_train_default(void);
 int lmd_train_validate(const lmd_train_opts *o, const gpt_config *cfg, lmd_err *err);
 

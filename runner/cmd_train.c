@@ -50,9 +50,9 @@ static int train_flags(train_args *t, lmd_flag *f) {
                         .target = &t->data,
                         .metavar = "SRC",
                         .help = "synthetic | synthetic:SEED | text:PATH | shards:GLOB |\n"
-                                "                         tok:TOKENIZER:PATH (text or .jsonl "
+                                "                           tok:TOKENIZER:PATH (text or .jsonl "
                                 "through an HF\n"
-                                "                         tokenizer.json; vocab from the "
+                                "                           tokenizer.json; vocab from the "
                                 "tokenizer)",
                         .group = "data and output:"};
     f[n++] = (lmd_flag){.name = "val-fraction",
@@ -130,6 +130,7 @@ static int train_flags(train_args *t, lmd_flag *f) {
                         .metavar = "N",
                         .help = "BLAS/OpenMP threads",
                         .group = "other:"};
+    if (n > TRAIN_NFLAGS) lmd_die("train_flags: %d rows for %d", n, TRAIN_NFLAGS);
     return n;
 }
 
@@ -153,11 +154,9 @@ static void usage(FILE *out) {
                  "Trains one GPT-2-like model and writes checkpoints (DESIGN.md 4.1).\n"
                  "\n");
     lmd_flags_help(out, f, n);
-    fprintf(
-        out,
-        "  --config FILE.yaml     a YAML mapping of the flags above (`n_layer: 4`, `lr: 3e-3`,\n"
-        "                         `dispersion: angular_spread`), each key once; flags on the\n"
-        "                         command line override the file\n");
+    fprintf(out, "  --config FILE.yaml       a YAML mapping of the flags above (`n_layer: 4`,\n"
+                 "                           `lr: 3e-3`, `dispersion: angular_spread`), each key\n"
+                 "                           once; flags on the command line override the file\n");
 }
 
 /* Parses "0,10,100" into a sorted unique list. */
