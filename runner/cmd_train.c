@@ -37,100 +37,60 @@ typedef struct {
     lmd_train_opts o;
 } train_args;
 
-#define TRAIN_NFLAGS (16 + LMD_TRAINOPTS_NFLAGS)
+#define TRAIN_OWN_BEFORE 15 /* train's own rows before the training rows */
+#define TRAIN_NFLAGS (TRAIN_OWN_BEFORE + LMD_TRAINOPTS_NFLAGS + 1)
 
 /* The flag rows of `train` into f (TRAIN_NFLAGS), targeting t, whose values (the model
  * layer's defaults: gpt_config_default, lmd_train_default, LMD_DATA_VAL_FRACTION) the help
  * prints. Returns the number of rows. */
 static int train_flags(train_args *t, lmd_flag *f) {
-    int n = 0;
     gpt_config *c = &t->cfg;
-    f[n++] = (lmd_flag){.name = "data",
-                        .kind = FLAG_STR,
-                        .target = &t->data,
-                        .metavar = "SRC",
-                        .help = "synthetic | synthetic:SEED | text:PATH | shards:GLOB |\n"
-                                "                           tok:TOKENIZER:PATH (text or .jsonl "
-                                "through an HF\n"
-                                "                           tokenizer.json; vocab from the "
-                                "tokenizer)",
-                        .group = "data and output:"};
-    f[n++] = (lmd_flag){.name = "val-fraction",
-                        .setting = "data.val_fraction",
-                        .kind = FLAG_DOUBLE,
-                        .target = &t->val_fraction,
-                        .metavar = "X",
-                        .help = "held-out fraction at the end of the data, 0 = none"};
-    f[n++] = (lmd_flag){.name = "out",
-                        .kind = FLAG_STR,
-                        .target = &t->out,
-                        .metavar = "DIR",
-                        .help = "checkpoint directory"};
-    f[n++] = (lmd_flag){.name = "checkpoint-steps",
-                        .kind = FLAG_STR,
-                        .target = &t->ck_steps,
-                        .metavar = "LIST",
-                        .help = "steps to save, e.g. 0,100,500",
-                        .def_text = "0 and the last",
-                        .check = check_steps};
-    f[n++] = (lmd_flag){.name = "checkpoint-every",
-                        .kind = FLAG_I64,
-                        .target = &t->every,
-                        .lo = 1,
-                        .metavar = "N",
-                        .help = "save every N steps (plus step 0 and the last)",
-                        .def_text = ""};
-    f[n++] = (lmd_flag){.name = "log-every",
-                        .kind = FLAG_I64,
-                        .target = &t->log_every,
-                        .lo = 1,
-                        .metavar = "N",
-                        .help = "progress line every N steps",
-                        .def_text = "steps/20"};
-    f[n++] = (lmd_flag){.name = "eval-batches",
-                        .kind = FLAG_INT,
-                        .target = &t->eval_batches,
-                        .lo = 1,
-                        .hi = 1000000,
-                        .metavar = "N",
-                        .help = "validation batches per evaluation"};
-    static const char *const shape[][3] = {
-        {"vocab", "model.vocab", "vocabulary size"},   {"n-ctx", "model.n_ctx", "context length"},
-        {"n-layer", "model.n_layer", "blocks"},        {"n-embd", "model.n_embd", "width"},
-        {"n-head", "model.n_head", "attention heads"}, {"mlp-dim", "model.mlp_dim", "MLP width"}};
-    int *shape_of[] = {&c->vocab_size, &c->n_ctx, &c->n_layer, &c->n_embd, &c->n_head, &c->mlp_dim};
-    for (int i = 0; i < 6; i++)
-        f[n++] = (lmd_flag){
-            .name = shape[i][0],
-            .setting = shape[i][1],
-            .kind = FLAG_INT,
-            .target = shape_of[i],
-            .metavar = "N",
-            .help = shape[i][2],
-            .def_text = i == 0 ? "the data's" : NULL,
-            .group = i == 0 ? "model (ignored with --init/--resume, which take the checkpoint's "
-                              "config):"
-                            : NULL};
-    f[n++] = (lmd_flag){.name = "init",
-                        .kind = FLAG_STR,
-                        .target = &t->init,
-                        .metavar = "CK.h5",
-                        .help = "start from this checkpoint's parameters (fresh optimizer)"};
-    f[n++] = (lmd_flag){.name = "resume",
-                        .kind = FLAG_STR,
-                        .target = &t->resume,
-                        .metavar = "CK.h5",
-                        .help = "continue a run from a full checkpoint, bit for bit"};
+    /* clang-format off */
+    const lmd_flag own[TRAIN_OWN_BEFORE] = {
+        {.name = "data", .kind = FLAG_STR, .target = &t->data, .metavar = "SRC",
+         .group = "data and output:",
+         .help = "synthetic | synthetic:SEED | text:PATH | shards:GLOB |\ntok:TOKENIZER:PATH "
+                 "(text or .jsonl through an HF tokenizer.json;\nvocab from the tokenizer)"},
+        {.name = "val-fraction", .setting = "data.val_fraction", .kind = FLAG_DOUBLE,
+         .target = &t->val_fraction, .metavar = "X",
+         .help = "held-out fraction at the end of the data, 0 = none"},
+        {.name = "out", .kind = FLAG_STR, .target = &t->out, .metavar = "DIR",
+         .help = "checkpoint directory"},
+        {.name = "checkpoint-steps", .kind = FLAG_STR, .target = &t->ck_steps, .metavar = "LIST",
+         .help = "steps to save, e.g. 0,100,500", .def_text = "0 and the last",
+         .check = check_steps},
+        {.name = "checkpoint-every", .kind = FLAG_I64, .target = &t->every, .lo = 1,
+         .metavar = "N", .help = "save every N steps (plus step 0 and the last)", .def_text = ""},
+        {.name = "log-every", .kind = FLAG_I64, .target = &t->log_every, .lo = 1, .metavar = "N",
+         .help = "progress line every N steps", .def_text = "steps/20"},
+        {.name = "eval-batches", .kind = FLAG_INT, .target = &t->eval_batches, .lo = 1,
+         .hi = 1000000, .metavar = "N", .help = "validation batches per evaluation"},
+        {.name = "vocab", .setting = "model.vocab", .kind = FLAG_INT, .target = &c->vocab_size,
+         .metavar = "N", .help = "vocabulary size", .def_text = "the data's",
+         .group = "model (ignored with --init/--resume, which take the checkpoint's config):"},
+        {.name = "n-ctx", .setting = "model.n_ctx", .kind = FLAG_INT, .target = &c->n_ctx,
+         .metavar = "N", .help = "context length"},
+        {.name = "n-layer", .setting = "model.n_layer", .kind = FLAG_INT, .target = &c->n_layer,
+         .metavar = "N", .help = "blocks"},
+        {.name = "n-embd", .setting = "model.n_embd", .kind = FLAG_INT, .target = &c->n_embd,
+         .metavar = "N", .help = "width"},
+        {.name = "n-head", .setting = "model.n_head", .kind = FLAG_INT, .target = &c->n_head,
+         .metavar = "N", .help = "attention heads"},
+        {.name = "mlp-dim", .setting = "model.mlp_dim", .kind = FLAG_INT, .target = &c->mlp_dim,
+         .metavar = "N", .help = "MLP width"},
+        {.name = "init", .kind = FLAG_STR, .target = &t->init, .metavar = "CK.h5",
+         .help = "start from this checkpoint's parameters (fresh optimizer)"},
+        {.name = "resume", .kind = FLAG_STR, .target = &t->resume, .metavar = "CK.h5",
+         .help = "continue a run from a full checkpoint, bit for bit"},
+    };
+    const lmd_flag threads = {.name = "threads", .kind = FLAG_INT, .target = &t->threads,
+                              .lo = 1, .hi = 1024, .metavar = "N", .help = "BLAS/OpenMP threads",
+                              .group = "other:"};
+    /* clang-format on */
+    int n = 0;
+    for (; n < TRAIN_OWN_BEFORE; n++) f[n] = own[n];
     n += lmd_trainopts_flags(&t->o, f + n);
-    f[n++] = (lmd_flag){.name = "threads",
-                        .kind = FLAG_INT,
-                        .target = &t->threads,
-                        .lo = 1,
-                        .hi = 1024,
-                        .metavar = "N",
-                        .help = "BLAS/OpenMP threads",
-                        .group = "other:"};
-    if (n > TRAIN_NFLAGS) lmd_die("train_flags: %d rows for %d", n, TRAIN_NFLAGS);
+    f[n++] = threads;
     return n;
 }
 

@@ -127,7 +127,13 @@ void lmd_flags_help(FILE *out, const lmd_flag *f, int n) {
         char head[64], def[256];
         snprintf(head, sizeof head, "--%s %s", f[i].name, f[i].metavar ? f[i].metavar : "");
         fmt_default(def, sizeof def, &f[i]);
-        fprintf(out, "  %-24s %s", head, f[i].help);
+        fprintf(out, "  %-24s ", head);
+        for (const char *p = f[i].help; *p; p++) { /* continuation lines under the first */
+            if (*p == '\n')
+                fprintf(out, "\n%27s", "");
+            else
+                fputc(*p, out);
+        }
         if (def[0]) fprintf(out, " (default %s)", def);
         fprintf(out, "\n");
     }

@@ -23,10 +23,10 @@ typedef struct {
     const char *name;    /* "lr": --lr on the command line, `lr:` (or `min_lr_ratio:`) in a file */
     const char *setting; /* the spec setting it shares type and range with ("train.lr"), or NULL */
     lmd_flag_kind kind;
-    void *target;        /* written when the flag is given; its value before is the default */
-    int64_t lo, hi;      /* FLAG_INT / FLAG_I64 without a setting: the range (hi 0: none) */
-    const char *metavar; /* in the help: "--lr X" */
-    const char *help;
+    void *target;         /* written when the flag is given; its value before is the default */
+    int64_t lo, hi;       /* FLAG_INT / FLAG_I64 without a setting: the range (hi 0: none) */
+    const char *metavar;  /* in the help: "--lr X" */
+    const char *help;     /* a '\n' continues it on the next line, under the first */
     const char *def_text; /* the help's default when the target does not show it, or NULL */
     const char *group;    /* a heading printed before this row in the help, or NULL */
     /* FLAG_STR without a setting: checks the text (0, or -1 with the reason in msg), or NULL */

@@ -3,101 +3,62 @@
 
 #include <stdio.h>
 
+/* The rows as tables, a flag a row. */
+/* clang-format off */
 int lmd_dispopts_flags(lmd_disp_opts *d, lmd_flag *f) {
-    const char *g = "dispersion loss (DESIGN.md section 3):";
     const lmd_flag rows[LMD_DISPOPTS_NFLAGS] = {
-        {.name = "dispersion",
-         .setting = "dispersion.variant",
-         .kind = FLAG_VARIANT,
-         .target = &d->variant,
-         .metavar = "V",
-         .help = "off | angular_spread | decorrelation | l2_repel | orthogonalization",
-         .group = g},
-        {.name = "coeff",
-         .setting = "dispersion.coeff",
-         .kind = FLAG_DOUBLE,
-         .target = &d->coeff,
-         .metavar = "X",
-         .help = "weight of the dispersion term"},
-        {.name = "location",
-         .setting = "dispersion.location",
-         .kind = FLAG_LOCATION,
-         .target = &d->location,
-         .metavar = "all|last",
+        {.name = "dispersion", .setting = "dispersion.variant", .kind = FLAG_VARIANT,
+         .target = &d->variant, .metavar = "V", .group = "dispersion loss (DESIGN.md section 3):",
+         .help = "off | angular_spread | decorrelation | l2_repel | orthogonalization"},
+        {.name = "coeff", .setting = "dispersion.coeff", .kind = FLAG_DOUBLE, .target = &d->coeff,
+         .metavar = "X", .help = "weight of the dispersion term"},
+        {.name = "location", .setting = "dispersion.location", .kind = FLAG_LOCATION,
+         .target = &d->location, .metavar = "all|last",
          .help = "hidden states 1..n_layer, or n_layer only"},
-        {.name = "tau-cos",
-         .setting = "dispersion.tau_cos",
-         .kind = FLAG_DOUBLE,
-         .target = &d->tau_cos,
-         .metavar = "X",
-         .help = "temperature of angular_spread"},
-        {.name = "tau-l2",
-         .setting = "dispersion.tau_l2",
-         .kind = FLAG_DOUBLE,
-         .target = &d->tau_l2,
-         .metavar = "X",
-         .help = "temperature of l2_repel"},
-        {.name = "max-tokens",
-         .setting = "dispersion.max_tokens",
-         .kind = FLAG_INT,
-         .target = &d->max_tokens,
-         .metavar = "N",
+        {.name = "tau-cos", .setting = "dispersion.tau_cos", .kind = FLAG_DOUBLE,
+         .target = &d->tau_cos, .metavar = "X", .help = "temperature of angular_spread"},
+        {.name = "tau-l2", .setting = "dispersion.tau_l2", .kind = FLAG_DOUBLE,
+         .target = &d->tau_l2, .metavar = "X", .help = "temperature of l2_repel"},
+        {.name = "max-tokens", .setting = "dispersion.max_tokens", .kind = FLAG_INT,
+         .target = &d->max_tokens, .metavar = "N",
          .help = "token subset per sequence when T is larger"},
     };
     for (int i = 0; i < LMD_DISPOPTS_NFLAGS; i++) f[i] = rows[i];
     return LMD_DISPOPTS_NFLAGS;
 }
 
-/* A double-valued training row. */
-static lmd_flag num_row(const char *name, const char *setting, double *target, const char *help) {
-    return (lmd_flag){.name = name,
-                      .setting = setting,
-                      .kind = FLAG_DOUBLE,
-                      .target = target,
-                      .metavar = "X",
-                      .help = help};
-}
-
 int lmd_trainopts_flags(lmd_train_opts *o, lmd_flag *f) {
-    int n = 0;
-    f[n++] = (lmd_flag){.name = "batch",
-                        .setting = "train.batch",
-                        .kind = FLAG_INT,
-                        .target = &o->B,
-                        .metavar = "B",
-                        .help = "batch size (sequences per step)",
-                        .group = "training:"};
-    f[n++] = (lmd_flag){.name = "seq",
-                        .setting = "train.seq",
-                        .kind = FLAG_INT,
-                        .target = &o->T,
-                        .metavar = "T",
-                        .help = "sequence length"};
-    f[n++] = (lmd_flag){.name = "steps",
-                        .setting = "train.steps",
-                        .kind = FLAG_I64,
-                        .target = &o->steps,
-                        .metavar = "N",
-                        .help = "optimizer steps"};
-    f[n++] = num_row("lr", "train.lr", &o->lr, "peak learning rate");
-    f[n++] = num_row("warmup-ratio", "train.warmup_ratio", &o->warmup_ratio,
-                     "linear warmup fraction of the steps");
-    f[n++] = num_row("min-lr-ratio", "train.min_lr_ratio", &o->min_lr_ratio,
-                     "cosine floor as a fraction of lr");
-    f[n++] = num_row("clip", "train.clip", &o->clip, "global grad-norm clip, 0 = off");
-    f[n++] = num_row("weight-decay", "train.weight_decay", &o->adamw.weight_decay,
-                     "AdamW decay on 2-D weights");
-    f[n++] = num_row("beta1", "train.beta1", &o->adamw.beta1, "AdamW beta1");
-    f[n++] = num_row("beta2", "train.beta2", &o->adamw.beta2, "AdamW beta2");
-    f[n++] = num_row("eps", "train.eps", &o->adamw.eps, "AdamW epsilon");
-    f[n++] = (lmd_flag){.name = "seed",
-                        .setting = "seed",
-                        .kind = FLAG_U64,
-                        .target = &o->seed,
-                        .metavar = "S",
-                        .help = "init, data order and dispersion subsets"};
+    const int n = LMD_TRAINOPTS_NFLAGS - LMD_DISPOPTS_NFLAGS;
+    const lmd_flag rows[LMD_TRAINOPTS_NFLAGS - LMD_DISPOPTS_NFLAGS] = {
+        {.name = "batch", .setting = "train.batch", .kind = FLAG_INT, .target = &o->B,
+         .metavar = "B", .help = "batch size (sequences per step)", .group = "training:"},
+        {.name = "seq", .setting = "train.seq", .kind = FLAG_INT, .target = &o->T,
+         .metavar = "T", .help = "sequence length"},
+        {.name = "steps", .setting = "train.steps", .kind = FLAG_I64, .target = &o->steps,
+         .metavar = "N", .help = "optimizer steps"},
+        {.name = "lr", .setting = "train.lr", .kind = FLAG_DOUBLE, .target = &o->lr,
+         .metavar = "X", .help = "peak learning rate"},
+        {.name = "warmup-ratio", .setting = "train.warmup_ratio", .kind = FLAG_DOUBLE,
+         .target = &o->warmup_ratio, .metavar = "X", .help = "linear warmup fraction of the steps"},
+        {.name = "min-lr-ratio", .setting = "train.min_lr_ratio", .kind = FLAG_DOUBLE,
+         .target = &o->min_lr_ratio, .metavar = "X", .help = "cosine floor as a fraction of lr"},
+        {.name = "clip", .setting = "train.clip", .kind = FLAG_DOUBLE, .target = &o->clip,
+         .metavar = "X", .help = "global grad-norm clip, 0 = off"},
+        {.name = "weight-decay", .setting = "train.weight_decay", .kind = FLAG_DOUBLE,
+         .target = &o->adamw.weight_decay, .metavar = "X", .help = "AdamW decay on 2-D weights"},
+        {.name = "beta1", .setting = "train.beta1", .kind = FLAG_DOUBLE,
+         .target = &o->adamw.beta1, .metavar = "X", .help = "AdamW beta1"},
+        {.name = "beta2", .setting = "train.beta2", .kind = FLAG_DOUBLE,
+         .target = &o->adamw.beta2, .metavar = "X", .help = "AdamW beta2"},
+        {.name = "eps", .setting = "train.eps", .kind = FLAG_DOUBLE, .target = &o->adamw.eps,
+         .metavar = "X", .help = "AdamW epsilon"},
+        {.name = "seed", .setting = "seed", .kind = FLAG_U64, .target = &o->seed,
+         .metavar = "S", .help = "init, data order and dispersion subsets"},
+    };
+    for (int i = 0; i < n; i++) f[i] = rows[i];
     return n + lmd_dispopts_flags(&o->disp, f + n);
 }
+/* clang-format on */
 
 void lmd_trainopts_check(lmd_args *a, const lmd_train_opts *o) {
     lmd_err err = {{0}};
