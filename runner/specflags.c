@@ -85,6 +85,8 @@ int lmd_flag_set(const lmd_flag *f, const char *text, char *msg, size_t n) {
 
 void lmd_flags_parse(lmd_args *a, const lmd_flag *f, int n) {
     for (int i = 0; i < n; i++) {
+        /* a table sized larger than its rows leaves zero rows: a bug, not a user error */
+        if (!f[i].name || !f[i].target) lmd_die("flag table: row %d is empty", i);
         const char *text = lmd_args_str(a, f[i].name);
         char msg[1024];
         if (!text || !lmd_flag_set(&f[i], text, msg, sizeof msg)) continue;
