@@ -314,7 +314,7 @@ static int resolve_data(const cell_ctx *k, lmd_data_settings *d) {
                             "to encode it with a tokenizer.json)");
         d->vocab = 256;
     } else {
-        d->vocab = v[S_DATA_VOCAB].set ? (int)v[S_DATA_VOCAB].i : 50257;
+        d->vocab = v[S_DATA_VOCAB].set ? (int)v[S_DATA_VOCAB].i : LMD_DATA_SHARDS_VOCAB;
     }
     d->path = lmd_strdup(v[S_DATA_PATH].s);
     d->resolved = spec_path_join(k->x->base_dir, d->path);
