@@ -32,6 +32,9 @@ int lmd_data_text(lmd_tokens *out, const char *path, lmd_err *err);
  * pattern (sorted by name, concatenated), through lmd_tokfile_read. vocab_size: ids must be
  * below it (e.g. 50257 for GPT-2 BPE, 128256 for Llama-3). */
 int lmd_data_shards(lmd_tokens *out, const char *pattern, int vocab_size, lmd_err *err);
+/* The vocabulary of token shards when none is given (`lmdisp train --data shards:...`, a spec's
+ * data.vocab with source shards): GPT-2 BPE's. */
+#define LMD_DATA_SHARDS_VOCAB 50257
 /* Writes tokens as one llm.c shard (header 20240520, version 1, count, then uint16). */
 int lmd_data_write_shard(const char *path, const uint16_t *tok, size_t n, lmd_err *err);
 void lmd_tokens_free(lmd_tokens *t);
@@ -42,6 +45,9 @@ typedef struct {
     size_t n;
     int vocab_size;
 } lmd_span;
+
+/* The default held-out fraction (`lmdisp train --val-fraction`, the spec's data.val_fraction). */
+#define LMD_DATA_VAL_FRACTION 0.1
 
 /* Splits: the last val_fraction of the stream (at least enough for one window) is
  * validation, the rest training. Fails if either part is too short for one B x T batch. */

@@ -68,6 +68,12 @@ size_t gpt_num_params(const gpt_config *cfg) {
     return n;
 }
 
+gpt_config gpt_config_default(void) {
+    gpt_config c = {
+        .vocab_size = 0, .n_ctx = 128, .n_layer = 4, .n_embd = 128, .n_head = 4, .mlp_dim = 512};
+    return c;
+}
+
 int gpt_config_validate(const gpt_config *c, lmd_err *err) {
     if (c->vocab_size < 2) return lmd_errf(err, "vocab_size must be >= 2 (got %d)", c->vocab_size);
     if (c->vocab_size > GPT_MAX_VOCAB)
@@ -413,7 +419,7 @@ double gpt_clip_grad_norm(gpt_model *m, double max_norm) {
 }
 
 gpt_adamw gpt_adamw_default(void) {
-    gpt_adamw o = {.lr = 6e-4, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1};
+    gpt_adamw o = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1};
     return o;
 }
 

@@ -70,6 +70,9 @@ size_t gpt_num_params(const gpt_config *cfg);
 /* Validates a config (positive sizes, n_embd % n_head == 0, 2 <= vocab <= GPT_MAX_VOCAB).
  * Returns 0 or -1 with a message. */
 int gpt_config_validate(const gpt_config *cfg, lmd_err *err);
+/* The shape trained when none is given (`lmdisp train`, and the spec's model.* defaults);
+ * vocab_size 0 = the data's. */
+gpt_config gpt_config_default(void);
 
 /* Activations, laid out for the (B, T) they were allocated for; forward may run with any
  * B*T <= capacity and T <= T capacity, indexing with the B, T of the call. */
@@ -167,11 +170,12 @@ void gpt_backward_dlogits(gpt_model *m, const float *dhidden);
  * before clipping. */
 double gpt_clip_grad_norm(gpt_model *m, double max_norm);
 
+/* AdamW hyperparameters; the learning rate is the schedule's, passed to each update. */
 typedef struct {
-    double lr, beta1, beta2, eps, weight_decay;
+    double beta1, beta2, eps, weight_decay;
 } gpt_adamw;
 
-/* Default AdamW hyperparameters of DESIGN.md section 2 (lr 6e-4). */
+/* Default AdamW hyperparameters of DESIGN.md section 2. */
 gpt_adamw gpt_adamw_default(void);
 /* One AdamW step (torch.optim.AdamW semantics, decoupled decay on 2-D weights only). */
 void gpt_adamw_update(gpt_model *m, const gpt_adamw *opt, double lr);

@@ -27,7 +27,7 @@ typedef struct {
     double warmup_ratio; /* default 0.2 */
     double min_lr_ratio; /* cosine floor as a fraction of lr, default 0 */
     double clip;         /* global grad-norm clip, default 1.0; <= 0 disables */
-    gpt_adamw adamw;     /* betas, eps, weight decay (lr field unused) */
+    gpt_adamw adamw;     /* betas, eps, weight decay */
     lmd_disp_opts disp;  /* dispersion regularizer (variant DISP_OFF = none) */
     uint64_t seed;       /* init, data and dispersion streams */
     int shards;          /* 1, or S > 1 (a power of 2 dividing B): the batch gradient is the
@@ -39,6 +39,10 @@ typedef struct {
     lmd_kd_opts kd;      /* distillation (teacher NULL = none) */
 } lmd_train_opts;
 
+/* The defaults of a training run: the one source of the spec's train.*, dispersion.* and
+ * distill.* defaults (runner/specsettings.c) and of `lmdisp train`'s flags and help; AdamW's
+ * from gpt_adamw_default, the dispersion's from lmd_disp_default. (A spec has no default for
+ * steps: train.steps or train.tokens is required.) */
 lmd_train_opts lmd_train_default(void);
 int lmd_train_validate(const lmd_train_opts *o, const gpt_config *cfg, lmd_err *err);
 

@@ -7,6 +7,8 @@
 
 #include "util.h"
 
+#define ARG_DUPLICATE 2 /* used[]: a repeated flag, already reported */
+
 void lmd_args_init(lmd_args *a, const char *cmd, int argc, char **argv) {
     a->argc = argc;
     a->argv = argv;
@@ -21,9 +23,7 @@ void lmd_args_free(lmd_args *a) {
     a->used = NULL;
 }
 
-/* Finds --name or --name=value; the last occurrence wins (so command-line flags override a
- * --config file's), earlier ones are marked used. Returns the index, *val points at the
- * inline value or NULL. */
+/* 1 if s is --name or --name=value; *val points at the inline value or is NULL. */
 static int match(const char *s, const char *name, size_t n, const char **val) {
     if (strncmp(s, "--", 2) != 0 || strncmp(s + 2, name, n) != 0) return 0;
     if (s[2 + n] == '\0') {
@@ -37,24 +37,30 @@ static int match(const char *s, const char *name, size_t n, const char **val) {
     return 0;
 }
 
+/* The index of --name (or -1), *val its inline value. A flag is given once, as a key is in a
+ * spec or a --config file: a second occurrence is reported (once) and fails the command. */
 static int find(lmd_args *a, const char *name, const char **val) {
     size_t n = strlen(name);
-    int last = -1;
-    const char *lastval = NULL;
+    int first = -1;
+    *val = NULL;
     for (int i = 1; i < a->argc; i++) {
         const char *v;
         if (!match(a->argv[i], name, n, &v)) continue;
-        if (last >= 0) { /* an earlier occurrence is overridden: consume it and its value */
-            a->used[last] = 1;
-            if (!lastval && last + 1 < a->argc && last + 1 != i &&
-                strncmp(a->argv[last + 1], "--", 2) != 0)
-                a->used[last + 1] = 1;
+        if (first < 0) {
+            first = i;
+            *val = v;
+            continue;
         }
-        last = i;
-        lastval = v;
+        if (a->used[i] != ARG_DUPLICATE)
+            fprintf(stderr,
+                    "lmdisp %s: --%s is given twice (arguments %d and %d); give each flag once\n",
+                    a->cmd, name, first, i);
+        a->failed = 1;
+        a->used[i] = ARG_DUPLICATE;
+        if (!v && i + 1 < a->argc && strncmp(a->argv[i + 1], "--", 2) != 0)
+            a->used[i + 1] = 1; /* its value: reported with the flag, not as unknown */
     }
-    *val = lastval;
-    return last;
+    return first;
 }
 
 int lmd_args_flag(lmd_args *a, const char *name) {

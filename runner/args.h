@@ -1,5 +1,6 @@
-/* args.h — command-line flags for the subcommands: `--name value` or `--name=value`,
- * typed getters with range errors, and a check that no unknown flag was given. */
+/* args.h — command-line flags for the subcommands: `--name value` or `--name=value`, each
+ * given once (a repeated flag is an error, as a repeated key is in a spec), typed getters with
+ * range errors, and a check that no unknown flag was given. */
 #ifndef LMDISP_ARGS_H
 #define LMDISP_ARGS_H
 

@@ -8,40 +8,115 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "datasrc.h"
-#include "flatyaml.h"
 #include "gpt.h"
 #include "train.h"
+#include "specflags.h"
 #include "trainopts.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: lmdisp train [options]\n"
-            "\n"
-            "Trains one GPT-2-like model and writes checkpoints (DESIGN.md 4.1).\n"
-            "\n"
-            "data and output:\n"
-            "  --data SRC              synthetic | synthetic:SEED | text:PATH | shards:GLOB"
-            " (default synthetic)\n"
-            "                          | tok:TOKENIZER:PATH (text or .jsonl through an HF\n"
-            "                          tokenizer.json; vocab from the tokenizer)\n"
-            "  --val-fraction X        held-out fraction at the end of the data (default 0.1;"
-            " 0 = none)\n"
-            "  --out DIR               checkpoint directory (default results/train)\n"
-            "  --checkpoint-steps LIST steps to save, e.g. 0,100,500 (default 0 and the last)\n"
-            "  --checkpoint-every N    save every N steps (plus step 0 and the last)\n"
-            "  --log-every N           progress line every N steps (default steps/20)\n"
-            "  --eval-batches N        validation batches per evaluation (default 8)\n"
-            "model (ignored with --init/--resume, which take the checkpoint's config):\n"
-            "  --vocab N --n-ctx N --n-layer N --n-embd N --n-head N --mlp-dim N\n"
-            "                          (defaults: data vocab, 128, 4, 128, 4, 512)\n"
-            "  --init CK.h5            start from this checkpoint's parameters (fresh optimizer)\n"
-            "  --resume CK.h5          continue a run from a full checkpoint, bit for bit\n"
-            "%s"
-            "  --threads N             BLAS/OpenMP threads (default 1)\n"
-            "  --config FILE.yaml      flat `key: value` lines with the flags above (e.g.\n"
-            "                          `n_layer: 4`, `dispersion: angular_spread`); flags on the\n"
-            "                          command line override the file\n",
-            lmd_trainopts_help());
+static int parse_steps(const char *s, int64_t **out, int *n);
+
+/* --checkpoint-steps: a list like 0,100,500 (so a --config file's is refused at its line). */
+static int check_steps(const char *text, char *msg, size_t n) {
+    int64_t *list = NULL;
+    int k = 0;
+    if (parse_steps(text, &list, &k) == 0) {
+        free(list);
+        return 0;
+    }
+    snprintf(msg, n, "expected a list of steps like 0,100,500, got '%s'", text);
+    return -1;
+}
+
+/* Everything `lmdisp train` takes: the targets of its flag rows. */
+typedef struct {
+    const char *data, *out, *init, *resume, *ck_steps;
+    int64_t every, log_every;
+    int eval_batches, threads;
+    double val_fraction;
+    gpt_config cfg;
+    lmd_train_opts o;
+} train_args;
+
+#define TRAIN_OWN_BEFORE 15 /* train's own rows before the training rows */
+#define TRAIN_NFLAGS (TRAIN_OWN_BEFORE + LMD_TRAINOPTS_NFLAGS + 1)
+
+/* The flag rows of `train` into f (TRAIN_NFLAGS), targeting t, whose values (the model
+ * layer's defaults: gpt_config_default, lmd_train_default, LMD_DATA_VAL_FRACTION) the help
+ * prints. Returns the number of rows. */
+static int train_flags(train_args *t, lmd_flag *f) {
+    gpt_config *c = &t->cfg;
+    /* clang-format off */
+    const lmd_flag own[TRAIN_OWN_BEFORE] = {
+        {.name = "data", .kind = FLAG_STR, .target = &t->data, .metavar = "SRC",
+         .group = "data and output:",
+         .help = "synthetic | synthetic:SEED | text:PATH | shards:GLOB |\ntok:TOKENIZER:PATH "
+                 "(text or .jsonl through an HF tokenizer.json;\nvocab from the tokenizer)"},
+        {.name = "val-fraction", .setting = "data.val_fraction", .kind = FLAG_DOUBLE,
+         .target = &t->val_fraction, .metavar = "X",
+         .help = "held-out fraction at the end of the data, 0 = none"},
+        {.name = "out", .kind = FLAG_STR, .target = &t->out, .metavar = "DIR",
+         .help = "checkpoint directory"},
+        {.name = "checkpoint-steps", .kind = FLAG_STR, .target = &t->ck_steps, .metavar = "LIST",
+         .help = "steps to save, e.g. 0,100,500", .def_text = "0 and the last",
+         .check = check_steps},
+        {.name = "checkpoint-every", .kind = FLAG_I64, .target = &t->every, .lo = 1,
+         .metavar = "N", .help = "save every N steps (plus step 0 and the last)", .def_text = ""},
+        {.name = "log-every", .kind = FLAG_I64, .target = &t->log_every, .lo = 1, .metavar = "N",
+         .help = "progress line every N steps", .def_text = "steps/20"},
+        {.name = "eval-batches", .kind = FLAG_INT, .target = &t->eval_batches, .lo = 1,
+         .hi = 1000000, .metavar = "N", .help = "validation batches per evaluation"},
+        {.name = "vocab", .setting = "model.vocab", .kind = FLAG_INT, .target = &c->vocab_size,
+         .metavar = "N", .help = "vocabulary size", .def_text = "the data's",
+         .group = "model (ignored with --init/--resume, which take the checkpoint's config):"},
+        {.name = "n-ctx", .setting = "model.n_ctx", .kind = FLAG_INT, .target = &c->n_ctx,
+         .metavar = "N", .help = "context length"},
+        {.name = "n-layer", .setting = "model.n_layer", .kind = FLAG_INT, .target = &c->n_layer,
+         .metavar = "N", .help = "blocks"},
+        {.name = "n-embd", .setting = "model.n_embd", .kind = FLAG_INT, .target = &c->n_embd,
+         .metavar = "N", .help = "width"},
+        {.name = "n-head", .setting = "model.n_head", .kind = FLAG_INT, .target = &c->n_head,
+         .metavar = "N", .help = "attention heads"},
+        {.name = "mlp-dim", .setting = "model.mlp_dim", .kind = FLAG_INT, .target = &c->mlp_dim,
+         .metavar = "N", .help = "MLP width"},
+        {.name = "init", .kind = FLAG_STR, .target = &t->init, .metavar = "CK.h5",
+         .help = "start from this checkpoint's parameters (fresh optimizer)"},
+        {.name = "resume", .kind = FLAG_STR, .target = &t->resume, .metavar = "CK.h5",
+         .help = "continue a run from a full checkpoint, bit for bit"},
+    };
+    const lmd_flag threads = {.name = "threads", .kind = FLAG_INT, .target = &t->threads,
+                              .lo = 1, .hi = 1024, .metavar = "N", .help = "BLAS/OpenMP threads",
+                              .group = "other:"};
+    /* clang-format on */
+    int n = 0;
+    for (; n < TRAIN_OWN_BEFORE; n++) f[n] = own[n];
+    n += lmd_trainopts_flags(&t->o, f + n);
+    f[n++] = threads;
+    return n;
+}
+
+static train_args train_defaults(void) {
+    train_args t = {.data = "synthetic",
+                    .out = "results/train",
+                    .eval_batches = 8,
+                    .threads = 1,
+                    .val_fraction = LMD_DATA_VAL_FRACTION,
+                    .cfg = gpt_config_default(),
+                    .o = lmd_train_default()};
+    return t;
+}
+
+static void usage(FILE *out) {
+    train_args t = train_defaults();
+    lmd_flag f[TRAIN_NFLAGS];
+    int n = train_flags(&t, f);
+    fprintf(out, "usage: lmdisp train [options]\n"
+                 "\n"
+                 "Trains one GPT-2-like model and writes checkpoints (DESIGN.md 4.1).\n"
+                 "\n");
+    lmd_flags_help(out, f, n);
+    fprintf(out, "  --config FILE.yaml       a YAML mapping of the flags above (`n_layer: 4`,\n"
+                 "                           `lr: 3e-3`, `dispersion: angular_spread`), each key\n"
+                 "                           once; flags on the command line override the file\n");
 }
 
 /* Parses "0,10,100" into a sorted unique list. */
@@ -82,85 +157,61 @@ static int in_list(int64_t step, const int64_t *list, int nlist) {
     return 0;
 }
 
-static int train_main(int argc, char **argv);
-
-/* --config FILE: the file's `key: value` lines become flags; command-line flags override. */
-int cmd_train(int argc, char **argv) {
-    const char *config = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc)
-            config = argv[i + 1];
-        else if (!strncmp(argv[i], "--config=", 9))
-            config = argv[i] + 9;
-    }
-    if (!config) return train_main(argc, argv);
-    int n = 0;
-    char **av = NULL;
-    lmd_err err = {{0}};
-    if (lmd_flatyaml_args(config, argc, argv, &n, &av, &err)) {
-        fprintf(stderr, "lmdisp train: %s\n", err.msg);
-        return 2;
-    }
-    int rc = train_main(n, av);
-    lmd_flatyaml_free(n, av);
-    return rc;
-}
-
-static int train_main(int argc, char **argv) {
+/* The command line (and --config FILE) into *t; returns 0, -1 after --help, or 2 (reported). */
+static int parse_train_args(int argc, char **argv, train_args *t, lmd_flags_config **cf) {
     lmd_args a;
     lmd_args_init(&a, "train", argc, argv);
     if (lmd_args_flag(&a, "help")) {
         usage(stdout);
         lmd_args_free(&a);
-        return 0;
+        return -1;
     }
-    const char *data = lmd_args_str(&a, "data");
-    const char *out = lmd_args_str(&a, "out");
-    const char *init = lmd_args_str(&a, "init");
-    const char *resume = lmd_args_str(&a, "resume");
-    const char *ck_steps = lmd_args_str(&a, "checkpoint-steps");
-    (void)lmd_args_str(&a, "config"); /* already expanded by cmd_train */
-    int64_t every = 0, log_every = 0;
-    int eval_batches = 8, threads = 1;
-    double val_fraction = 0.1;
-    lmd_args_i64(&a, "checkpoint-every", &every, 1);
-    lmd_args_i64(&a, "log-every", &log_every, 1);
-    lmd_args_int(&a, "eval-batches", &eval_batches, 1, 1000000);
-    lmd_args_int(&a, "threads", &threads, 1, 1024);
-    lmd_args_double(&a, "val-fraction", &val_fraction);
-    gpt_config cfg = {
-        .vocab_size = 0, .n_ctx = 128, .n_layer = 4, .n_embd = 128, .n_head = 4, .mlp_dim = 512};
-    lmd_args_int(&a, "vocab", &cfg.vocab_size, 2, GPT_MAX_VOCAB);
-    lmd_args_int(&a, "n-ctx", &cfg.n_ctx, 1, 1 << 20);
-    lmd_args_int(&a, "n-layer", &cfg.n_layer, 1, 1024);
-    lmd_args_int(&a, "n-embd", &cfg.n_embd, 1, 1 << 16);
-    lmd_args_int(&a, "n-head", &cfg.n_head, 1, 1 << 12);
-    lmd_args_int(&a, "mlp-dim", &cfg.mlp_dim, 1, 1 << 20);
-    lmd_train_opts o = lmd_train_default();
-    lmd_trainopts_parse(&a, &o);
-    if (lmd_args_finish(&a)) {
+    *t = train_defaults();
+    lmd_flag f[TRAIN_NFLAGS];
+    int n = train_flags(t, f);
+    const char *config = lmd_args_str(&a, "config");
+    char *errors = NULL;
+    if (config && lmd_flags_config_read(config, f, n, cf, &errors)) {
+        fprintf(stderr, "%s\n", errors);
+        free(errors);
         lmd_args_free(&a);
         return 2;
     }
+    lmd_flags_parse(&a, f, n); /* after the file: the command line overrides it */
+    lmd_trainopts_check(&a, &t->o);
+    int bad = lmd_args_finish(&a);
     lmd_args_free(&a);
-    if (!out) out = "results/train";
-    if (init && resume) {
+    if (bad) return 2;
+    if (t->init && t->resume) {
         fprintf(stderr, "lmdisp train: give --init or --resume, not both\n");
         return 2;
     }
-    if (!(val_fraction >= 0.0 && val_fraction < 1.0)) {
-        fprintf(stderr, "lmdisp train: --val-fraction must be in [0, 1), got %g\n", val_fraction);
-        return 2;
-    }
+    return 0;
+}
+
+static int train_run(train_args *t);
+
+int cmd_train(int argc, char **argv) {
+    train_args t;
+    lmd_flags_config *cf = NULL;
+    int rc = parse_train_args(argc, argv, &t, &cf);
+    if (rc == 0) rc = train_run(&t);
+    lmd_flags_config_free(cf); /* string targets may point into it */
+    return rc < 0 ? 0 : rc;
+}
+
+static int train_run(train_args *t) {
+    const char *data = t->data, *out = t->out, *init = t->init, *resume = t->resume;
+    const char *ck_steps = t->ck_steps;
+    int64_t every = t->every, log_every = t->log_every;
+    int eval_batches = t->eval_batches;
+    double val_fraction = t->val_fraction;
+    gpt_config cfg = t->cfg;
+    lmd_train_opts o = t->o;
     int64_t *list = NULL;
     int nlist = 0;
-    if (ck_steps && parse_steps(ck_steps, &list, &nlist)) {
-        fprintf(stderr,
-                "lmdisp train: --checkpoint-steps expects a list like 0,100,500, got '%s'\n",
-                ck_steps);
-        return 2;
-    }
-    gpt_set_threads(threads);
+    if (ck_steps && parse_steps(ck_steps, &list, &nlist)) return 2; /* checked by its row */
+    gpt_set_threads(t->threads);
 
     lmd_err err = {{0}};
     gpt_model model;
@@ -191,7 +242,7 @@ static int train_main(int argc, char **argv) {
 
     lmd_tokens toks;
     int data_vocab = cfg.vocab_size;
-    if (lmd_datasrc_load(data ? data : "synthetic", data_vocab, &toks, &err)) {
+    if (lmd_datasrc_load(data, data_vocab, &toks, &err)) {
         fprintf(stderr, "lmdisp train: %s\n", err.msg);
         if (from) gpt_free(&model);
         free(list);

@@ -417,7 +417,8 @@ int lmd_datasrc_load(const char *spec, int vocab_size, lmd_tokens *out, lmd_err 
     if (!strncmp(spec, "text:", 5)) return lmd_data_text(out, spec + 5, err);
     if (!strncmp(spec, "tok:", 4)) return load_tokenized(spec, vocab_size, out, err);
     if (!strncmp(spec, "shards:", 7))
-        return lmd_data_shards(out, spec + 7, vocab_size > 0 ? vocab_size : 50257, err);
+        return lmd_data_shards(out, spec + 7, vocab_size > 0 ? vocab_size : LMD_DATA_SHARDS_VOCAB,
+                               err);
     return lmd_errf(err,
                     "data '%s': unknown source; use synthetic, synthetic:SEED, text:PATH, "
                     "shards:GLOB or tok:TOKENIZER:PATH",

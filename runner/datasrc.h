@@ -12,7 +12,7 @@
 int lmd_tokenize_json_line(const lmd_tokenizer *tok, tok_ws *w, const char *line, size_t len,
                            const char *field, tok_ids *out, lmd_err *err);
 
-/* Loads the source. vocab_size applies to shards (0 = GPT-2's 50257) and to the synthetic
+/* Loads the source. vocab_size applies to shards (0 = LMD_DATA_SHARDS_VOCAB, GPT-2's) and to the synthetic
  * corpus (0 = its default); text is always 256. */
 int lmd_datasrc_load(const char *spec, int vocab_size, lmd_tokens *out, lmd_err *err);
 

@@ -34,7 +34,7 @@ void lmd_evalopts_parse(lmd_args *a, lmd_evalopts *o) {
     memset(o, 0, sizeof *o);
     o->n_seq = LMD_EVAL_DEFAULT_SEQUENCES;
     o->T = 0;
-    o->val_fraction = 0.1;
+    o->val_fraction = LMD_DATA_VAL_FRACTION; /* as `lmdisp train` splits */
     o->bins = LMD_GEOM_NBINS;
     o->threads = 1;
     o->data = lmd_args_str(a, "data");

@@ -725,11 +725,9 @@ int lmd_spec_parse(lmd_spec *s, const char *text, size_t len, const char *displa
     free(doc.axes);
     spec_ynode_free(root);
     if (c.n_errors) {
-        if (c.n_errors > LMD_SPEC_MAX_ERRORS)
-            spec_sb_addf(&c.msgs, "\n%s: %d more errors not shown", display_path,
-                         c.n_errors - LMD_SPEC_MAX_ERRORS);
-        if (err) snprintf(err->msg, sizeof err->msg, "%s", c.msgs.p ? c.msgs.p : "spec error");
-        free(c.msgs.p);
+        char *m = spec_perr_take(&c);
+        if (err) snprintf(err->msg, sizeof err->msg, "%s", m ? m : "spec error");
+        free(m);
         lmd_spec_free(s);
         return -1;
     }

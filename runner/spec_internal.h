@@ -1,6 +1,7 @@
 /* spec_internal.h — shared by the parts of the spec parser (spec.c: sections, tracking and the
  * entry points; specyaml.c: the YAML tree and errors; specsettings.c: the settings table;
- * speccells.c: grid expansion into cells). Not for use outside them: spec.h is the API. */
+ * speccells.c: grid expansion into cells; specflags.c: command flags and --config files typed
+ * by the settings table). Not for use outside them: spec.h is the API. */
 #ifndef LMDISP_SPEC_INTERNAL_H
 #define LMDISP_SPEC_INTERNAL_H
 
@@ -27,7 +28,8 @@ typedef struct ynode {
     size_t n, cap;
 } ynode;
 
-/* Error collection: messages "PATH:LINE:COL: key 'k': message", one per line. */
+/* Error collection: messages "PATH:LINE:COL: key 'k': message", one per line (path NULL: the
+ * message alone, for one value outside a file). */
 typedef struct {
     const char *path;
     sbuf msgs;
@@ -53,6 +55,14 @@ enum {
 
 #define I64MAX 9223372036854775807LL
 
+/* Where a setting's default comes from. */
+typedef enum {
+    DEF_NONE = 0, /* none: required, or resolved from other settings */
+    DEF_TABLE,    /* the row's .def (the runner's own settings: tracking, resources) */
+    DEF_MODEL     /* the model layer's (lmd_train_default, gpt_config_default, ...) */
+} def_source;
+
+/* One row of the settings table (SPEC_DEFS), written with designated initializers. */
 typedef struct {
     const char *name;  /* dotted name; top-level settings have no dot */
     const char *alias; /* a second plain name usable in grid:, or NULL */
@@ -62,8 +72,8 @@ typedef struct {
     int lo_open;
     const char *const *choices; /* SET_ENUM */
     int gridable;
-    double def;  /* default of SET_INT/SET_NUM/SET_BOOL (index for SET_ENUM) */
-    int has_def; /* 0: required or resolved from other settings */
+    def_source def_from;
+    double def; /* DEF_TABLE: SET_INT/SET_NUM/SET_BOOL value, SET_ENUM index */
 } sdef;
 
 /* A parsed value; src is the YAML node it came from (NULL for a default). */
@@ -124,6 +134,8 @@ const char *spec_last_component(const char *name);
 int spec_find_dotted(const char *name);
 void spec_suggest(char *out, size_t n, const char *key, const char *const *cands, int n_cands);
 int spec_parse_value(pctx *c, int si, const char *key, const ynode *n, sval *out);
+/* The default of setting si into *out (not marked set); -1 when it has none. */
+int spec_default(int si, sval *out);
 extern const char *const SPEC_SOURCES[];
 extern const sdef SPEC_DEFS[N_SETTINGS];
 void spec_sb_addf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -133,6 +145,9 @@ const char *spec_kind_name(const ynode *n);
 void spec_ynode_free(ynode *n);
 void spec_perr(pctx *c, const ynode *at, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The collected messages (with a "N more errors not shown" line past LMD_SPEC_MAX_ERRORS),
+ * handed over to the caller (free it); c->msgs is left empty. */
+char *spec_perr_take(pctx *c);
 const ynode *spec_map_get(const ynode *map, const char *key);
 ynode *spec_build_tree(pctx *c, const char *text, size_t len);
 

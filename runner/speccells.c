@@ -187,191 +187,230 @@ static int probe_model(expand_ctx *x, int which, const char *spec, char *res, si
     return 0;
 }
 
-#define CERR(si, ...)                                                                              \
-    do {                                                                                           \
-        char _m[1200];                                                                             \
-        snprintf(_m, sizeof _m, __VA_ARGS__);                                                      \
-        spec_perr(c, where(doc, v, si), SPEC_DEFS[si].name, "%s%s", _m, point);                    \
-        return -1;                                                                                 \
-    } while (0)
-
-/* Resolves the values v of one grid point into *cell and validates what can only be checked
- * with all settings known. Returns 0 or -1 (error reported). */
-static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t index,
-                        lmd_cell *cell) {
-    spec_doc *doc = x->doc;
-    pctx *c = doc->c;
+/* One grid point being resolved: its values and the " (grid point N: ...)" that every error
+ * about it ends with. */
+typedef struct {
+    expand_ctx *x;
+    const sval *v;
     char point[400];
-    describe_point(doc, choice, index, point, sizeof point);
-    lmd_err e;
+} cell_ctx;
 
-    /* data */
-    lmd_data_settings *d = &cell->data;
-    d->source = (lmd_data_source)v[S_DATA_SOURCE].i;
-    lmd_synth_opts sd = lmd_synth_default();
-    if (d->source == LMD_DATA_SYNTHETIC) {
-        if (v[S_DATA_PATH].set)
-            CERR(S_DATA_PATH, "path is only used with source text or shards (source is "
-                              "synthetic)");
-        if (v[S_DATA_TOKENIZER].set)
-            CERR(S_DATA_TOKENIZER, "only used with source text (source is synthetic)");
-        d->synthetic_seed = v[S_DATA_SYN_SEED].set ? (uint64_t)v[S_DATA_SYN_SEED].i : sd.seed;
-        d->synthetic_tokens =
-            v[S_DATA_SYN_TOKENS].set ? v[S_DATA_SYN_TOKENS].i : (int64_t)sd.n_tokens;
-        d->vocab = v[S_DATA_VOCAB].set ? (int)v[S_DATA_VOCAB].i : sd.vocab_size;
-    } else {
-        if (v[S_DATA_SYN_SEED].set)
-            CERR(S_DATA_SYN_SEED, "only used with source synthetic (source is %s)",
-                 SPEC_SOURCES[d->source]);
-        if (v[S_DATA_SYN_TOKENS].set)
-            CERR(S_DATA_SYN_TOKENS, "only used with source synthetic (source is %s)",
-                 SPEC_SOURCES[d->source]);
-        if (!v[S_DATA_PATH].set)
-            CERR(S_DATA_SOURCE, "source %s needs data.path (relative to the spec's directory)",
-                 SPEC_SOURCES[d->source]);
-        if (v[S_DATA_TOKENIZER].set && d->source != LMD_DATA_TEXT)
-            CERR(S_DATA_TOKENIZER, "only used with source text (source is %s)",
-                 SPEC_SOURCES[d->source]);
-        if (d->source == LMD_DATA_TEXT && v[S_DATA_TOKENIZER].set) {
-            d->tokenizer = lmd_strdup(v[S_DATA_TOKENIZER].s);
-            d->tokenizer_resolved = strncmp(d->tokenizer, "hf:", 3)
-                                        ? spec_path_join(x->base_dir, d->tokenizer)
-                                        : lmd_strdup(d->tokenizer); /* hf:ORG/NAME: the cache */
-            if (!x->checked_tok || strcmp(x->checked_tok, d->tokenizer_resolved)) {
-                lmd_tokenizer *tk = NULL;
-                lmd_err te = {{0}};
-                if (tok_load(&tk, d->tokenizer_resolved, &te))
-                    CERR(S_DATA_TOKENIZER,
-                         "%s (relative paths are resolved against the spec "
-                         "file's directory)",
-                         te.msg);
-                uint32_t V = tok_vocab_size(tk);
-                tok_free(tk);
-                if (V < 2 || V > (uint32_t)(1 << 24))
-                    CERR(S_DATA_TOKENIZER, "tokenizer %s has %u ids, outside [2, %d]",
-                         d->tokenizer_resolved, V, 1 << 24);
-                free(x->checked_tok);
-                x->checked_tok = lmd_strdup(d->tokenizer_resolved);
-                x->checked_tok_vocab = (int)V;
-            }
-            if (v[S_DATA_VOCAB].set && v[S_DATA_VOCAB].i != x->checked_tok_vocab)
-                CERR(S_DATA_VOCAB,
-                     "the tokenizer %s has %d ids: data.vocab is taken from it "
-                     "(leave it out or give %d)",
-                     d->tokenizer_resolved, x->checked_tok_vocab, x->checked_tok_vocab);
-            d->vocab = x->checked_tok_vocab;
-        } else if (d->source == LMD_DATA_TEXT) {
-            if (v[S_DATA_VOCAB].set && v[S_DATA_VOCAB].i != 256)
-                CERR(S_DATA_VOCAB, "text data is read as bytes: its vocab is 256 (give "
-                                   "data.tokenizer to encode it with a tokenizer.json)");
-            d->vocab = 256;
-        } else {
-            d->vocab = v[S_DATA_VOCAB].set ? (int)v[S_DATA_VOCAB].i : 50257;
-        }
-        d->path = lmd_strdup(v[S_DATA_PATH].s);
-        d->resolved = spec_path_join(x->base_dir, d->path);
-        if (!x->checked_path || x->checked_source != (int)d->source ||
-            strcmp(x->checked_path, d->resolved)) {
-            if (d->source == LMD_DATA_TEXT) {
-                struct stat st;
-                if (stat(d->resolved, &st) != 0)
-                    CERR(S_DATA_PATH,
-                         "data file %s: %s (relative paths are resolved against "
-                         "the spec file's directory)",
-                         d->resolved, strerror(errno));
-                if (!S_ISREG(st.st_mode))
-                    CERR(S_DATA_PATH, "data file %s is not a regular file", d->resolved);
-            } else {
-                glob_t gl;
-                int rc = glob(d->resolved, 0, NULL, &gl);
-                size_t nm = rc == 0 ? gl.gl_pathc : 0;
-                if (rc == 0 || rc == GLOB_NOMATCH) globfree(&gl);
-                if (nm == 0)
-                    CERR(S_DATA_PATH,
-                         "no shard file matches %s (relative paths are resolved "
-                         "against the spec file's directory)",
-                         d->resolved);
-            }
-            free(x->checked_path);
-            x->checked_path = lmd_strdup(d->resolved);
-            x->checked_source = (int)d->source;
-        }
+/* Records an error about setting si of the cell (at its value, else its section, else the
+ * document) and returns -1, so a check reads `return cell_err(k, S_X, "...")`. */
+__attribute__((format(printf, 3, 4))) static int cell_err(const cell_ctx *k, int si,
+                                                          const char *fmt, ...) {
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    spec_perr(k->x->doc->c, where(k->x->doc, k->v, si), SPEC_DEFS[si].name, "%s%s", msg, k->point);
+    return -1;
+}
+
+/* data.source synthetic: the corpus options; path and tokenizer do not apply. */
+static int resolve_data_synthetic(const cell_ctx *k, lmd_data_settings *d) {
+    const sval *v = k->v;
+    const lmd_synth_opts sd = lmd_synth_default();
+    if (v[S_DATA_PATH].set)
+        return cell_err(k, S_DATA_PATH,
+                        "path is only used with source text or shards (source is synthetic)");
+    if (v[S_DATA_TOKENIZER].set)
+        return cell_err(k, S_DATA_TOKENIZER, "only used with source text (source is synthetic)");
+    d->synthetic_seed = v[S_DATA_SYN_SEED].set ? (uint64_t)v[S_DATA_SYN_SEED].i : sd.seed;
+    d->synthetic_tokens = v[S_DATA_SYN_TOKENS].set ? v[S_DATA_SYN_TOKENS].i : (int64_t)sd.n_tokens;
+    d->vocab = v[S_DATA_VOCAB].set ? (int)v[S_DATA_VOCAB].i : sd.vocab_size;
+    return 0;
+}
+
+/* data.tokenizer of a text source: loaded once per spelling, its vocabulary is the data's. */
+static int resolve_tokenizer(const cell_ctx *k, lmd_data_settings *d) {
+    expand_ctx *x = k->x;
+    const sval *v = k->v;
+    d->tokenizer = lmd_strdup(v[S_DATA_TOKENIZER].s);
+    d->tokenizer_resolved = strncmp(d->tokenizer, "hf:", 3)
+                                ? spec_path_join(x->base_dir, d->tokenizer)
+                                : lmd_strdup(d->tokenizer); /* hf:ORG/NAME: the cache */
+    if (!x->checked_tok || strcmp(x->checked_tok, d->tokenizer_resolved)) {
+        lmd_tokenizer *tk = NULL;
+        lmd_err te = {{0}};
+        if (tok_load(&tk, d->tokenizer_resolved, &te))
+            return cell_err(k, S_DATA_TOKENIZER,
+                            "%s (relative paths are resolved against the spec file's directory)",
+                            te.msg);
+        uint32_t V = tok_vocab_size(tk);
+        tok_free(tk);
+        if (V < 2 || V > (uint32_t)(1 << 24))
+            return cell_err(k, S_DATA_TOKENIZER, "tokenizer %s has %u ids, outside [2, %d]",
+                            d->tokenizer_resolved, V, 1 << 24);
+        free(x->checked_tok);
+        x->checked_tok = lmd_strdup(d->tokenizer_resolved);
+        x->checked_tok_vocab = (int)V;
     }
-    d->val_fraction = v[S_DATA_VALF].d;
+    if (v[S_DATA_VOCAB].set && v[S_DATA_VOCAB].i != x->checked_tok_vocab)
+        return cell_err(k, S_DATA_VOCAB,
+                        "the tokenizer %s has %d ids: data.vocab is taken from it (leave it out "
+                        "or give %d)",
+                        d->tokenizer_resolved, x->checked_tok_vocab, x->checked_tok_vocab);
+    d->vocab = x->checked_tok_vocab;
+    return 0;
+}
 
-    /* model */
+/* data.path of a text or shards source exists (checked once per path). */
+static int check_data_path(const cell_ctx *k, const lmd_data_settings *d) {
+    expand_ctx *x = k->x;
+    if (x->checked_path && x->checked_source == (int)d->source &&
+        !strcmp(x->checked_path, d->resolved))
+        return 0;
+    if (d->source == LMD_DATA_TEXT) {
+        struct stat st;
+        if (stat(d->resolved, &st) != 0)
+            return cell_err(k, S_DATA_PATH,
+                            "data file %s: %s (relative paths are resolved against the spec "
+                            "file's directory)",
+                            d->resolved, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+            return cell_err(k, S_DATA_PATH, "data file %s is not a regular file", d->resolved);
+    } else {
+        glob_t gl;
+        int rc = glob(d->resolved, 0, NULL, &gl);
+        size_t nm = rc == 0 ? gl.gl_pathc : 0;
+        if (rc == 0 || rc == GLOB_NOMATCH) globfree(&gl);
+        if (nm == 0)
+            return cell_err(k, S_DATA_PATH,
+                            "no shard file matches %s (relative paths are resolved against the "
+                            "spec file's directory)",
+                            d->resolved);
+    }
+    free(x->checked_path);
+    x->checked_path = lmd_strdup(d->resolved);
+    x->checked_source = (int)d->source;
+    return 0;
+}
+
+/* data.*: the source, its path or corpus, and the data's vocabulary. */
+static int resolve_data(const cell_ctx *k, lmd_data_settings *d) {
+    const sval *v = k->v;
+    d->source = (lmd_data_source)v[S_DATA_SOURCE].i;
+    d->val_fraction = v[S_DATA_VALF].d;
+    if (d->source == LMD_DATA_SYNTHETIC) return resolve_data_synthetic(k, d);
+    const char *src = SPEC_SOURCES[d->source];
+    if (v[S_DATA_SYN_SEED].set)
+        return cell_err(k, S_DATA_SYN_SEED, "only used with source synthetic (source is %s)", src);
+    if (v[S_DATA_SYN_TOKENS].set)
+        return cell_err(k, S_DATA_SYN_TOKENS, "only used with source synthetic (source is %s)",
+                        src);
+    if (!v[S_DATA_PATH].set)
+        return cell_err(k, S_DATA_SOURCE,
+                        "source %s needs data.path (relative to the spec's directory)", src);
+    if (v[S_DATA_TOKENIZER].set && d->source != LMD_DATA_TEXT)
+        return cell_err(k, S_DATA_TOKENIZER, "only used with source text (source is %s)", src);
+    if (d->source == LMD_DATA_TEXT && v[S_DATA_TOKENIZER].set) {
+        if (resolve_tokenizer(k, d)) return -1;
+    } else if (d->source == LMD_DATA_TEXT) {
+        if (v[S_DATA_VOCAB].set && v[S_DATA_VOCAB].i != 256)
+            return cell_err(k, S_DATA_VOCAB,
+                            "text data is read as bytes: its vocab is 256 (give data.tokenizer "
+                            "to encode it with a tokenizer.json)");
+        d->vocab = 256;
+    } else {
+        d->vocab = v[S_DATA_VOCAB].set ? (int)v[S_DATA_VOCAB].i : LMD_DATA_SHARDS_VOCAB;
+    }
+    d->path = lmd_strdup(v[S_DATA_PATH].s);
+    d->resolved = spec_path_join(k->x->base_dir, d->path);
+    return check_data_path(k, d);
+}
+
+/* train.init: the model's shape is the init model's; a shape key written in the spec must
+ * agree with it. */
+static int resolve_init_model(const cell_ctx *k, lmd_cell *cell) {
+    const sval *v = k->v;
+    gpt_config ic;
+    char res[4096];
+    lmd_err e;
+    if (probe_model(k->x, 0, v[S_INIT].s, res, sizeof res, &ic, &e))
+        return cell_err(k, S_INIT, "%s", e.msg);
+    cell->init = lmd_strdup(res);
+    static const int keys[] = {S_N_LAYER, S_N_EMBD, S_N_HEAD, S_N_CTX, S_MODEL_VOCAB, S_MLP_DIM};
+    const int have[] = {ic.n_layer, ic.n_embd, ic.n_head, ic.n_ctx, ic.vocab_size, ic.mlp_dim};
+    for (int q = 0; q < 6; q++)
+        if (v[keys[q]].set && v[keys[q]].i != have[q])
+            return cell_err(k, keys[q],
+                            "train.init %.900s has %s %d: the model's shape is taken from it "
+                            "(leave %s out or give %d)",
+                            res, SPEC_DEFS[keys[q]].name, have[q], SPEC_DEFS[keys[q]].name,
+                            have[q]);
+    cell->cfg = ic;
+    if (ic.vocab_size < cell->data.vocab)
+        return cell_err(k, S_INIT, "the init model's vocab %d is smaller than the data's vocab %d",
+                        ic.vocab_size, cell->data.vocab);
+    return 0;
+}
+
+/* model.*: the shape (or train.init's), checked against the data's vocabulary. */
+static int resolve_model(const cell_ctx *k, lmd_cell *cell) {
+    const sval *v = k->v;
     gpt_config *g = &cell->cfg;
     g->n_layer = (int)v[S_N_LAYER].i;
     g->n_embd = (int)v[S_N_EMBD].i;
     g->n_head = (int)v[S_N_HEAD].i;
     g->n_ctx = (int)v[S_N_CTX].i;
     if (v[S_INIT].set) {
-        /* the model's shape is the init model's: a shape key written in the spec must agree */
-        gpt_config ic;
-        char res[4096];
-        if (probe_model(x, 0, v[S_INIT].s, res, sizeof res, &ic, &e)) CERR(S_INIT, "%s", e.msg);
-        cell->init = lmd_strdup(res);
-        static const int keys[] = {S_N_LAYER, S_N_EMBD,      S_N_HEAD,
-                                   S_N_CTX,   S_MODEL_VOCAB, S_MLP_DIM};
-        const int have[] = {ic.n_layer, ic.n_embd, ic.n_head, ic.n_ctx, ic.vocab_size, ic.mlp_dim};
-        for (int q = 0; q < 6; q++)
-            if (v[keys[q]].set && v[keys[q]].i != have[q])
-                CERR(keys[q],
-                     "train.init %.900s has %s %d: the model's shape is taken from it "
-                     "(leave %s out or give %d)",
-                     res, SPEC_DEFS[keys[q]].name, have[q], SPEC_DEFS[keys[q]].name, have[q]);
-        *g = ic;
-        if (g->vocab_size < d->vocab)
-            CERR(S_INIT, "the init model's vocab %d is smaller than the data's vocab %d",
-                 g->vocab_size, d->vocab);
-    } else if (!v[S_MLP_DIM].set)
-        CERR(S_MLP_DIM, "missing: give mlp_dim as a grid axis (grid: {mlp_dim: [...]}) or as "
+        if (resolve_init_model(k, cell)) return -1;
+    } else if (!v[S_MLP_DIM].set) {
+        return cell_err(k, S_MLP_DIM,
+                        "missing: give mlp_dim as a grid axis (grid: {mlp_dim: [...]}) or as "
                         "model.mlp_dim");
-    if (!v[S_INIT].set) {
+    } else {
         g->mlp_dim = (int)v[S_MLP_DIM].i;
-        g->vocab_size = v[S_MODEL_VOCAB].set ? (int)v[S_MODEL_VOCAB].i : d->vocab;
+        g->vocab_size = v[S_MODEL_VOCAB].set ? (int)v[S_MODEL_VOCAB].i : cell->data.vocab;
     }
-    if (g->vocab_size < d->vocab)
-        CERR(S_MODEL_VOCAB,
-             "vocab %d is smaller than the data's vocab %d (token ids would be "
-             "out of range)",
-             g->vocab_size, d->vocab);
+    if (g->vocab_size < cell->data.vocab)
+        return cell_err(k, S_MODEL_VOCAB,
+                        "vocab %d is smaller than the data's vocab %d (token ids would be out "
+                        "of range)",
+                        g->vocab_size, cell->data.vocab);
     if (g->n_embd % g->n_head != 0)
-        CERR(v[S_N_HEAD].src || !v[S_N_EMBD].src ? S_N_HEAD : S_N_EMBD,
-             "n_embd (%d) must be divisible by n_head (%d)", g->n_embd, g->n_head);
+        return cell_err(k, v[S_N_HEAD].src || !v[S_N_EMBD].src ? S_N_HEAD : S_N_EMBD,
+                        "n_embd (%d) must be divisible by n_head (%d)", g->n_embd, g->n_head);
+    return 0;
+}
 
-    /* training */
+/* train.*: batch, steps (or tokens), schedule, AdamW, shards; the defaults not in the table
+ * are lmd_train_default's. */
+static int resolve_train(const cell_ctx *k, lmd_cell *cell) {
+    const sval *v = k->v;
     lmd_train_opts *t = &cell->train;
     *t = lmd_train_default();
     t->B = (int)v[S_BATCH].i;
     t->T = (int)v[S_SEQ].i;
-    if (t->T > g->n_ctx)
-        CERR(v[S_SEQ].src ? S_SEQ : S_N_CTX, "seq (%d) must not exceed the model's n_ctx (%d)",
-             t->T, g->n_ctx);
+    if (t->T > cell->cfg.n_ctx)
+        return cell_err(k, v[S_SEQ].src ? S_SEQ : S_N_CTX,
+                        "seq (%d) must not exceed the model's n_ctx (%d)", t->T, cell->cfg.n_ctx);
     if (v[S_STEPS].set && v[S_TOKENS].set)
-        CERR(S_TOKENS, "give train.steps or train.tokens, not both");
+        return cell_err(k, S_TOKENS, "give train.steps or train.tokens, not both");
     if (!v[S_STEPS].set && !v[S_TOKENS].set)
-        CERR(S_STEPS, "missing: give train.steps or train.tokens");
+        return cell_err(k, S_STEPS, "missing: give train.steps or train.tokens");
     t->accumulate = (int)v[S_ACCUM].i;
     int64_t bt = (int64_t)t->B * t->T * t->accumulate; /* tokens per optimizer step */
-    /* ceil(tokens / bt) without forming tokens + bt - 1, which overflows near INT64_MAX. */
     if (v[S_STEPS].set) {
         t->steps = v[S_STEPS].i;
     } else {
+        /* ceil(tokens / bt) without forming tokens + bt - 1, which overflows near INT64_MAX */
         int64_t tok = v[S_TOKENS].i;
         t->steps = tok / bt + (tok % bt != 0);
         if (t->steps > 1000000000000LL)
-            CERR(S_TOKENS,
-                 "%lld tokens is more than 10^12 steps of batch x seq x accumulate = %lld",
-                 (long long)tok, (long long)bt);
+            return cell_err(
+                k, S_TOKENS,
+                "%lld tokens is more than 10^12 steps of batch x seq x accumulate = %lld",
+                (long long)tok, (long long)bt);
     }
     if (t->steps > 1000000000000LL)
-        CERR(S_STEPS, "%lld steps is more than 10^12", (long long)t->steps);
+        return cell_err(k, S_STEPS, "%lld steps is more than 10^12", (long long)t->steps);
     t->lr = v[S_LR].d;
     t->warmup_ratio = v[S_WARMUP].d;
     t->min_lr_ratio = v[S_MIN_LR].d;
     t->clip = v[S_CLIP].d;
-    t->adamw.lr = t->lr;
     t->adamw.beta1 = v[S_BETA1].d;
     t->adamw.beta2 = v[S_BETA2].d;
     t->adamw.eps = v[S_EPS].d;
@@ -379,115 +418,164 @@ static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t 
     t->seed = (uint64_t)v[S_SEED].i;
     t->shards = (int)v[S_SHARDS].i;
     if (t->shards & (t->shards - 1))
-        CERR(S_SHARDS, "shards (%d) must be a power of 2 (1, 2, 4, 8, ...)", t->shards);
+        return cell_err(k, S_SHARDS, "shards (%d) must be a power of 2 (1, 2, 4, 8, ...)",
+                        t->shards);
     if (t->B % t->shards != 0)
-        CERR(v[S_SHARDS].src ? S_SHARDS : S_BATCH, "batch (%d) must be divisible by shards (%d)",
-             t->B, t->shards);
-    lmd_disp_opts *o = &t->disp;
+        return cell_err(k, v[S_SHARDS].src ? S_SHARDS : S_BATCH,
+                        "batch (%d) must be divisible by shards (%d)", t->B, t->shards);
+    return 0;
+}
+
+/* dispersion.*: the variant and its parameters. */
+static int resolve_dispersion(const cell_ctx *k, lmd_disp_opts *o) {
+    const sval *v = k->v;
+    lmd_err e;
     *o = lmd_disp_default();
-    if (lmd_disp_parse_variant(v[S_VARIANT].s, &o->variant, &e)) CERR(S_VARIANT, "%s", e.msg);
-    if (lmd_disp_parse_location(v[S_LOCATION].s, &o->location, &e)) CERR(S_LOCATION, "%s", e.msg);
+    if (lmd_disp_parse_variant(v[S_VARIANT].s, &o->variant, &e))
+        return cell_err(k, S_VARIANT, "%s", e.msg);
+    if (lmd_disp_parse_location(v[S_LOCATION].s, &o->location, &e))
+        return cell_err(k, S_LOCATION, "%s", e.msg);
     o->coeff = v[S_COEFF].d;
     o->tau_cos = v[S_TAU_COS].d;
     o->tau_l2 = v[S_TAU_L2].d;
     o->max_tokens = (int)v[S_MAX_TOKENS].i;
+    return 0;
+}
 
-    /* distillation: on when a teacher is given and alpha > 0 */
+/* distill.*: on when a teacher is given and alpha > 0; a teacher model (not a cell
+ * reference, linked later by spec_kd.c) is probed now. */
+static int resolve_distill(const cell_ctx *k, lmd_cell *cell) {
+    const sval *v = k->v;
+    const spec_doc *doc = k->x->doc;
     lmd_cell_kd *kd = &cell->kd;
     kd->teacher = -1;
     kd->alpha = v[S_KD_ALPHA].d;
     kd->temperature = v[S_KD_TEMP].d;
     if (v[S_KD_TEACHER].set && doc->kd_ref.kind)
-        CERR(S_KD_TEACHER, "distill.teacher is given twice (a model and a cell reference)");
+        return cell_err(k, S_KD_TEACHER,
+                        "distill.teacher is given twice (a model and a cell reference)");
     kd->on = (v[S_KD_TEACHER].set || doc->kd_ref.kind) && kd->alpha > 0.0;
     if ((v[S_KD_ALPHA].set || v[S_KD_TEMP].set) && !v[S_KD_TEACHER].set && !doc->kd_ref.kind)
-        CERR(v[S_KD_ALPHA].set ? S_KD_ALPHA : S_KD_TEMP, "distillation needs distill.teacher "
-                                                         "(a model, {cell: {...}} or {id: ...})");
-    if (kd->on && v[S_KD_TEACHER].set) {
-        gpt_config tc;
-        char res[4096];
-        if (probe_model(x, 1, v[S_KD_TEACHER].s, res, sizeof res, &tc, &e))
-            CERR(S_KD_TEACHER, "%s", e.msg);
-        if (tc.vocab_size != g->vocab_size)
-            CERR(S_KD_TEACHER,
-                 "the teacher %.900s has vocab %d, the student %d: distillation "
-                 "compares distributions over one vocabulary",
-                 res, tc.vocab_size, g->vocab_size);
-        if (tc.n_ctx < t->T)
-            CERR(S_KD_TEACHER, "the teacher %.900s has n_ctx %d < train.seq %d", res, tc.n_ctx,
-                 t->T);
-        kd->model = lmd_strdup(res);
-        kd->teacher_cfg = tc;
-    }
+        return cell_err(k, v[S_KD_ALPHA].set ? S_KD_ALPHA : S_KD_TEMP,
+                        "distillation needs distill.teacher (a model, {cell: {...}} or {id: "
+                        "...})");
+    if (!kd->on || !v[S_KD_TEACHER].set) return 0;
+    gpt_config tc;
+    char res[4096];
+    lmd_err e;
+    if (probe_model(k->x, 1, v[S_KD_TEACHER].s, res, sizeof res, &tc, &e))
+        return cell_err(k, S_KD_TEACHER, "%s", e.msg);
+    if (tc.vocab_size != cell->cfg.vocab_size)
+        return cell_err(k, S_KD_TEACHER,
+                        "the teacher %.900s has vocab %d, the student %d: distillation compares "
+                        "distributions over one vocabulary",
+                        res, tc.vocab_size, cell->cfg.vocab_size);
+    if (tc.n_ctx < cell->train.T)
+        return cell_err(k, S_KD_TEACHER, "the teacher %.900s has n_ctx %d < train.seq %d", res,
+                        tc.n_ctx, cell->train.T);
+    kd->model = lmd_strdup(res);
+    kd->teacher_cfg = tc;
+    return 0;
+}
 
-    if (d->source == LMD_DATA_SYNTHETIC) {
-        /* the split rule of lmd_data_split, checked now rather than after the queue starts */
-        int64_t need = bt + 1, n = d->synthetic_tokens;
-        int64_t n_val = (int64_t)(d->val_fraction * (double)n);
-        if (n_val < need) n_val = need;
-        if (n < 2 * need || n - n_val < need)
-            CERR(S_DATA_SYN_TOKENS,
-                 "%lld synthetic tokens are too few for a train/validation "
-                 "split with val_fraction %g and batch x seq = %d x %d (each part needs %lld)",
-                 (long long)n, d->val_fraction, t->B, t->T, (long long)need);
-    }
+/* The split rule of lmd_data_split for the synthetic corpus, checked now rather than after
+ * the queue starts. */
+static int check_synthetic_split(const cell_ctx *k, const lmd_cell *cell) {
+    const lmd_data_settings *d = &cell->data;
+    const lmd_train_opts *t = &cell->train;
+    if (d->source != LMD_DATA_SYNTHETIC) return 0;
+    int64_t need = (int64_t)t->B * t->T * t->accumulate + 1, n = d->synthetic_tokens;
+    int64_t n_val = (int64_t)(d->val_fraction * (double)n);
+    if (n_val < need) n_val = need;
+    if (n < 2 * need || n - n_val < need)
+        return cell_err(k, S_DATA_SYN_TOKENS,
+                        "%lld synthetic tokens are too few for a train/validation split with "
+                        "val_fraction %g and batch x seq = %d x %d (each part needs %lld)",
+                        (long long)n, d->val_fraction, t->B, t->T, (long long)need);
+    return 0;
+}
 
-    /* tracking */
+/* tracking.checkpoints as an explicit list: sorted, unique, within the training steps. */
+static int tracking_list(const cell_ctx *k, lmd_tracking *tr, int64_t steps) {
+    const ynode *lst = k->x->doc->track_list;
+    tr->steps = spec_i64_alloc(lst->n);
+    for (size_t j = 0; j < lst->n; j++) {
+        long long s = strtoll(lst->kids[j]->val, NULL, 10);
+        double y = strtod(lst->kids[j]->val, NULL);
+        if (y != (double)s) s = (long long)y; /* written as 1e3 */
+        if (s > steps) {
+            spec_perr(k->x->doc->c, lst->kids[j], "tracking.checkpoints",
+                      "step %lld is beyond the last training step (%lld)%s", s, (long long)steps,
+                      k->point);
+            return -1;
+        }
+        tr->steps[j] = s;
+    }
+    qsort(tr->steps, lst->n, sizeof *tr->steps, cmp_i64);
+    int n = 0;
+    for (size_t j = 0; j < lst->n; j++)
+        if (n == 0 || tr->steps[n - 1] != tr->steps[j]) tr->steps[n++] = tr->steps[j];
+    tr->n_steps = n;
+    return 0;
+}
+
+/* tracking.*: the evaluation set and the schedule of tracked steps. */
+static int resolve_tracking(const cell_ctx *k, lmd_cell *cell) {
+    const sval *v = k->v;
+    const spec_doc *doc = k->x->doc;
+    const lmd_train_opts *t = &cell->train;
     lmd_tracking *tr = &cell->tracking;
     tr->eval_sequences = (int)v[S_EVAL_SEQS].i;
     tr->eval_seq_len = v[S_EVAL_SEQ_LEN].set ? (int)v[S_EVAL_SEQ_LEN].i : t->T;
-    if (tr->eval_seq_len > g->n_ctx)
-        CERR(v[S_EVAL_SEQ_LEN].src ? S_EVAL_SEQ_LEN : S_N_CTX,
-             "eval_seq_len (%d) must not exceed the model's n_ctx (%d)", tr->eval_seq_len,
-             g->n_ctx);
+    if (tr->eval_seq_len > cell->cfg.n_ctx)
+        return cell_err(k, v[S_EVAL_SEQ_LEN].src ? S_EVAL_SEQ_LEN : S_N_CTX,
+                        "eval_seq_len (%d) must not exceed the model's n_ctx (%d)",
+                        tr->eval_seq_len, cell->cfg.n_ctx);
     tr->hist_bins = (int)v[S_HIST_BINS].i;
     tr->save_checkpoints = (int)v[S_SAVE_CK].i;
     const int64_t first = lmd_track_first(t->steps, t->warmup_ratio);
     if (doc->track == TRACK_LIST) {
-        const ynode *lst = doc->track_list;
-        tr->steps = spec_i64_alloc(lst->n);
-        for (size_t j = 0; j < lst->n; j++) {
-            long long s = strtoll(lst->kids[j]->val, NULL, 10);
-            double y = strtod(lst->kids[j]->val, NULL);
-            if (y != (double)s) s = (long long)y; /* written as 1e3 */
-            if (s > t->steps) {
-                spec_perr(c, lst->kids[j], "tracking.checkpoints",
-                          "step %lld is beyond the last training step (%lld)%s", s,
-                          (long long)t->steps, point);
-                return -1;
-            }
-            tr->steps[j] = s;
-        }
-        qsort(tr->steps, lst->n, sizeof *tr->steps, cmp_i64);
-        int n = 0;
-        for (size_t j = 0; j < lst->n; j++)
-            if (n == 0 || tr->steps[n - 1] != tr->steps[j]) tr->steps[n++] = tr->steps[j];
-        tr->n_steps = n;
+        if (tracking_list(k, tr, t->steps)) return -1;
     } else if (doc->track == TRACK_EVERY) {
         if (t->steps / v[S_EVERY].i > LMD_SPEC_MAX_TRACK)
-            CERR(S_EVERY, "every %lld gives more than %d checkpoints over %lld steps",
-                 (long long)v[S_EVERY].i, LMD_SPEC_MAX_TRACK, (long long)t->steps);
+            return cell_err(k, S_EVERY, "every %lld gives more than %d checkpoints over %lld steps",
+                            (long long)v[S_EVERY].i, LMD_SPEC_MAX_TRACK, (long long)t->steps);
         tr->n_steps = lmd_track_every(t->steps, v[S_EVERY].i, first, &tr->steps);
     } else if (v[S_LOG_POINTS].set) {
         tr->n_steps = lmd_track_log_points(t->steps, (int)v[S_LOG_POINTS].i, first, &tr->steps);
     } else {
         tr->n_steps = lmd_track_log(t->steps, first, &tr->steps);
     }
-    x->total_track += (size_t)tr->n_steps;
-    if (x->total_track > (size_t)20000000)
-        CERR(S_LOG_POINTS, "the grid tracks more than 2*10^7 checkpoints in total");
+    k->x->total_track += (size_t)tr->n_steps;
+    if (k->x->total_track > (size_t)20000000)
+        return cell_err(k, S_LOG_POINTS, "the grid tracks more than 2*10^7 checkpoints in total");
+    return 0;
+}
+
+/* Resolves the values v of one grid point into *cell and validates what can only be checked
+ * with all settings known. Returns 0 or -1 (error reported). */
+static int resolve_cell(expand_ctx *x, const sval *v, const int *choice, size_t index,
+                        lmd_cell *cell) {
+    cell_ctx k = {.x = x, .v = v};
+    describe_point(x->doc, choice, index, k.point, sizeof k.point);
+    if (resolve_data(&k, &cell->data) || resolve_model(&k, cell) || resolve_train(&k, cell) ||
+        resolve_dispersion(&k, &cell->train.disp) || resolve_distill(&k, cell) ||
+        check_synthetic_split(&k, cell) || resolve_tracking(&k, cell))
+        return -1;
 
     /* the model's own checks, as a backstop for anything missed above */
-    if (gpt_config_validate(g, &e)) CERR(S_MLP_DIM, "%s", e.msg);
-    if (lmd_train_validate(t, g, &e)) CERR(S_STEPS, "%s", e.msg);
-    if (lmd_disp_validate(o, &e)) CERR(S_VARIANT, "%s", e.msg);
+    const lmd_train_opts *t = &cell->train;
+    lmd_err e;
+    if (gpt_config_validate(&cell->cfg, &e)) return cell_err(&k, S_MLP_DIM, "%s", e.msg);
+    if (lmd_train_validate(t, &cell->cfg, &e)) return cell_err(&k, S_STEPS, "%s", e.msg);
+    if (lmd_disp_validate(&t->disp, &e)) return cell_err(&k, S_VARIANT, "%s", e.msg);
 
     cell->index = index;
-    cell->n_params = gpt_num_params(g);
-    cell->flops = gpt_flops_per_step(g, t->B, t->T) * (double)t->steps * t->accumulate;
-    if (kd->model) /* the teacher's forward: a third of its training step's FLOPs */
-        cell->flops += gpt_flops_per_step(&kd->teacher_cfg, t->B, t->T) / 3.0 * (double)t->steps *
-                       t->accumulate;
+    cell->n_params = gpt_num_params(&cell->cfg);
+    cell->flops = gpt_flops_per_step(&cell->cfg, t->B, t->T) * (double)t->steps * t->accumulate;
+    if (cell->kd.model) /* the teacher's forward: a third of its training step's FLOPs */
+        cell->flops += gpt_flops_per_step(&cell->kd.teacher_cfg, t->B, t->T) / 3.0 *
+                       (double)t->steps * t->accumulate;
     lmd_cell_refresh_id(cell);
     return 0;
 }
@@ -502,7 +590,6 @@ void lmd_cell_refresh_id(lmd_cell *cell) {
              lmd_disp_variant_name(cell->train.disp.variant), (unsigned long long)cell->train.seed,
              hex);
 }
-#undef CERR
 
 void spec_cell_free(lmd_cell *cell) {
     free(cell->data.path);
@@ -561,14 +648,8 @@ int spec_expand(spec_doc *doc, lmd_spec *s) {
     /* defaults for everything not set */
     sval base[N_SETTINGS];
     memcpy(base, doc->base, sizeof base);
-    for (int i = 0; i < N_SETTINGS; i++) {
-        if (base[i].set || !SPEC_DEFS[i].has_def) continue;
-        if (SPEC_DEFS[i].type == SET_NUM)
-            base[i].d = SPEC_DEFS[i].def;
-        else
-            base[i].i = (int64_t)SPEC_DEFS[i].def;
-        if (SPEC_DEFS[i].type == SET_ENUM) base[i].s = SPEC_DEFS[i].choices[base[i].i];
-    }
+    for (int i = 0; i < N_SETTINGS; i++)
+        if (!base[i].set) spec_default(i, &base[i]);
 
     s->n_axes = doc->n_axes;
     s->axes = lmd_calloc((size_t)doc->n_axes + 1, sizeof *s->axes);

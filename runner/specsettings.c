@@ -34,59 +34,154 @@ static const char *const VARIANTS[] = {"off",      "angular_spread",    "decorre
                                        "l2_repel", "orthogonalization", NULL};
 static const char *const LOCATIONS[] = {"all", "last", NULL};
 
+/* One row per setting; the fields a row leaves out are 0 (no range, not gridable, no default). */
+/* clang-format off */
 const sdef SPEC_DEFS[N_SETTINGS] = {
-    [S_SEED] = {"seed", NULL, SET_INT, 0, I64MAX, 0, 0, 0, NULL, 1, 0, 1},
-    [S_DATA_SOURCE] = {"data.source", NULL, SET_ENUM, 0, 0, 0, 0, 0, SPEC_SOURCES, 1, 0, 1},
-    [S_DATA_PATH] = {"data.path", NULL, SET_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
-    [S_DATA_TOKENIZER] = {"data.tokenizer", NULL, SET_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
-    [S_DATA_VOCAB] = {"data.vocab", NULL, SET_INT, 2, 1 << 24, 0, 0, 0, NULL, 1, 0, 0},
-    [S_DATA_SYN_SEED] = {"data.synthetic_seed", NULL, SET_INT, 0, I64MAX, 0, 0, 0, NULL, 1, 0, 0},
-    [S_DATA_SYN_TOKENS] = {"data.synthetic_tokens", NULL, SET_INT, 2, 4000000000LL, 0, 0, 0, NULL,
-                           1, 0, 0},
-    [S_DATA_VALF] = {"data.val_fraction", NULL, SET_NUM, 0, 0, 0.0, 0.9, 0, NULL, 1, 0.1, 1},
-    [S_N_LAYER] = {"model.n_layer", NULL, SET_INT, 1, 1024, 0, 0, 0, NULL, 1, 4, 1},
-    [S_N_EMBD] = {"model.n_embd", NULL, SET_INT, 1, 65536, 0, 0, 0, NULL, 1, 128, 1},
-    [S_N_HEAD] = {"model.n_head", NULL, SET_INT, 1, 4096, 0, 0, 0, NULL, 1, 4, 1},
-    [S_N_CTX] = {"model.n_ctx", NULL, SET_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 128, 1},
-    [S_MODEL_VOCAB] = {"model.vocab", NULL, SET_INT, 2, 1 << 24, 0, 0, 0, NULL, 1, 0, 0},
-    [S_MLP_DIM] = {"model.mlp_dim", NULL, SET_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 0, 0},
-    [S_STEPS] = {"train.steps", NULL, SET_INT, 0, 1000000000000LL, 0, 0, 0, NULL, 1, 0, 0},
-    [S_TOKENS] = {"train.tokens", NULL, SET_INT, 1, I64MAX, 0, 0, 0, NULL, 1, 0, 0},
-    [S_BATCH] = {"train.batch", NULL, SET_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 8, 1},
-    [S_SEQ] = {"train.seq", NULL, SET_INT, 1, 1 << 20, 0, 0, 0, NULL, 1, 64, 1},
-    [S_LR] = {"train.lr", NULL, SET_NUM, 0, 0, 0.0, 10.0, 0, NULL, 1, 1e-3, 1},
-    [S_SCHEDULE] = {"train.schedule", NULL, SET_ENUM, 0, 0, 0, 0, 0, SCHEDULES, 1, 0, 1},
-    [S_WARMUP] = {"train.warmup_ratio", NULL, SET_NUM, 0, 0, 0.0, 1.0, 0, NULL, 1, 0.2, 1},
-    [S_MIN_LR] = {"train.min_lr_ratio", NULL, SET_NUM, 0, 0, 0.0, 1.0, 0, NULL, 1, 0.0, 1},
-    [S_WD] = {"train.weight_decay", NULL, SET_NUM, 0, 0, 0.0, 100.0, 0, NULL, 1, 0.1, 1},
-    [S_BETA1] = {"train.beta1", NULL, SET_NUM, 0, 0, 0.0, 0.999999, 0, NULL, 1, 0.9, 1},
-    [S_BETA2] = {"train.beta2", NULL, SET_NUM, 0, 0, 0.0, 0.999999999, 0, NULL, 1, 0.95, 1},
-    [S_EPS] = {"train.eps", NULL, SET_NUM, 0, 0, 0.0, 1.0, 1, NULL, 1, 1e-8, 1},
-    [S_CLIP] = {"train.clip", NULL, SET_NUM, 0, 0, 0.0, 1e30, 0, NULL, 1, 1.0, 1},
-    [S_SHARDS] = {"train.shards", NULL, SET_INT, 1, 65536, 0, 0, 0, NULL, 1, 1, 1},
-    [S_INIT] = {"train.init", NULL, SET_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
-    [S_ACCUM] = {"train.accumulate", NULL, SET_INT, 1, 65536, 0, 0, 0, NULL, 1, 1, 1},
-    [S_KD_TEACHER] = {"distill.teacher", NULL, SET_STR, 0, 0, 0, 0, 0, NULL, 1, 0, 0},
-    [S_KD_ALPHA] = {"distill.alpha", NULL, SET_NUM, 0, 0, 0.0, 1.0, 0, NULL, 1, 0.5, 1},
-    [S_KD_TEMP] = {"distill.temperature", NULL, SET_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
-    [S_VARIANT] = {"dispersion.variant", "dispersion", SET_ENUM, 0, 0, 0, 0, 0, VARIANTS, 1, 0, 1},
-    [S_COEFF] = {"dispersion.coeff", NULL, SET_NUM, 0, 0, 0.0, 1e6, 0, NULL, 1, 0.1, 1},
-    [S_LOCATION] = {"dispersion.location", NULL, SET_ENUM, 0, 0, 0, 0, 0, LOCATIONS, 1, 0, 1},
-    [S_TAU_COS] = {"dispersion.tau_cos", NULL, SET_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
-    [S_TAU_L2] = {"dispersion.tau_l2", NULL, SET_NUM, 0, 0, 0.0, 1e6, 1, NULL, 1, 1.0, 1},
-    [S_MAX_TOKENS] = {"dispersion.max_tokens", NULL, SET_INT, 2, 1 << 20, 0, 0, 0, NULL, 1, 256, 1},
+    [S_SEED] = {.name = "seed", .type = SET_INT, .ilo = 0, .ihi = I64MAX,
+                .gridable = 1, .def_from = DEF_MODEL},
+    [S_DATA_SOURCE] = {.name = "data.source", .type = SET_ENUM, .choices = SPEC_SOURCES,
+                       .gridable = 1, .def_from = DEF_TABLE},
+    [S_DATA_PATH] = {.name = "data.path", .type = SET_STR, .gridable = 1},
+    [S_DATA_TOKENIZER] = {.name = "data.tokenizer", .type = SET_STR, .gridable = 1},
+    [S_DATA_VOCAB] = {.name = "data.vocab", .type = SET_INT, .ilo = 2, .ihi = 1 << 24,
+                      .gridable = 1},
+    [S_DATA_SYN_SEED] = {.name = "data.synthetic_seed", .type = SET_INT, .ilo = 0, .ihi = I64MAX,
+                         .gridable = 1},
+    [S_DATA_SYN_TOKENS] = {.name = "data.synthetic_tokens", .type = SET_INT, .ilo = 2,
+                           .ihi = 4000000000LL, .gridable = 1},
+    [S_DATA_VALF] = {.name = "data.val_fraction", .type = SET_NUM, .dlo = 0.0, .dhi = 0.9,
+                     .gridable = 1, .def_from = DEF_MODEL},
+    [S_N_LAYER] = {.name = "model.n_layer", .type = SET_INT, .ilo = 1, .ihi = 1024,
+                   .gridable = 1, .def_from = DEF_MODEL},
+    [S_N_EMBD] = {.name = "model.n_embd", .type = SET_INT, .ilo = 1, .ihi = 65536,
+                  .gridable = 1, .def_from = DEF_MODEL},
+    [S_N_HEAD] = {.name = "model.n_head", .type = SET_INT, .ilo = 1, .ihi = 4096,
+                  .gridable = 1, .def_from = DEF_MODEL},
+    [S_N_CTX] = {.name = "model.n_ctx", .type = SET_INT, .ilo = 1, .ihi = 1 << 20,
+                 .gridable = 1, .def_from = DEF_MODEL},
+    [S_MODEL_VOCAB] = {.name = "model.vocab", .type = SET_INT, .ilo = 2, .ihi = 1 << 24,
+                       .gridable = 1},
+    [S_MLP_DIM] = {.name = "model.mlp_dim", .type = SET_INT, .ilo = 1, .ihi = 1 << 20,
+                   .gridable = 1},
+    [S_STEPS] = {.name = "train.steps", .type = SET_INT, .ilo = 0, .ihi = 1000000000000LL,
+                 .gridable = 1},
+    [S_TOKENS] = {.name = "train.tokens", .type = SET_INT, .ilo = 1, .ihi = I64MAX, .gridable = 1},
+    [S_BATCH] = {.name = "train.batch", .type = SET_INT, .ilo = 1, .ihi = 1 << 20,
+                 .gridable = 1, .def_from = DEF_MODEL},
+    [S_SEQ] = {.name = "train.seq", .type = SET_INT, .ilo = 1, .ihi = 1 << 20,
+               .gridable = 1, .def_from = DEF_MODEL},
+    [S_LR] = {.name = "train.lr", .type = SET_NUM, .dlo = 0.0, .dhi = 10.0,
+              .gridable = 1, .def_from = DEF_MODEL},
+    [S_SCHEDULE] = {.name = "train.schedule", .type = SET_ENUM, .choices = SCHEDULES,
+                    .gridable = 1, .def_from = DEF_TABLE},
+    [S_WARMUP] = {.name = "train.warmup_ratio", .type = SET_NUM, .dlo = 0.0, .dhi = 1.0,
+                  .gridable = 1, .def_from = DEF_MODEL},
+    [S_MIN_LR] = {.name = "train.min_lr_ratio", .type = SET_NUM, .dlo = 0.0, .dhi = 1.0,
+                  .gridable = 1, .def_from = DEF_MODEL},
+    [S_WD] = {.name = "train.weight_decay", .type = SET_NUM, .dlo = 0.0, .dhi = 100.0,
+              .gridable = 1, .def_from = DEF_MODEL},
+    [S_BETA1] = {.name = "train.beta1", .type = SET_NUM, .dlo = 0.0, .dhi = 0.999999,
+                 .gridable = 1, .def_from = DEF_MODEL},
+    [S_BETA2] = {.name = "train.beta2", .type = SET_NUM, .dlo = 0.0, .dhi = 0.999999999,
+                 .gridable = 1, .def_from = DEF_MODEL},
+    [S_EPS] = {.name = "train.eps", .type = SET_NUM, .dlo = 0.0, .dhi = 1.0, .lo_open = 1,
+               .gridable = 1, .def_from = DEF_MODEL},
+    [S_CLIP] = {.name = "train.clip", .type = SET_NUM, .dlo = 0.0, .dhi = 1e30,
+                .gridable = 1, .def_from = DEF_MODEL},
+    [S_SHARDS] = {.name = "train.shards", .type = SET_INT, .ilo = 1, .ihi = 65536,
+                  .gridable = 1, .def_from = DEF_MODEL},
+    [S_INIT] = {.name = "train.init", .type = SET_STR, .gridable = 1},
+    [S_ACCUM] = {.name = "train.accumulate", .type = SET_INT, .ilo = 1, .ihi = 65536,
+                 .gridable = 1, .def_from = DEF_MODEL},
+    [S_KD_TEACHER] = {.name = "distill.teacher", .type = SET_STR, .gridable = 1},
+    [S_KD_ALPHA] = {.name = "distill.alpha", .type = SET_NUM, .dlo = 0.0, .dhi = 1.0,
+                    .gridable = 1, .def_from = DEF_MODEL},
+    [S_KD_TEMP] = {.name = "distill.temperature", .type = SET_NUM, .dlo = 0.0, .dhi = 1e6,
+                   .lo_open = 1, .gridable = 1, .def_from = DEF_MODEL},
+    [S_VARIANT] = {.name = "dispersion.variant", .alias = "dispersion", .type = SET_ENUM,
+                   .choices = VARIANTS, .gridable = 1, .def_from = DEF_MODEL},
+    [S_COEFF] = {.name = "dispersion.coeff", .type = SET_NUM, .dlo = 0.0, .dhi = 1e6,
+                 .gridable = 1, .def_from = DEF_MODEL},
+    [S_LOCATION] = {.name = "dispersion.location", .type = SET_ENUM, .choices = LOCATIONS,
+                    .gridable = 1, .def_from = DEF_MODEL},
+    [S_TAU_COS] = {.name = "dispersion.tau_cos", .type = SET_NUM, .dlo = 0.0, .dhi = 1e6,
+                   .lo_open = 1, .gridable = 1, .def_from = DEF_MODEL},
+    [S_TAU_L2] = {.name = "dispersion.tau_l2", .type = SET_NUM, .dlo = 0.0, .dhi = 1e6,
+                  .lo_open = 1, .gridable = 1, .def_from = DEF_MODEL},
+    [S_MAX_TOKENS] = {.name = "dispersion.max_tokens", .type = SET_INT, .ilo = 2, .ihi = 1 << 20,
+                      .gridable = 1, .def_from = DEF_MODEL},
     /* The tracking schedule knobs and hist_bins are fixed per study: a study file has one
      * /tracking/step axis and one histogram width. */
-    [S_LOG_POINTS] = {"tracking.log_points", NULL, SET_INT, 2, LMD_SPEC_MAX_TRACK, 0, 0, 0, NULL, 0,
-                      0, 0},
-    [S_EVERY] = {"tracking.every", NULL, SET_INT, 1, I64MAX, 0, 0, 0, NULL, 0, 0, 0},
-    [S_EVAL_SEQS] = {"tracking.eval_sequences", NULL, SET_INT, 1, 1000000, 0, 0, 0, NULL, 1, 16, 1},
-    [S_EVAL_SEQ_LEN] = {"tracking.eval_seq_len", NULL, SET_INT, 2, 1 << 20, 0, 0, 0, NULL, 1, 0, 0},
-    [S_HIST_BINS] = {"tracking.hist_bins", NULL, SET_INT, 2, 100000, 0, 0, 0, NULL, 0, 128, 1},
-    [S_SAVE_CK] = {"tracking.save_checkpoints", NULL, SET_BOOL, 0, 0, 0, 0, 0, NULL, 0, 0, 1},
-    [S_RANKS] = {"resources.ranks_per_model", NULL, SET_INT, 1, 65536, 0, 0, 0, NULL, 0, 1, 1},
-    [S_THREADS] = {"resources.threads_per_rank", NULL, SET_INT, 1, 4096, 0, 0, 0, NULL, 0, 1, 1},
+
+                         [S_LOG_POINTS] = {.name = "tracking.log_points", .type = SET_INT, .ilo = 2, .ihi = LMD_SPEC_MAX_TRACK},
+    [S_EVERY] = {.name = "tracking.every", .type = SET_INT, .ilo = 1, .ihi = I64MAX},
+    [S_EVAL_SEQS] = {.name = "tracking.eval_sequences", .type = SET_INT, .ilo = 1, .ihi = 1000000,
+                     .gridable = 1, .def_from = DEF_TABLE, .def = 16},
+    [S_EVAL_SEQ_LEN] = {.name = "tracking.eval_seq_len", .type = SET_INT, .ilo = 2, .ihi = 1 << 20,
+                        .gridable = 1},
+    [S_HIST_BINS] = {.name = "tracking.hist_bins", .type = SET_INT, .ilo = 2, .ihi = 100000,
+                     .def_from = DEF_TABLE, .def = 128},
+    [S_SAVE_CK] = {.name = "tracking.save_checkpoints", .type = SET_BOOL, .def_from = DEF_TABLE},
+    [S_RANKS] = {.name = "resources.ranks_per_model", .type = SET_INT, .ilo = 1, .ihi = 65536,
+                 .def_from = DEF_TABLE, .def = 1},
+    [S_THREADS] = {.name = "resources.threads_per_rank", .type = SET_INT, .ilo = 1, .ihi = 4096,
+                   .def_from = DEF_TABLE, .def = 1},
 };
+/* clang-format on */
+
+/* The model layer's default of setting si (DEF_MODEL): lmd_train_default (with gpt_adamw_default
+ * and lmd_disp_default), gpt_config_default and LMD_DATA_VAL_FRACTION, the source `lmdisp
+ * train` takes its defaults from too. SET_ENUM: the index of the choice. */
+static double model_default(int si) {
+    const lmd_train_opts t = lmd_train_default();
+    const gpt_config g = gpt_config_default();
+    switch (si) {
+    case S_SEED: return (double)t.seed;
+    case S_DATA_VALF: return LMD_DATA_VAL_FRACTION;
+    case S_N_LAYER: return g.n_layer;
+    case S_N_EMBD: return g.n_embd;
+    case S_N_HEAD: return g.n_head;
+    case S_N_CTX: return g.n_ctx;
+    case S_BATCH: return t.B;
+    case S_SEQ: return t.T;
+    case S_LR: return t.lr;
+    case S_WARMUP: return t.warmup_ratio;
+    case S_MIN_LR: return t.min_lr_ratio;
+    case S_WD: return t.adamw.weight_decay;
+    case S_BETA1: return t.adamw.beta1;
+    case S_BETA2: return t.adamw.beta2;
+    case S_EPS: return t.adamw.eps;
+    case S_CLIP: return t.clip;
+    case S_SHARDS: return t.shards;
+    case S_ACCUM: return t.accumulate;
+    case S_KD_ALPHA: return t.kd.alpha;
+    case S_KD_TEMP: return t.kd.temperature;
+    case S_COEFF: return t.disp.coeff;
+    case S_TAU_COS: return t.disp.tau_cos;
+    case S_TAU_L2: return t.disp.tau_l2;
+    case S_MAX_TOKENS: return t.disp.max_tokens;
+    default: break;
+    }
+    const char *choice = si == S_VARIANT    ? lmd_disp_variant_name(t.disp.variant)
+                         : si == S_LOCATION ? lmd_disp_location_name(t.disp.location)
+                                            : NULL;
+    for (int k = 0; choice && SPEC_DEFS[si].choices[k]; k++)
+        if (!strcmp(SPEC_DEFS[si].choices[k], choice)) return k;
+    lmd_die("settings table: %s has no model default", SPEC_DEFS[si].name);
+}
+
+int spec_default(int si, sval *out) {
+    const sdef *d = &SPEC_DEFS[si];
+    if (d->def_from == DEF_NONE) return -1;
+    double x = d->def_from == DEF_MODEL ? model_default(si) : d->def;
+    memset(out, 0, sizeof *out);
+    if (d->type == SET_NUM)
+        out->d = x;
+    else
+        out->i = (int64_t)x;
+    if (d->type == SET_ENUM) out->s = d->choices[out->i];
+    return 0;
+}
 
 const char *spec_last_component(const char *name) {
     const char *dot = strrchr(name, '.');

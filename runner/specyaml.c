@@ -117,10 +117,21 @@ void spec_perr(pctx *c, const ynode *at, const char *key, const char *fmt, ...) 
     va_end(ap);
     int line = at ? at->line : 1, col = at ? at->col : 1;
     if (c->msgs.n) spec_sb_addf(&c->msgs, "\n");
-    if (key)
+    if (!c->path) /* one value outside a file (a command-line flag): the message alone */
+        spec_sb_addf(&c->msgs, "%s", msg);
+    else if (key)
         spec_sb_addf(&c->msgs, "%s:%d:%d: key '%s': %s", c->path, line, col, key, msg);
     else
         spec_sb_addf(&c->msgs, "%s:%d:%d: %s", c->path, line, col, msg);
+}
+
+char *spec_perr_take(pctx *c) {
+    if (c->n_errors > LMD_SPEC_MAX_ERRORS)
+        spec_sb_addf(&c->msgs, "\n%s: %d more errors not shown", c->path,
+                     c->n_errors - LMD_SPEC_MAX_ERRORS);
+    char *m = c->msgs.p;
+    c->msgs = (sbuf){0};
+    return m;
 }
 
 ynode *spec_build_tree(pctx *c, const char *text, size_t len) {

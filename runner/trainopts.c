@@ -1,67 +1,78 @@
+/* trainopts.c — the training and dispersion flags of `train` and `step` (trainopts.h). */
 #include "trainopts.h"
 
 #include <stdio.h>
 
-const char *lmd_trainopts_help(void) {
-    return "training:\n"
-           "  --batch B --seq T       batch size and sequence length (default 8 x 64)\n"
-           "  --steps N               optimizer steps (default 200)\n"
-           "  --lr X                  peak learning rate (default 1e-3)\n"
-           "  --warmup-ratio X        linear warmup fraction of the steps (default 0.2)\n"
-           "  --min-lr-ratio X        cosine floor as a fraction of lr (default 0)\n"
-           "  --clip X                global grad-norm clip, 0 = off (default 1.0)\n"
-           "  --weight-decay X        AdamW decay on 2-D weights (default 0.1)\n"
-           "  --beta1 X --beta2 X --eps X   AdamW (default 0.9, 0.95, 1e-8)\n"
-           "  --seed S                init, data order and dispersion subsets (default 0)\n"
-           "dispersion loss (DESIGN.md section 3):\n"
-           "  --dispersion V          off | angular_spread | decorrelation | l2_repel |"
-           " orthogonalization (default off)\n"
-           "  --coeff X               weight of the dispersion term (default 0.1)\n"
-           "  --location all|last     hidden states 1..n_layer, or n_layer only (default all)\n"
-           "  --tau-cos X --tau-l2 X  temperatures (default 1.0)\n"
-           "  --max-tokens N          token subset per sequence when T is larger (default 256)\n";
+/* The rows as tables, a flag a row. */
+/* clang-format off */
+int lmd_dispopts_flags(lmd_disp_opts *d, lmd_flag *f) {
+    const lmd_flag rows[LMD_DISPOPTS_NFLAGS] = {
+        {.name = "dispersion", .setting = "dispersion.variant", .kind = FLAG_VARIANT,
+         .target = &d->variant, .metavar = "V", .group = "dispersion loss (DESIGN.md section 3):",
+         .help = "off | angular_spread | decorrelation | l2_repel | orthogonalization"},
+        {.name = "coeff", .setting = "dispersion.coeff", .kind = FLAG_DOUBLE, .target = &d->coeff,
+         .metavar = "X", .help = "weight of the dispersion term"},
+        {.name = "location", .setting = "dispersion.location", .kind = FLAG_LOCATION,
+         .target = &d->location, .metavar = "all|last",
+         .help = "hidden states 1..n_layer, or n_layer only"},
+        {.name = "tau-cos", .setting = "dispersion.tau_cos", .kind = FLAG_DOUBLE,
+         .target = &d->tau_cos, .metavar = "X", .help = "temperature of angular_spread"},
+        {.name = "tau-l2", .setting = "dispersion.tau_l2", .kind = FLAG_DOUBLE,
+         .target = &d->tau_l2, .metavar = "X", .help = "temperature of l2_repel"},
+        {.name = "max-tokens", .setting = "dispersion.max_tokens", .kind = FLAG_INT,
+         .target = &d->max_tokens, .metavar = "N",
+         .help = "token subset per sequence when T is larger"},
+    };
+    for (int i = 0; i < LMD_DISPOPTS_NFLAGS; i++) f[i] = rows[i];
+    return LMD_DISPOPTS_NFLAGS;
 }
 
-void lmd_dispopts_parse(lmd_args *a, lmd_disp_opts *d) {
+int lmd_trainopts_flags(lmd_train_opts *o, lmd_flag *f) {
+    const int n = LMD_TRAINOPTS_NFLAGS - LMD_DISPOPTS_NFLAGS;
+    const lmd_flag rows[LMD_TRAINOPTS_NFLAGS - LMD_DISPOPTS_NFLAGS] = {
+        {.name = "batch", .setting = "train.batch", .kind = FLAG_INT, .target = &o->B,
+         .metavar = "B", .help = "batch size (sequences per step)", .group = "training:"},
+        {.name = "seq", .setting = "train.seq", .kind = FLAG_INT, .target = &o->T,
+         .metavar = "T", .help = "sequence length"},
+        {.name = "steps", .setting = "train.steps", .kind = FLAG_I64, .target = &o->steps,
+         .metavar = "N", .help = "optimizer steps"},
+        {.name = "lr", .setting = "train.lr", .kind = FLAG_DOUBLE, .target = &o->lr,
+         .metavar = "X", .help = "peak learning rate"},
+        {.name = "warmup-ratio", .setting = "train.warmup_ratio", .kind = FLAG_DOUBLE,
+         .target = &o->warmup_ratio, .metavar = "X", .help = "linear warmup fraction of the steps"},
+        {.name = "min-lr-ratio", .setting = "train.min_lr_ratio", .kind = FLAG_DOUBLE,
+         .target = &o->min_lr_ratio, .metavar = "X", .help = "cosine floor as a fraction of lr"},
+        {.name = "clip", .setting = "train.clip", .kind = FLAG_DOUBLE, .target = &o->clip,
+         .metavar = "X", .help = "global grad-norm clip, 0 = off"},
+        {.name = "weight-decay", .setting = "train.weight_decay", .kind = FLAG_DOUBLE,
+         .target = &o->adamw.weight_decay, .metavar = "X", .help = "AdamW decay on 2-D weights"},
+        {.name = "beta1", .setting = "train.beta1", .kind = FLAG_DOUBLE,
+         .target = &o->adamw.beta1, .metavar = "X", .help = "AdamW beta1"},
+        {.name = "beta2", .setting = "train.beta2", .kind = FLAG_DOUBLE,
+         .target = &o->adamw.beta2, .metavar = "X", .help = "AdamW beta2"},
+        {.name = "eps", .setting = "train.eps", .kind = FLAG_DOUBLE, .target = &o->adamw.eps,
+         .metavar = "X", .help = "AdamW epsilon"},
+        {.name = "seed", .setting = "seed", .kind = FLAG_U64, .target = &o->seed,
+         .metavar = "S", .help = "init, data order and dispersion subsets"},
+    };
+    for (int i = 0; i < n; i++) f[i] = rows[i];
+    return n + lmd_dispopts_flags(&o->disp, f + n);
+}
+/* clang-format on */
+
+void lmd_trainopts_check(lmd_args *a, const lmd_train_opts *o) {
     lmd_err err = {{0}};
-    const char *v = lmd_args_str(a, "dispersion");
-    if (v && lmd_disp_parse_variant(v, &d->variant, &err)) {
-        fprintf(stderr, "lmdisp %s: --dispersion: %s\n", a->cmd, err.msg);
-        a->failed = 1;
-    }
-    const char *loc = lmd_args_str(a, "location");
-    if (loc && lmd_disp_parse_location(loc, &d->location, &err)) {
-        fprintf(stderr, "lmdisp %s: --location: %s\n", a->cmd, err.msg);
-        a->failed = 1;
-    }
-    lmd_args_double(a, "coeff", &d->coeff);
-    lmd_args_double(a, "tau-cos", &d->tau_cos);
-    lmd_args_double(a, "tau-l2", &d->tau_l2);
-    lmd_args_int(a, "max-tokens", &d->max_tokens, -1000000000L, 1000000000L);
-    if (!a->failed && lmd_disp_validate(d, &err)) {
+    if (!a->failed && lmd_train_validate(o, NULL, &err)) {
         fprintf(stderr, "lmdisp %s: %s\n", a->cmd, err.msg);
         a->failed = 1;
     }
 }
 
-void lmd_trainopts_parse(lmd_args *a, lmd_train_opts *o) {
-    int64_t seed = (int64_t)o->seed;
-    lmd_args_int(a, "batch", &o->B, 1, 1 << 20);
-    lmd_args_int(a, "seq", &o->T, 1, 1 << 20);
-    lmd_args_i64(a, "steps", &o->steps, 0);
-    lmd_args_double(a, "lr", &o->lr);
-    lmd_args_double(a, "warmup-ratio", &o->warmup_ratio);
-    lmd_args_double(a, "min-lr-ratio", &o->min_lr_ratio);
-    lmd_args_double(a, "clip", &o->clip);
-    lmd_args_double(a, "weight-decay", &o->adamw.weight_decay);
-    lmd_args_double(a, "beta1", &o->adamw.beta1);
-    lmd_args_double(a, "beta2", &o->adamw.beta2);
-    lmd_args_double(a, "eps", &o->adamw.eps);
-    lmd_args_i64(a, "seed", &seed, 0);
-    o->seed = (uint64_t)seed;
-    lmd_dispopts_parse(a, &o->disp);
+void lmd_dispopts_parse(lmd_args *a, lmd_disp_opts *d) {
+    lmd_flag f[LMD_DISPOPTS_NFLAGS];
+    lmd_flags_parse(a, f, lmd_dispopts_flags(d, f));
     lmd_err err = {{0}};
-    if (!a->failed && lmd_train_validate(o, NULL, &err)) {
+    if (!a->failed && lmd_disp_validate(d, &err)) {
         fprintf(stderr, "lmdisp %s: %s\n", a->cmd, err.msg);
         a->failed = 1;
     }
