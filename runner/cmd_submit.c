@@ -479,14 +479,7 @@ int cmd_resubmit(int argc, char **argv) {
         rc = 2;
     }
     /* refuse while tasks are still live: they would race with the new ones */
-    int n_live = rc ? 0 : lmd_slurm_live_tasks(dir);
-    if (!rc && n_live && !force) {
-        fprintf(stderr,
-                "lmdisp resubmit: %d task(s) of %s are still queued or running in Slurm "
-                "(see lmdisp status %s); wait, scancel them, or use --force\n",
-                n_live, dir, dir);
-        rc = 2;
-    }
+    if (!rc) rc = lmd_slurm_refuse_live(dir, force);
     size_t *sel = lmd_calloc(m0.n ? m0.n : 1, sizeof *sel);
     size_t n_sel = 0, n_done = 0, n_div_sel = 0;
     for (size_t i = 0; !rc && i < m0.n; i++) {

@@ -193,14 +193,7 @@ int lmd_mstudy_resubmit(const char *dir_arg, const char *templates, int throttle
         fprintf(stderr, "lmdisp resubmit: %s/spec.yaml changed since submission; refusing\n", dir);
         rc = 2;
     }
-    int n_live = rc ? 0 : lmd_slurm_live_tasks(dir);
-    if (!rc && n_live && !force) {
-        fprintf(stderr,
-                "lmdisp resubmit: %d task(s) of %s are still queued or running in Slurm "
-                "(see lmdisp status %s); wait, scancel them, or use --force\n",
-                n_live, dir, dir);
-        rc = 2;
-    }
+    if (!rc) rc = lmd_slurm_refuse_live(dir, force);
     size_t *sel = lmd_calloc(s.n_cells + 1, sizeof *sel), n = 0, n_done = 0;
     for (size_t i = 0; !rc && i < s.n_cells; i++) {
         const char *state = cell_state(dir, &s.cells[i]);

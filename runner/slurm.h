@@ -128,4 +128,8 @@ size_t lmd_slurm_query(const char *dir, lmd_slurm_task_state **out, char *source
  * requeued, completing, ...; lmd_slurm_query): a resubmit while they live would race them. */
 int lmd_slurm_live_tasks(const char *dir);
 
+/* The resubmits' refusal: 2 with a message naming the live tasks when DIR's study still has
+ * some and force is 0, else 0. */
+int lmd_slurm_refuse_live(const char *dir, int force);
+
 #endif

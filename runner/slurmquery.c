@@ -263,3 +263,13 @@ int lmd_slurm_live_tasks(const char *dir) {
     free(st);
     return live;
 }
+
+int lmd_slurm_refuse_live(const char *dir, int force) {
+    int n_live = lmd_slurm_live_tasks(dir);
+    if (!n_live || force) return 0;
+    fprintf(stderr,
+            "lmdisp resubmit: %d task(s) of %s are still queued or running in Slurm "
+            "(see lmdisp status %s); wait, scancel them, or use --force\n",
+            n_live, dir, dir);
+    return 2;
+}
