@@ -22,7 +22,7 @@ int lmd_pfile_create(lmd_pfile *pf, const char *path, MPI_Comm comm, lmd_err *er
     if (!rc) rc = MPI_Comm_rank(pf->comm, &pf->rank);
     if (!rc) rc = MPI_Comm_size(pf->comm, &pf->size);
     if (lmd_mpi_check(rc, "setting up the parallel HDF5 file's communicator", err)) {
-        MPI_Comm_free(&pf->comm);
+        MPI_Comm_free(&pf->comm); /* already failing: the first error is the one reported */
         return -1;
     }
     lmd_h5_quiet();
@@ -62,7 +62,8 @@ int lmd_pfile_close(lmd_pfile *pf, lmd_err *err) {
     pf->file = -1;
     if (pf->comm == MPI_COMM_NULL) return bad ? -1 : 0;
     int rc = lmd_mpi_agree(pf->comm, bad, err);
-    MPI_Comm_free(&pf->comm);
+    int frc = MPI_Comm_free(&pf->comm);
+    if (!rc && lmd_mpi_check(frc, "freeing the parallel HDF5 file's communicator", err)) rc = -1;
     return rc;
 }
 
