@@ -12,6 +12,8 @@
 # measurement thread of its own (`lmdisp measure --measure-thread`: a second core), and the
 # better of the two counts. Prints every run, the per-round ratios, their medians and each
 # against the 1.5x target; also lmdisp's measurement share of its forward.
+# At the end: the ceiling (bench_fp32_ceiling): the forward's matrix-product flops at the cores'
+# fp32 FMA peak and at OpenBLAS sgemm's own rate, each over PyTorch's median best.
 #
 #   bench/compare_hf_torch.sh gpt2      # GPT-2 small: 12 x 768, 12 heads, vocab 50257
 #   bench/compare_hf_torch.sh olmo2     # 1B class: hidden 2048, 16 heads, inter 8192, 2 layers
@@ -27,10 +29,13 @@ BATCH=${BATCH:-2}
 SEQ=${SEQ:-512}
 REPS=${REPS:-2}
 BENCH=${BENCH:-$here/../build/bench_hf_forward}
+CEILING=${CEILING:-$(dirname "$BENCH")/bench_fp32_ceiling}
 PYTHON=${PYTHON:-/usr/bin/python3}
 case "$SHAPE" in
-    gpt2) ARGS="--arch gpt2 --layers ${LAYERS:-12} --hidden 768 --heads 12 --vocab 50257" ;;
-    olmo2|llama) ARGS="--arch $SHAPE --layers ${LAYERS:-2} --hidden 2048 --heads 16 --inter 8192 --vocab 100352" ;;
+    gpt2) ARGS="--arch gpt2 --layers ${LAYERS:-12} --hidden 768 --heads 12 --vocab 50257"
+          CEIL="--layers ${LAYERS:-12} --hidden 768 --heads 12 --inter 3072 --gated 0" ;;
+    olmo2|llama) ARGS="--arch $SHAPE --layers ${LAYERS:-2} --hidden 2048 --heads 16 --inter 8192 --vocab 100352"
+          CEIL="--layers ${LAYERS:-2} --hidden 2048 --heads 16 --inter 8192 --gated 1" ;;
     *) echo "compare_hf_torch.sh: shape gpt2, olmo2 or llama" >&2; exit 2 ;;
 esac
 # PyTorch (Debian's python3-torch) links the same libopenblas, whose runtime detection falls back
@@ -47,7 +52,7 @@ echo "OpenBLAS kernels (both sides): ${OPENBLAS_CORETYPE:-detected}"
 echo "shape: $ARGS; threads tried: $THREADS; rounds: $ROUNDS; $(getconf _NPROCESSORS_ONLN) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 field() { sed -n "s/.*RESULT.*[ ]$1=\(-\?[0-9.]*\).*/\1/p"; }
 gt() { awk "BEGIN{exit !($1 > $2)}"; }
-rl=() rm=()
+rl=() rm=() rp=()
 for r in $(seq 1 "$ROUNDS"); do
     bl=0 bm=0 bm_how="" pl=0 pn=0 share="" share_t=""
     for t in $THREADS; do
@@ -71,7 +76,7 @@ for r in $(seq 1 "$ROUNDS"); do
     done
     a=$(awk "BEGIN{printf \"%.2f\", $bm / $pn}")
     b=$(awk "BEGIN{printf \"%.2f\", $bl / $pl}")
-    rm+=("$a") rl+=("$b")
+    rm+=("$a") rl+=("$b") rp+=("$pn")
     echo "round $r: measure: lmdisp $bm ($bm_how) vs PyTorch no head $pn tokens/s: ratio $a; logits: lmdisp $bl vs PyTorch $pl: ratio $b; lmdisp share at 1 thread $share${share_t:+ (measurement thread $share_t)}"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -79,3 +84,14 @@ verdict() { awk "BEGIN{print ($1 >= 1.5) ? \"met\" : \"NOT met\"}"; }
 mm=$(median "${rm[@]}") ml=$(median "${rl[@]}")
 echo "RATIO $SHAPE measure (forward+measurement, no head) median lmdisp/PyTorch = $mm (rounds: ${rm[*]}; target >= 1.5: $(verdict "$mm"))"
 echo "RATIO $SHAPE logits (forward with head) median lmdisp/PyTorch = $ml (rounds: ${rl[*]}; target >= 1.5: $(verdict "$ml"))"
+# The ceiling: the same forward's matrix-product flops at the cores' fp32 FMA peak, and at
+# OpenBLAS sgemm's rate on its own products (bench/bench_fp32_ceiling.c), against PyTorch's
+# median best (no head): no fp32 forward on these cores can beat PyTorch by more than these.
+pm=$(median "${rp[@]}")
+for t in $THREADS; do
+    out=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$CEILING" $CEIL --batch "$BATCH" --seq "$SEQ" --threads "$t")
+    echo "$out" | sed -n 's/^/  /; /peak\|sgemm/p'
+    cp=$(echo "$out" | field tokens_per_s_peak)
+    cs=$(echo "$out" | field tokens_per_s_sgemm)
+    echo "CEILING $SHAPE threads $t: at the fp32 FMA peak $cp tokens/s = $(awk "BEGIN{printf \"%.2f\", $cp / $pm}")x PyTorch's median best $pm; its products alone at OpenBLAS sgemm's rate $cs tokens/s = $(awk "BEGIN{printf \"%.2f\", $cs / $pm}")x"
+done
