@@ -98,8 +98,7 @@ static double sgemm_time(int M, int K, int N, int reps) {
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) { /* the first is a warm-up */
         double t0 = lmd_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K, 0.0f, C,
-                    N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
         double t = lmd_now() - t0;
         if (r > 0 && t < best) best = t;
     }
@@ -114,16 +113,26 @@ int main(int argc, char **argv) {
     int d = 2048, H = 16, K = 0, inter = 8192, L = 2, T = 512, B = 1, gated = 1, nt = 1, reps = 3;
     for (int i = 1; i + 1 < argc; i += 2) {
         int v = atoi(argv[i + 1]);
-        if (!strcmp(argv[i], "--hidden")) d = v;
-        else if (!strcmp(argv[i], "--heads")) H = v;
-        else if (!strcmp(argv[i], "--kv-heads")) K = v;
-        else if (!strcmp(argv[i], "--inter")) inter = v;
-        else if (!strcmp(argv[i], "--layers")) L = v;
-        else if (!strcmp(argv[i], "--seq")) T = v;
-        else if (!strcmp(argv[i], "--batch")) B = v;
-        else if (!strcmp(argv[i], "--gated")) gated = v;
-        else if (!strcmp(argv[i], "--threads")) nt = v;
-        else if (!strcmp(argv[i], "--reps")) reps = v;
+        if (!strcmp(argv[i], "--hidden"))
+            d = v;
+        else if (!strcmp(argv[i], "--heads"))
+            H = v;
+        else if (!strcmp(argv[i], "--kv-heads"))
+            K = v;
+        else if (!strcmp(argv[i], "--inter"))
+            inter = v;
+        else if (!strcmp(argv[i], "--layers"))
+            L = v;
+        else if (!strcmp(argv[i], "--seq"))
+            T = v;
+        else if (!strcmp(argv[i], "--batch"))
+            B = v;
+        else if (!strcmp(argv[i], "--gated"))
+            gated = v;
+        else if (!strcmp(argv[i], "--threads"))
+            nt = v;
+        else if (!strcmp(argv[i], "--reps"))
+            reps = v;
         else {
             fprintf(stderr, "bench_fp32_ceiling: unknown option %s\n", argv[i]);
             return 2;
@@ -149,7 +158,8 @@ int main(int argc, char **argv) {
     double gemm_flops = M * (proj + mlp);
     double sg = gemm_flops / tg / 1e9;
     double tok_peak = peak * 1e9 / per_tok;
-    double tok_gemm = (double)M / (tg * L); /* every layer's products at sgemm's rate, nothing else */
+    double tok_gemm =
+        (double)M / (tg * L); /* every layer's products at sgemm's rate, nothing else */
     printf("shape: d %d, heads %d/%d, inter %d%s, %d layers, %d x %d tokens; %d thread(s)\n", d, H,
            K, inter, gated ? " (gated)" : "", L, B, T, nt);
     printf("fp32 FMA peak (%s, %d thread(s) at once): %.1f GFLOP/s\n", isa, nt, peak);
