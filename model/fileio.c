@@ -1,4 +1,5 @@
 /* fileio.c — whole-file reads and atomic small-file writes (see fileio.h). */
+#define _GNU_SOURCE /* sync_file_range */
 #include "fileio.h"
 
 #include <errno.h>
@@ -80,6 +81,14 @@ int lmd_file_read(const char *path, size_t max_bytes, char **text, size_t *len, 
     *text = buf;
     if (len) *len = n;
     return 0;
+}
+
+void lmd_file_start_writeback(int fd, long long from, long long len) {
+#ifdef SYNC_FILE_RANGE_WRITE
+    (void)sync_file_range(fd, (off_t)from, (off_t)len, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd, (void)from, (void)len;
+#endif
 }
 
 int lmd_fsync_parent_dir(const char *path, lmd_err *err) {

@@ -29,6 +29,11 @@ int lmd_file_write_atomic(const char *path, const void *data, size_t n, lmd_err 
  * file. Returns 0, or -1 with a message (tmp is left for the caller to remove). */
 int lmd_file_commit(const char *tmp, const char *path, lmd_err *err);
 
+/* Starts the kernel's write-back of bytes [from, from + len) of fd without waiting for it
+ * (Linux sync_file_range WRITE; nothing elsewhere), so that a long sequential write's final
+ * fsync has little left to do. Errors are left for that fsync to report. */
+void lmd_file_start_writeback(int fd, long long from, long long len);
+
 /* fsync of the directory holding path, so a rename into it survives a crash. */
 int lmd_fsync_parent_dir(const char *path, lmd_err *err);
 

