@@ -111,32 +111,24 @@ static double sgemm_time(int M, int K, int N, int reps) {
 int main(int argc, char **argv) {
     lmd_blas_core_select(argv);
     int d = 2048, H = 16, K = 0, inter = 8192, L = 2, T = 512, B = 1, gated = 1, nt = 1, reps = 3;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        int v = atoi(argv[i + 1]);
-        if (!strcmp(argv[i], "--hidden"))
-            d = v;
-        else if (!strcmp(argv[i], "--heads"))
-            H = v;
-        else if (!strcmp(argv[i], "--kv-heads"))
-            K = v;
-        else if (!strcmp(argv[i], "--inter"))
-            inter = v;
-        else if (!strcmp(argv[i], "--layers"))
-            L = v;
-        else if (!strcmp(argv[i], "--seq"))
-            T = v;
-        else if (!strcmp(argv[i], "--batch"))
-            B = v;
-        else if (!strcmp(argv[i], "--gated"))
-            gated = v;
-        else if (!strcmp(argv[i], "--threads"))
-            nt = v;
-        else if (!strcmp(argv[i], "--reps"))
-            reps = v;
-        else {
-            fprintf(stderr, "bench_fp32_ceiling: unknown option %s\n", argv[i]);
+    const struct {
+        const char *name;
+        int *v;
+    } opts[] = {{"--hidden", &d},   {"--heads", &H},  {"--kv-heads", &K}, {"--inter", &inter},
+                {"--layers", &L},   {"--seq", &T},    {"--batch", &B},    {"--gated", &gated},
+                {"--threads", &nt}, {"--reps", &reps}};
+    for (int i = 1; i < argc; i += 2) {
+        size_t o = 0;
+        while (o < sizeof opts / sizeof opts[0] && strcmp(argv[i], opts[o].name)) o++;
+        char *end = NULL;
+        long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+        if (o == sizeof opts / sizeof opts[0] || !end || *end || end == argv[i + 1] || v < 0 ||
+            v > 1 << 30) {
+            fprintf(stderr, "bench_fp32_ceiling: bad option or value: %s %s\n", argv[i],
+                    i + 1 < argc ? argv[i + 1] : "(missing)");
             return 2;
         }
+        *opts[o].v = (int)v;
     }
     if (K <= 0) K = H;
     if (d <= 0 || H <= 0 || d % H || K > H || inter <= 0 || L <= 0 || T <= 0 || B <= 0 || nt <= 0 ||

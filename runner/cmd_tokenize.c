@@ -370,6 +370,22 @@ static int pipe_work_one(run_ctx *r, tok_ws *w) {
     return 1;
 }
 
+/* Resets slot jb for a new job (its ids buffer is kept for reuse). */
+static void job_fill(job *jb, const char *file, uint64_t off, size_t len, size_t ctx,
+                     const char *field, uint64_t lineno, int doc_first) {
+    tok_ids keep = jb->ids;
+    memset(jb, 0, sizeof *jb);
+    jb->ids = keep;
+    jb->file = file;
+    jb->off = off;
+    jb->len = len;
+    jb->ctx = ctx;
+    jb->field = field;
+    jb->lineno = lineno;
+    jb->check_utf8 = !field;
+    jb->doc_first = doc_first;
+}
+
 /* Thread 0: fills the next slot with a copy of the job's bytes, first encoding (helping)
  * while the ring or the byte budget is full. -1 when the run stopped on an error (the
  * writer's, in r->werr) or when out of memory (*err). */
@@ -389,18 +405,8 @@ static int pipe_add(run_ctx *r, const char *file, uint64_t off, const char *data
     char *own = malloc(len + ctx + 1);
     if (!own) return lmd_errf(err, "%s: out of memory for a %zu-byte document", file, len);
     memcpy(own, data, len + ctx);
-    tok_ids keep = jb->ids;
-    memset(jb, 0, sizeof *jb);
-    jb->ids = keep;
+    job_fill(jb, file, off, len, ctx, field, lineno, doc_first);
     jb->own = own;
-    jb->file = file;
-    jb->off = off;
-    jb->len = len;
-    jb->ctx = ctx;
-    jb->field = field;
-    jb->lineno = lineno;
-    jb->check_utf8 = !field;
-    jb->doc_first = doc_first;
     atomic_fetch_add(&r->inflight, need);
     atomic_store(&r->fed, i + 1); /* published: a worker may claim it from here */
     return 0;
@@ -457,18 +463,8 @@ static int add_job(run_ctx *r, const char *file, uint64_t off, const char *data,
         r->acap = c;
     }
     job *jb = &r->jobs[r->nj++];
-    tok_ids keep = jb->ids;
-    memset(jb, 0, sizeof *jb);
-    jb->ids = keep;
-    jb->file = file;
-    jb->off = off;
+    job_fill(jb, file, off, len, ctx, field, lineno, doc_first);
     jb->a_off = r->an;
-    jb->len = len;
-    jb->ctx = ctx;
-    jb->field = field;
-    jb->lineno = lineno;
-    jb->check_utf8 = !field;
-    jb->doc_first = doc_first;
     memcpy(r->arena + r->an, data, len + ctx);
     r->an += len + ctx;
     return 0;
