@@ -69,8 +69,7 @@ typedef struct {
     uint64_t lineno;
     tok_ids ids;
     int failed;
-    int done; /* one rank: encoded (the writer may take it); read and set in the writer's
-               * critical section */
+    int done; /* one rank: encoded (the writer may take it); read and set under wlock */
     lmd_err err;
 } job;
 
