@@ -111,6 +111,43 @@ for th in 1 2; do
 done
 cmp -s "$W/jl_t1.bin" "$W/jl_t2.bin" || bad "JSONL: --threads 1 and 2 give different files"
 
+# The one-rank pipeline holds 4096 jobs in a ring and at most 4 MiB of text per thread: the
+# cases 220 times over (> 9000 lines, the ring wraps twice) must give the cases' own ids 220
+# times, joined by EOS, at 1 and 2 threads; and a 9 MiB line among them (larger than the
+# budget: it waits for an empty pipeline) gives the same file at 1 and 2 threads.
+python3 - "$W" <<'EOF' || bad "cannot write the ring test's JSON Lines"
+import json, sys
+w = sys.argv[1]
+lines = open(f"{w}/cases.jsonl").read().splitlines()
+open(f"{w}/ring.jsonl", "w").write("\n".join(lines * 220) + "\n")
+big = " ".join(json.loads(l)["text"] for l in lines)
+big = (big * (9 * 2**20 // len(big.encode()) + 1))
+open(f"{w}/ringbig.jsonl", "w").write("\n".join(lines[:5] + [json.dumps({"text": big})] + lines[5:]) + "\n")
+EOF
+for th in 1 2; do
+  "$LMDISP" tokenize --tokenizer "$(tj qwen2_5)" --quiet --threads $th --field text \
+    --out "$W/ring_t$th.bin" "$W/ring.jsonl" || bad "ring JSONL --threads $th failed"
+  "$LMDISP" tokenize --tokenizer "$(tj qwen2_5)" --quiet --threads $th --field text \
+    --out "$W/ringbig_t$th.bin" "$W/ringbig.jsonl" || bad "9 MiB JSON line --threads $th failed"
+done
+cmp -s "$W/ringbig_t1.bin" "$W/ringbig_t2.bin" || bad "9 MiB JSON line: --threads 1 and 2 differ"
+python3 - "$W" "$EOS_qwen2_5" <<'EOF' || bad "the ring test's ids are not the cases' ids 220 times"
+import struct, sys
+w, eos = sys.argv[1], int(sys.argv[2])
+def ids(p):
+    b = open(p, "rb").read()
+    n = struct.unpack("<3i", b[:12])[2]
+    return list(struct.unpack(f"<{n}I", b[1024:1024 + 4 * n]))
+one = ids(f"{w}/jl_t1.bin")
+want = (one + [eos]) * 219 + one
+for th in (1, 2):
+    got = ids(f"{w}/ring_t{th}.bin")
+    if got != want:
+        i = next((k for k in range(min(len(got), len(want))) if got[k] != want[k]), min(len(got), len(want)))
+        sys.exit(f"--threads {th}: {len(got)} ids, want {len(want)}; first difference at id {i}")
+print(f"ring: {len(want)} ids, the cases' {len(one)} ids 220 times at 1 and 2 threads")
+EOF
+
 # ---- 3. documents: eos between files, --separator none, JSONL --field, empty docs skipped ----
 printf 'first document.' >"$W/a.txt"
 printf 'Second one\n' >"$W/b.txt"
