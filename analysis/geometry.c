@@ -68,7 +68,7 @@ int lmd_geom_acc_init(lmd_geom_acc *a, int n_layers, int T, int d, int nbins, lm
     a->nbins = nbins;
     size_t TT = (size_t)T * (size_t)T, Td = (size_t)T * (size_t)d;
     int k = T < d ? T : d;
-    a->csum = lmd_calloc((size_t)n_layers * TT, sizeof *a->csum);
+    a->csum = lmd_calloc((size_t)n_layers * lmd_geom_tri_size(T), sizeof *a->csum);
     a->ent_sum = lmd_calloc((size_t)n_layers, sizeof *a->ent_sum);
     a->mev_sum = lmd_calloc((size_t)n_layers, sizeof *a->mev_sum);
     a->n_seq = lmd_calloc((size_t)n_layers, sizeof *a->n_seq);
@@ -266,7 +266,7 @@ static void geom_csum_rows(double *csum, const float *c, int T, int i0, int i1) 
     // loop and ~30% of the whole similarity step at T = 512 (bench/bench_cossim.c).
     for (int i = i0; i < i1; i++) {
         const float *ci = c + (size_t)i * T;
-        double *si = csum + (size_t)i * T;
+        double *si = csum + lmd_geom_tri_row(T, i);
         for (int j = i; j < T; j++) si[j] += (double)geom_clip1(ci[j]);
     }
 }
@@ -280,7 +280,7 @@ static void geom_csum_gram(double *csum, const double *g, const double *inv, int
                            int i1) {
     for (int i = i0; i < i1; i++) {
         const double *gi = g + (size_t)i * T;
-        double *si = csum + (size_t)i * T, vi = inv[i];
+        double *si = csum + lmd_geom_tri_row(T, i), vi = inv[i];
         for (int j = i; j < T; j++) si[j] += (double)geom_clip1((float)(gi[j] * vi * inv[j]));
     }
 }
@@ -293,8 +293,8 @@ int lmd_geom_acc_add(lmd_geom_acc *a, int layer, const float *x, long n_seq, lmd
     if (n_seq == 0) return 0;
     if (!x) return lmd_errf(err, "geometry: NULL hidden states for layer %d", layer);
     const int T = a->T, d = a->d;
-    const size_t TT = (size_t)T * (size_t)T, Td = (size_t)T * (size_t)d;
-    double *csum = a->csum + (size_t)layer * TT;
+    const size_t Td = (size_t)T * (size_t)d;
+    double *csum = a->csum + (size_t)layer * lmd_geom_tri_size(T);
     double *hs = lmd_calloc((size_t)n_seq * 2, sizeof *hs), *ms = hs + n_seq;
     int blas = openblas_get_num_threads(), omp = par_max_threads();
     int nt = blas < omp ? blas : omp;
@@ -490,13 +490,13 @@ int lmd_geom_acc_finish(const lmd_geom_acc *a, lmd_geom *g, lmd_err *err) {
     size_t TT = (size_t)a->T * (size_t)a->T;
     double *cavg = lmd_calloc(TT, sizeof *cavg);
     for (int l = 0; l < a->n_layers; l++) {
-        const double *cs = a->csum + (size_t)l * TT;
+        const double *cs = a->csum + (size_t)l * lmd_geom_tri_size(a->T);
         double n = (double)a->n_seq[l];
         // cs holds the upper triangle (acc_add); C̄ is symmetric, so mirror it
         for (int i = 0; i < a->T; i++)
             for (int j = i; j < a->T; j++)
                 cavg[(size_t)i * a->T + j] = cavg[(size_t)j * a->T + i] =
-                    cs[(size_t)i * a->T + j] / n;
+                    cs[lmd_geom_tri_row(a->T, i) + j] / n;
         geom_layer_stats(cavg, a->T, a->nbins, &g->layer_mean[l], &g->offdiag_mean[l],
                          g->hist + (size_t)l * a->nbins);
         g->sv_entropy[l] = a->ent_sum[l] / n;

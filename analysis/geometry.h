@@ -76,7 +76,7 @@ typedef struct {
 } lmd_geom;
 
 /* Running sums for all L1 layers of one model; sequences may arrive in any number of calls
- * per layer. Memory: L1*T*T doubles for the cosine sums (e.g. 13 layers, T = 1024: 109 MB)
+ * per layer. Memory: L1*T*(T+1)/2 doubles for the cosine sums (13 layers, T = 1024: 55 MB)
  * plus one sequence's worth of scratch (per thread when sequences run in parallel, below).
  * Not thread-safe: one accumulator per thread.
  * Threads: the n_seq sequences of one lmd_geom_acc_add are measured in parallel, whole
@@ -86,10 +86,19 @@ typedef struct {
  * so the results do not depend on the thread count (tests/test_geompipe.c). A single
  * sequence uses OpenBLAS's threads for the float32 X̂ X̂ᵀ (the shared Gram always runs
  * OpenBLAS at one thread, so its bits do not depend on the thread count either). Scratch: one sequence's worth per thread. */
+/* The packed upper triangle of a T x T matrix, row after row: lmd_geom_tri_size(T) entries,
+ * and entry (i, j >= i) at lmd_geom_tri_row(T, i)[j] with row = packed + lmd_geom_tri_row(T, i)
+ * (the offset of row i minus i, so that the row is indexed by the column j). */
+static inline size_t lmd_geom_tri_size(int T) { return (size_t)T * ((size_t)T + 1) / 2; }
+static inline size_t lmd_geom_tri_row(int T, int i) {
+    return (size_t)i * (size_t)T - (size_t)i * ((size_t)i + 1) / 2;
+}
+
 typedef struct {
     int n_layers, T, d, nbins;
-    double *csum;    /* (L1, T, T) sum over sequences of the clipped C; upper triangle
-                       * (j >= i) only, the lower one is mirrored in acc_finish */
+    double *csum;    /* (L1, T(T+1)/2) sum over sequences of the clipped C: its upper triangle
+                       * (j >= i), row after row (lmd_geom_tri_row); the lower one is
+                       * mirrored in acc_finish */
     double *ent_sum; /* (L1) sum over sequences of the entropy */
     double *mev_sum; /* (L1) */
     long *n_seq;     /* (L1) sequences added per layer */

@@ -57,15 +57,14 @@ static void parts_free(pass_parts *pp) {
 static int parts_add(void *ctx, int layer, const float *h, int n_seq, int T, int d, lmd_err *err) {
     pass_parts *pp = ctx;
     lmd_geom_acc *a = &pp->one;
-    const size_t TT = (size_t)T * T;
+    const size_t tu = lmd_geom_tri_size(T);
     for (int s = 0; s < n_seq; s++) {
-        memset(a->csum, 0, TT * sizeof *a->csum);
+        memset(a->csum, 0, tu * sizeof *a->csum);
         a->ent_sum[0] = a->mev_sum[0] = 0.0;
         a->n_seq[0] = 0;
         if (lmd_geom_acc_add(a, 0, h + (size_t)s * T * d, 1, err)) return -1;
         float *out = pp->c + ((size_t)layer * pp->b + s) * pp->tu;
-        for (int i = 0, k = 0; i < T; i++)
-            for (int j = i; j < T; j++) out[k++] = (float)a->csum[(size_t)i * T + j]; /* exact */
+        for (size_t k = 0; k < tu; k++) out[k] = (float)a->csum[k]; /* exact */
         pp->hm[((size_t)layer * pp->b + s) * 2] = a->ent_sum[0];
         pp->hm[((size_t)layer * pp->b + s) * 2 + 1] = a->mev_sum[0];
     }
@@ -75,14 +74,11 @@ static int parts_add(void *ctx, int layer, const float *h, int n_seq, int T, int
 /* the leader adds n sequences' partials of one layer, in order (acc_add's own operations) */
 static void leader_add_parts(lmd_geom_acc *a, int layer, const float *c, const double *hm, int n) {
     const int T = a->T;
-    double *csum = a->csum + (size_t)layer * T * T;
-    size_t tu = (size_t)T * (T + 1) / 2;
+    size_t tu = lmd_geom_tri_size(T);
+    double *csum = a->csum + (size_t)layer * tu;
     for (int s = 0; s < n; s++) {
         const float *cs = c + (size_t)s * tu;
-        for (int i = 0, k = 0; i < T; i++) {
-            double *si = csum + (size_t)i * T;
-            for (int j = i; j < T; j++) si[j] += (double)cs[k++];
-        }
+        for (size_t k = 0; k < tu; k++) csum[k] += (double)cs[k];
         a->ent_sum[layer] += hm[2 * s];
         a->mev_sum[layer] += hm[2 * s + 1];
     }
